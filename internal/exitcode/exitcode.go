@@ -1,0 +1,42 @@
+package exitcode
+
+import (
+	"context"
+	"errors"
+)
+
+// Exit codes shared by coordinator and worker.
+const (
+	OK          = 0   // every record succeeded
+	Failed      = 1   // some records failed, a worker failed, or the run was stopped by the API
+	Usage       = 2   // bad flags or bad input; nothing was written
+	Interrupted = 130 // stopped by SIGINT or SIGTERM
+)
+
+// Sentinel errors. Wrap them with fmt.Errorf("...: %w", ErrX) so Code can find them.
+var (
+	// ErrUsage marks a mistake in flags, input or configuration: exit 2.
+	ErrUsage = errors.New("usage error")
+	// ErrRecordsFailed marks a run that finished but left records failed or undone: exit 1.
+	ErrRecordsFailed = errors.New("some records failed")
+	// ErrFatalAPI marks an API answer that retrying cannot fix (bad key, no quota): exit 1.
+	ErrFatalAPI = errors.New("the API refused the run")
+	// ErrBudget marks a run stopped because --max-cost was reached: exit 1.
+	ErrBudget = errors.New("budget reached")
+	// ErrInterrupted marks a run stopped by a signal: exit 130.
+	ErrInterrupted = errors.New("interrupted")
+)
+
+// Code maps an error returned by a run function to the process exit code.
+func Code(err error) int {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, ErrUsage):
+		return Usage
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
+		return Interrupted
+	default:
+		return Failed
+	}
+}
