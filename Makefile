@@ -1,0 +1,40 @@
+# Build, test and try trialcat. `make help` lists the targets.
+GO       ?= go
+BIN      ?= bin
+WORKERS  ?= 4
+GOFLAGS  ?=
+export CGO_ENABLED ?= 0
+
+.PHONY: help build test test-short lint demo smoke bench tidy-check clean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build coordinator, worker and fakeai into ./bin
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+test: build ## run every test with the race detector (what CI runs)
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-short: ## unit tests only, no end-to-end runs
+	$(GO) test -short -count=1 ./...
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build ## categorize the bundled 100 real trials offline into ./demo-output (no API key needed)
+	env -u OPENAI_API_KEY $(BIN)/coordinator --workers $(WORKERS) --input testdata/trials.jsonl --out demo-output --fresh
+	@echo; head -3 demo-output/final_results.csv
+
+smoke: build ## run scripts/ci-categorize.sh the way CI does
+	scripts/ci-categorize.sh
+
+bench: build ## run the benchmarks written up in BENCHMARKS.md
+	scripts/bench.sh
+
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+clean: ## remove build and demo output
+	rm -rf $(BIN) demo-output output

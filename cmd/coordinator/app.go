@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
+
+	"github.com/trialcat/trialcat/internal/coordinator"
+	"github.com/trialcat/trialcat/internal/exitcode"
+)
+
+const description = `Splits --input into N batch files (OUT/batch_N.json), starts one worker process per batch,
+waits for all of them (restarting a worker that crashes) and merges their OUT/worker_N_results.csv
+into OUT/final_results.csv, in input order. Records that failed are listed in OUT/final_failures.csv.
+
+Input: a JSON array, JSON Lines, a ClinicalTrials.gov API v2 page {"studies":[...]}, or CSV with a
+header; the format is read from the content.
+
+Provider: with OPENAI_API_KEY set, the OpenAI Chat Completions API (or any OpenAI-compatible server
+given by --base-url or OPENAI_BASE_URL); without it, the offline categorizer, which fills the default
+clinical-trial categories from each record's own ClinicalTrials.gov fields. The key is read from the
+environment only.
+
+Rerunning the same command resumes: answered records are not asked again, failed and missing ones
+are retried.
+
+Exit codes: 0 every record succeeded; 1 some records failed, or the API refused the run;
+2 usage or input error (nothing written); 130 interrupted (rerun to resume).`
+
+func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
+	ran := false
+	app := &cli.App{
+		Name:            "coordinator",
+		Usage:           "categorize records with an LLM using isolated parallel worker processes",
+		UsageText:       "coordinator --workers 20 --input trials.json [--out output] [flags]",
+		Description:     description,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run: children must be stopped first
+		Flags:           runFlags(),
+		Action: func(c *cli.Context) error {
+			ran = true
+			if c.NArg() > 0 {
+				return fmt.Errorf("unexpected arguments %q; give the input with --input: %w", c.Args().Slice(), exitcode.ErrUsage)
+			}
+			opts, err := optionsFrom(c)
+			if err != nil {
+				return err
+			}
+			log := newLogger(c.String("log-level"))
+			_, err = coordinator.Run(c.Context, opts, coordinator.Deps{
+				Log: log, Stdout: os.Stdout, Getenv: os.Getenv, HardStop: hardStop,
+			})
+			return err
+		},
+	}
+	err := app.RunContext(ctx, args)
+	if !ran && err != nil {
+		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
+	}
+	if err != nil && !errors.Is(err, exitcode.ErrInterrupted) {
+		fmt.Fprintln(os.Stderr, "coordinator:", err)
+	}
+	return err
+}
+
+func newLogger(level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "coordinator",
+		Level:  hclog.LevelFromString(level),
+		Output: os.Stderr,
+		Color:  hclog.AutoColor,
+		// A terminal gets short times; files and CI logs get full timestamps.
+		TimeFormat: timeFormat(),
+	})
+}
+
+func timeFormat() string {
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		return "15:04:05.000"
+	}
+	return time.RFC3339
+}
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "the `FILE` of records to categorize"},
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: coordinator.DefaultOut, Usage: "output `DIR`"},
+		&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: 20, Usage: "worker processes running at once"},
+		&cli.StringFlag{Name: "batches", Usage: "`N` batches (at least --workers; a new worker starts on the next batch as one finishes), or auto (guided self-scheduling); default one batch per worker"},
+		&cli.IntFlag{Name: "concurrency", Value: 1, Usage: "requests in flight per worker"},
+		&cli.StringFlag{Name: "id-field", Usage: "dotted `PATH` of the record ID (default: nct_id, nctId, NCTId or protocolSection.identificationModule.nctId)"},
+		&cli.BoolFlag{Name: "dedupe", Usage: "keep the first of records with the same ID instead of refusing the input"},
+		&cli.StringFlag{Name: "provider", Value: "auto", Usage: "auto (openai when OPENAI_API_KEY is set, else offline), openai or offline"},
+		&cli.StringFlag{Name: "model", Value: coordinator.DefaultModel, Usage: "model `NAME`"},
+		&cli.StringFlag{Name: "base-url", Usage: "OpenAI-compatible API base `URL` (default: OPENAI_BASE_URL, else OpenAI)"},
+		&cli.StringFlag{Name: "reasoning-effort", Usage: "reasoning effort for reasoning models (minimal, low, medium, high)"},
+		&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature; sent only when given, and never to reasoning models"},
+		&cli.Int64Flag{Name: "max-completion-tokens", Usage: "cap on output tokens per request (0: the model's default)"},
+		&cli.StringFlag{Name: "prompt", Usage: "prompt template `FILE` (Go text/template; default: the embedded clinical-trial prompt)"},
+		&cli.StringFlag{Name: "schema", Usage: "JSON Schema `FILE` of the answer; each top-level property becomes a column"},
+		&cli.IntFlag{Name: "max-attempts", Value: coordinator.DefaultMaxAttempts, Usage: "attempts per record, across worker restarts"},
+		&cli.DurationFlag{Name: "timeout", Value: coordinator.DefaultTimeout, Usage: "timeout per attempt"},
+		&cli.IntFlag{Name: "rpm", Usage: "requests per minute for the whole run (0: unlimited)"},
+		&cli.IntFlag{Name: "tpm", Usage: "tokens per minute for the whole run (0: unlimited)"},
+		&cli.IntFlag{Name: "max-restarts", Value: coordinator.DefaultMaxRestarts, Usage: "restarts of a crashed worker per batch"},
+		&cli.BoolFlag{Name: "fresh", Usage: "start over: move the previous run's files in --out to OUT/previous-<time>/"},
+		&cli.StringFlag{Name: "worker-bin", Usage: "worker binary `PATH` (default: beside the coordinator, then on PATH)"},
+		&cli.DurationFlag{Name: "grace", Value: coordinator.DefaultGrace, Usage: "how long a stopping worker may take before it is killed"},
+		&cli.DurationFlag{Name: "progress-every", Value: 5 * time.Second, Usage: "interval of the progress line"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "trace, debug, info, warn or error"},
+	}
+}
+
+func optionsFrom(c *cli.Context) (coordinator.Options, error) {
+	o := coordinator.Options{
+		Input: c.String("input"), Out: c.String("out"), Workers: c.Int("workers"), Batches: c.String("batches"),
+		Concurrency: c.Int("concurrency"), IDField: c.String("id-field"), Dedupe: c.Bool("dedupe"),
+		Provider: c.String("provider"), Model: c.String("model"), BaseURL: c.String("base-url"),
+		ReasoningEffort: c.String("reasoning-effort"), MaxCompletionTokens: c.Int64("max-completion-tokens"),
+		PromptFile: c.String("prompt"), SchemaFile: c.String("schema"), MaxAttempts: c.Int("max-attempts"),
+		Timeout: c.Duration("timeout"), RPM: c.Int("rpm"), TPM: c.Int("tpm"), MaxRestarts: c.Int("max-restarts"),
+		Fresh: c.Bool("fresh"), WorkerBin: c.String("worker-bin"), Grace: c.Duration("grace"),
+		ProgressEvery: c.Duration("progress-every"),
+	}
+	if c.IsSet("temperature") {
+		t := c.Float64("temperature")
+		o.Temperature = &t
+	}
+	return o, nil
+}

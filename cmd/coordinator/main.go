@@ -1,0 +1,20 @@
+// Command coordinator categorizes a file of records with an LLM: it splits the input into
+// batch_N.json files, runs one isolated worker process per batch, and merges their results.
+//
+//	coordinator --workers 20 --input trials.json
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/signals"
+)
+
+func main() {
+	ctx, hardStop, stop := signals.Context(context.Background())
+	err := run(ctx, os.Args, hardStop)
+	stop()
+	os.Exit(exitcode.Code(err))
+}

@@ -1,0 +1,77 @@
+// Command worker categorizes the records of one batch file. The coordinator starts one per
+// batch; run it by hand to debug a batch: worker --batch output/batch_3.json
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/signals"
+	"github.com/trialcat/trialcat/internal/worker"
+)
+
+func main() {
+	ctx, _, stop := signals.Context(context.Background())
+	err := run(ctx, os.Args)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+func exitCode(err error) int {
+	if errors.Is(err, exitcode.ErrFatalAPI) {
+		return 3
+	}
+	return exitcode.Code(err)
+}
+
+func run(ctx context.Context, args []string) error {
+	ran := false
+	app := &cli.App{
+		Name:      "worker",
+		Usage:     "categorize the records of one batch file (normally started by the coordinator)",
+		UsageText: "worker --batch OUT/batch_N.json [--model M] [--base-url URL] [--concurrency C]",
+		Description: "Reads OUT/run.json beside the batch, appends each answer to OUT/worker_N_results.csv as soon as it has it,\n" +
+			"records failures in OUT/worker_N_failures.csv and logs JSON lines to OUT/worker_N_log.txt. Started again it\n" +
+			"skips the records already answered or failed. The API key is read from OPENAI_API_KEY only.\n\n" +
+			"Exit codes: 0 every record answered; 1 some records failed; 2 usage error; 3 the API refused the run\n" +
+			"(bad key, no quota); 130 interrupted.",
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "batch", Usage: "the batch file `OUT/batch_N.json`", Required: true},
+			&cli.StringFlag{Name: "run", Usage: "the run file (default: run.json beside the batch)"},
+			&cli.StringFlag{Name: "model", Usage: "override the run's model"},
+			&cli.StringFlag{Name: "base-url", Usage: "override the run's OpenAI-compatible base URL"},
+			&cli.IntFlag{Name: "concurrency", Usage: "override the requests in flight (default: the run's)"},
+			&cli.BoolFlag{Name: "events", Usage: "write progress events to stdout and stop when stdin closes (used by the coordinator)", Hidden: true},
+		},
+		Action: func(c *cli.Context) error {
+			ran = true
+			if c.NArg() > 0 {
+				return fmt.Errorf("unexpected arguments %q; the batch is given with --batch: %w", c.Args().Slice(), exitcode.ErrUsage)
+			}
+			return worker.Run(c.Context, worker.Options{
+				BatchPath:   c.String("batch"),
+				RunPath:     c.String("run"),
+				Model:       c.String("model"),
+				BaseURL:     c.String("base-url"),
+				Concurrency: c.Int("concurrency"),
+				Events:      c.Bool("events"),
+			}, worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+		},
+	}
+	err := app.RunContext(ctx, args)
+	if !ran && err != nil {
+		// urfave/cli rejected the flags before the action ran.
+		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
+	}
+	if err != nil && exitCode(err) != 130 {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+	}
+	return err
+}

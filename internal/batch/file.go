@@ -1,0 +1,144 @@
+package batch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/record"
+)
+
+// Writer streams one batch file. The file appears under its final name only after Commit, so a
+// half-written batch never looks complete.
+type Writer struct {
+	path string
+	tmp  *os.File
+	bw   *bufio.Writer
+	n    int64
+}
+
+// Create starts writing the batch file at path.
+func Create(path string) (*Writer, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create batch %s: %w", path, err)
+	}
+	w := &Writer{path: path, tmp: tmp, bw: bufio.NewWriterSize(tmp, 1<<20)}
+	if _, err := w.bw.WriteString("["); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("write batch %s: %w", path, err)
+	}
+	return w, nil
+}
+
+// Add appends one record's JSON object.
+func (w *Writer) Add(data json.RawMessage) error {
+	sep := ",\n"
+	if w.n == 0 {
+		sep = "\n"
+	}
+	if _, err := w.bw.WriteString(sep); err != nil {
+		return fmt.Errorf("write batch %s: %w", w.path, err)
+	}
+	if _, err := w.bw.Write(data); err != nil {
+		return fmt.Errorf("write batch %s: %w", w.path, err)
+	}
+	w.n++
+	return nil
+}
+
+// Commit finishes the file, syncs it and renames it into place.
+func (w *Writer) Commit() error {
+	err := func() error {
+		if _, err := w.bw.WriteString("\n]\n"); err != nil {
+			return err
+		}
+		if err := w.bw.Flush(); err != nil {
+			return err
+		}
+		if err := w.tmp.Chmod(0o644); err != nil {
+			return err
+		}
+		if err := w.tmp.Sync(); err != nil {
+			return err
+		}
+		if err := w.tmp.Close(); err != nil {
+			return err
+		}
+		return os.Rename(w.tmp.Name(), w.path)
+	}()
+	if err != nil {
+		_ = os.Remove(w.tmp.Name())
+		return fmt.Errorf("commit batch %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// Abort drops the unfinished file.
+func (w *Writer) Abort() {
+	_ = w.tmp.Close()
+	_ = os.Remove(w.tmp.Name())
+}
+
+// Read streams the records of a batch file in order, finding each ID at idField (or the default
+// ID fields). Record.Index is the position within the batch. Errors in the file wrap
+// exitcode.ErrUsage and name the file and record.
+func Read(path, idField string, fn func(record.Record) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open batch: %w: %w", err, exitcode.ErrUsage)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("batch %s: not a JSON array of records: %w: %w", path, err, exitcode.ErrUsage)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("batch %s: not a JSON array of records: %w", path, exitcode.ErrUsage)
+	}
+	var i int64
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fmt.Errorf("batch %s: record %d: %w: %w", path, i, err, exitcode.ErrUsage)
+		}
+		m, err := record.Decode(raw)
+		if err != nil {
+			return fmt.Errorf("batch %s: record %d: %w: %w", path, i, err, exitcode.ErrUsage)
+		}
+		id := record.IDOf(m, idField)
+		if id == "" {
+			return fmt.Errorf("batch %s: record %d has no ID (id field %q): %w", path, i, idFieldName(idField), exitcode.ErrUsage)
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return fmt.Errorf("batch %s: record %d: %w: %w", path, i, err, exitcode.ErrUsage)
+		}
+		if err := fn(record.Record{Index: i, ID: id, Data: buf.Bytes()}); err != nil {
+			return err
+		}
+		i++
+	}
+	if _, err := dec.Token(); err != nil && err != io.EOF {
+		return fmt.Errorf("batch %s: unterminated array after record %d: %w: %w", path, i, err, exitcode.ErrUsage)
+	}
+	return nil
+}
+
+// IDs streams only the IDs of a batch file, in order.
+func IDs(path, idField string, yield func(id string) error) error {
+	return Read(path, idField, func(r record.Record) error { return yield(r.ID) })
+}
+
+func idFieldName(f string) string {
+	if f == "" {
+		return "default"
+	}
+	return f
+}

@@ -1,0 +1,293 @@
+package coordinator_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/taxonomy"
+)
+
+func TestOfflineRunOnBundledSample(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	res := runBin(t, nil, "coordinator", "--workers", "4", "--input", sample, "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "OPENAI_API_KEY is not set: using the offline categorizer") {
+		t.Errorf("auto provider did not say it fell back to offline:\n%s", res.stderr)
+	}
+	for n := 0; n < 4; n++ {
+		for _, f := range []string{"batch_%d.json", "worker_%d_results.csv", "worker_%d_log.txt"} {
+			if _, err := os.Stat(filepath.Join(out, fmt.Sprintf(f, n))); err != nil {
+				t.Errorf("missing %s: %v", fmt.Sprintf(f, n), err)
+			}
+		}
+	}
+	rows := readCSV(t, filepath.Join(out, "final_results.csv"))
+	wantHeader := append([]string{"nct_id"}, taxonomy.MustSchema().Columns()...)
+	wantHeader = append(wantHeader, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker")
+	if !reflect.DeepEqual(rows[0], wantHeader) {
+		t.Errorf("header = %v\nwant %v", rows[0], wantHeader)
+	}
+	if got, want := firstColumn(rows), sampleIDs(t, sample); !reflect.DeepEqual(got, want) {
+		t.Errorf("final_results.csv IDs are not the input's, in order:\n got %v\nwant %v", got, want)
+	}
+	var sum struct {
+		Status    string `json:"status"`
+		Records   int64  `json:"records"`
+		Succeeded int64  `json:"succeeded"`
+		Failed    int64  `json:"failed"`
+		Workers   []struct {
+			Records  int64  `json:"records"`
+			ExitCode int    `json:"exit_code"`
+			Exit     string `json:"exit"`
+		} `json:"workers"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != "complete" || sum.Records != 100 || sum.Succeeded != 100 || sum.Failed != 0 || len(sum.Workers) != 4 {
+		t.Errorf("summary = %+v", sum)
+	}
+	// The design's split: 3 batches of 25 and the last takes the remainder.
+	for i, w := range sum.Workers {
+		if w.Records != 25 || w.ExitCode != 0 {
+			t.Errorf("worker %d: %+v", i, w)
+		}
+	}
+	if !strings.Contains(res.stdout, "100 records: 100 succeeded, 0 failed") {
+		t.Errorf("human summary missing:\n%s", res.stdout)
+	}
+}
+
+// answerFor is the fake server's deterministic answer for a record, used to check that the
+// final file holds exactly the server's answers.
+func answerFor(id string) map[string]any {
+	areas := []string{"oncology", "cardiovascular", "neurology"}
+	h := 0
+	for _, c := range id {
+		h = h*31 + int(c)
+	}
+	if h < 0 {
+		h = -h
+	}
+	return map[string]any{
+		"therapeutic_area":       areas[h%len(areas)],
+		"intervention_type":      "drug",
+		"trial_purpose":          "treatment",
+		"population":             "adult",
+		"eligibility_complexity": "medium",
+		"rationale":              "server answer for " + id,
+	}
+}
+
+func TestAPIRunEveryInputFormat(t *testing.T) {
+	ids := sampleIDs(t, sample)[:40]
+	dir := t.TempDir()
+	inputs := writeFormats(t, dir, 40)
+	for _, format := range []string{"jsonl", "json", "studies", "csv"} {
+		t.Run(format, func(t *testing.T) {
+			fake, url := startFake(t, fakeai.Config{Answer: func(id string, _ fakeai.ChatRequest) map[string]any { return answerFor(id) }})
+			out := filepath.Join(t.TempDir(), "out")
+			res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator",
+				"--workers", "20", "--input", inputs[format], "--out", out, "--base-url", url)
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.stderr)
+			}
+			rows := readCSV(t, filepath.Join(out, "final_results.csv"))
+			if got := firstColumn(rows); !reflect.DeepEqual(got, ids) {
+				t.Fatalf("IDs not in input order:\n got %v\nwant %v", got, ids)
+			}
+			cols := rows[0]
+			for _, row := range rows[1:] {
+				want := answerFor(row[0])
+				for i, c := range cols {
+					if v, ok := want[c]; ok && row[i] != v {
+						t.Errorf("%s %s = %q, server answered %q", row[0], c, row[i], v)
+					}
+				}
+				if row[len(row)-7] != "gpt-5-mini" {
+					t.Errorf("%s: model column %q", row[0], row[len(row)-7])
+				}
+			}
+			for n := 0; n < 20; n++ {
+				if _, err := os.Stat(filepath.Join(out, fmt.Sprintf("batch_%d.json", n))); err != nil {
+					t.Errorf("batch_%d.json: %v", n, err)
+				}
+			}
+			st := fake.Stats()
+			for _, id := range ids {
+				if st.PerID[id] != 1 {
+					t.Errorf("%s requested %d times, want 1", id, st.PerID[id])
+				}
+			}
+			assertNoKey(t, out)
+		})
+	}
+}
+
+// writeFormats writes the first n sample records as JSON Lines, a JSON array, a ClinicalTrials.gov
+// API v2 page and a flat CSV, returning the paths by format.
+func writeFormats(t testing.TB, dir string, n int) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")[:n]
+	paths := map[string]string{
+		"jsonl":   filepath.Join(dir, "trials.jsonl"),
+		"json":    filepath.Join(dir, "trials.json"),
+		"studies": filepath.Join(dir, "page.json"),
+		"csv":     filepath.Join(dir, "trials.csv"),
+	}
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(paths["jsonl"], strings.Join(lines, "\n")+"\n")
+	write(paths["json"], "[\n"+strings.Join(lines, ",\n")+"\n]\n")
+	write(paths["studies"], `{"studies":[`+strings.Join(lines, ",")+`],"nextPageToken":"abc"}`)
+	var csv strings.Builder
+	csv.WriteString("nct_id,title,conditions\n")
+	for _, l := range lines {
+		var rec struct {
+			ProtocolSection struct {
+				IdentificationModule struct {
+					NctID      string `json:"nctId"`
+					BriefTitle string `json:"briefTitle"`
+				} `json:"identificationModule"`
+				ConditionsModule struct {
+					Conditions []string `json:"conditions"`
+				} `json:"conditionsModule"`
+			} `json:"protocolSection"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		p := rec.ProtocolSection
+		fmt.Fprintf(&csv, "%s,%q,%q\n", p.IdentificationModule.NctID,
+			strings.ReplaceAll(p.IdentificationModule.BriefTitle, `"`, `'`), strings.Join(p.ConditionsModule.Conditions, "; "))
+	}
+	write(paths["csv"], csv.String())
+	return paths
+}
+
+// assertNoKey fails if the API key is in any file under dir.
+func assertNoKey(t testing.TB, dir string) {
+	t.Helper()
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(data), testKey) {
+			t.Errorf("API key found in %s", p)
+		}
+		return nil
+	})
+}
+
+func TestHandRunWorkerRedoesBatchAndRerunMakesNoRequests(t *testing.T) {
+	fake, url := startFake(t, fakeai.Config{})
+	out := filepath.Join(t.TempDir(), "out")
+	env := []string{"OPENAI_API_KEY=" + testKey}
+	args := []string{"--workers", "5", "--input", sample, "--out", out, "--base-url", url}
+	if res := runBin(t, env, "coordinator", args...); res.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", res.code, res.stderr)
+	}
+	first := fake.Stats().Requests
+	if first != 100 {
+		t.Errorf("first run made %d requests, want 100", first)
+	}
+
+	if err := os.Remove(filepath.Join(out, "worker_3_results.csv")); err != nil {
+		t.Fatal(err)
+	}
+	res := runBin(t, env, "worker", "--batch", filepath.Join(out, "batch_3.json"))
+	if res.code != 0 {
+		t.Fatalf("worker by hand: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := len(readCSV(t, filepath.Join(out, "worker_3_results.csv"))) - 1; got != 20 {
+		t.Errorf("worker 3 redid %d records, want 20", got)
+	}
+	afterWorker := fake.Stats().Requests
+	if afterWorker-first != 20 {
+		t.Errorf("worker by hand made %d requests, want 20", afterWorker-first)
+	}
+
+	if res := runBin(t, env, "coordinator", args...); res.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := fake.Stats().Requests; got != afterWorker {
+		t.Errorf("rerun made %d new requests, want 0", got-afterWorker)
+	}
+	ok, failed := assertExactlyOnce(t, out, sampleIDs(t, sample))
+	if ok != 100 || failed != 0 {
+		t.Errorf("after rerun: %d succeeded, %d failed", ok, failed)
+	}
+}
+
+func TestUsageErrorsLeaveOutputUntouched(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	// A finished run to protect.
+	if res := runBin(t, nil, "coordinator", "--workers", "2", "--input", sample, "--out", out); res.code != 0 {
+		t.Fatalf("setup run: exit %d\n%s", res.code, res.stderr)
+	}
+	before := snapshot(t, out)
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"zero workers", []string{"--workers", "0", "--input", sample}, nil, "--workers 0"},
+		{"missing input", []string{"--input", filepath.Join(dir, "nope.json")}, nil, "nope.json"},
+		{"input is a folder", []string{"--input", dir}, nil, "directory"},
+		{"malformed json", []string{"--input", write("bad.json", "[{\"nct_id\":\"A\"},\n{\"nct_id\": }]")}, nil, "bad.json:2"},
+		{"no id", []string{"--input", write("noid.jsonl", "{\"title\":\"x\"}\n")}, nil, "no ID"},
+		{"duplicate ids", []string{"--input", write("dup.jsonl", "{\"nct_id\":\"A\"}\n{\"nct_id\":\"A\"}\n")}, nil, "--dedupe"},
+		{"empty file", []string{"--input", write("empty.json", "")}, nil, "empty"},
+		{"openai without key", []string{"--provider", "openai", "--input", sample}, nil, "OPENAI_API_KEY"},
+		{"offline with schema", []string{"--provider", "offline", "--schema", write("s.json", `{"type":"object","properties":{"x":{"type":"string"}}}`), "--input", sample}, nil, "--schema"},
+		{"unknown flag", []string{"--wrokers", "3", "--input", sample}, nil, "wrokers"},
+		{"other settings", []string{"--workers", "3", "--input", sample}, nil, "--fresh"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--out", out}, tt.args...)
+			res := runBin(t, tt.env, "coordinator", args...)
+			if res.code != 2 {
+				t.Errorf("exit %d, want 2\n%s", res.code, res.stderr)
+			}
+			if !strings.Contains(res.stderr, tt.want) {
+				t.Errorf("message does not mention %q:\n%s", tt.want, res.stderr)
+			}
+			if after := snapshot(t, out); after != before {
+				t.Errorf("output folder changed")
+			}
+		})
+	}
+}

@@ -1,0 +1,201 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/merge"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/safefile"
+	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/worker"
+)
+
+// Output file names.
+const (
+	FinalResults  = "final_results.csv"
+	FinalFailures = "final_failures.csv"
+	SummaryFile   = "summary.json"
+)
+
+// WorkerSummary is one batch's line in summary.json.
+type WorkerSummary struct {
+	WorkerRun
+	Succeeded    int64   `json:"succeeded"`
+	Failed       int64   `json:"failed"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+}
+
+// Summary is summary.json.
+type Summary struct {
+	Status            string           `json:"status"` // complete, records_failed, interrupted, api_refused, error
+	Out               string           `json:"out"`
+	Provider          string           `json:"provider"`
+	Model             string           `json:"model"`
+	Records           int64            `json:"records"`
+	Succeeded         int64            `json:"succeeded"`
+	Failed            int64            `json:"failed"`
+	FailedByClass     map[string]int64 `json:"failed_by_class"`
+	InputTokens       int64            `json:"input_tokens"`
+	CachedInputTokens int64            `json:"cached_input_tokens"`
+	OutputTokens      int64            `json:"output_tokens"`
+	CostUSD           float64          `json:"estimated_cost_usd"`
+	CostKnown         bool             `json:"cost_known"`
+	Retries           int64            `json:"retries"`
+	RateLimited       int64            `json:"rate_limited_429s"`
+	Restarts          int64            `json:"restarts"`
+	WallSeconds       float64          `json:"wall_seconds"`
+	StartedAt         time.Time        `json:"started_at"`
+	FinishedAt        time.Time        `json:"finished_at"`
+	Workers           []WorkerSummary  `json:"workers"`
+}
+
+// finish merges the workers' files, writes summary.json and prints the human summary.
+func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, sch *schema.Schema, s *scheduler, started time.Time, runErr error) (*Summary, error) {
+	// Merging must happen even when the run was interrupted: use a context of its own.
+	mctx := context.WithoutCancel(ctx)
+	stats, err := Merge(mctx, opts.Out, spec, sch)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{
+		Out: opts.Out, Provider: spec.Provider, Model: spec.Model,
+		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed + stats.Missing,
+		StartedAt: started.UTC(), FinishedAt: deps.Now().UTC(),
+	}
+	sum.WallSeconds = sum.FinishedAt.Sub(sum.StartedAt).Seconds()
+	switch {
+	case errors.Is(runErr, exitcode.ErrInterrupted):
+		sum.Status = "interrupted"
+	case errors.Is(runErr, exitcode.ErrFatalAPI):
+		sum.Status = "api_refused"
+	case runErr != nil:
+		sum.Status = "error"
+	case sum.Failed > 0:
+		sum.Status = "records_failed"
+	default:
+		sum.Status = "complete"
+	}
+	sum.Retries, sum.RateLimited, sum.Restarts = s.progress.counts()
+	if err := sum.tally(opts.Out, worker.ResultsHeader(spec.IDColumn, sch), s.workerRuns()); err != nil {
+		return nil, err
+	}
+	if err := safefile.WriteJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
+		return nil, fmt.Errorf("write summary: %w", err)
+	}
+	sum.print(deps.Stdout)
+	return sum, nil
+}
+
+// Merge merges every batch's worker files in dir into final_results.csv and final_failures.csv.
+func Merge(ctx context.Context, dir string, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, error) {
+	batches := make([]merge.Batch, 0, len(spec.Batches))
+	for _, b := range spec.Batches {
+		f := worker.FilesForNumber(dir, b.Number)
+		path := filepath.Join(dir, batch.FileName(b.Number))
+		batches = append(batches, merge.Batch{
+			Number: b.Number, ResultsPath: f.Results, FailuresPath: f.Failures,
+			IDs: func(yield func(string) error) error { return batch.IDs(path, spec.IDField, yield) },
+		})
+	}
+	return merge.Merge(ctx, merge.Options{
+		Batches:       batches,
+		ResultsHeader: worker.ResultsHeader(spec.IDColumn, sch),
+		OutPath:       filepath.Join(dir, FinalResults),
+		FailuresPath:  filepath.Join(dir, FinalFailures),
+		MissingClass:  "not_processed",
+	})
+}
+
+// tally adds tokens, cost and per-worker counts from the merged files.
+func (sum *Summary) tally(dir string, header []string, runs []WorkerRun) error {
+	per := map[int]*WorkerSummary{}
+	for _, r := range runs {
+		per[r.Batch] = &WorkerSummary{WorkerRun: r}
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	sum.CostKnown = true
+	if _, _, err := results.Read(filepath.Join(dir, FinalResults), func(row []string) error {
+		in, _ := strconv.ParseInt(row[col["input_tokens"]], 10, 64)
+		out, _ := strconv.ParseInt(row[col["output_tokens"]], 10, 64)
+		cost, cerr := strconv.ParseFloat(row[col["cost_usd"]], 64)
+		if cerr != nil {
+			sum.CostKnown = false
+		}
+		sum.InputTokens += in
+		sum.OutputTokens += out
+		sum.CostUSD += cost
+		n, _ := strconv.Atoi(row[col["worker"]])
+		if w, ok := per[n]; ok {
+			w.Succeeded++
+			w.InputTokens += in
+			w.OutputTokens += out
+			w.CostUSD += cost
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read %s: %w", FinalResults, err)
+	}
+	sum.FailedByClass = map[string]int64{}
+	if _, _, err := results.Read(filepath.Join(dir, FinalFailures), func(row []string) error {
+		sum.FailedByClass[row[1]]++
+		n, _ := strconv.Atoi(row[4])
+		if w, ok := per[n]; ok {
+			w.Failed++
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read %s: %w", FinalFailures, err)
+	}
+	for _, r := range runs {
+		sum.Workers = append(sum.Workers, *per[r.Batch])
+	}
+	return nil
+}
+
+func (sum *Summary) print(w io.Writer) {
+	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Provider, sum.Model)
+	cost := fmt.Sprintf("$%.4f", sum.CostUSD)
+	if !sum.CostKnown {
+		cost += " (some models' prices are unknown; see --prices)"
+	}
+	fmt.Fprintf(w, "tokens in %d, out %d; estimated cost %s; wall %.1fs; retries %d (429s %d); worker restarts %d\n",
+		sum.InputTokens, sum.OutputTokens, cost, sum.WallSeconds, sum.Retries, sum.RateLimited, sum.Restarts)
+	if len(sum.FailedByClass) > 0 {
+		classes := make([]string, 0, len(sum.FailedByClass))
+		for c := range sum.FailedByClass {
+			classes = append(classes, c)
+		}
+		sort.Strings(classes)
+		fmt.Fprint(w, "failures by class:")
+		for _, c := range classes {
+			fmt.Fprintf(w, " %s=%d", c, sum.FailedByClass[c])
+		}
+		fmt.Fprintln(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "worker\trecords\tsucceeded\tfailed\tseconds\trestarts\texit\t")
+	for _, ws := range sum.Workers {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.1f\t%d\t%s\t\n", ws.Batch, ws.Records, ws.Succeeded, ws.Failed, ws.Seconds, ws.Restarts, ws.Exit)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "results: %s\n", filepath.Join(sum.Out, FinalResults))
+	if sum.Failed > 0 {
+		fmt.Fprintf(w, "failures: %s\n", filepath.Join(sum.Out, FinalFailures))
+	}
+}

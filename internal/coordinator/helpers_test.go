@@ -1,0 +1,164 @@
+package coordinator_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/fakeai"
+)
+
+const testKey = "sk-test-7f3a9c1e5b2d"
+
+// sample is the bundled real trials file.
+const sample = "../../testdata/trials.jsonl"
+
+type runResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runBin runs one of the built binaries with an explicit environment.
+func runBin(t testing.TB, env []string, name string, args ...string) runResult {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	res := runResult{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s: %v", name, err)
+	}
+	return res
+}
+
+// startFake serves the fake OpenAI-compatible API and returns its base URL.
+func startFake(t testing.TB, cfg fakeai.Config) (*fakeai.Server, string) {
+	t.Helper()
+	if cfg.APIKey == "" {
+		cfg.APIKey = testKey
+	}
+	s := fakeai.New(cfg)
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return s, hs.URL + "/v1"
+}
+
+// readCSV reads a whole CSV file.
+func readCSV(t testing.TB, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rows
+}
+
+// sampleIDs lists the NCT IDs of a JSON Lines file of trials, in order.
+func sampleIDs(t testing.TB, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ids []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var rec struct {
+			ProtocolSection struct {
+				IdentificationModule struct {
+					NctID string `json:"nctId"`
+				} `json:"identificationModule"`
+			} `json:"protocolSection"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ProtocolSection.IdentificationModule.NctID)
+	}
+	return ids
+}
+
+// firstColumn returns column 0 of the rows after the header.
+func firstColumn(rows [][]string) []string {
+	var ids []string
+	for _, r := range rows[1:] {
+		ids = append(ids, r[0])
+	}
+	return ids
+}
+
+// assertExactlyOnce checks that every input ID is in exactly one of the final files, once.
+func assertExactlyOnce(t testing.TB, out string, ids []string) (succeeded, failed int) {
+	t.Helper()
+	seen := map[string]string{}
+	for _, f := range []string{"final_results.csv", "final_failures.csv"} {
+		for _, id := range firstColumn(readCSV(t, filepath.Join(out, f))) {
+			if prev, ok := seen[id]; ok {
+				t.Errorf("ID %s is in %s and %s", id, prev, f)
+			}
+			seen[id] = f
+			if f == "final_results.csv" {
+				succeeded++
+			} else {
+				failed++
+			}
+		}
+	}
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			t.Errorf("ID %s is in neither final file", id)
+		}
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("final files hold %d IDs, input has %d", len(seen), len(ids))
+	}
+	return succeeded, failed
+}
+
+// snapshot records names, sizes and contents of every file under dir.
+func snapshot(t testing.TB, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		b.WriteString(p + " " + info.Mode().String())
+		if !info.IsDir() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b.Write(data)
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return b.String()
+}

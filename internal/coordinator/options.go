@@ -1,0 +1,150 @@
+package coordinator
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+)
+
+// Options are the coordinator's flags.
+type Options struct {
+	Input   string
+	Out     string
+	Workers int
+	// Batches is "" (one batch per worker, the design's static split), "auto" (guided
+	// self-scheduling) or a number of batches >= Workers.
+	Batches string
+	IDField string
+	Dedupe  bool
+
+	Provider            string // auto, openai or offline
+	Model               string
+	BaseURL             string
+	ReasoningEffort     string
+	Temperature         *float64
+	MaxCompletionTokens int64
+	PromptFile          string
+	SchemaFile          string
+
+	MaxAttempts    int
+	Timeout        time.Duration
+	Concurrency    int
+	RPM, TPM       int
+	MaxInputTokens int
+	MaxRestarts    int
+	Fresh          bool
+	WorkerBin      string
+	Grace          time.Duration
+	ProgressEvery  time.Duration
+}
+
+// Deps are the coordinator's connections to the outside world.
+type Deps struct {
+	Log        hclog.Logger
+	Stdout     io.Writer // the human summary
+	Getenv     func(string) string
+	Executable func() (string, error)
+	LookPath   func(string) (string, error)
+	// HardStop, when it fires, kills every worker at once (a second Ctrl-C).
+	HardStop <-chan struct{}
+	Now      func() time.Time
+}
+
+func (d *Deps) defaults() {
+	if d.Log == nil {
+		d.Log = hclog.NewNullLogger()
+	}
+	if d.Stdout == nil {
+		d.Stdout = io.Discard
+	}
+	if d.Getenv == nil {
+		d.Getenv = os.Getenv
+	}
+	if d.Executable == nil {
+		d.Executable = os.Executable
+	}
+	if d.LookPath == nil {
+		d.LookPath = exec.LookPath
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+}
+
+// Defaults for flags.
+const (
+	DefaultModel       = "gpt-5-mini"
+	DefaultOut         = "output"
+	DefaultMaxAttempts = 5
+	DefaultTimeout     = 120 * time.Second
+	DefaultMaxRestarts = 3
+	DefaultGrace       = 10 * time.Second
+)
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, exitcode.ErrUsage)...)
+}
+
+func (o *Options) check() error {
+	switch {
+	case o.Input == "":
+		return usagef("--input is required: the JSON, JSON Lines or CSV file of records to categorize")
+	case o.Workers < 1:
+		return usagef("--workers %d: need at least 1 worker", o.Workers)
+	case o.Workers > 1000:
+		return usagef("--workers %d: more than 1000 processes is not supported; use --concurrency for more requests in flight", o.Workers)
+	case o.MaxAttempts < 1:
+		return usagef("--max-attempts %d: need at least 1", o.MaxAttempts)
+	case o.Concurrency < 1:
+		return usagef("--concurrency %d: need at least 1 request in flight per worker", o.Concurrency)
+	case o.Timeout <= 0:
+		return usagef("--timeout %s: need a positive per-attempt timeout such as 120s", o.Timeout)
+	case o.MaxRestarts < 0:
+		return usagef("--max-restarts %d: cannot be negative", o.MaxRestarts)
+	case o.RPM < 0 || o.TPM < 0:
+		return usagef("--rpm and --tpm cannot be negative (0 means unlimited)")
+	}
+	switch o.Provider {
+	case "auto", "openai", "offline":
+	default:
+		return usagef("--provider %q: want auto, openai or offline", o.Provider)
+	}
+	if _, err := o.batchCount(0); err != nil {
+		return err
+	}
+	return nil
+}
+
+// batchCount returns the number of static batches wanted, or 0 for guided scheduling.
+func (o *Options) batchCount(_ int64) (int, error) {
+	switch b := strings.TrimSpace(o.Batches); b {
+	case "":
+		return o.Workers, nil
+	case "auto":
+		return 0, nil
+	default:
+		n, err := strconv.Atoi(b)
+		if err != nil || n < 1 {
+			return 0, usagef("--batches %q: want auto or a whole number of batches (at least --workers)", o.Batches)
+		}
+		if n < o.Workers {
+			return 0, usagef("--batches %d is fewer than --workers %d: use at least one batch per worker", n, o.Workers)
+		}
+		return n, nil
+	}
+}
+
+func (o *Options) batchMode() string {
+	if o.Batches == "" {
+		return "equal"
+	}
+	return o.Batches
+}

@@ -1,0 +1,239 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/prompt"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/taxonomy"
+)
+
+// resolveProvider turns --provider auto into openai or offline.
+func resolveProvider(o *Options, d *Deps) (string, error) {
+	hasKey := d.Getenv("OPENAI_API_KEY") != ""
+	switch o.Provider {
+	case "openai":
+		if !hasKey {
+			return "", usagef("--provider openai needs OPENAI_API_KEY in the environment (export OPENAI_API_KEY=...; it is never taken as a flag), or use --provider offline")
+		}
+		return runspec.ProviderOpenAI, nil
+	case "offline":
+		return runspec.ProviderOffline, nil
+	default:
+		if hasKey {
+			return runspec.ProviderOpenAI, nil
+		}
+		d.Log.Info("OPENAI_API_KEY is not set: using the offline categorizer (provider offline); export OPENAI_API_KEY to use the API")
+		return runspec.ProviderOffline, nil
+	}
+}
+
+// checkModelParams refuses sampling settings the chosen model rejects, before any request.
+func checkModelParams(o *Options, d *Deps, provider string) error {
+	if provider != runspec.ProviderOpenAI {
+		return nil
+	}
+	if o.Temperature != nil && llm.IsReasoningModel(o.Model) {
+		return usagef("--temperature: %s is a reasoning model and rejects temperature; drop --temperature (use --reasoning-effort) or choose a non-reasoning model", o.Model)
+	}
+	if o.ReasoningEffort != "" && !llm.IsReasoningModel(o.Model) {
+		d.Log.Warn("--reasoning-effort is sent as given, but "+o.Model+" is not a known reasoning model; the server may reject it with HTTP 400", "model", o.Model)
+	}
+	return nil
+}
+
+// loadSchemaAndPrompt reads --schema and --prompt, or the embedded defaults.
+func loadSchemaAndPrompt(o *Options, provider string) (sch *schema.Schema, schemaRaw []byte, schemaSrc string, tmpl *prompt.Template, promptText, promptSrc string, err error) {
+	schemaRaw, schemaSrc = taxonomy.Schema(), "embedded default (clinical trial categorization)"
+	if o.SchemaFile != "" {
+		if provider == runspec.ProviderOffline {
+			return nil, nil, "", nil, "", "", usagef("--schema %s: the offline categorizer only fills the embedded default schema; drop --schema, or set OPENAI_API_KEY (or --base-url of a local OpenAI-compatible server) and use --provider openai", o.SchemaFile)
+		}
+		if schemaRaw, err = os.ReadFile(o.SchemaFile); err != nil {
+			return nil, nil, "", nil, "", "", usagef("read --schema: %v", err)
+		}
+		schemaSrc = o.SchemaFile
+	}
+	if sch, err = schema.Parse(schemaRaw, schemaSrc); err != nil {
+		return nil, nil, "", nil, "", "", err
+	}
+	promptText, promptSrc = taxonomy.Prompt(), "embedded default (clinical trial categorization)"
+	if o.PromptFile != "" {
+		b, rerr := os.ReadFile(o.PromptFile)
+		if rerr != nil {
+			return nil, nil, "", nil, "", "", usagef("read --prompt: %v", rerr)
+		}
+		promptText, promptSrc = string(b), o.PromptFile
+	}
+	if tmpl, err = prompt.Parse(promptSrc, promptText); err != nil {
+		return nil, nil, "", nil, "", "", err
+	}
+	return sch, schemaRaw, schemaSrc, tmpl, promptText, promptSrc, nil
+}
+
+// findWorker locates the worker binary: --worker-bin, beside the coordinator, then on PATH.
+func findWorker(o *Options, d *Deps) (string, error) {
+	if o.WorkerBin != "" {
+		p, err := filepath.Abs(o.WorkerBin)
+		if err != nil {
+			return "", usagef("--worker-bin %s: %v", o.WorkerBin, err)
+		}
+		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return "", usagef("--worker-bin %s is not an executable file", o.WorkerBin)
+		}
+		return p, nil
+	}
+	if exe, err := d.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "worker")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := d.LookPath("worker"); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", usagef("cannot find the worker binary: not beside the coordinator and not on PATH; build it (make build) or pass --worker-bin PATH")
+}
+
+// idColumn names the ID column of the CSV outputs.
+func idColumn(idField string) string {
+	if idField == "" {
+		return "nct_id"
+	}
+	parts := strings.Split(idField, ".")
+	return parts[len(parts)-1]
+}
+
+// checkRecords renders the prompt for every record, so a template that references a missing
+// field fails before any request, naming the record.
+func checkRecords(ctx context.Context, path string, opts input.Options, tmpl *prompt.Template) error {
+	r, err := input.Open(path, opts)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tmpl.Render(rec); err != nil {
+			return usagef("--prompt: %v (record %d); fix the template or the record before any request is made", err, rec.Index)
+		}
+	}
+}
+
+// checkOut makes sure the output folder can be written, without writing anything that stays.
+func checkOut(out string) error {
+	st, err := os.Stat(out)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		parent := filepath.Dir(filepath.Clean(out))
+		pst, perr := os.Stat(parent)
+		if perr != nil || !pst.IsDir() {
+			return usagef("--out %s: its parent folder %s does not exist; create it first", out, parent)
+		}
+		return probeWritable(parent, "--out "+out+": cannot create it in "+parent)
+	case err != nil:
+		return usagef("--out %s: %v", out, err)
+	case !st.IsDir():
+		return usagef("--out %s exists and is not a folder; choose another --out", out)
+	}
+	return probeWritable(out, "--out "+out+" is not writable")
+}
+
+func probeWritable(dir, msg string) error {
+	f, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		return usagef("%s (%v); fix its permissions or choose another --out", msg, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// runFiles matches the files a run owns in its output folder; nothing else there is touched.
+var runFiles = regexp.MustCompile(`^(run\.json|summary\.json|report\.html|final_results\.csv|final_failures\.csv|batch_\d+\.json|worker_\d+_(results\.csv|failures\.csv|log\.txt|attempts\.log))$`)
+
+// ownFiles lists the run's files in out.
+func ownFiles(out string) ([]string, error) {
+	entries, err := os.ReadDir(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", out, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && runFiles.MatchString(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// archive moves the named files of out into out/previous-<time>/ and returns that folder.
+func archive(out string, names []string, now time.Time) (string, error) {
+	dir := filepath.Join(out, "previous-"+now.UTC().Format("20060102T150405.000Z"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("archive old run: %w", err)
+	}
+	for _, n := range names {
+		if err := os.Rename(filepath.Join(out, n), filepath.Join(dir, n)); err != nil {
+			return "", fmt.Errorf("archive old run: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// writeBatches streams the input once and writes every batch file, each atomically.
+func writeBatches(ctx context.Context, path string, opts input.Options, out string, plan []batch.Range) error {
+	r, err := input.Open(path, opts)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, b := range plan {
+		w, err := batch.Create(filepath.Join(out, batch.FileName(b.Number)))
+		if err != nil {
+			return err
+		}
+		for i := int64(0); i < b.Count; i++ {
+			if err := ctx.Err(); err != nil {
+				w.Abort()
+				return err
+			}
+			rec, err := r.Next()
+			if err != nil {
+				w.Abort()
+				return fmt.Errorf("read record %d for batch %d: %w", b.First+i, b.Number, err)
+			}
+			if err := w.Add(rec.Data); err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		if err := w.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package fakeai
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// ChatRequest is the part of a Chat Completions request body the server looks at.
+type ChatRequest struct {
+	Model               string          `json:"model"`
+	Messages            []Message       `json:"messages"`
+	ResponseFormat      *ResponseFormat `json:"response_format,omitempty"`
+	Temperature         *float64        `json:"temperature,omitempty"`
+	MaxTokens           *int64          `json:"max_tokens,omitempty"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens,omitempty"`
+	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
+	// Raw holds every top-level field of the body as sent.
+	Raw map[string]json.RawMessage `json:"-"`
+}
+
+// Message is one chat message. Content is a string or an array of content parts.
+type Message struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// Text returns the message's text: the string content, or the text parts joined by newlines.
+func (m Message) Text() string {
+	c := bytes.TrimSpace(m.Content)
+	if len(c) == 0 || c[0] == 'n' {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(c, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(c, &parts) != nil {
+		return ""
+	}
+	texts := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if p.Text != "" {
+			texts = append(texts, p.Text)
+		}
+	}
+	return strings.Join(texts, "\n")
+}
+
+// ResponseFormat is the request's response_format.
+type ResponseFormat struct {
+	Type       string      `json:"type"`
+	JSONSchema *JSONSchema `json:"json_schema,omitempty"`
+}
+
+// JSONSchema is response_format.json_schema.
+type JSONSchema struct {
+	Name   string         `json:"name"`
+	Strict *bool          `json:"strict,omitempty"`
+	Schema map[string]any `json:"schema,omitempty"`
+}
+
+// Schema returns the request's JSON schema, or nil.
+func (r ChatRequest) Schema() map[string]any {
+	if r.ResponseFormat == nil || r.ResponseFormat.JSONSchema == nil {
+		return nil
+	}
+	return r.ResponseFormat.JSONSchema.Schema
+}
+
+// RecordID returns the ID on the last user message's "Record ID: <id>" line, or "unknown".
+func (r ChatRequest) RecordID() string {
+	for i := len(r.Messages) - 1; i >= 0; i-- {
+		if r.Messages[i].Role != "user" {
+			continue
+		}
+		for _, line := range strings.Split(r.Messages[i].Text(), "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Record ID:"); ok {
+				if id := strings.TrimSpace(rest); id != "" {
+					return id
+				}
+			}
+		}
+		break
+	}
+	return "unknown"
+}
+
+// promptText returns the text of all messages.
+func (r ChatRequest) promptText() string {
+	var b strings.Builder
+	for _, m := range r.Messages {
+		b.WriteString(m.Text())
+	}
+	return b.String()
+}
+
+// parseRequest decodes and checks a body the way OpenAI does for structured output. The error
+// text is the message of the 400 answer; param names the offending parameter.
+func parseRequest(body []byte) (req ChatRequest, param string, err error) {
+	if err := json.Unmarshal(body, &req); err != nil {
+		return req, "", fmt.Errorf("We could not parse the JSON body of your request: %v", err)
+	}
+	if err := json.Unmarshal(body, &req.Raw); err != nil {
+		return req, "", fmt.Errorf("The request body must be a JSON object.")
+	}
+	switch {
+	case req.Model == "":
+		return req, "model", fmt.Errorf("you must provide a model parameter")
+	case len(req.Messages) == 0:
+		return req, "messages", fmt.Errorf("[] is too short - 'messages'")
+	case req.ResponseFormat == nil || req.ResponseFormat.Type != "json_schema":
+		return req, "response_format", fmt.Errorf("this server requires response_format.type 'json_schema'")
+	case req.ResponseFormat.JSONSchema == nil || req.ResponseFormat.JSONSchema.Strict == nil || !*req.ResponseFormat.JSONSchema.Strict:
+		return req, "response_format", fmt.Errorf("this server requires response_format.json_schema.strict true")
+	case req.ResponseFormat.JSONSchema.Schema == nil:
+		return req, "response_format", fmt.Errorf("Missing required parameter: 'response_format.json_schema.schema'.")
+	}
+	if isReasoningModel(req.Model) {
+		if _, ok := req.Raw["temperature"]; ok {
+			return req, "temperature", fmt.Errorf("Unsupported parameter: 'temperature' is not supported with this model.")
+		}
+		if _, ok := req.Raw["max_tokens"]; ok {
+			return req, "max_tokens", fmt.Errorf("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
+		}
+	}
+	return req, "", nil
+}
+
+// isReasoningModel mirrors llm.IsReasoningModel (not imported, so llm's tests can use this
+// package): gpt-5*, o1*, o3*, o4*, with or without a provider prefix.
+func isReasoningModel(model string) bool {
+	m := strings.ToLower(strings.TrimSpace(model))
+	if i := strings.LastIndex(m, "/"); i >= 0 {
+		m = m[i+1:]
+	}
+	for _, p := range []string{"gpt-5", "o1", "o3", "o4"} {
+		if strings.HasPrefix(m, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,187 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Attempt describes one finished attempt, for logs and persistence.
+type Attempt struct {
+	RecordID string
+	// Attempt is the 1-based attempt number, prior attempts included.
+	Attempt int
+	Latency time.Duration
+	Usage   Usage
+	// Err is nil on success.
+	Err *Error
+	// Model is the model that answered, or the requested one when none did.
+	Model string
+	// Delay is the pause before the next attempt; 0 when there is none.
+	Delay time.Duration
+}
+
+// Caller asks a Provider until an answer passes validation, an error is not retryable, or
+// MaxAttempts is reached. A Caller holds no state of its own: Call may run concurrently when
+// Provider, Validate, Sleep, Rand and the hooks are safe for concurrent use.
+type Caller struct {
+	// Provider makes each attempt.
+	Provider Provider
+	// Validate checks the answer against the schema and returns its values. A failure is a
+	// schema_violation attempt and is retried. Nil means any JSON object passes. Content that
+	// is not JSON is an invalid_json attempt and never reaches Validate.
+	Validate func(content []byte) (map[string]any, error)
+	// MaxAttempts caps the attempts per record, prior attempts included; below 1 means 1.
+	MaxAttempts int
+	// Backoff computes the pause between attempts.
+	Backoff Backoff
+	// Timeout bounds each attempt with its own context.WithTimeout when above 0; the parent
+	// context covers all attempts.
+	Timeout time.Duration
+	// Sleep pauses between attempts; nil means SleepContext.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand feeds the jitter; nil means math/rand/v2.
+	Rand func() float64
+	// OnAttempt, when set, is called once per finished attempt, before the pause that follows
+	// it (Attempt.Delay).
+	OnAttempt func(Attempt)
+	// BeforeAttempt, when set, runs before each attempt (persist it, wait for a rate permit).
+	// An error aborts Call and is returned wrapped.
+	BeforeAttempt func(ctx context.Context, recordID string, attempt int) error
+}
+
+// Result is the outcome of Call.
+type Result struct {
+	// Values is the validated answer.
+	Values map[string]any
+	// Content is the answer text.
+	Content string
+	// Model is the model that answered.
+	Model string
+	// Usage is summed over all attempts of this call, failed ones included.
+	Usage Usage
+	// Attempts counts attempts, prior ones included.
+	Attempts int
+	// Latency is the latency of the last attempt (the successful one on success).
+	Latency time.Duration
+}
+
+// Call asks for req until success, a non-retryable error, or MaxAttempts attempts in total
+// (priorAttempts already spent count toward it). On failure it returns an error wrapping the
+// *Error of the last attempt (use errors.As), or wrapping BeforeAttempt's error, or
+// ErrAttemptsExhausted when no attempt was left. Result.Attempts and Result.Usage are set
+// even on failure.
+func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Result, error) {
+	res := Result{Attempts: priorAttempts, Model: req.Model}
+	if c.Provider == nil {
+		return res, fmt.Errorf("record %s: %w", req.RecordID, ErrNoProvider)
+	}
+	maxAttempts := max(c.MaxAttempts, 1)
+	if priorAttempts >= maxAttempts {
+		return res, fmt.Errorf("record %s: %d of %d attempts spent: %w",
+			req.RecordID, priorAttempts, maxAttempts, ErrAttemptsExhausted)
+	}
+	sleep := c.Sleep
+	if sleep == nil {
+		sleep = SleepContext
+	}
+	for n := priorAttempts + 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("record %s: attempt %d: %w", req.RecordID, n, canceled(ctx))
+		}
+		if c.BeforeAttempt != nil {
+			if err := c.BeforeAttempt(ctx, req.RecordID, n); err != nil {
+				if ctx.Err() != nil {
+					err = canceled(ctx)
+				}
+				return res, fmt.Errorf("record %s: before attempt %d: %w", req.RecordID, n, err)
+			}
+		}
+		vals, rep, lat, e := c.attempt(ctx, req)
+		res.Attempts = n
+		res.Usage = res.Usage.Add(rep.Usage)
+		res.Latency = lat
+		if rep.Model != "" {
+			res.Model = rep.Model
+		}
+		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model}
+		if e == nil {
+			res.Values, res.Content = vals, rep.Content
+			c.report(at)
+			return res, nil
+		}
+		if !e.Retryable() || n >= maxAttempts {
+			c.report(at)
+			return res, fmt.Errorf("record %s: attempt %d of %d: %w", req.RecordID, n, maxAttempts, e)
+		}
+		at.Delay = c.Backoff.Delay(n, e, c.Rand)
+		c.report(at)
+		if err := sleep(ctx, at.Delay); err != nil {
+			return res, fmt.Errorf("record %s: waiting before attempt %d: %w", req.RecordID, n+1, canceled(ctx))
+		}
+	}
+}
+
+func (c *Caller) report(a Attempt) {
+	if c.OnAttempt != nil {
+		c.OnAttempt(a)
+	}
+}
+
+// attempt makes one attempt under its own timeout and validates the answer.
+func (c *Caller) attempt(ctx context.Context, req Request) (map[string]any, Reply, time.Duration, *Error) {
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if c.Timeout > 0 {
+		actx, cancel = context.WithTimeout(ctx, c.Timeout)
+	}
+	start := time.Now()
+	rep, err := c.Provider.Complete(actx, req)
+	lat := time.Since(start)
+	attemptTimedOut := actx.Err() != nil
+	cancel()
+	if err != nil {
+		e := Classify(err)
+		switch {
+		case ctx.Err() != nil:
+			e = canceled(ctx)
+		case attemptTimedOut && e.Class != ClassTimeout:
+			e = &Error{Class: ClassTimeout, Message: fmt.Sprintf("no answer within %s", c.Timeout), cause: context.DeadlineExceeded}
+		}
+		return nil, rep, lat, e
+	}
+	vals, e := c.validate([]byte(rep.Content))
+	return vals, rep, lat, e
+}
+
+func (c *Caller) validate(content []byte) (map[string]any, *Error) {
+	if !json.Valid(content) {
+		return nil, &Error{Class: ClassInvalidJSON, Message: fmt.Sprintf("content is not JSON: %q", clip(string(content), 120))}
+	}
+	if c.Validate == nil {
+		var m map[string]any
+		if err := json.Unmarshal(content, &m); err != nil || m == nil {
+			return nil, &Error{Class: ClassSchemaViolation, Message: "content is not a JSON object"}
+		}
+		return m, nil
+	}
+	m, err := c.Validate(content)
+	if err != nil {
+		var le *Error
+		if errors.As(err, &le) {
+			return nil, le
+		}
+		return nil, &Error{Class: ClassSchemaViolation, Message: err.Error()}
+	}
+	return m, nil
+}
+
+// canceled is the *Error for a parent context that ended; it wraps the context's cause.
+func canceled(ctx context.Context) *Error {
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = context.Canceled
+	}
+	return &Error{Class: ClassCanceled, Message: "canceled: " + cause.Error(), cause: cause}
+}

@@ -1,0 +1,251 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+)
+
+// Sentinel errors.
+var (
+	// ErrAttemptsExhausted is returned by Caller.Call when the prior attempts already used up
+	// MaxAttempts, so no attempt was made.
+	ErrAttemptsExhausted = errors.New("no attempts left")
+	// ErrNoProvider is returned by Caller.Call when Caller.Provider is nil.
+	ErrNoProvider = errors.New("no provider")
+)
+
+// Class says what kind of failure an attempt had.
+type Class string
+
+// Failure classes.
+const (
+	// ClassRateLimited is HTTP 429 without insufficient_quota: retry after a pause.
+	ClassRateLimited Class = "rate_limited"
+	// ClassServerError is HTTP 5xx (and 408/409), an empty or malformed response: retry.
+	ClassServerError Class = "server_error"
+	// ClassTimeout is an attempt that hit its own deadline: retry.
+	ClassTimeout Class = "timeout"
+	// ClassConnection is a dropped, refused or reset connection: retry.
+	ClassConnection Class = "connection"
+	// ClassInvalidJSON is an answer whose content is not JSON: retry.
+	ClassInvalidJSON Class = "invalid_json"
+	// ClassSchemaViolation is a JSON answer that failed schema validation: retry.
+	ClassSchemaViolation Class = "schema_violation"
+	// ClassRefusal is a model refusal (message.refusal or finish_reason content_filter): retry,
+	// since sampling may answer next time.
+	ClassRefusal Class = "refusal"
+	// ClassTruncated is an answer cut by the token limit (finish_reason length): retry.
+	ClassTruncated Class = "truncated"
+	// ClassBadRequest is HTTP 400/404/422 and other 4xx: the request itself is wrong; the
+	// record fails without retry.
+	ClassBadRequest Class = "bad_request"
+	// ClassAuth is HTTP 401/403: fatal, stop the run.
+	ClassAuth Class = "auth"
+	// ClassInsufficientQuota is HTTP 429 with code or type insufficient_quota: fatal.
+	ClassInsufficientQuota Class = "insufficient_quota"
+	// ClassTooLong is a prompt over the model's context (HTTP 413, or 400 with code
+	// context_length_exceeded): the record fails without retry.
+	ClassTooLong Class = "too_long"
+	// ClassCanceled is an attempt stopped because the parent context ended: not retried.
+	ClassCanceled Class = "canceled"
+)
+
+// Error is a classified failure of one attempt.
+type Error struct {
+	// Class says what kind of failure this was.
+	Class Class
+	// Status is the HTTP status, 0 when there was no HTTP answer.
+	Status int
+	// Message is a human-readable cause, already redacted of secrets.
+	Message string
+	// RetryAfter is the wait the server asked for, 0 when it did not ask.
+	RetryAfter time.Duration
+
+	// cause is kept only for context errors, so errors.Is(err, context.Canceled) works. Other
+	// causes are dropped on purpose: their messages may carry URLs or secrets.
+	cause error
+}
+
+// Error returns "class: HTTP status: message".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(string(e.Class))
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.Status)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Unwrap returns the context error behind a timeout or canceled class, else nil.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Retryable reports whether another attempt may succeed.
+func (e *Error) Retryable() bool {
+	switch e.Class {
+	case ClassRateLimited, ClassServerError, ClassTimeout, ClassConnection,
+		ClassInvalidJSON, ClassSchemaViolation, ClassRefusal, ClassTruncated:
+		return true
+	}
+	return false
+}
+
+// Fatal reports whether the whole run must stop: the key is refused or the quota is gone.
+func (e *Error) Fatal() bool {
+	return e.Class == ClassAuth || e.Class == ClassInsufficientQuota
+}
+
+// Classify maps an error from a Provider, the openai SDK or the network to an *Error. It
+// returns nil for nil and an *Error found in err's chain as is. Messages are redacted of
+// "Bearer ..." values and sk- keys; providers that know their key redact it too (see Redact).
+func Classify(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var le *Error
+	if errors.As(err, &le) {
+		return le
+	}
+	var ae *openai.Error
+	if errors.As(err, &ae) {
+		return classifyAPI(ae)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return &Error{Class: ClassCanceled, Message: "canceled", cause: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Class: ClassTimeout, Message: "attempt deadline exceeded", cause: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Class: ClassTimeout, Message: "network timeout: " + Redact(rootMessage(err))}
+	}
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &se) || errors.As(err, &te) {
+		return &Error{Class: ClassServerError, Message: "malformed response: " + Redact(err.Error())}
+	}
+	var ue *url.Error
+	var oe *net.OpError
+	if errors.As(err, &ue) || errors.As(err, &oe) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "error reading response body") {
+		return &Error{Class: ClassConnection, Message: "connection failed: " + Redact(rootMessage(err))}
+	}
+	// What is left are request setup errors of the SDK: retrying will not fix them.
+	return &Error{Class: ClassBadRequest, Message: Redact(err.Error())}
+}
+
+// rootMessage returns the message of the innermost error of a *url.Error, which carries the
+// request URL in its own message.
+func rootMessage(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+func classifyAPI(ae *openai.Error) *Error {
+	e := &Error{Status: ae.StatusCode, Message: Redact(ae.Message)}
+	if e.Message == "" {
+		e.Message = http.StatusText(ae.StatusCode)
+	}
+	if ae.Response != nil {
+		e.RetryAfter = ParseRetryAfter(ae.Response.Header, time.Now())
+	}
+	code := strings.ToLower(ae.Code + " " + ae.Type)
+	switch s := ae.StatusCode; {
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		e.Class = ClassAuth
+	case s == http.StatusTooManyRequests && strings.Contains(code, "insufficient_quota"):
+		e.Class = ClassInsufficientQuota
+	case s == http.StatusTooManyRequests:
+		e.Class = ClassRateLimited
+	case s == http.StatusRequestTimeout:
+		e.Class = ClassTimeout
+	case s == http.StatusConflict || s >= 500:
+		e.Class = ClassServerError
+	case s == http.StatusRequestEntityTooLarge || strings.Contains(code, "context_length_exceeded"):
+		e.Class = ClassTooLong
+	default:
+		e.Class = ClassBadRequest
+	}
+	return e
+}
+
+// ParseRetryAfter reads the wait a server asked for: retry-after-ms (milliseconds) first, then
+// retry-after (seconds, or an HTTP date relative to now). It returns 0 when neither is usable.
+func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e12 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s > 0 && s < 1e9 {
+			return time.Duration(s * float64(time.Second))
+		}
+		return 0
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+var (
+	bearerRE = regexp.MustCompile(`(?i)(bearer\s+)[^\s"',;]+`)
+	skKeyRE  = regexp.MustCompile(`sk-[A-Za-z0-9_\-]{8,}`)
+)
+
+// Redacted replaces a secret in redacted text.
+const Redacted = "[REDACTED]"
+
+// Redact removes secrets from s: every occurrence of each non-empty secret, every
+// "Bearer <token>" value and every sk-... key.
+func Redact(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, Redacted)
+		}
+	}
+	s = bearerRE.ReplaceAllString(s, "${1}"+Redacted)
+	return skKeyRE.ReplaceAllString(s, "sk-"+Redacted)
+}
+
+// redactError returns a copy of e whose message is redacted of secrets.
+func redactError(e *Error, secrets ...string) *Error {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.Message = Redact(c.Message, secrets...)
+	return &c
+}

@@ -1,0 +1,179 @@
+package llm
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
+)
+
+// DefaultBaseURL is the OpenAI API used when OpenAIConfig.BaseURL is empty.
+const DefaultBaseURL = "https://api.openai.com/v1/"
+
+// OpenAIConfig configures an OpenAI-compatible Chat Completions provider.
+type OpenAIConfig struct {
+	// BaseURL is the API root, e.g. "http://127.0.0.1:8000/v1"; empty means DefaultBaseURL.
+	BaseURL string
+	// APIKey is sent as a bearer token. The caller reads it from the environment; it is never
+	// logged and is redacted from every error.
+	APIKey string
+	// SchemaName names the JSON schema in response_format.
+	SchemaName string
+	// Schema is the strict JSON schema of the answer.
+	Schema map[string]any
+	// ReasoningEffort is sent as reasoning_effort when not empty, whatever the model: servers
+	// that do not support it answer 400 (bad_request), so check it against the model up front.
+	ReasoningEffort string
+	// Temperature is sent when not nil, except to reasoning models (see IsReasoningModel), for
+	// which it is silently left out.
+	Temperature *float64
+	// MaxCompletionTokens is sent as max_completion_tokens when above 0.
+	MaxCompletionTokens int64
+	// Timeout bounds one attempt when above 0.
+	Timeout time.Duration
+	// HTTPClient is optional; nil means a client on a clone of http.DefaultTransport with 64
+	// idle connections per host.
+	HTTPClient *http.Client
+}
+
+// OpenAI is a Provider for OpenAI-compatible Chat Completions servers (OpenAI, vLLM, Ollama,
+// llama.cpp). It asks for structured output with response_format json_schema strict and makes
+// one attempt per Complete: the SDK's own retries are disabled.
+type OpenAI struct {
+	cfg  OpenAIConfig
+	chat openai.ChatCompletionService
+}
+
+var _ Provider = (*OpenAI)(nil)
+
+// NewOpenAI returns a provider for cfg. It reads no OPENAI_* environment variables.
+func NewOpenAI(cfg OpenAIConfig) *OpenAI {
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient()
+	}
+	if cfg.SchemaName == "" {
+		cfg.SchemaName = "answer"
+	}
+	opts := []option.RequestOption{
+		option.WithBaseURL(base),
+		option.WithAPIKey(cfg.APIKey),
+		option.WithHTTPClient(hc),
+		option.WithMaxRetries(0),
+	}
+	if cfg.Timeout > 0 {
+		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
+	}
+	return &OpenAI{cfg: cfg, chat: openai.NewChatCompletionService(opts...)}
+}
+
+// defaultHTTPClient keeps enough idle connections for a worker's concurrent requests and, like
+// the SDK's default, bounds the wait for response headers.
+func defaultHTTPClient() *http.Client {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return &http.Client{Transport: http.DefaultTransport}
+	}
+	t = t.Clone()
+	t.MaxIdleConnsPerHost = 64
+	t.ResponseHeaderTimeout = 10 * time.Minute
+	return &http.Client{Transport: t}
+}
+
+// IsReasoningModel reports whether model is an OpenAI reasoning model (gpt-5*, o1*, o3*, o4*),
+// with or without a provider prefix such as "openai/". These models reject temperature and
+// max_tokens.
+func IsReasoningModel(model string) bool {
+	m := strings.ToLower(strings.TrimSpace(model))
+	if i := strings.LastIndex(m, "/"); i >= 0 {
+		m = m[i+1:]
+	}
+	for _, p := range []string{"gpt-5", "o1", "o3", "o4"} {
+		if strings.HasPrefix(m, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Params builds the Chat Completions request body for req.
+func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
+	p := openai.ChatCompletionNewParams{
+		Model: shared.ChatModel(req.Model),
+		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{
+			OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
+					Name:   o.cfg.SchemaName,
+					Strict: openai.Bool(true),
+					Schema: o.cfg.Schema,
+				},
+			},
+		},
+	}
+	if req.System != "" {
+		p.Messages = append(p.Messages, openai.SystemMessage(req.System))
+	}
+	p.Messages = append(p.Messages, openai.UserMessage(req.User))
+	if o.cfg.MaxCompletionTokens > 0 {
+		p.MaxCompletionTokens = openai.Int(o.cfg.MaxCompletionTokens)
+	}
+	if o.cfg.ReasoningEffort != "" {
+		p.ReasoningEffort = shared.ReasoningEffort(o.cfg.ReasoningEffort)
+	}
+	if o.cfg.Temperature != nil && !IsReasoningModel(req.Model) {
+		p.Temperature = openai.Float(*o.cfg.Temperature)
+	}
+	return p
+}
+
+// Complete makes one attempt. A refusal or a truncated answer returns the Reply (with its
+// usage) together with an *Error; every error it returns is an *Error free of the API key.
+func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
+	resp, err := o.chat.New(ctx, o.Params(req))
+	if err != nil {
+		return Reply{}, redactError(Classify(err), o.cfg.APIKey)
+	}
+	rep := Reply{Model: resp.Model}
+	if rep.Model == "" {
+		rep.Model = req.Model
+	}
+	rep.Usage = Usage{
+		InputTokens:       resp.Usage.PromptTokens,
+		CachedInputTokens: resp.Usage.PromptTokensDetails.CachedTokens,
+		OutputTokens:      resp.Usage.CompletionTokens,
+	}
+	if len(resp.Choices) == 0 {
+		return rep, &Error{Class: ClassServerError, Message: "response has no choices"}
+	}
+	ch := resp.Choices[0]
+	rep.Content = ch.Message.Content
+	switch {
+	case ch.Message.Refusal != "":
+		return rep, &Error{Class: ClassRefusal, Message: Redact(clip(ch.Message.Refusal, 200), o.cfg.APIKey)}
+	case ch.FinishReason == "content_filter":
+		return rep, &Error{Class: ClassRefusal, Message: "finish_reason content_filter"}
+	case ch.FinishReason == "length":
+		return rep, &Error{Class: ClassTruncated, Message: "finish_reason length: the answer hit the token limit"}
+	}
+	return rep, nil
+}
+
+// clip shortens s to at most n bytes without splitting a UTF-8 sequence, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,221 @@
+package merge
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/safefile"
+)
+
+// MissingMessage is the message of a failure row written for a record no worker finished.
+const MissingMessage = "no result: the worker did not finish this record; rerun the same command to resume"
+
+// DefaultMissingClass is the error class used when Options.MissingClass is empty.
+const DefaultMissingClass = "not_processed"
+
+// Batch is one worker's share of the input.
+type Batch struct {
+	// Number is the batch (and worker) number N.
+	Number int
+	// ResultsPath and FailuresPath are worker_N_results.csv and worker_N_failures.csv. Missing
+	// files mean the worker wrote nothing.
+	ResultsPath, FailuresPath string
+	// IDs streams this batch's IDs in input order, stopping at (and returning) the first error
+	// yield returns.
+	IDs func(yield func(id string) error) error
+}
+
+// Options configure Merge.
+type Options struct {
+	// Batches in input order.
+	Batches []Batch
+	// ResultsHeader is the header every results file must have (results.Header).
+	ResultsHeader []string
+	// OutPath and FailuresPath are final_results.csv and final_failures.csv.
+	OutPath, FailuresPath string
+	// MissingClass is the error class of records no worker finished; DefaultMissingClass if empty.
+	MissingClass string
+}
+
+// Stats count what Merge wrote.
+type Stats struct {
+	Records   int64 // IDs in the batches
+	Succeeded int64 // rows written to OutPath
+	Failed    int64 // worker failure rows written to FailuresPath
+	Missing   int64 // records no worker finished, written to FailuresPath with MissingClass
+	// TornLines counts worker files whose torn last line was ignored.
+	TornLines int
+	// DuplicateRows counts result rows dropped because an earlier row had the same ID.
+	DuplicateRows int64
+	// Stray counts result rows whose ID is not in their batch.
+	Stray    int64
+	PerBatch []BatchStats
+}
+
+// BatchStats count one batch.
+type BatchStats struct {
+	Number                              int
+	Records, Succeeded, Failed, Missing int64
+	Stray                               int64
+}
+
+// Merge writes opts.OutPath and opts.FailuresPath from the batches' worker files; see the package
+// documentation. On error neither existing output is replaced. A worker file whose header differs
+// from the expected one is an error wrapping exitcode.ErrUsage.
+func Merge(ctx context.Context, opts Options) (Stats, error) {
+	if len(opts.ResultsHeader) == 0 || opts.OutPath == "" || opts.FailuresPath == "" {
+		return Stats{}, errors.New("merge: ResultsHeader, OutPath and FailuresPath are required")
+	}
+	if opts.MissingClass == "" {
+		opts.MissingClass = DefaultMissingClass
+	}
+	var stats Stats
+	// final_failures.csv is renamed into place first and final_results.csv last, so the results
+	// file appearing marks a finished merge. An error before the inner rename replaces neither.
+	err := safefile.Write(opts.OutPath, 0o644, func(rw io.Writer) error {
+		return safefile.Write(opts.FailuresPath, 0o644, func(fw io.Writer) error {
+			s, err := merge(ctx, opts, csv.NewWriter(rw), csv.NewWriter(fw))
+			stats = s
+			return err
+		})
+	})
+	if err != nil {
+		return stats, fmt.Errorf("merge: %w", err)
+	}
+	return stats, nil
+}
+
+// merge writes both outputs through the given CSV writers and flushes them.
+func merge(ctx context.Context, opts Options, out, fail *csv.Writer) (Stats, error) {
+	var stats Stats
+	if err := writeRow(out, opts.ResultsHeader); err != nil {
+		return stats, err
+	}
+	if err := writeRow(fail, results.FailureHeader(opts.ResultsHeader[0])); err != nil {
+		return stats, err
+	}
+	for _, b := range opts.Batches {
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
+		bs, err := mergeBatch(ctx, opts, b, out, fail, &stats)
+		stats.PerBatch = append(stats.PerBatch, bs)
+		stats.Records += bs.Records
+		stats.Succeeded += bs.Succeeded
+		stats.Failed += bs.Failed
+		stats.Missing += bs.Missing
+		stats.Stray += bs.Stray
+		if err != nil {
+			return stats, fmt.Errorf("batch %d: %w", b.Number, err)
+		}
+	}
+	for _, w := range []*csv.Writer{out, fail} {
+		w.Flush()
+		if err := w.Error(); err != nil {
+			return stats, err
+		}
+	}
+	return stats, nil
+}
+
+// mergeBatch writes one batch's rows in the order of its IDs.
+func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Writer, stats *Stats) (BatchStats, error) {
+	bs := BatchStats{Number: b.Number}
+	if b.IDs == nil {
+		return bs, errors.New("no IDs for the batch")
+	}
+	done, failed, err := load(b, opts.ResultsHeader, stats)
+	if err != nil {
+		return bs, err
+	}
+	used := 0 // result rows written; the rest are stray
+	seen := make(map[string]struct{}, len(done)+len(failed))
+	worker := strconv.Itoa(b.Number)
+	err = b.IDs(func(id string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, dup := seen[id]; dup {
+			return nil // the input repeats an ID: one row for it is enough
+		}
+		seen[id] = struct{}{}
+		bs.Records++
+		if row, ok := done[id]; ok {
+			used++
+			bs.Succeeded++
+			return writeRow(out, row)
+		}
+		if row, ok := failed[id]; ok {
+			bs.Failed++
+			return writeRow(fail, row)
+		}
+		bs.Missing++
+		return writeRow(fail, []string{id, opts.MissingClass, MissingMessage, "0", worker})
+	})
+	bs.Stray = int64(len(done) - used)
+	return bs, err
+}
+
+// load reads a batch's worker files: the first result row per ID and the last failure row per ID.
+func load(b Batch, header []string, stats *Stats) (done, failed map[string][]string, err error) {
+	done = make(map[string][]string)
+	got, torn, err := results.Read(b.ResultsPath, func(row []string) error {
+		if _, dup := done[row[0]]; dup {
+			stats.DuplicateRows++
+			return nil
+		}
+		done[row[0]] = row
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkHeader(b.ResultsPath, got, header); err != nil {
+		return nil, nil, err
+	}
+	if torn {
+		stats.TornLines++
+	}
+
+	failed = make(map[string][]string)
+	got, torn, err = results.Read(b.FailuresPath, func(row []string) error {
+		failed[row[0]] = row // the last failure wins: it is the latest attempt
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkHeader(b.FailuresPath, got, results.FailureHeader(header[0])); err != nil {
+		return nil, nil, err
+	}
+	if torn {
+		stats.TornLines++
+	}
+	return done, failed, nil
+}
+
+// checkHeader accepts a missing file (nil header) or the expected header.
+func checkHeader(path string, got, want []string) error {
+	if got == nil || slices.Equal(got, want) {
+		return nil
+	}
+	return fmt.Errorf("%s has columns %q but this run expects %q: the file belongs to a different run; "+
+		"move the output directory away or rerun with the same schema and ID column: %w",
+		path, got, want, exitcode.ErrUsage)
+}
+
+// writeRow writes a row with every cell guarded against spreadsheet formulas.
+func writeRow(w *csv.Writer, row []string) error {
+	safe := make([]string, len(row))
+	for i, c := range row {
+		safe[i] = results.SafeCell(c)
+	}
+	return w.Write(safe)
+}

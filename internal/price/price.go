@@ -1,0 +1,111 @@
+package price
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+)
+
+//go:embed prices.json
+var embedded []byte
+
+// Rate is a model's price in USD per million tokens.
+type Rate struct {
+	Input       float64 `json:"input"`
+	CachedInput float64 `json:"cached_input"`
+	Output      float64 `json:"output"`
+}
+
+// Table maps model names to rates.
+type Table struct {
+	AsOf   string          `json:"as_of"`
+	Source string          `json:"source"`
+	Rates  map[string]Rate `json:"usd_per_million_tokens"`
+}
+
+// Default returns the embedded table.
+func Default() *Table {
+	t, err := parse(embedded, "embedded prices.json")
+	if err != nil {
+		panic(err) // the embedded file is checked by tests
+	}
+	return t
+}
+
+// Load returns the embedded table with the models in file added or replaced.
+func Load(file string) (*Table, error) {
+	t := Default()
+	if file == "" {
+		return t, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read --prices: %w: %w", err, exitcode.ErrUsage)
+	}
+	extra, err := parse(b, file)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range extra.Rates {
+		t.Rates[k] = v
+	}
+	if extra.AsOf != "" {
+		t.AsOf = extra.AsOf
+	}
+	return t, nil
+}
+
+func parse(b []byte, source string) (*Table, error) {
+	var t Table
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("prices %s: %v (want {\"usd_per_million_tokens\":{\"model\":{\"input\":..,\"cached_input\":..,\"output\":..}}}): %w", source, err, exitcode.ErrUsage)
+	}
+	if t.Rates == nil {
+		t.Rates = map[string]Rate{}
+	}
+	return &t, nil
+}
+
+// Lookup finds a model's rate. A dated snapshot ("gpt-5-mini-2025-08-07") or a provider prefix
+// ("openai/gpt-5-mini") falls back to the base model's rate.
+func (t *Table) Lookup(model string) (Rate, bool) {
+	m := strings.ToLower(model)
+	if i := strings.LastIndex(m, "/"); i >= 0 {
+		m = m[i+1:]
+	}
+	if r, ok := t.Rates[m]; ok {
+		return r, true
+	}
+	// Longest table key that prefixes the model and is followed by a date-like suffix.
+	best, found := "", false
+	for k := range t.Rates {
+		if strings.HasPrefix(m, k+"-") && len(k) > len(best) {
+			rest := m[len(k)+1:]
+			if rest != "" && rest[0] >= '0' && rest[0] <= '9' {
+				best, found = k, true
+			}
+		}
+	}
+	if !found {
+		return Rate{}, false
+	}
+	return t.Rates[best], true
+}
+
+// Cost is the USD cost of a request's tokens; cached input tokens are part of input tokens and
+// are priced at the cached rate. ok is false when the model's price is unknown.
+func (t *Table) Cost(model string, input, cachedInput, output int64) (usd float64, ok bool) {
+	r, ok := t.Lookup(model)
+	if !ok {
+		return 0, false
+	}
+	if cachedInput > input {
+		cachedInput = input
+	}
+	usd = (float64(input-cachedInput)*r.Input + float64(cachedInput)*r.CachedInput + float64(output)*r.Output) / 1e6
+	return usd, true
+}

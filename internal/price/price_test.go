@@ -1,0 +1,55 @@
+package price
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestCost(t *testing.T) {
+	tab := Default()
+	tests := []struct {
+		model           string
+		in, cached, out int64
+		want            float64
+		known           bool
+	}{
+		{"gpt-5-mini", 1_000_000, 0, 0, 0.25, true},
+		{"gpt-5-mini", 1_000_000, 1_000_000, 1_000_000, 0.025 + 2.00, true},
+		{"gpt-5-mini-2025-08-07", 2_000_000, 0, 0, 0.50, true},
+		{"openai/gpt-4o-mini", 0, 0, 1_000_000, 0.60, true},
+		{"gpt-5-mini-custom", 1, 0, 0, 0, false},
+		{"llama3", 1000, 0, 1000, 0, false},
+		{"offline", 1000, 0, 1000, 0, true},
+	}
+	for _, tt := range tests {
+		got, ok := tab.Cost(tt.model, tt.in, tt.cached, tt.out)
+		if ok != tt.known || math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("Cost(%q,%d,%d,%d) = %v,%v; want %v,%v", tt.model, tt.in, tt.cached, tt.out, got, ok, tt.want, tt.known)
+		}
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "p.json")
+	if err := os.WriteFile(p, []byte(`{"usd_per_million_tokens":{"llama3":{"input":0.1,"output":0.2},"gpt-5-mini":{"input":9,"output":9}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tab, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := tab.Cost("llama3", 1e6, 0, 1e6); !ok || math.Abs(got-0.3) > 1e-9 {
+		t.Errorf("llama3 cost = %v,%v", got, ok)
+	}
+	if got, _ := tab.Cost("gpt-5-mini", 1e6, 0, 0); got != 9 {
+		t.Errorf("override not applied: %v", got)
+	}
+	if _, ok := tab.Lookup("gpt-4o"); !ok {
+		t.Error("embedded models lost after override")
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Error("missing --prices file accepted")
+	}
+}

@@ -1,0 +1,180 @@
+package runspec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/safefile"
+)
+
+// FileName is the run file's name inside the output folder.
+const FileName = "run.json"
+
+// Version is the run.json format version.
+const Version = 1
+
+// Providers.
+const (
+	ProviderOpenAI  = "openai"
+	ProviderOffline = "offline"
+)
+
+// Input describes the input file the batches were cut from.
+type Input struct {
+	Path    string `json:"path"`
+	Format  string `json:"format"`
+	SHA256  string `json:"sha256"`
+	Records int64  `json:"records"`
+	Dropped int    `json:"dropped_duplicates,omitempty"`
+}
+
+// Spec is the content of run.json.
+type Spec struct {
+	Version             int             `json:"version"`
+	CreatedAt           time.Time       `json:"created_at"`
+	Provider            string          `json:"provider"`
+	Model               string          `json:"model"`
+	BaseURL             string          `json:"base_url,omitempty"`
+	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
+	Temperature         *float64        `json:"temperature,omitempty"`
+	MaxCompletionTokens int64           `json:"max_completion_tokens,omitempty"`
+	PromptSource        string          `json:"prompt_source"`
+	Prompt              string          `json:"prompt"`
+	SchemaSource        string          `json:"schema_source"`
+	Schema              json.RawMessage `json:"schema"`
+	IDField             string          `json:"id_field,omitempty"`
+	IDColumn            string          `json:"id_column"`
+	Dedupe              bool            `json:"dedupe,omitempty"`
+	MaxAttempts         int             `json:"max_attempts"`
+	Timeout             Duration        `json:"timeout"`
+	Concurrency         int             `json:"concurrency"`
+	RPM                 int             `json:"rpm,omitempty"`
+	TPM                 int             `json:"tpm,omitempty"`
+	MaxInputTokens      int             `json:"max_input_tokens,omitempty"`
+	Workers             int             `json:"workers"`
+	BatchMode           string          `json:"batch_mode"`
+	Input               Input           `json:"input"`
+	Batches             []batch.Range   `json:"batches"`
+}
+
+// Duration is a time.Duration spelled like "2m0s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ErrNoRun means the folder holds no run.json.
+var ErrNoRun = errors.New("no run.json")
+
+// Path is the run file's path in dir.
+func Path(dir string) string { return filepath.Join(dir, FileName) }
+
+// Load reads run.json from path.
+func Load(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoRun)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read run file: %w", err)
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("run file %s is damaged (%v); start over with --fresh: %w", path, err, exitcode.ErrUsage)
+	}
+	if s.Version != Version {
+		return nil, fmt.Errorf("run file %s has version %d, this program writes %d; start over with --fresh: %w", path, s.Version, Version, exitcode.ErrUsage)
+	}
+	return &s, nil
+}
+
+// Save writes run.json atomically.
+func Save(path string, s *Spec) error {
+	if err := safefile.WriteJSON(path, s); err != nil {
+		return fmt.Errorf("write run file: %w", err)
+	}
+	return nil
+}
+
+// Fingerprint lists the settings that decide answers or batching, as name=value pairs. Two runs
+// may share batch files and results only when their fingerprints are equal.
+func (s *Spec) Fingerprint() map[string]string {
+	temp := ""
+	if s.Temperature != nil {
+		temp = fmt.Sprint(*s.Temperature)
+	}
+	return map[string]string{
+		"input (content hash)":    s.Input.SHA256,
+		"--provider":              s.Provider,
+		"--model":                 s.Model,
+		"--base-url":              s.BaseURL,
+		"--reasoning-effort":      s.ReasoningEffort,
+		"--temperature":           temp,
+		"--prompt (content hash)": hash(s.Prompt),
+		"--schema (content hash)": hash(compact(s.Schema)),
+		"--id-field":              s.IDField,
+		"--dedupe":                fmt.Sprint(s.Dedupe),
+		"--workers/--batches":     fmt.Sprintf("%d/%s", s.Workers, s.BatchMode),
+		"--max-input-tokens":      fmt.Sprint(s.MaxInputTokens),
+	}
+}
+
+// Mismatch describes how a new run's settings differ from an existing run's, one line per
+// setting, or returns "" when they match.
+func Mismatch(old, cur *Spec) string {
+	a, b := old.Fingerprint(), cur.Fingerprint()
+	var lines []string
+	for _, k := range slices.Sorted(maps.Keys(a)) {
+		if a[k] != b[k] {
+			lines = append(lines, fmt.Sprintf("  %s: was %q, now %q", k, short(a[k]), short(b[k])))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// compact spells JSON without insignificant space, so re-indenting run.json keeps its hash.
+func compact(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+func short(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "…"
+	}
+	return s
+}

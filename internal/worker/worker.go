@@ -1,0 +1,406 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/event"
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/offline"
+	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/prompt"
+	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/schema"
+)
+
+// Options are the worker's flags.
+type Options struct {
+	BatchPath   string
+	RunPath     string // default: run.json beside the batch
+	Model       string // overrides run.json
+	BaseURL     string // overrides run.json
+	Concurrency int    // overrides run.json when > 0
+	Events      bool   // write events to stdout and stop when stdin closes (set by the coordinator)
+}
+
+// Deps are the worker's connections to the outside world.
+type Deps struct {
+	Stdin      io.Reader // with Events: EOF means the coordinator has gone; the worker stops
+	Stdout     io.Writer // events
+	Stderr     io.Writer // log lines at info and above
+	Getenv     func(string) string
+	HTTPClient *http.Client // nil: the SDK's default
+	Prices     *price.Table // nil: the embedded table
+}
+
+// ResultsHeader is the header of worker_N_results.csv and final_results.csv.
+func ResultsHeader(idColumn string, s *schema.Schema) []string {
+	return results.Header(idColumn, s.Columns())
+}
+
+// Run processes one batch. It returns nil when every record of the batch was answered or failed
+// for good, an error wrapping exitcode.ErrRecordsFailed when some failed, exitcode.ErrFatalAPI
+// when the API refused the run, and the context's error when interrupted.
+func Run(ctx context.Context, opts Options, deps Deps) error {
+	files, err := FilesFor(opts.BatchPath)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
+	}
+	runPath := opts.RunPath
+	if runPath == "" {
+		runPath = filepath.Join(files.Dir, runspec.FileName)
+	}
+	spec, err := runspec.Load(runPath)
+	if err != nil {
+		if errors.Is(err, runspec.ErrNoRun) {
+			return fmt.Errorf("%w: a worker needs the run.json the coordinator writes beside the batch files; run the coordinator first or pass --run: %w", err, exitcode.ErrUsage)
+		}
+		return err
+	}
+	applyOverrides(spec, opts)
+
+	logFile, err := os.OpenFile(files.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logFile.Close()
+	log := newLogger(logFile, deps.Stderr, files.Number)
+
+	w, err := newRunner(spec, files, deps, log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return err
+	}
+	defer w.close()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if opts.Events && deps.Stdin != nil {
+		go func() {
+			// The coordinator holds our stdin open for its whole life; EOF means it has gone.
+			_, _ = io.Copy(io.Discard, deps.Stdin)
+			cancel(errors.New("coordinator went away (stdin closed)"))
+		}()
+	}
+	if opts.Events {
+		w.events = event.NewEmitter(deps.Stdout)
+	}
+	return w.run(ctx, cancel)
+}
+
+func applyOverrides(spec *runspec.Spec, opts Options) {
+	if opts.Model != "" {
+		spec.Model = opts.Model
+	}
+	if opts.BaseURL != "" {
+		spec.BaseURL = opts.BaseURL
+	}
+	if opts.Concurrency > 0 {
+		spec.Concurrency = opts.Concurrency
+	}
+	if spec.Concurrency < 1 {
+		spec.Concurrency = 1
+	}
+}
+
+func newLogger(file io.Writer, stderr io.Writer, n int) zerolog.Logger {
+	var out io.Writer = file
+	if stderr != nil {
+		out = zerolog.MultiLevelWriter(file, &zerolog.FilteredLevelWriter{
+			Writer: zerolog.LevelWriterAdapter{Writer: stderr},
+			Level:  zerolog.InfoLevel,
+		})
+	}
+	return zerolog.New(out).With().Timestamp().Int("worker", n).Logger()
+}
+
+type runner struct {
+	spec     *runspec.Spec
+	files    Files
+	schema   *schema.Schema
+	tmpl     *prompt.Template
+	caller   *llm.Caller
+	prices   *price.Table
+	log      zerolog.Logger
+	events   *event.Emitter
+	results  *results.Writer
+	failures *results.Writer
+	attempts *attemptLog
+	prior    map[string]int
+	skip     map[string]bool
+
+	mu                          sync.Mutex
+	answered, failed, abandoned int64
+}
+
+func newRunner(spec *runspec.Spec, files Files, deps Deps, log zerolog.Logger) (*runner, error) {
+	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{spec: spec, files: files, schema: sch, log: log, prices: deps.Prices}
+	if r.prices == nil {
+		r.prices = price.Default()
+	}
+	provider, err := newProvider(spec, sch, deps)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Provider != runspec.ProviderOffline {
+		if r.tmpl, err = prompt.Parse(spec.PromptSource, spec.Prompt); err != nil {
+			return nil, err
+		}
+	}
+	r.caller = &llm.Caller{
+		Provider:    provider,
+		Validate:    sch.Validate,
+		MaxAttempts: spec.MaxAttempts,
+		Backoff:     llm.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, MaxRetryAfter: 60 * time.Second},
+		Timeout:     time.Duration(spec.Timeout),
+		OnAttempt:   r.onAttempt,
+		BeforeAttempt: func(ctx context.Context, id string, attempt int) error {
+			return r.attempts.Record(id)
+		},
+	}
+
+	if r.results, err = results.OpenWriter(files.Results, ResultsHeader(spec.IDColumn, sch)); err != nil {
+		return nil, err
+	}
+	if r.failures, err = results.OpenWriter(files.Failures, results.FailureHeader(spec.IDColumn)); err != nil {
+		r.close()
+		return nil, err
+	}
+	if r.attempts, r.prior, err = openAttemptLog(files.Attempts); err != nil {
+		r.close()
+		return nil, err
+	}
+	r.skip = map[string]bool{}
+	for _, p := range []string{files.Results, files.Failures} {
+		if _, _, err := results.Read(p, func(row []string) error {
+			r.skip[row[0]] = true
+			return nil
+		}); err != nil {
+			r.close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func newProvider(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.Provider, error) {
+	switch spec.Provider {
+	case runspec.ProviderOffline:
+		return offline.Provider{}, nil
+	case runspec.ProviderOpenAI:
+		getenv := deps.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		key := getenv("OPENAI_API_KEY")
+		if key == "" {
+			return nil, fmt.Errorf("OPENAI_API_KEY is not set: this run uses provider openai; export the key in the environment (never as a flag): %w", exitcode.ErrUsage)
+		}
+		return llm.NewOpenAI(llm.OpenAIConfig{
+			BaseURL:             spec.BaseURL,
+			APIKey:              key,
+			SchemaName:          sch.Name,
+			Schema:              sch.StrictJSON(),
+			ReasoningEffort:     spec.ReasoningEffort,
+			Temperature:         spec.Temperature,
+			MaxCompletionTokens: spec.MaxCompletionTokens,
+			Timeout:             time.Duration(spec.Timeout),
+			HTTPClient:          deps.HTTPClient,
+		}), nil
+	default:
+		return nil, fmt.Errorf("run.json names provider %q; want openai or offline: %w", spec.Provider, exitcode.ErrUsage)
+	}
+}
+
+func (r *runner) close() {
+	if r.results != nil {
+		r.results.Close()
+	}
+	if r.failures != nil {
+		r.failures.Close()
+	}
+	if r.attempts != nil {
+		r.attempts.Close()
+	}
+}
+
+func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error {
+	start := time.Now()
+	// Count what is left before starting, so progress has a total.
+	var pending, done int64
+	if err := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
+		if r.skip[rec.ID] {
+			done++
+		} else {
+			pending++
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	r.log.Info().Int64("pending", pending).Int64("done", done).Str("model", r.spec.Model).
+		Str("provider", r.spec.Provider).Int("concurrency", r.spec.Concurrency).Msg("batch started")
+	r.events.Emit(event.Event{Type: event.Start, Worker: r.files.Number, Pending: pending, Done: done})
+
+	work := make(chan record.Record)
+	var wg sync.WaitGroup
+	var fatalOnce sync.Once
+	var fatal error
+	for i := 0; i < r.spec.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range work {
+				if err := r.process(ctx, rec); err != nil {
+					fatalOnce.Do(func() { fatal = err })
+					cancel(err)
+				}
+			}
+		}()
+	}
+	readErr := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
+		if r.skip[rec.ID] {
+			return nil
+		}
+		select {
+		case work <- rec:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	close(work)
+	wg.Wait()
+
+	r.mu.Lock()
+	answered, failed, abandoned := r.answered, r.failed, r.abandoned
+	r.mu.Unlock()
+	elapsed := time.Since(start)
+	r.log.Info().Int64("answered", answered).Int64("failed", failed).Int64("abandoned", abandoned).
+		Float64("seconds", elapsed.Seconds()).Msg("batch finished")
+	r.events.Emit(event.Event{Type: event.End, Worker: r.files.Number, Done: answered, Attempts: int(failed)})
+
+	switch {
+	case fatal != nil:
+		return fatal
+	case ctx.Err() != nil:
+		cause := context.Cause(ctx)
+		r.log.Warn().Str("cause", cause.Error()).Int64("abandoned", abandoned).Msg("stopped before the batch was done; run again to resume")
+		return fmt.Errorf("worker %d: %w: %w", r.files.Number, cause, exitcode.ErrInterrupted)
+	case readErr != nil:
+		return readErr
+	case failed > 0:
+		return fmt.Errorf("worker %d: %d of %d records failed (see %s): %w", r.files.Number, failed, pending, filepath.Base(r.files.Failures), exitcode.ErrRecordsFailed)
+	}
+	return nil
+}
+
+// process handles one record. It returns an error only when the whole run must stop.
+func (r *runner) process(ctx context.Context, rec record.Record) error {
+	req := llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
+	if r.tmpl != nil {
+		msgs, err := r.tmpl.Render(rec)
+		if err != nil {
+			r.fail(rec.ID, "prompt_error", err.Error(), r.prior[rec.ID])
+			return nil
+		}
+		req.System, req.User = msgs.System, msgs.User
+	}
+	res, err := r.caller.Call(ctx, req, r.prior[rec.ID])
+	if err == nil {
+		return r.succeed(rec.ID, res)
+	}
+	var le *llm.Error
+	switch {
+	case ctx.Err() != nil:
+		// Interrupted: the record is neither answered nor failed, and a rerun resumes it.
+		r.mu.Lock()
+		r.abandoned++
+		r.mu.Unlock()
+		return nil
+	case errors.As(err, &le) && le.Fatal():
+		r.log.Error().Str("id", rec.ID).Str("class", string(le.Class)).Int("status", le.Status).Str("error", le.Message).
+			Msg("the API refused the run; stopping")
+		r.events.Emit(event.Event{Type: event.Fatal, Worker: r.files.Number, ID: rec.ID, Class: string(le.Class), Status: le.Status, Message: le.Message})
+		return fmt.Errorf("%s (HTTP %d): %s: %w", le.Class, le.Status, le.Message, exitcode.ErrFatalAPI)
+	case errors.As(err, &le):
+		r.fail(rec.ID, string(le.Class), le.Message, res.Attempts)
+	default:
+		r.fail(rec.ID, "internal", err.Error(), res.Attempts)
+	}
+	return nil
+}
+
+func (r *runner) succeed(id string, res llm.Result) error {
+	cost, known := r.prices.Cost(res.Model, res.Usage.InputTokens, res.Usage.CachedInputTokens, res.Usage.OutputTokens)
+	costCell := ""
+	if known {
+		costCell = strconv.FormatFloat(cost, 'f', 6, 64)
+	}
+	// Worker files hold raw values; the merge applies the spreadsheet-formula guard once.
+	row := append([]string{id}, r.schema.Cells(res.Values)...)
+	row = append(row, res.Model,
+		strconv.FormatInt(res.Usage.InputTokens, 10),
+		strconv.FormatInt(res.Usage.OutputTokens, 10),
+		costCell,
+		strconv.Itoa(res.Attempts),
+		strconv.FormatInt(res.Latency.Milliseconds(), 10),
+		strconv.Itoa(r.files.Number))
+	if err := r.results.Append(row); err != nil {
+		return fmt.Errorf("record %s: %w", id, err)
+	}
+	r.mu.Lock()
+	r.answered++
+	r.mu.Unlock()
+	r.events.Emit(event.Event{Type: event.Record, Worker: r.files.Number, ID: id, OK: true, Attempts: res.Attempts,
+		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
+		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds()})
+	return nil
+}
+
+func (r *runner) fail(id, class, msg string, attempts int) {
+	row := []string{id, class, msg, strconv.Itoa(attempts), strconv.Itoa(r.files.Number)}
+	if err := r.failures.Append(row); err != nil {
+		r.log.Error().Err(err).Str("id", id).Msg("cannot record failure")
+	}
+	r.log.Warn().Str("id", id).Str("class", class).Int("attempts", attempts).Str("error", msg).Msg("record failed")
+	r.mu.Lock()
+	r.failed++
+	r.mu.Unlock()
+	r.events.Emit(event.Event{Type: event.Record, Worker: r.files.Number, ID: id, Class: class, Message: msg, Attempts: attempts})
+}
+
+func (r *runner) onAttempt(a llm.Attempt) {
+	ev := r.log.Debug()
+	if a.Err != nil {
+		ev = r.log.Info()
+	}
+	ev = ev.Str("id", a.RecordID).Int("attempt", a.Attempt).Int64("latency_ms", a.Latency.Milliseconds()).
+		Int64("input_tokens", a.Usage.InputTokens).Int64("output_tokens", a.Usage.OutputTokens).Str("model", a.Model)
+	if a.Err == nil {
+		ev.Str("status", "ok").Msg("request")
+		return
+	}
+	ev.Str("status", "error").Str("class", string(a.Err.Class)).Int("http_status", a.Err.Status).
+		Str("error", a.Err.Message).Int64("retry_in_ms", a.Delay.Milliseconds()).Msg("request")
+	r.events.Emit(event.Event{Type: event.Retry, Worker: r.files.Number, ID: a.RecordID, Attempt: a.Attempt,
+		Class: string(a.Err.Class), Status: a.Err.Status, DelayMS: a.Delay.Milliseconds()})
+}
