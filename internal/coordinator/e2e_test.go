@@ -273,11 +273,21 @@ func TestUsageErrorsLeaveOutputUntouched(t *testing.T) {
 		{"openai without key", []string{"--provider", "openai", "--input", sample}, nil, "OPENAI_API_KEY"},
 		{"offline with schema", []string{"--provider", "offline", "--schema", write("s.json", `{"type":"object","properties":{"x":{"type":"string"}}}`), "--input", sample}, nil, "--schema"},
 		{"unknown flag", []string{"--wrokers", "3", "--input", sample}, nil, "wrokers"},
+		{"empty array", []string{"--input", write("empty-array.json", " [ ] ")}, nil, "no records"},
+		{"top-level scalar", []string{"--input", write("scalar.json", "42\n")}, nil, "scalar.json"},
+		{"non-utf8", []string{"--input", write("latin1.jsonl", "{\"nct_id\":\"A\",\"title\":\"caf\xe9\"}\n")}, nil, "UTF-8"},
+		{"ragged csv", []string{"--input", write("ragged.csv", "nct_id,title\nA,x\nB,y,z\n")}, nil, "ragged.csv:3"},
+		{"unknown format", []string{"--input", write("blob.bin", "\x00\x01\x02binary")}, nil, "blob.bin"},
+		{"out is a file", []string{"--input", sample, "--out", write("afile", "x")}, nil, "not a folder"},
+		{"out under a file", []string{"--input", sample, "--out", filepath.Join(dir, "afile", "sub")}, nil, "afile"},
+		{"invalid schema", []string{"--provider", "openai", "--input", sample, "--schema", write("bad-schema.json", `{"type":"object","properties":{"x":{"type":"object"}}}`)}, []string{"OPENAI_API_KEY=" + testKey}, "bad-schema.json"},
+		{"template missing field", []string{"--provider", "openai", "--input", sample, "--prompt", write("p.tmpl", `Record ID: {{.ID}} {{field "protocolSection.noSuchModule.x"}}`)}, []string{"OPENAI_API_KEY=" + testKey}, "noSuchModule"},
+		{"temperature on reasoning model", []string{"--provider", "openai", "--input", sample, "--temperature", "0.2"}, []string{"OPENAI_API_KEY=" + testKey}, "reasoning model"},
 		{"other settings", []string{"--workers", "3", "--input", sample}, nil, "--fresh"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"--out", out}, tt.args...)
+			args := append([]string{"--out", out}, tt.args...) // a later --out wins
 			res := runBin(t, tt.env, "coordinator", args...)
 			if res.code != 2 {
 				t.Errorf("exit %d, want 2\n%s", res.code, res.stderr)

@@ -143,6 +143,9 @@ type runner struct {
 	prior    map[string]int
 	skip     map[string]bool
 
+	// writeMu serializes appends: results.Writer is not safe for concurrent use.
+	writeMu sync.Mutex
+
 	mu                          sync.Mutex
 	answered, failed, abandoned int64
 }
@@ -364,7 +367,10 @@ func (r *runner) succeed(id string, res llm.Result) error {
 		strconv.Itoa(res.Attempts),
 		strconv.FormatInt(res.Latency.Milliseconds(), 10),
 		strconv.Itoa(r.files.Number))
-	if err := r.results.Append(row); err != nil {
+	r.writeMu.Lock()
+	err := r.results.Append(row)
+	r.writeMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("record %s: %w", id, err)
 	}
 	r.mu.Lock()
@@ -378,7 +384,10 @@ func (r *runner) succeed(id string, res llm.Result) error {
 
 func (r *runner) fail(id, class, msg string, attempts int) {
 	row := []string{id, class, msg, strconv.Itoa(attempts), strconv.Itoa(r.files.Number)}
-	if err := r.failures.Append(row); err != nil {
+	r.writeMu.Lock()
+	err := r.failures.Append(row)
+	r.writeMu.Unlock()
+	if err != nil {
 		r.log.Error().Err(err).Str("id", id).Msg("cannot record failure")
 	}
 	r.log.Warn().Str("id", id).Str("class", class).Int("attempts", attempts).Str("error", msg).Msg("record failed")
@@ -389,11 +398,8 @@ func (r *runner) fail(id, class, msg string, attempts int) {
 }
 
 func (r *runner) onAttempt(a llm.Attempt) {
-	ev := r.log.Debug()
-	if a.Err != nil {
-		ev = r.log.Info()
-	}
-	ev = ev.Str("id", a.RecordID).Int("attempt", a.Attempt).Int64("latency_ms", a.Latency.Milliseconds()).
+	// Per-request lines go to the log file only; the coordinator counts retries from events.
+	ev := r.log.Debug().Str("id", a.RecordID).Int("attempt", a.Attempt).Int64("latency_ms", a.Latency.Milliseconds()).
 		Int64("input_tokens", a.Usage.InputTokens).Int64("output_tokens", a.Usage.OutputTokens).Str("model", a.Model)
 	if a.Err == nil {
 		ev.Str("status", "ok").Msg("request")

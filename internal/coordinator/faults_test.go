@@ -1,0 +1,447 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/fakeai"
+)
+
+// replicate writes the bundled sample `copies` times with new IDs (NCT...-rK), as JSON Lines,
+// and returns the path and the IDs in order.
+func replicate(t testing.TB, dir string, copies int) (string, []string) {
+	t.Helper()
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var out bytes.Buffer
+	var ids []string
+	for k := 0; k < copies; k++ {
+		for _, l := range lines {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(l), &rec); err != nil {
+				t.Fatal(err)
+			}
+			ident := rec["protocolSection"].(map[string]any)["identificationModule"].(map[string]any)
+			id := fmt.Sprintf("%s-r%d", ident["nctId"], k)
+			ident["nctId"] = id
+			b, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Write(b)
+			out.WriteByte('\n')
+			ids = append(ids, id)
+		}
+	}
+	p := filepath.Join(dir, fmt.Sprintf("trials-x%d.jsonl", copies))
+	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, ids
+}
+
+// startBin starts a built binary in the background; the caller waits on it.
+func startBin(t testing.TB, env []string, name string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=atexit_sleep_ms=0"}, env...)
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &errb, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, &errb
+}
+
+func exitCodeOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// childPIDs lists the live child processes of pid.
+func childPIDs(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, s := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie has exited; it only waits to be reaped.
+	fields := strings.Fields(string(data))
+	return len(fields) > 2 && fields[2] != "Z"
+}
+
+// countRows counts complete data rows in the workers' results files.
+func countRows(t testing.TB, out string) int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(out, "worker_*_results.csv"))
+	n := 0
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		n += bytes.Count(data, []byte("\n")) - 1
+	}
+	return n
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readSummary(t testing.TB, out string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// assertAttemptsBounded checks no ID was requested more often than maxAttempts allows.
+func assertAttemptsBounded(t testing.TB, st fakeai.Stats, max int) {
+	t.Helper()
+	for id, n := range st.PerID {
+		if n > max {
+			t.Errorf("%s was requested %d times; --max-attempts is %d", id, n, max)
+		}
+	}
+}
+
+func TestFaultyServerEveryRecordLands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end fault run")
+	}
+	input, ids := replicate(t, t.TempDir(), 4)
+	fake, url := startFake(t, fakeai.Config{
+		Seed: 7, Rate500: 0.10, RateBadJSON: 0.025, RateSchemaBreak: 0.025, RateDrop: 0.02,
+		RateStall: 0.01, StallFor: 3 * time.Second,
+	})
+	out := filepath.Join(t.TempDir(), "out")
+	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey, "GORACE=atexit_sleep_ms=0"}, "coordinator",
+		"--workers", "10", "--concurrency", "4", "--max-attempts", "8", "--timeout", "1s",
+		"--input", input, "--out", out, "--base-url", url)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr, 40))
+	}
+	ok, failed := assertExactlyOnce(t, out, ids)
+	if ok != 400 || failed != 0 {
+		t.Errorf("%d succeeded, %d failed; want all 400 answered", ok, failed)
+	}
+	st := fake.Stats()
+	assertAttemptsBounded(t, st, 8)
+	for _, k := range []string{fakeai.Kind500, fakeai.KindBadJSON, fakeai.KindSchemaBreak, fakeai.KindDrop, fakeai.KindStall} {
+		if st.Answers[k] == 0 {
+			t.Errorf("the server never injected %s; the test proves nothing about it", k)
+		}
+	}
+	t.Logf("server answers: %v over %d requests", st.Answers, st.Requests)
+}
+
+func TestKilledWorkersAreRestartedAndLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end kill test")
+	}
+	input, ids := replicate(t, t.TempDir(), 4)
+	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 40 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, logs := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator",
+		"--workers", "8", "--concurrency", "2", "--input", input, "--out", out, "--base-url", url, "--max-attempts", "3")
+	rng := rand.New(rand.NewSource(1))
+	killed := 0
+	for killed < 3 {
+		target := 40 * (killed + 1)
+		waitFor(t, fmt.Sprintf("%d answered rows", target), 60*time.Second, func() bool { return countRows(t, out) >= target })
+		kids := childPIDs(cmd.Process.Pid)
+		if len(kids) == 0 {
+			break
+		}
+		victim := kids[rng.Intn(len(kids))]
+		if err := syscall.Kill(victim, syscall.SIGKILL); err == nil {
+			killed++
+		}
+	}
+	err := cmd.Wait()
+	if code := exitCodeOf(err); code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(logs.String(), 40))
+	}
+	if killed != 3 {
+		t.Fatalf("killed %d workers, want 3", killed)
+	}
+	ok, failed := assertExactlyOnce(t, out, ids)
+	if ok != 400 || failed != 0 {
+		t.Errorf("%d succeeded, %d failed", ok, failed)
+	}
+	assertAttemptsBounded(t, fake.Stats(), 3)
+	if r := readSummary(t, out)["restarts"].(float64); r != 3 {
+		t.Errorf("summary.json restarts = %v, want 3", r)
+	}
+	if !strings.Contains(logs.String(), "crashed; restarting it on the same batch") {
+		t.Errorf("restart not logged:\n%s", tail(logs.String(), 20))
+	}
+}
+
+func TestKilledCoordinatorTakesWorkersAlongAndRerunResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end kill test")
+	}
+	input, ids := replicate(t, t.TempDir(), 2)
+	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 40 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	env := []string{"OPENAI_API_KEY=" + testKey}
+	args := []string{"--workers", "4", "--concurrency", "2", "--input", input, "--out", out, "--base-url", url}
+	cmd, _ := startBin(t, env, "coordinator", args...)
+	waitFor(t, "60 answered rows", 60*time.Second, func() bool { return countRows(t, out) >= 60 })
+	kids := childPIDs(cmd.Process.Pid)
+	if len(kids) == 0 {
+		t.Fatal("no workers running")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitFor(t, "workers to die with the coordinator", 15*time.Second, func() bool {
+		for _, k := range kids {
+			if alive(k) {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := os.Stat(filepath.Join(out, "final_results.csv")); err == nil {
+		t.Error("final_results.csv exists after the coordinator was killed mid-run")
+	}
+
+	// Remember who was answered before the rerun and how often the server saw them.
+	before := fake.Stats().PerID
+	answered := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(out, "worker_*_results.csv"))
+	for _, f := range files {
+		for _, id := range firstColumn(readCSV(t, f)) {
+			answered[id] = true
+		}
+	}
+	res := runBin(t, env, "coordinator", args...)
+	if res.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", res.code, tail(res.stderr, 30))
+	}
+	if !strings.Contains(res.stderr, "resuming the run") {
+		t.Errorf("rerun did not say it resumes:\n%s", tail(res.stderr, 10))
+	}
+	after := fake.Stats().PerID
+	for id := range answered {
+		if after[id] != before[id] {
+			t.Errorf("%s was answered before the kill but requested again on rerun", id)
+		}
+	}
+	ok, failed := assertExactlyOnce(t, out, ids)
+	if ok != len(ids) || failed != 0 {
+		t.Errorf("%d succeeded, %d failed", ok, failed)
+	}
+}
+
+func TestInterruptMergesWhatIsDoneAndExits130(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end signal test")
+	}
+	input, ids := replicate(t, t.TempDir(), 2)
+	_, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 40 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	env := []string{"OPENAI_API_KEY=" + testKey}
+	args := []string{"--workers", "4", "--input", input, "--out", out, "--base-url", url}
+	cmd, logs := startBin(t, env, "coordinator", args...)
+	waitFor(t, "20 answered rows", 60*time.Second, func() bool { return countRows(t, out) >= 20 })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCodeOf(cmd.Wait()); code != 130 {
+		t.Fatalf("exit %d, want 130\n%s", code, tail(logs.String(), 30))
+	}
+	if !strings.Contains(logs.String(), "rerun the same command to resume") {
+		t.Errorf("no resume hint:\n%s", tail(logs.String(), 10))
+	}
+	sum := readSummary(t, out)
+	if sum["status"] != "interrupted" {
+		t.Errorf("summary status = %v", sum["status"])
+	}
+	partial := len(readCSV(t, filepath.Join(out, "final_results.csv"))) - 1
+	if partial < 20 || partial >= len(ids) {
+		t.Errorf("final_results.csv has %d rows after the interrupt, want the part that was done", partial)
+	}
+	// Undone records are listed as not processed, never lost.
+	assertExactlyOnce(t, out, ids)
+
+	res := runBin(t, env, "coordinator", args...)
+	if res.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", res.code, tail(res.stderr, 30))
+	}
+	if ok, _ := assertExactlyOnce(t, out, ids); ok != len(ids) {
+		t.Errorf("after rerun %d of %d succeeded", ok, len(ids))
+	}
+}
+
+func TestAPIRefusalStopsTheRunEarly(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  fakeai.Config
+		want string
+	}{
+		{"bad key", fakeai.Config{Unauthorized: true}, "auth"},
+		{"no quota", fakeai.Config{InsufficientQuota: true}, "insufficient_quota"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake, url := startFake(t, tt.cfg)
+			out := filepath.Join(t.TempDir(), "out")
+			res := runBin(t, []string{"OPENAI_API_KEY=" + testKey, "GORACE=atexit_sleep_ms=0"}, "coordinator",
+				"--workers", "4", "--input", sample, "--out", out, "--base-url", url)
+			if res.code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", res.code, tail(res.stderr, 20))
+			}
+			if !strings.Contains(res.stderr, tt.want) || !strings.Contains(res.stderr, "the API refused the run") {
+				t.Errorf("message does not explain the refusal:\n%s", tail(res.stderr, 20))
+			}
+			if strings.Contains(res.stderr, testKey) {
+				t.Error("the key appears in the coordinator's output")
+			}
+			// Each worker stops at its first refusal instead of burning through every record.
+			if n := fake.Stats().Requests; n > 8 {
+				t.Errorf("%d requests made against a refusing API, want at most a few per worker", n)
+			}
+			if readSummary(t, out)["status"] != "api_refused" {
+				t.Error("summary.json does not say the API refused the run")
+			}
+			assertExactlyOnce(t, out, sampleIDs(t, sample))
+		})
+	}
+}
+
+func TestBadRequestFailsOneRecordAndRerunRetriesOnlyIt(t *testing.T) {
+	ids := sampleIDs(t, sample)
+	bad := ids[17]
+	fake, url := startFake(t, fakeai.Config{FailIDs: map[string]int{bad: 400}})
+	out := filepath.Join(t.TempDir(), "out")
+	env := []string{"OPENAI_API_KEY=" + testKey, "GORACE=atexit_sleep_ms=0"}
+	args := []string{"--workers", "4", "--input", sample, "--out", out, "--base-url", url}
+	res := runBin(t, env, "coordinator", args...)
+	if res.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", res.code, tail(res.stderr, 20))
+	}
+	fails := readCSV(t, filepath.Join(out, "final_failures.csv"))
+	if len(fails) != 2 || fails[1][0] != bad || fails[1][1] != "bad_request" || fails[1][3] != "1" {
+		t.Errorf("final_failures.csv = %v, want one bad_request row for %s after 1 attempt", fails, bad)
+	}
+	ok, _ := assertExactlyOnce(t, out, ids)
+	if ok != 99 {
+		t.Errorf("%d succeeded, want 99", ok)
+	}
+	before := fake.Stats()
+	res = runBin(t, env, "coordinator", args...)
+	if res.code != 1 {
+		t.Fatalf("rerun exit %d, want 1", res.code)
+	}
+	after := fake.Stats()
+	if got := after.Requests - before.Requests; got != 1 {
+		t.Errorf("rerun made %d requests, want 1 (only the failed record)", got)
+	}
+	if after.PerID[bad] != 2 {
+		t.Errorf("failed record requested %d times in all, want 2", after.PerID[bad])
+	}
+	assertExactlyOnce(t, out, ids)
+}
+
+func TestKeyNeverInArgvOrFiles(t *testing.T) {
+	_, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 30 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, logs := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator",
+		"--workers", "3", "--input", sample, "--out", out, "--base-url", url)
+	waitFor(t, "workers", 30*time.Second, func() bool { return len(childPIDs(cmd.Process.Pid)) > 0 })
+	for _, pid := range append(childPIDs(cmd.Process.Pid), cmd.Process.Pid) {
+		argv, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(argv, []byte(testKey)) {
+			t.Errorf("key in argv of pid %d: %q", pid, argv)
+		}
+	}
+	if code := exitCodeOf(cmd.Wait()); code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(logs.String(), 20))
+	}
+	assertNoKey(t, out)
+	if strings.Contains(logs.String(), testKey) {
+		t.Error("key in the coordinator's log")
+	}
+	err := filepath.Walk(out, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o644)
+		if info.IsDir() {
+			want = 0o755
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s has mode %v, want %v", p, info.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
