@@ -1,0 +1,216 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/event"
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/taxonomy"
+)
+
+const key = "sk-worker-test-key"
+
+// setup writes batch_0.json with the first n sample records and a run.json for the fake server.
+func setup(t *testing.T, n int, cfg fakeai.Config, maxAttempts int) (dir string, fake *fakeai.Server, ids []string) {
+	t.Helper()
+	dir = t.TempDir()
+	r, err := input.Open("../../testdata/trials.jsonl", input.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := batch.Create(filepath.Join(dir, "batch_0.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		rec, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+		if err := w.Add(rec.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.APIKey = key
+	fake = fakeai.New(cfg)
+	hs := httptest.NewServer(fake)
+	t.Cleanup(hs.Close)
+	spec := &runspec.Spec{
+		Version: runspec.Version, Provider: runspec.ProviderOpenAI, Model: "gpt-5-mini", BaseURL: hs.URL + "/v1",
+		Prompt: taxonomy.Prompt(), PromptSource: "default", Schema: taxonomy.Schema(), SchemaSource: "default",
+		IDColumn: "nct_id", MaxAttempts: maxAttempts, Timeout: runspec.Duration(5 * time.Second), Concurrency: 2,
+	}
+	if err := runspec.Save(filepath.Join(dir, runspec.FileName), spec); err != nil {
+		t.Fatal(err)
+	}
+	return dir, fake, ids
+}
+
+func deps() Deps {
+	return Deps{Getenv: func(k string) string {
+		if k == "OPENAI_API_KEY" {
+			return key
+		}
+		return ""
+	}}
+}
+
+func resultIDs(t *testing.T, path string) []string {
+	t.Helper()
+	var ids []string
+	if _, _, err := results.Read(path, func(row []string) error {
+		ids = append(ids, row[0])
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestRunAnswersEveryRecordAndResumeSkipsThem(t *testing.T) {
+	dir, fake, ids := setup(t, 8, fakeai.Config{}, 3)
+	batchPath := filepath.Join(dir, "batch_0.json")
+	var events bytes.Buffer
+	d := deps()
+	d.Stdout = &events
+	if err := Run(context.Background(), Options{BatchPath: batchPath, Events: true}, d); err != nil {
+		t.Fatal(err)
+	}
+	if got := resultIDs(t, filepath.Join(dir, "worker_0_results.csv")); len(got) != 8 {
+		t.Fatalf("%d results, want 8", len(got))
+	}
+	okEvents := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(events.Bytes()), []byte("\n")) {
+		ev, err := event.Parse(line)
+		if err != nil {
+			t.Fatalf("bad event line %q: %v", line, err)
+		}
+		if ev.Type == event.Record && ev.OK && ev.InputTokens > 0 {
+			okEvents++
+		}
+	}
+	if okEvents != 8 {
+		t.Errorf("%d record events with usage, want 8", okEvents)
+	}
+	logData, err := os.ReadFile(filepath.Join(dir, "worker_0_log.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if !bytes.Contains(logData, []byte(`"id":"`+id+`"`)) {
+			t.Errorf("log has no request line for %s", id)
+		}
+	}
+	// Started again: nothing left to do, no request made.
+	before := fake.Stats().Requests
+	if err := Run(context.Background(), Options{BatchPath: batchPath}, deps()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Stats().Requests; got != before {
+		t.Errorf("second run made %d requests, want 0", got-before)
+	}
+}
+
+func TestAttemptsSurviveRestarts(t *testing.T) {
+	// Every request fails with a 500: the record may be tried max-attempts times in all.
+	dir, fake, ids := setup(t, 1, fakeai.Config{Rate500: 1}, 4)
+	// A previous worker process spent 3 attempts and died mid-write of the 4th line.
+	if err := os.WriteFile(filepath.Join(dir, "worker_0_attempts.log"), []byte(strings.Repeat(ids[0]+"\n", 3)+ids[0][:4]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Run(context.Background(), Options{BatchPath: filepath.Join(dir, "batch_0.json")}, deps())
+	if !errors.Is(err, exitcode.ErrRecordsFailed) {
+		t.Fatalf("err = %v, want some records failed", err)
+	}
+	if n := fake.Stats().PerID[ids[0]]; n != 1 {
+		t.Errorf("record requested %d times, want 1 (3 of 4 attempts were spent before the restart)", n)
+	}
+	var rows [][]string
+	if _, _, err := results.Read(filepath.Join(dir, "worker_0_failures.csv"), func(r []string) error {
+		rows = append(rows, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0][1] != "server_error" || rows[0][3] != "4" {
+		t.Errorf("failures = %v, want one server_error row after 4 attempts", rows)
+	}
+}
+
+func TestTornResultsLineIsRedone(t *testing.T) {
+	dir, fake, ids := setup(t, 3, fakeai.Config{}, 3)
+	batchPath := filepath.Join(dir, "batch_0.json")
+	if err := Run(context.Background(), Options{BatchPath: batchPath}, deps()); err != nil {
+		t.Fatal(err)
+	}
+	// Cut the last row in half, as a SIGKILL mid-write would.
+	p := filepath.Join(dir, "worker_0_results.csv")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastStart := bytes.LastIndexByte(data[:len(data)-1], '\n') + 1
+	torn := string(data[lastStart : lastStart+15])
+	if err := os.WriteFile(p, data[:lastStart+15], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := fake.Stats().PerID
+	if err := Run(context.Background(), Options{BatchPath: batchPath}, deps()); err != nil {
+		t.Fatal(err)
+	}
+	got := resultIDs(t, p)
+	if len(got) != 3 {
+		t.Fatalf("results after resume: %v", got)
+	}
+	redone := 0
+	for _, id := range ids {
+		redone += fake.Stats().PerID[id] - before[id]
+	}
+	if redone != 1 {
+		t.Errorf("%d records redone, want 1 (the torn row %q)", redone, torn)
+	}
+}
+
+func TestHandRunErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, batch, want string
+		getenv        func(string) string
+	}{
+		{"badly named batch", filepath.Join(dir, "mybatch.json"), "batch_N.json", nil},
+		{"no run.json beside it", filepath.Join(dir, "batch_2.json"), "run the coordinator first", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Run(context.Background(), Options{BatchPath: tt.batch}, Deps{Getenv: tt.getenv})
+			if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want a usage error mentioning %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("no key", func(t *testing.T) {
+		d, _, _ := setup(t, 1, fakeai.Config{}, 1)
+		err := Run(context.Background(), Options{BatchPath: filepath.Join(d, "batch_0.json")}, Deps{Getenv: func(string) string { return "" }})
+		if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "OPENAI_API_KEY") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
