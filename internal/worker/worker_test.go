@@ -193,7 +193,7 @@ func TestHandRunErrors(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
 		name, batch, want string
-		getenv        func(string) string
+		getenv            func(string) string
 	}{
 		{"badly named batch", filepath.Join(dir, "mybatch.json"), "batch_N.json", nil},
 		{"no run.json beside it", filepath.Join(dir, "batch_2.json"), "run the coordinator first", nil},
