@@ -35,6 +35,17 @@ Exit codes: 0 every record succeeded; 1 some records failed, or the API refused 
 
 func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 	ran := false
+	// act marks that flag parsing succeeded, so errors after it are the action's own.
+	act := func(f cli.ActionFunc) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			ran = true
+			if c.NArg() > 0 {
+				return fmt.Errorf("unexpected arguments %q: %w", c.Args().Slice(), exitcode.ErrUsage)
+			}
+			return f(c)
+		}
+	}
+	outFlag := &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: coordinator.DefaultOut, Usage: "the run's output `DIR`"}
 	app := &cli.App{
 		Name:            "coordinator",
 		Usage:           "categorize records with an LLM using isolated parallel worker processes",
@@ -43,11 +54,30 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run: children must be stopped first
 		Flags:           runFlags(),
-		Action: func(c *cli.Context) error {
-			ran = true
-			if c.NArg() > 0 {
-				return fmt.Errorf("unexpected arguments %q; give the input with --input: %w", c.Args().Slice(), exitcode.ErrUsage)
-			}
+		Commands: []*cli.Command{
+			{
+				Name:  "status",
+				Usage: "show the progress of a running or finished run from its files, without disturbing it",
+				Flags: []cli.Flag{outFlag},
+				Action: act(func(c *cli.Context) error {
+					st, err := coordinator.Status(c.String("out"))
+					if err != nil {
+						return err
+					}
+					st.Print(os.Stdout)
+					return nil
+				}),
+			},
+			{
+				Name:  "merge",
+				Usage: "merge the workers' results of a run again, without running anything",
+				Flags: []cli.Flag{outFlag},
+				Action: act(func(c *cli.Context) error {
+					return coordinator.MergeOnly(c.Context, c.String("out"), os.Stdout)
+				}),
+			},
+		},
+		Action: act(func(c *cli.Context) error {
 			opts, err := optionsFrom(c)
 			if err != nil {
 				return err
@@ -57,7 +87,7 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				Log: log, Stdout: os.Stdout, Getenv: os.Getenv, HardStop: hardStop,
 			})
 			return err
-		},
+		}),
 	}
 	err := app.RunContext(ctx, args)
 	if !ran && err != nil {
@@ -104,6 +134,11 @@ func runFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-completion-tokens", Usage: "cap on output tokens per request (0: the model's default)"},
 		&cli.StringFlag{Name: "prompt", Usage: "prompt template `FILE` (Go text/template; default: the embedded clinical-trial prompt)"},
 		&cli.StringFlag{Name: "schema", Usage: "JSON Schema `FILE` of the answer; each top-level property becomes a column"},
+		&cli.StringFlag{Name: "priority-ids", Usage: "`FILE` of record IDs (one a line) answered by --priority-model"},
+		&cli.StringFlag{Name: "priority-model", Usage: "model `NAME` for the records in --priority-ids"},
+		&cli.StringFlag{Name: "escalate-model", Usage: "model `NAME` that retries a record whose answers failed validation twice"},
+		&cli.Float64Flag{Name: "max-cost", Usage: "budget in `USD` for the whole run: when spend reaches it no new requests start, the run merges and exits 1"},
+		&cli.StringFlag{Name: "prices", Usage: "JSON `FILE` of model prices (USD per 1M tokens) adding to or replacing the embedded table"},
 		&cli.IntFlag{Name: "max-attempts", Value: coordinator.DefaultMaxAttempts, Usage: "attempts per record, across worker restarts"},
 		&cli.DurationFlag{Name: "timeout", Value: coordinator.DefaultTimeout, Usage: "timeout per attempt"},
 		&cli.IntFlag{Name: "rpm", Usage: "requests per minute for the whole run (0: unlimited)"},
@@ -126,7 +161,9 @@ func optionsFrom(c *cli.Context) (coordinator.Options, error) {
 		PromptFile: c.String("prompt"), SchemaFile: c.String("schema"), MaxAttempts: c.Int("max-attempts"),
 		Timeout: c.Duration("timeout"), RPM: c.Int("rpm"), TPM: c.Int("tpm"), MaxRestarts: c.Int("max-restarts"),
 		Fresh: c.Bool("fresh"), WorkerBin: c.String("worker-bin"), Grace: c.Duration("grace"),
-		ProgressEvery: c.Duration("progress-every"),
+		ProgressEvery:   c.Duration("progress-every"),
+		PriorityIDsFile: c.String("priority-ids"), PriorityModel: c.String("priority-model"),
+		EscalateModel: c.String("escalate-model"), MaxCostUSD: c.Float64("max-cost"), PricesFile: c.String("prices"),
 	}
 	if c.IsSet("temperature") {
 		t := c.Float64("temperature")

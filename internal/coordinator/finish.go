@@ -81,6 +81,8 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		sum.Status = "interrupted"
 	case errors.Is(runErr, exitcode.ErrFatalAPI):
 		sum.Status = "api_refused"
+	case errors.Is(runErr, exitcode.ErrBudget):
+		sum.Status = "budget_reached"
 	case runErr != nil:
 		sum.Status = "error"
 	case sum.Failed > 0:
@@ -117,6 +119,23 @@ func Merge(ctx context.Context, dir string, spec *runspec.Spec, sch *schema.Sche
 		FailuresPath:  filepath.Join(dir, FinalFailures),
 		MissingClass:  "not_processed",
 	})
+}
+
+// spentSoFar sums the cost already recorded in the workers' files of a run being resumed.
+func spentSoFar(dir string, spec *runspec.Spec) (float64, error) {
+	var total float64
+	for _, b := range spec.Batches {
+		f := worker.FilesForNumber(dir, b.Number)
+		_, _, err := results.Read(f.Results, func(row []string) error {
+			v, _ := strconv.ParseFloat(row[len(row)-4], 64) // cost_usd, attempts, latency_ms, worker
+			total += v
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("read spend so far: %w", err)
+		}
+	}
+	return total, nil
 }
 
 // tally adds tokens, cost and per-worker counts from the merged files.

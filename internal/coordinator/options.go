@@ -33,6 +33,11 @@ type Options struct {
 	MaxCompletionTokens int64
 	PromptFile          string
 	SchemaFile          string
+	PriorityIDsFile     string
+	PriorityModel       string
+	EscalateModel       string
+	PricesFile          string
+	MaxCostUSD          float64
 
 	MaxAttempts    int
 	Timeout        time.Duration
@@ -111,6 +116,10 @@ func (o *Options) check() error {
 		return usagef("--max-restarts %d: cannot be negative", o.MaxRestarts)
 	case o.RPM < 0 || o.TPM < 0:
 		return usagef("--rpm and --tpm cannot be negative (0 means unlimited)")
+	case o.MaxCostUSD < 0:
+		return usagef("--max-cost %v: cannot be negative (0 means no budget)", o.MaxCostUSD)
+	case (o.PriorityIDsFile == "") != (o.PriorityModel == ""):
+		return usagef("--priority-ids and --priority-model go together: the IDs in the file are answered by that model")
 	}
 	switch o.Provider {
 	case "auto", "openai", "offline":

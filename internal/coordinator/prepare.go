@@ -14,6 +14,7 @@ import (
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
@@ -52,6 +53,60 @@ func checkModelParams(o *Options, d *Deps, provider string) error {
 		d.Log.Warn("--reasoning-effort is sent as given, but "+o.Model+" is not a known reasoning model; the server may reject it with HTTP 400", "model", o.Model)
 	}
 	return nil
+}
+
+// routing reads --priority-ids, --escalate-model and --prices into the run spec.
+func routing(o *Options, d *Deps, spec *runspec.Spec) error {
+	if spec.Provider == runspec.ProviderOffline && (o.PriorityModel != "" || o.EscalateModel != "") {
+		return usagef("--priority-model and --escalate-model choose API models; the offline categorizer has none (set OPENAI_API_KEY or --provider openai)")
+	}
+	spec.PriorityModel, spec.EscalateModel = o.PriorityModel, o.EscalateModel
+	if o.PriorityIDsFile != "" {
+		ids, err := readIDList(o.PriorityIDsFile)
+		if err != nil {
+			return err
+		}
+		spec.PriorityIDs = ids
+	}
+	if o.PricesFile != "" {
+		rates, err := price.ReadRates(o.PricesFile)
+		if err != nil {
+			return err
+		}
+		spec.Prices = rates
+	}
+	table := price.Default().With(spec.Prices)
+	for _, m := range []string{spec.Model, spec.PriorityModel, spec.EscalateModel} {
+		if m == "" {
+			continue
+		}
+		if _, ok := table.Lookup(m); !ok {
+			d.Log.Warn("the price of this model is unknown, so its cost is reported as unknown, not zero; add it with --prices FILE", "model", m, "prices_as_of", table.AsOf)
+		}
+	}
+	return nil
+}
+
+// readIDList reads one ID per line; blank lines and lines starting with # are skipped.
+func readIDList(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("read --priority-ids: %v", err)
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		id := strings.TrimSpace(line)
+		if id == "" || strings.HasPrefix(id, "#") || seen[id] {
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, usagef("--priority-ids %s lists no IDs (one ID a line)", path)
+	}
+	return ids, nil
 }
 
 // loadSchemaAndPrompt reads --schema and --prompt, or the embedded defaults.

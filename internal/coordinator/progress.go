@@ -52,6 +52,18 @@ func (p *progress) add(ev event.Event) {
 	}
 }
 
+func (p *progress) addCost(usd float64) {
+	p.mu.Lock()
+	p.cost += usd
+	p.mu.Unlock()
+}
+
+func (p *progress) spent() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cost
+}
+
 func (p *progress) restart() {
 	p.mu.Lock()
 	p.restarts++

@@ -72,6 +72,9 @@ func Run(ctx context.Context, opts Options, deps Deps) (*Summary, error) {
 	} else if spec.BaseURL == "" {
 		spec.BaseURL = deps.Getenv("OPENAI_BASE_URL")
 	}
+	if err := routing(&opts, &deps, spec); err != nil {
+		return nil, err
+	}
 	n, err := opts.batchCount(stats.Records)
 	if err != nil {
 		return nil, err
@@ -83,6 +86,18 @@ func Run(ctx context.Context, opts Options, deps Deps) (*Summary, error) {
 	}
 
 	runPath := runspec.Path(opts.Out)
+	// Refuse a mismatched rerun before touching anything, even the lock file.
+	if err := checkResumable(&opts, spec); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("create --out %s: %w", opts.Out, err)
+	}
+	lk, err := acquireLock(opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
 	resumed, err := prepareOut(ctx, &opts, &deps, spec, inOpts)
 	if err != nil {
 		return nil, err
@@ -113,8 +128,8 @@ func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Sp
 	old, err := runspec.Load(runPath)
 	switch {
 	case err == nil && !opts.Fresh:
-		if diff := runspec.Mismatch(old, spec); diff != "" {
-			return false, usagef("%s holds a run with other settings:\n%s\nrerun with the same input and flags to resume it, use another --out, or add --fresh to start over (the old files are moved to %s/previous-<time>/)", opts.Out, diff, opts.Out)
+		if err := checkResumable(opts, spec); err != nil {
+			return false, err
 		}
 		spec.CreatedAt = old.CreatedAt
 		spec.Batches = old.Batches
@@ -152,6 +167,31 @@ func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Sp
 		return false, err
 	}
 	return false, nil
+}
+
+// checkResumable refuses to resume a run in opts.Out whose settings differ from spec's.
+func checkResumable(opts *Options, spec *runspec.Spec) error {
+	if opts.Fresh {
+		return nil
+	}
+	old, err := runspec.Load(runspec.Path(opts.Out))
+	if errors.Is(err, runspec.ErrNoRun) {
+		names, err := ownFiles(opts.Out)
+		if err != nil {
+			return err
+		}
+		if hasWork(names) {
+			return usagef("%s holds results but no run.json, so they cannot be matched to this input; use another --out, or add --fresh to move them aside and start over", opts.Out)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if diff := runspec.Mismatch(old, spec); diff != "" {
+		return usagef("%s holds a run with other settings:\n%s\nrerun with the same input and flags to resume it, use another --out, or add --fresh to start over (the old files are moved to %s/previous-<time>/)", opts.Out, diff, opts.Out)
+	}
+	return nil
 }
 
 func hasWork(names []string) bool {
@@ -193,6 +233,9 @@ func decide(runErr error, sum *Summary, opts *Options, deps *Deps) error {
 	switch {
 	case errors.Is(runErr, exitcode.ErrInterrupted):
 		deps.Log.Warn("interrupted: merged what was done; " + resume)
+		return runErr
+	case errors.Is(runErr, exitcode.ErrBudget):
+		deps.Log.Warn("budget reached: merged what was done; " + resume + " with a higher --max-cost")
 		return runErr
 	case errors.Is(runErr, exitcode.ErrFatalAPI):
 		deps.Log.Error("the API refused the run; fix the cause below, then " + resume)

@@ -47,6 +47,10 @@ type scheduler struct {
 	mu   sync.Mutex
 	runs map[int]*WorkerRun
 	live map[int]*proc.Process
+
+	// stop ends the run early with a cause (the budget was reached).
+	stop       context.CancelCauseFunc
+	budgetOnce sync.Once
 }
 
 func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin string) *scheduler {
@@ -60,6 +64,17 @@ func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin strin
 func (s *scheduler) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	s.stop = cancel
+	if s.opts.MaxCostUSD > 0 {
+		spent, err := spentSoFar(s.opts.Out, s.spec)
+		if err != nil {
+			return err
+		}
+		s.progress.addCost(spent)
+		if spent >= s.opts.MaxCostUSD {
+			return s.budgetError(spent)
+		}
+	}
 
 	go s.watchHardStop(ctx)
 	go s.reportProgress(ctx)
@@ -90,7 +105,7 @@ func (s *scheduler) run(ctx context.Context) error {
 
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, exitcode.ErrFatalAPI):
+	case errors.Is(cause, exitcode.ErrFatalAPI), errors.Is(cause, exitcode.ErrBudget):
 		return cause
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: %w", cause, exitcode.ErrInterrupted)
@@ -216,6 +231,18 @@ func (s *scheduler) onEvent(n int, line []byte) {
 		return
 	}
 	s.progress.add(ev)
+	if max := s.opts.MaxCostUSD; max > 0 && ev.Type == event.Record {
+		if spent := s.progress.spent(); spent >= max {
+			s.budgetOnce.Do(func() {
+				s.deps.Log.Warn(fmt.Sprintf("budget reached: $%.4f spent of --max-cost $%.4f; stopping all workers (no new requests)", spent, max))
+				s.stop(s.budgetError(spent))
+			})
+		}
+	}
+}
+
+func (s *scheduler) budgetError(spent float64) error {
+	return fmt.Errorf("$%.4f spent of --max-cost $%.4f; raise --max-cost and rerun the same command to continue: %w", spent, s.opts.MaxCostUSD, exitcode.ErrBudget)
 }
 
 func (s *scheduler) reportProgress(ctx context.Context) {

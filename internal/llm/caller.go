@@ -50,6 +50,12 @@ type Caller struct {
 	// BeforeAttempt, when set, runs before each attempt (persist it, wait for a rate permit).
 	// An error aborts Call and is returned wrapped.
 	BeforeAttempt func(ctx context.Context, recordID string, attempt int) error
+	// EscalateModel, when set, takes over a record once EscalateAfter of its answers failed
+	// validation (invalid_json or schema_violation) in this call: the design's hybrid, where a
+	// bigger model answers what the small one cannot.
+	EscalateModel string
+	// EscalateAfter is the number of invalid answers before escalating; below 1 means 2.
+	EscalateAfter int
 }
 
 // Result is the outcome of Call.
@@ -62,6 +68,8 @@ type Result struct {
 	Model string
 	// Usage is summed over all attempts of this call, failed ones included.
 	Usage Usage
+	// ByModel splits Usage by the model each attempt went to, for pricing.
+	ByModel map[string]Usage
 	// Attempts counts attempts, prior ones included.
 	Attempts int
 	// Latency is the latency of the last attempt (the successful one on success).
@@ -74,7 +82,12 @@ type Result struct {
 // ErrAttemptsExhausted when no attempt was left. Result.Attempts and Result.Usage are set
 // even on failure.
 func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Result, error) {
-	res := Result{Attempts: priorAttempts, Model: req.Model}
+	res := Result{Attempts: priorAttempts, Model: req.Model, ByModel: map[string]Usage{}}
+	escalateAfter := c.EscalateAfter
+	if escalateAfter < 1 {
+		escalateAfter = 2
+	}
+	invalid := 0
 	if c.Provider == nil {
 		return res, fmt.Errorf("record %s: %w", req.RecordID, ErrNoProvider)
 	}
@@ -103,8 +116,16 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 		res.Attempts = n
 		res.Usage = res.Usage.Add(rep.Usage)
 		res.Latency = lat
+		res.Model = req.Model
 		if rep.Model != "" {
 			res.Model = rep.Model
+		}
+		res.ByModel[res.Model] = res.ByModel[res.Model].Add(rep.Usage)
+		if e != nil && (e.Class == ClassInvalidJSON || e.Class == ClassSchemaViolation) {
+			invalid++
+			if c.EscalateModel != "" && invalid >= escalateAfter && req.Model != c.EscalateModel {
+				req.Model = c.EscalateModel
+			}
 		}
 		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model}
 		if e == nil {

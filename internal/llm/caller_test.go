@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -340,5 +341,30 @@ func TestCallerValidateWithoutSchema(t *testing.T) {
 		case tt.wantClass != "" && (e == nil || e.Class != tt.wantClass):
 			t.Errorf("%q: err = %v, want class %s", tt.content, err, tt.wantClass)
 		}
+	}
+}
+
+func TestCallEscalatesAfterInvalidAnswers(t *testing.T) {
+	var models []string
+	p := ProviderFunc(func(ctx context.Context, req Request) (Reply, error) {
+		models = append(models, req.Model)
+		if req.Model == "big" {
+			return Reply{Content: `{"ok":true}`, Model: "big-2025", Usage: Usage{InputTokens: 10, OutputTokens: 2}}, nil
+		}
+		return Reply{Content: `not json`, Model: "small", Usage: Usage{InputTokens: 5, OutputTokens: 1}}, nil
+	})
+	c := &Caller{Provider: p, MaxAttempts: 5, EscalateModel: "big", Sleep: func(context.Context, time.Duration) error { return nil }}
+	res, err := c.Call(context.Background(), Request{RecordID: "A", Model: "small"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"small", "small", "big"}; !slices.Equal(models, want) {
+		t.Errorf("models asked = %v, want %v", models, want)
+	}
+	if res.Model != "big-2025" || res.Attempts != 3 {
+		t.Errorf("result model %q attempts %d", res.Model, res.Attempts)
+	}
+	if res.ByModel["small"].InputTokens != 10 || res.ByModel["big-2025"].InputTokens != 10 {
+		t.Errorf("usage by model = %+v", res.ByModel)
 	}
 }

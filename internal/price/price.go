@@ -59,6 +59,19 @@ func Load(file string) (*Table, error) {
 	return t, nil
 }
 
+// ReadRates reads the rates of a --prices file without the embedded table.
+func ReadRates(file string) (map[string]Rate, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read --prices: %w: %w", err, exitcode.ErrUsage)
+	}
+	t, err := parse(b, file)
+	if err != nil {
+		return nil, err
+	}
+	return t.Rates, nil
+}
+
 func parse(b []byte, source string) (*Table, error) {
 	var t Table
 	if err := json.Unmarshal(b, &t); err != nil {
@@ -68,6 +81,21 @@ func parse(b []byte, source string) (*Table, error) {
 		t.Rates = map[string]Rate{}
 	}
 	return &t, nil
+}
+
+// With returns a copy of the table with extra rates added or replacing existing ones.
+func (t *Table) With(extra map[string]Rate) *Table {
+	if len(extra) == 0 {
+		return t
+	}
+	out := &Table{AsOf: t.AsOf, Source: t.Source, Rates: make(map[string]Rate, len(t.Rates)+len(extra))}
+	for k, v := range t.Rates {
+		out.Rates[k] = v
+	}
+	for k, v := range extra {
+		out.Rates[strings.ToLower(k)] = v
+	}
+	return out
 }
 
 // Lookup finds a model's rate. A dated snapshot ("gpt-5-mini-2025-08-07") or a provider prefix

@@ -16,6 +16,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/safefile"
 )
 
@@ -42,31 +43,35 @@ type Input struct {
 
 // Spec is the content of run.json.
 type Spec struct {
-	Version             int             `json:"version"`
-	CreatedAt           time.Time       `json:"created_at"`
-	Provider            string          `json:"provider"`
-	Model               string          `json:"model"`
-	BaseURL             string          `json:"base_url,omitempty"`
-	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
-	Temperature         *float64        `json:"temperature,omitempty"`
-	MaxCompletionTokens int64           `json:"max_completion_tokens,omitempty"`
-	PromptSource        string          `json:"prompt_source"`
-	Prompt              string          `json:"prompt"`
-	SchemaSource        string          `json:"schema_source"`
-	Schema              json.RawMessage `json:"schema"`
-	IDField             string          `json:"id_field,omitempty"`
-	IDColumn            string          `json:"id_column"`
-	Dedupe              bool            `json:"dedupe,omitempty"`
-	MaxAttempts         int             `json:"max_attempts"`
-	Timeout             Duration        `json:"timeout"`
-	Concurrency         int             `json:"concurrency"`
-	RPM                 int             `json:"rpm,omitempty"`
-	TPM                 int             `json:"tpm,omitempty"`
-	MaxInputTokens      int             `json:"max_input_tokens,omitempty"`
-	Workers             int             `json:"workers"`
-	BatchMode           string          `json:"batch_mode"`
-	Input               Input           `json:"input"`
-	Batches             []batch.Range   `json:"batches"`
+	Version             int                   `json:"version"`
+	CreatedAt           time.Time             `json:"created_at"`
+	Provider            string                `json:"provider"`
+	Model               string                `json:"model"`
+	BaseURL             string                `json:"base_url,omitempty"`
+	ReasoningEffort     string                `json:"reasoning_effort,omitempty"`
+	Temperature         *float64              `json:"temperature,omitempty"`
+	MaxCompletionTokens int64                 `json:"max_completion_tokens,omitempty"`
+	PromptSource        string                `json:"prompt_source"`
+	Prompt              string                `json:"prompt"`
+	SchemaSource        string                `json:"schema_source"`
+	Schema              json.RawMessage       `json:"schema"`
+	IDField             string                `json:"id_field,omitempty"`
+	IDColumn            string                `json:"id_column"`
+	Dedupe              bool                  `json:"dedupe,omitempty"`
+	MaxAttempts         int                   `json:"max_attempts"`
+	Timeout             Duration              `json:"timeout"`
+	Concurrency         int                   `json:"concurrency"`
+	RPM                 int                   `json:"rpm,omitempty"`
+	TPM                 int                   `json:"tpm,omitempty"`
+	MaxInputTokens      int                   `json:"max_input_tokens,omitempty"`
+	PriorityModel       string                `json:"priority_model,omitempty"`
+	PriorityIDs         []string              `json:"priority_ids,omitempty"`
+	EscalateModel       string                `json:"escalate_model,omitempty"`
+	Prices              map[string]price.Rate `json:"prices,omitempty"`
+	Workers             int                   `json:"workers"`
+	BatchMode           string                `json:"batch_mode"`
+	Input               Input                 `json:"input"`
+	Batches             []batch.Range         `json:"batches"`
 }
 
 // Duration is a time.Duration spelled like "2m0s" in JSON.
@@ -142,6 +147,9 @@ func (s *Spec) Fingerprint() map[string]string {
 		"--dedupe":                fmt.Sprint(s.Dedupe),
 		"--workers/--batches":     fmt.Sprintf("%d/%s", s.Workers, s.BatchMode),
 		"--max-input-tokens":      fmt.Sprint(s.MaxInputTokens),
+		"--priority-model":        s.PriorityModel,
+		"--priority-ids (hash)":   hash(strings.Join(s.PriorityIDs, "\n")),
+		"--escalate-model":        s.EscalateModel,
 	}
 }
 

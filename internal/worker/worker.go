@@ -142,6 +142,7 @@ type runner struct {
 	attempts *attemptLog
 	prior    map[string]int
 	skip     map[string]bool
+	priority map[string]bool
 
 	// writeMu serializes appends: results.Writer is not safe for concurrent use.
 	writeMu sync.Mutex
@@ -155,9 +156,13 @@ func newRunner(spec *runspec.Spec, files Files, deps Deps, log zerolog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{spec: spec, files: files, schema: sch, log: log, prices: deps.Prices}
+	r := &runner{spec: spec, files: files, schema: sch, log: log, prices: deps.Prices, priority: map[string]bool{}}
 	if r.prices == nil {
 		r.prices = price.Default()
+	}
+	r.prices = r.prices.With(spec.Prices)
+	for _, id := range spec.PriorityIDs {
+		r.priority[id] = true
 	}
 	provider, err := newProvider(spec, sch, deps)
 	if err != nil {
@@ -178,6 +183,7 @@ func newRunner(spec *runspec.Spec, files Files, deps Deps, log zerolog.Logger) (
 		BeforeAttempt: func(ctx context.Context, id string, attempt int) error {
 			return r.attempts.Record(id)
 		},
+		EscalateModel: spec.EscalateModel,
 	}
 
 	if r.results, err = results.OpenWriter(files.Results, ResultsHeader(spec.IDColumn, sch)); err != nil {
@@ -319,10 +325,13 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 // process handles one record. It returns an error only when the whole run must stop.
 func (r *runner) process(ctx context.Context, rec record.Record) error {
 	req := llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
+	if r.priority[rec.ID] && r.spec.PriorityModel != "" {
+		req.Model = r.spec.PriorityModel
+	}
 	if r.tmpl != nil {
 		msgs, err := r.tmpl.Render(rec)
 		if err != nil {
-			r.fail(rec.ID, "prompt_error", err.Error(), r.prior[rec.ID])
+			r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]})
 			return nil
 		}
 		req.System, req.User = msgs.System, msgs.User
@@ -345,15 +354,15 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 		r.events.Emit(event.Event{Type: event.Fatal, Worker: r.files.Number, ID: rec.ID, Class: string(le.Class), Status: le.Status, Message: le.Message})
 		return fmt.Errorf("%s (HTTP %d): %s: %w", le.Class, le.Status, le.Message, exitcode.ErrFatalAPI)
 	case errors.As(err, &le):
-		r.fail(rec.ID, string(le.Class), le.Message, res.Attempts)
+		r.fail(rec.ID, string(le.Class), le.Message, res)
 	default:
-		r.fail(rec.ID, "internal", err.Error(), res.Attempts)
+		r.fail(rec.ID, "internal", err.Error(), res)
 	}
 	return nil
 }
 
 func (r *runner) succeed(id string, res llm.Result) error {
-	cost, known := r.prices.Cost(res.Model, res.Usage.InputTokens, res.Usage.CachedInputTokens, res.Usage.OutputTokens)
+	cost, known := r.cost(res)
 	costCell := ""
 	if known {
 		costCell = strconv.FormatFloat(cost, 'f', 6, 64)
@@ -382,7 +391,20 @@ func (r *runner) succeed(id string, res llm.Result) error {
 	return nil
 }
 
-func (r *runner) fail(id, class, msg string, attempts int) {
+// cost prices every attempt at the rate of the model it went to.
+func (r *runner) cost(res llm.Result) (usd float64, known bool) {
+	known = true
+	for model, u := range res.ByModel {
+		c, ok := r.prices.Cost(model, u.InputTokens, u.CachedInputTokens, u.OutputTokens)
+		usd += c
+		known = known && ok
+	}
+	return usd, known
+}
+
+func (r *runner) fail(id, class, msg string, res llm.Result) {
+	attempts := res.Attempts
+	cost, known := r.cost(res)
 	row := []string{id, class, msg, strconv.Itoa(attempts), strconv.Itoa(r.files.Number)}
 	r.writeMu.Lock()
 	err := r.failures.Append(row)
@@ -394,7 +416,9 @@ func (r *runner) fail(id, class, msg string, attempts int) {
 	r.mu.Lock()
 	r.failed++
 	r.mu.Unlock()
-	r.events.Emit(event.Event{Type: event.Record, Worker: r.files.Number, ID: id, Class: class, Message: msg, Attempts: attempts})
+	r.events.Emit(event.Event{Type: event.Record, Worker: r.files.Number, ID: id, Class: class, Message: msg, Attempts: attempts,
+		InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens, OutputTokens: res.Usage.OutputTokens,
+		CostUSD: cost, CostUnknown: !known})
 }
 
 func (r *runner) onAttempt(a llm.Attempt) {

@@ -1,0 +1,150 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/worker"
+)
+
+// BatchStatus is one batch's progress, read from its files.
+type BatchStatus struct {
+	Batch     int     `json:"batch"`
+	Records   int64   `json:"records"`
+	Done      int64   `json:"done"`
+	Failed    int64   `json:"failed"`
+	Remaining int64   `json:"remaining"`
+	CostUSD   float64 `json:"cost_usd"`
+}
+
+// RunStatus is what `coordinator status` reports.
+type RunStatus struct {
+	Out        string        `json:"out"`
+	RunningPID string        `json:"running_pid,omitempty"`
+	Spec       *runspec.Spec `json:"-"`
+	Records    int64         `json:"records"`
+	Done       int64         `json:"done"`
+	Failed     int64         `json:"failed"`
+	Remaining  int64         `json:"remaining"`
+	CostUSD    float64       `json:"cost_usd"`
+	Batches    []BatchStatus `json:"batches"`
+	Merged     bool          `json:"merged"`
+}
+
+func loadRun(out string) (*runspec.Spec, *schema.Schema, error) {
+	spec, err := runspec.Load(runspec.Path(out))
+	if errors.Is(err, runspec.ErrNoRun) {
+		return nil, nil, fmt.Errorf("%s holds no run (no run.json); give the --out of a run: %w", out, exitcode.ErrUsage)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, sch, nil
+}
+
+// Status reads a running or finished run's files, without disturbing it: the workers' files are
+// only read, and a torn last line (a row being written) is not counted.
+func Status(out string) (*RunStatus, error) {
+	spec, _, err := loadRun(out)
+	if err != nil {
+		return nil, err
+	}
+	st := &RunStatus{Out: out, RunningPID: runningPID(out), Spec: spec, Records: spec.Input.Records}
+	for _, b := range spec.Batches {
+		f := worker.FilesForNumber(out, b.Number)
+		bs := BatchStatus{Batch: b.Number, Records: b.Count}
+		done := map[string]bool{}
+		if _, _, err := results.Read(f.Results, func(row []string) error {
+			if !done[row[0]] {
+				done[row[0]] = true
+				v, _ := strconv.ParseFloat(row[len(row)-4], 64)
+				bs.CostUSD += v
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		failed := map[string]bool{}
+		if _, _, err := results.Read(f.Failures, func(row []string) error {
+			if !done[row[0]] {
+				failed[row[0]] = true
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		bs.Done, bs.Failed = int64(len(done)), int64(len(failed))
+		bs.Remaining = max(0, bs.Records-bs.Done-bs.Failed)
+		st.Done += bs.Done
+		st.Failed += bs.Failed
+		st.Remaining += bs.Remaining
+		st.CostUSD += bs.CostUSD
+		st.Batches = append(st.Batches, bs)
+	}
+	if _, err := os.Stat(filepath.Join(out, FinalResults)); err == nil {
+		st.Merged = true
+	}
+	return st, nil
+}
+
+// Print writes the status as a short report and a per-batch table.
+func (st *RunStatus) Print(w io.Writer) {
+	state := "not running"
+	if st.RunningPID != "" {
+		state = "running (coordinator pid " + st.RunningPID + ")"
+	}
+	fmt.Fprintf(w, "run in %s: %s\n", st.Out, state)
+	fmt.Fprintf(w, "input %s (%s, %d records), provider %s, model %s\n", st.Spec.Input.Path, st.Spec.Input.Format, st.Records, st.Spec.Provider, st.Spec.Model)
+	fmt.Fprintf(w, "done %d, failed %d, remaining %d (%.1f%% done), cost so far $%.4f\n",
+		st.Done, st.Failed, st.Remaining, pct(st.Done+st.Failed, st.Records), st.CostUSD)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "batch\trecords\tdone\tfailed\tremaining\tcost_usd\t")
+	for _, b := range st.Batches {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%.4f\t\n", b.Batch, b.Records, b.Done, b.Failed, b.Remaining, b.CostUSD)
+	}
+	tw.Flush()
+	switch {
+	case st.RunningPID != "":
+	case st.Remaining > 0 || st.Failed > 0:
+		fmt.Fprintln(w, "to finish: rerun the coordinator with the same input and flags (it resumes and retries failures)")
+	case !st.Merged:
+		fmt.Fprintf(w, "all records are done but not merged: coordinator merge --out %s\n", st.Out)
+	}
+}
+
+// MergeOnly merges a run's worker files again without running anything. It refuses while a
+// coordinator is running on out.
+func MergeOnly(ctx context.Context, out string, w io.Writer) error {
+	if pid := runningPID(out); pid != "" {
+		return fmt.Errorf("a coordinator (pid %s) is running on %s and will merge when it ends; watch it with coordinator status --out %s: %w", pid, out, out, exitcode.ErrUsage)
+	}
+	spec, sch, err := loadRun(out)
+	if err != nil {
+		return err
+	}
+	stats, err := Merge(ctx, out, spec, sch)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "merged %d records: %d in %s, %d in %s (%d failed, %d not processed)\n",
+		stats.Records, stats.Succeeded, filepath.Join(out, FinalResults), stats.Failed+stats.Missing,
+		filepath.Join(out, FinalFailures), stats.Failed, stats.Missing)
+	if stats.Failed+stats.Missing > 0 {
+		return fmt.Errorf("%d of %d records failed or are not done: %w", stats.Failed+stats.Missing, stats.Records, exitcode.ErrRecordsFailed)
+	}
+	return nil
+}
