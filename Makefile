@@ -24,7 +24,8 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 demo: build ## categorize the bundled 100 real trials offline into ./demo-output (no API key needed)
-	env -u OPENAI_API_KEY $(BIN)/coordinator --workers $(WORKERS) --input testdata/trials.jsonl --out demo-output --fresh
+	rm -rf demo-output
+	env -u OPENAI_API_KEY $(BIN)/coordinator --workers $(WORKERS) --input testdata/trials.jsonl --out demo-output
 	@echo; head -3 demo-output/final_results.csv
 
 smoke: build ## run scripts/ci-categorize.sh the way CI does

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/trialcat/trialcat/internal/coordinator"
+	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
 )
 
@@ -82,9 +84,14 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 			if err != nil {
 				return err
 			}
-			log := newLogger(c.String("log-level"))
+			disp, err := display.New(display.Options{Mode: display.Mode(c.String("progress")), Out: os.Stderr, Every: c.Duration("progress-every")})
+			if err != nil {
+				return err
+			}
+			defer disp.Close()
+			log := newLogger(c.String("log-level"), disp.LogWriter())
 			_, err = coordinator.Run(c.Context, opts, coordinator.Deps{
-				Log: log, Stdout: os.Stdout, Getenv: os.Getenv, HardStop: hardStop,
+				Log: log, Stdout: os.Stdout, Getenv: os.Getenv, HardStop: hardStop, Display: disp,
 			})
 			return err
 		}),
@@ -99,11 +106,11 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 	return err
 }
 
-func newLogger(level string) hclog.Logger {
+func newLogger(level string, out io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:   "coordinator",
 		Level:  hclog.LevelFromString(level),
-		Output: os.Stderr,
+		Output: out,
 		Color:  hclog.AutoColor,
 		// A terminal gets short times; files and CI logs get full timestamps.
 		TimeFormat: timeFormat(),
@@ -147,7 +154,8 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "fresh", Usage: "start over: move the previous run's files in --out to OUT/previous-<time>/"},
 		&cli.StringFlag{Name: "worker-bin", Usage: "worker binary `PATH` (default: beside the coordinator, then on PATH)"},
 		&cli.DurationFlag{Name: "grace", Value: coordinator.DefaultGrace, Usage: "how long a stopping worker may take before it is killed"},
-		&cli.DurationFlag{Name: "progress-every", Value: 5 * time.Second, Usage: "interval of the progress line"},
+		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (bars on a terminal, else plain lines), tty, plain or off"},
+		&cli.DurationFlag{Name: "progress-every", Value: 10 * time.Second, Usage: "interval of the plain progress line"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "trace, debug, info, warn or error"},
 	}
 }

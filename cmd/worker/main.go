@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,6 +19,8 @@ import (
 )
 
 func main() {
+	// Sub-second times in worker_N_log.txt, so timelines of short requests are exact.
+	zerolog.TimeFieldFormat = time.RFC3339Nano
 	ctx, _, stop := signals.Context(context.Background())
 	err := run(ctx, os.Args)
 	stop()

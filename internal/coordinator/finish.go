@@ -14,6 +14,7 @@ import (
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/merge"
+	"github.com/trialcat/trialcat/internal/report"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/safefile"
@@ -90,12 +91,17 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	default:
 		sum.Status = "complete"
 	}
-	sum.Retries, sum.RateLimited, sum.Restarts = s.progress.counts()
+	snap := s.display.Snapshot()
+	sum.Retries, sum.RateLimited, sum.Restarts = snap.Retries, snap.RateLimited, snap.Restarts
 	if err := sum.tally(opts.Out, worker.ResultsHeader(spec.IDColumn, sch), s.workerRuns()); err != nil {
 		return nil, err
 	}
 	if err := safefile.WriteJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
 		return nil, fmt.Errorf("write summary: %w", err)
+	}
+	// The report is for people; failing to write it must not change the run's outcome.
+	if err := report.Write(opts.Out); err != nil {
+		deps.Log.Warn("could not write report.html", "error", err)
 	}
 	sum.print(deps.Stdout)
 	return sum, nil
@@ -213,7 +219,7 @@ func (sum *Summary) print(w io.Writer) {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.1f\t%d\t%s\t\n", ws.Batch, ws.Records, ws.Succeeded, ws.Failed, ws.Seconds, ws.Restarts, ws.Exit)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "results: %s\n", filepath.Join(sum.Out, FinalResults))
+	fmt.Fprintf(w, "results: %s\nreport:  %s\n", filepath.Join(sum.Out, FinalResults), filepath.Join(sum.Out, "report.html"))
 	if sum.Failed > 0 {
 		fmt.Fprintf(w, "failures: %s\n", filepath.Join(sum.Out, FinalFailures))
 	}

@@ -148,3 +148,10 @@ func MergeOnly(ctx context.Context, out string, w io.Writer) error {
 	}
 	return nil
 }
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 100
+	}
+	return 100 * float64(a) / float64(b)
+}

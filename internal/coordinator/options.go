@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
 )
 
@@ -61,6 +62,8 @@ type Deps struct {
 	// HardStop, when it fires, kills every worker at once (a second Ctrl-C).
 	HardStop <-chan struct{}
 	Now      func() time.Time
+	// Display shows live progress; nil means none (counters are still kept for summary.json).
+	Display *display.Display
 }
 
 func (d *Deps) defaults() {
@@ -81,6 +84,9 @@ func (d *Deps) defaults() {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Display == nil {
+		d.Display, _ = display.New(display.Options{Mode: display.Off, Out: io.Discard, Now: d.Now})
 	}
 }
 

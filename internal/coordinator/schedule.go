@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/event"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/proc"
@@ -42,7 +43,7 @@ type scheduler struct {
 	deps      *Deps
 	spec      *runspec.Spec
 	workerBin string
-	progress  *progress
+	display   *display.Display
 
 	mu   sync.Mutex
 	runs map[int]*WorkerRun
@@ -55,8 +56,8 @@ type scheduler struct {
 
 func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin string) *scheduler {
 	return &scheduler{opts: opts, deps: deps, spec: spec, workerBin: workerBin,
-		progress: newProgress(spec.Input.Records, deps.Now),
-		runs:     map[int]*WorkerRun{}, live: map[int]*proc.Process{}}
+		display: deps.Display,
+		runs:    map[int]*WorkerRun{}, live: map[int]*proc.Process{}}
 }
 
 // run keeps opts.Workers worker processes busy until every batch is done, the API refuses the
@@ -65,19 +66,20 @@ func (s *scheduler) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.stop = cancel
+	s.display.Start(s.spec.Input.Records)
+	defer s.display.Close() // before finish prints the summary
 	if s.opts.MaxCostUSD > 0 {
 		spent, err := spentSoFar(s.opts.Out, s.spec)
 		if err != nil {
 			return err
 		}
-		s.progress.addCost(spent)
+		s.display.AddCost(spent)
 		if spent >= s.opts.MaxCostUSD {
 			return s.budgetError(spent)
 		}
 	}
 
 	go s.watchHardStop(ctx)
-	go s.reportProgress(ctx)
 
 	queue := make(chan batch.Range)
 	var wg sync.WaitGroup
@@ -122,6 +124,13 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 	s.mu.Lock()
 	s.runs[b.Number] = wr
 	s.mu.Unlock()
+	s.display.WorkerStarted(b.Number, b.Count)
+	defer func() {
+		s.mu.Lock()
+		exit := wr.Exit
+		s.mu.Unlock()
+		s.display.WorkerEnded(b.Number, exit)
+	}()
 	start := s.deps.Now()
 	defer func() {
 		s.mu.Lock()
@@ -180,7 +189,7 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		s.mu.Lock()
 		wr.Restarts++
 		s.mu.Unlock()
-		s.progress.restart()
+		s.display.Restart(b.Number)
 		log.Warn("crashed; restarting it on the same batch, it resumes where it was", "exit", exit.String(), "restart", restarts+1, "of", s.opts.MaxRestarts)
 	}
 }
@@ -230,9 +239,10 @@ func (s *scheduler) onEvent(n int, line []byte) {
 		s.deps.Log.Named(fmt.Sprintf("worker-%d", n)).Warn("unexpected output on stdout", "line", string(line))
 		return
 	}
-	s.progress.add(ev)
+	ev.Worker = n
+	s.display.Event(ev)
 	if max := s.opts.MaxCostUSD; max > 0 && ev.Type == event.Record {
-		if spent := s.progress.spent(); spent >= max {
+		if spent := s.display.Snapshot().CostUSD; spent >= max {
 			s.budgetOnce.Do(func() {
 				s.deps.Log.Warn(fmt.Sprintf("budget reached: $%.4f spent of --max-cost $%.4f; stopping all workers (no new requests)", spent, max))
 				s.stop(s.budgetError(spent))
@@ -243,33 +253,6 @@ func (s *scheduler) onEvent(n int, line []byte) {
 
 func (s *scheduler) budgetError(spent float64) error {
 	return fmt.Errorf("$%.4f spent of --max-cost $%.4f; raise --max-cost and rerun the same command to continue: %w", spent, s.opts.MaxCostUSD, exitcode.ErrBudget)
-}
-
-func (s *scheduler) reportProgress(ctx context.Context) {
-	every := s.opts.ProgressEvery
-	if every <= 0 {
-		every = 5 * time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.deps.Log.Info(s.progress.line(len(s.liveNumbers())))
-		}
-	}
-}
-
-func (s *scheduler) liveNumbers() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]int, 0, len(s.live))
-	for n := range s.live {
-		out = append(out, n)
-	}
-	return out
 }
 
 // workerRuns returns what happened per batch, in batch order.

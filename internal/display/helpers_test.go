@@ -1,0 +1,148 @@
+package display
+
+import (
+	"bytes"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// clock is a stub clock safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use (mpb writes from its own goroutine).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newDisplay returns a Display writing to a buffer, with a stub clock, not started.
+func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*Display, *syncBuffer, *clock) {
+	tb.Helper()
+	out, clk := &syncBuffer{}, newClock()
+	opts := Options{
+		Mode: mode, Out: out, Now: clk.Now,
+		IsTerminal: func() bool { return false },
+		Getenv:     func(string) string { return "" },
+	}
+	for _, m := range mods {
+		m(&opts)
+	}
+	d, err := New(opts)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	d.refresh = 5 * time.Millisecond
+	tb.Cleanup(d.Close)
+	return d, out, clk
+}
+
+// fakeTicker replaces the plain line's ticker with a channel the test sends on.
+func fakeTicker(d *Display) chan time.Time {
+	c := make(chan time.Time)
+	d.ticker = func(time.Duration) (<-chan time.Time, func()) { return c, func() {} }
+	return c
+}
+
+var csi = regexp.MustCompile("^\x1b\\[([0-9;]*)([A-Za-z])")
+
+// terminal replays output the way a terminal shows it, scrollback included: text, newlines,
+// cursor up (CSI n A) and erase below (CSI J), which is all mpb uses. Colors are dropped.
+// A log line that a redraw overwrites is gone from its screen, as it would be from a user's.
+func terminal(out string) []string {
+	rows := []string{""}
+	row, col := 0, 0
+	for len(out) > 0 {
+		if m := csi.FindStringSubmatch(out); m != nil {
+			out = out[len(m[0]):]
+			switch m[2] {
+			case "A":
+				n, _ := strconv.Atoi(m[1])
+				row = max(row-max(n, 1), 0)
+			case "J":
+				rows = rows[:row+1]
+				rows[row] = rows[row][:min(col, len(rows[row]))]
+			}
+			continue
+		}
+		c := out[0]
+		out = out[1:]
+		if c == '\n' {
+			row, col = row+1, 0
+			if row == len(rows) {
+				rows = append(rows, "")
+			}
+			continue
+		}
+		line := []byte(rows[row])
+		for len(line) <= col {
+			line = append(line, ' ')
+		}
+		line[col] = c
+		rows[row], col = string(line), col+1
+	}
+	return rows
+}
+
+var anyCSI = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+
+// written is every line ever written, each frame of the bars included, escapes removed.
+func written(out string) []string {
+	return strings.Split(anyCSI.ReplaceAllString(out, ""), "\n")
+}
+
+// waitFor polls until cond holds, failing the test after a generous deadline.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}

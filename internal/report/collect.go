@@ -1,0 +1,355 @@
+package report
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/results"
+)
+
+// Input file names, as the coordinator and the workers write them.
+const (
+	summaryFile  = "summary.json"
+	resultsFile  = "final_results.csv"
+	failuresFile = "final_failures.csv"
+	reportFile   = "report.html"
+)
+
+// summary is the part of summary.json the report shows. It mirrors coordinator.Summary, which this
+// package must not import (the coordinator imports it).
+type summary struct {
+	Status            string           `json:"status"`
+	Out               string           `json:"out"`
+	Provider          string           `json:"provider"`
+	Model             string           `json:"model"`
+	Records           int64            `json:"records"`
+	Succeeded         int64            `json:"succeeded"`
+	Failed            int64            `json:"failed"`
+	FailedByClass     map[string]int64 `json:"failed_by_class"`
+	InputTokens       int64            `json:"input_tokens"`
+	CachedInputTokens int64            `json:"cached_input_tokens"`
+	OutputTokens      int64            `json:"output_tokens"`
+	CostUSD           float64          `json:"estimated_cost_usd"`
+	CostKnown         bool             `json:"cost_known"`
+	Retries           int64            `json:"retries"`
+	RateLimited       int64            `json:"rate_limited_429s"`
+	Restarts          int64            `json:"restarts"`
+	WallSeconds       float64          `json:"wall_seconds"`
+	StartedAt         time.Time        `json:"started_at"`
+	FinishedAt        time.Time        `json:"finished_at"`
+	Workers           []workerSummary  `json:"workers"`
+}
+
+// workerSummary is one batch's line in summary.json.
+type workerSummary struct {
+	Batch        int     `json:"batch"`
+	Records      int64   `json:"records"`
+	Seconds      float64 `json:"seconds"`
+	Exit         string  `json:"exit"`
+	ExitCode     int     `json:"exit_code"`
+	Restarts     int     `json:"restarts"`
+	Started      bool    `json:"started"`
+	Succeeded    int64   `json:"succeeded"`
+	Failed       int64   `json:"failed"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+}
+
+// run is everything the report shows, gathered from the folder's files.
+type run struct {
+	dir     string
+	summary *summary // nil when summary.json is missing or unreadable
+	res     *resultStats
+	fail    *failureStats
+	logs    []*workerLog
+	notes   []string // problems met while reading, shown in the page
+}
+
+func (r *run) notef(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+// collect reads every file of the run folder dir.
+func collect(dir string) (*run, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("report %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("report %s: not a directory", dir)
+	}
+	r := &run{dir: dir}
+	r.readSummary()
+	r.readResults()
+	r.readFailures()
+	if err := r.readLogs(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *run) readSummary() {
+	path := filepath.Join(r.dir, summaryFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		r.notef("%s is missing: the run's status and totals are unknown (the coordinator writes it when the run ends).", summaryFile)
+		return
+	}
+	if err != nil {
+		r.notef("cannot read %s: %v", summaryFile, err)
+		return
+	}
+	var s summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		r.notef("%s is not valid JSON (%v): the run's status and totals are unknown.", summaryFile, err)
+		return
+	}
+	r.summary = &s
+}
+
+// bookkeeping returns the columns every results row carries after the schema's columns.
+func bookkeeping() []string { return results.Header("", nil)[1:] }
+
+// resultStats are the counters kept while reading final_results.csv.
+type resultStats struct {
+	rows     int64
+	columns  []string   // schema columns, in file order
+	cats     []*counter // one per schema column
+	latency  *histogram
+	input    *histogram
+	output   *histogram
+	attempts *counter
+	models   map[string]*costStats
+	workers  map[int]*costStats
+	// costUnknown counts rows with an empty or invalid cost_usd.
+	costUnknown int64
+}
+
+// costStats sums one model's or one worker's rows.
+type costStats struct {
+	Rows         int64
+	CostUSD      float64
+	CostUnknown  int64
+	InputTokens  int64
+	OutputTokens int64
+	LatencyMS    float64
+}
+
+// Caps on the number of models and workers tracked; the rest are summed under one key.
+const (
+	maxModels   = 200
+	maxWorkers  = 100_000
+	otherModel  = "(other models)"
+	otherWorker = -1
+)
+
+func (r *run) readResults() {
+	path := filepath.Join(r.dir, resultsFile)
+	st := &resultStats{latency: newHistogram(), input: newHistogram(), output: newHistogram(),
+		attempts: newCounter(1000), models: map[string]*costStats{}, workers: map[int]*costStats{}}
+	r.res = st
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		r.notef("%s is missing: no record succeeded yet, or the run did not reach its merge.", resultsFile)
+		return
+	}
+	h, err := readHeader(path)
+	if err != nil {
+		r.notef("cannot read the header of %s: %v", resultsFile, err)
+		return
+	}
+	if h == nil {
+		r.notef("%s is empty.", resultsFile)
+		return
+	}
+	col := map[string]int{}
+	for i, name := range h {
+		if _, dup := col[name]; !dup {
+			col[name] = i
+		}
+	}
+	idx := func(name string) int {
+		if i, ok := col[name]; ok {
+			return i
+		}
+		return -1
+	}
+	iModel, iIn, iOut, iCost := idx("model"), idx("input_tokens"), idx("output_tokens"), idx("cost_usd")
+	iAttempts, iLatency, iWorker := idx("attempts"), idx("latency_ms"), idx("worker")
+	tail := bookkeeping()
+	var schemaIdx []int
+	if len(h) > len(tail) && slices.Equal(h[len(h)-len(tail):], tail) {
+		for i := 1; i < len(h)-len(tail); i++ {
+			schemaIdx = append(schemaIdx, i)
+		}
+	} else {
+		r.notef("%s does not end with the columns %s: every column but the first and those is charted.",
+			resultsFile, strings.Join(tail, ", "))
+		for i := 1; i < len(h); i++ {
+			if !slices.Contains(tail, h[i]) {
+				schemaIdx = append(schemaIdx, i)
+			}
+		}
+	}
+	for _, i := range schemaIdx {
+		st.columns = append(st.columns, h[i])
+		st.cats = append(st.cats, newCounter(maxDistinct))
+	}
+	cell := func(row []string, i int) string {
+		if i < 0 || i >= len(row) {
+			return ""
+		}
+		return row[i]
+	}
+	_, torn, err := results.Read(path, func(row []string) error {
+		st.rows++
+		for k, i := range schemaIdx {
+			st.cats[k].add(cell(row, i))
+		}
+		lat, latErr := strconv.ParseFloat(cell(row, iLatency), 64)
+		if latErr == nil {
+			st.latency.add(lat)
+		} else {
+			lat = 0
+		}
+		in, inErr := strconv.ParseInt(cell(row, iIn), 10, 64)
+		if inErr == nil {
+			st.input.add(float64(in))
+		}
+		out, outErr := strconv.ParseInt(cell(row, iOut), 10, 64)
+		if outErr == nil {
+			st.output.add(float64(out))
+		}
+		if iAttempts >= 0 {
+			st.attempts.add(cell(row, iAttempts))
+		}
+		cost, costErr := strconv.ParseFloat(cell(row, iCost), 64)
+		if costErr != nil {
+			st.costUnknown++
+		}
+		m := st.model(cell(row, iModel))
+		w := -2 // no worker column, or not a number
+		if n, err := strconv.Atoi(cell(row, iWorker)); err == nil && n >= 0 {
+			w = n
+		}
+		ws := st.worker(w)
+		for _, s := range []*costStats{m, ws} {
+			s.Rows++
+			s.InputTokens += in
+			s.OutputTokens += out
+			s.LatencyMS += lat
+			if costErr != nil {
+				s.CostUnknown++
+			} else {
+				s.CostUSD += cost
+			}
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		r.notef("%s could not be read in full (%v); the charts show the %d rows read before the problem.", resultsFile, err, st.rows)
+	case torn:
+		r.notef("%s ends with a torn line (a crash while writing it); that line is not counted.", resultsFile)
+	}
+}
+
+// failureStats are the counters kept while reading final_failures.csv.
+type failureStats struct {
+	present  bool
+	idColumn string
+	total    int64
+	classes  *counter
+	first    [][]string // ID, class, message, attempts, worker
+}
+
+func (r *run) readFailures() {
+	path := filepath.Join(r.dir, failuresFile)
+	st := &failureStats{classes: newCounter(1000)}
+	r.fail = st
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	st.present = true
+	header, torn, err := results.Read(path, func(row []string) error {
+		st.total++
+		get := func(i int) string {
+			if i < len(row) {
+				return row[i]
+			}
+			return ""
+		}
+		st.classes.add(get(1))
+		if len(st.first) < maxFailureRows {
+			st.first = append(st.first, []string{get(0), get(1), get(2), get(3), get(4)})
+		}
+		return nil
+	})
+	if len(header) > 0 {
+		st.idColumn = header[0]
+	}
+	switch {
+	case err != nil:
+		r.notef("%s could not be read in full (%v); %d failures were read before the problem.", failuresFile, err, st.total)
+	case torn:
+		r.notef("%s ends with a torn line (a crash while writing it); that line is not counted.", failuresFile)
+	}
+}
+
+// model returns the counters of a model, folding models past maxModels into one.
+func (st *resultStats) model(name string) *costStats {
+	if m := st.models[name]; m != nil {
+		return m
+	}
+	if len(st.models) >= maxModels {
+		name = otherModel
+		if m := st.models[name]; m != nil {
+			return m
+		}
+	}
+	m := &costStats{}
+	st.models[name] = m
+	return m
+}
+
+// worker returns the counters of a worker, folding workers past maxWorkers into one.
+func (st *resultStats) worker(n int) *costStats {
+	if w := st.workers[n]; w != nil {
+		return w
+	}
+	if len(st.workers) >= maxWorkers {
+		n = otherWorker
+		if w := st.workers[n]; w != nil {
+			return w
+		}
+	}
+	w := &costStats{}
+	st.workers[n] = w
+	return w
+}
+
+// readHeader returns the first CSV record of path, nil for an empty file.
+func readHeader(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cr := csv.NewReader(bufio.NewReader(f))
+	cr.FieldsPerRecord = -1
+	h, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	return h, err
+}
