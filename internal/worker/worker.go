@@ -25,6 +25,7 @@ import (
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/tokens"
 )
 
 // Options are the worker's flags.
@@ -143,6 +144,7 @@ type runner struct {
 	prior    map[string]int
 	skip     map[string]bool
 	priority map[string]bool
+	counter  *tokens.Counter
 
 	// writeMu serializes appends: results.Writer is not safe for concurrent use.
 	writeMu sync.Mutex
@@ -172,6 +174,7 @@ func newRunner(spec *runspec.Spec, files Files, deps Deps, log zerolog.Logger) (
 		if r.tmpl, err = prompt.Parse(spec.PromptSource, spec.Prompt); err != nil {
 			return nil, err
 		}
+		r.counter = tokens.ForModel(spec.Model)
 	}
 	r.caller = &llm.Caller{
 		Provider:    provider,
@@ -335,6 +338,10 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			return nil
 		}
 		req.System, req.User = msgs.System, msgs.User
+		if msg := r.tooLong(req); msg != "" {
+			r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]})
+			return nil
+		}
 	}
 	res, err := r.caller.Call(ctx, req, r.prior[rec.ID])
 	if err == nil {
@@ -389,6 +396,25 @@ func (r *runner) succeed(id string, res llm.Result) error {
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
 		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds()})
 	return nil
+}
+
+// tooLong says why a prompt must not be sent, or "" when it fits. The limit is
+// --max-input-tokens, or else the model's known input window; a record over it fails with class
+// too_long before any request, rather than failing at the API or being cut silently.
+func (r *runner) tooLong(req llm.Request) string {
+	limit := r.spec.MaxInputTokens
+	source := "--max-input-tokens"
+	if limit <= 0 {
+		limit, source = tokens.ContextWindow(req.Model), "the input window of "+req.Model
+	}
+	if limit <= 0 {
+		return ""
+	}
+	n := r.counter.Estimate(req.System, req.User, 0)
+	if n <= limit {
+		return ""
+	}
+	return fmt.Sprintf("the prompt is about %d tokens, over %s (%d); shorten the record or the template (e.g. {{truncate N ...}}), or raise --max-input-tokens", n, source, limit)
 }
 
 // cost prices every attempt at the rate of the model it went to.

@@ -214,3 +214,40 @@ func TestHandRunErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestTooLongRecordFailsWithoutARequest(t *testing.T) {
+	dir, fake, ids := setup(t, 3, fakeai.Config{}, 3)
+	spec, err := runspec.Load(filepath.Join(dir, runspec.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.MaxInputTokens = 1800 // the system prompt alone is ~1,400 tokens; some records go over
+	if err := runspec.Save(filepath.Join(dir, runspec.FileName), spec); err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), Options{BatchPath: filepath.Join(dir, "batch_0.json")}, deps())
+	var fails [][]string
+	if _, _, rerr := results.Read(filepath.Join(dir, "worker_0_failures.csv"), func(r []string) error {
+		fails = append(fails, r)
+		return nil
+	}); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if len(fails) == 0 {
+		t.Fatalf("no record was over 1,800 tokens; pick a lower limit (err %v)", err)
+	}
+	if !errors.Is(err, exitcode.ErrRecordsFailed) {
+		t.Errorf("err = %v", err)
+	}
+	for _, f := range fails {
+		if f[1] != "too_long" || !strings.Contains(f[2], "--max-input-tokens") {
+			t.Errorf("failure row %v", f)
+		}
+		if n := fake.Stats().PerID[f[0]]; n != 0 {
+			t.Errorf("too-long record %s was sent %d times", f[0], n)
+		}
+	}
+	if got := len(resultIDs(t, filepath.Join(dir, "worker_0_results.csv"))); got+len(fails) != len(ids) {
+		t.Errorf("%d answered + %d too long != %d", got, len(fails), len(ids))
+	}
+}
