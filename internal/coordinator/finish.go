@@ -58,6 +58,16 @@ type Summary struct {
 	RateLimited       int64            `json:"rate_limited_429s"`
 	Restarts          int64            `json:"restarts"`
 	WallSeconds       float64          `json:"wall_seconds"`
+	// RequestSeconds sums the latency of every answered record: the time one sequential worker
+	// would have spent waiting for the API.
+	RequestSeconds float64 `json:"request_seconds"`
+	// Speedup is RequestSeconds over WallSeconds: the gain over one sequential worker.
+	Speedup float64 `json:"speedup_vs_sequential"`
+	// OutsideRequests is the share of the request slots' time (wall × workers × concurrency)
+	// not spent waiting for answers: start-up, retries' backoff, merging, idle tails.
+	OutsideRequests float64 `json:"outside_requests_share"`
+	// CoordinatorMaxRSSKB is the coordinator's own peak resident set size.
+	CoordinatorMaxRSSKB int64 `json:"coordinator_max_rss_kb"`
 	StartedAt         time.Time        `json:"started_at"`
 	FinishedAt        time.Time        `json:"finished_at"`
 	Workers           []WorkerSummary  `json:"workers"`
@@ -91,10 +101,16 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	default:
 		sum.Status = "complete"
 	}
+	sum.CoordinatorMaxRSSKB = selfMaxRSSKB()
 	snap := s.display.Snapshot()
 	sum.Retries, sum.RateLimited, sum.Restarts = snap.Retries, snap.RateLimited, snap.Restarts
 	if err := sum.tally(opts.Out, worker.ResultsHeader(spec.IDColumn, sch), s.workerRuns()); err != nil {
 		return nil, err
+	}
+	if sum.WallSeconds > 0 {
+		sum.Speedup = sum.RequestSeconds / sum.WallSeconds
+		slots := float64(min(opts.Workers, len(spec.Batches)) * spec.Concurrency)
+		sum.OutsideRequests = max(0, 1-sum.RequestSeconds/(sum.WallSeconds*slots))
 	}
 	if err := safefile.WriteJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
 		return nil, fmt.Errorf("write summary: %w", err)
@@ -158,6 +174,8 @@ func (sum *Summary) tally(dir string, header []string, runs []WorkerRun) error {
 	if _, _, err := results.Read(filepath.Join(dir, FinalResults), func(row []string) error {
 		in, _ := strconv.ParseInt(row[col["input_tokens"]], 10, 64)
 		out, _ := strconv.ParseInt(row[col["output_tokens"]], 10, 64)
+		lat, _ := strconv.ParseFloat(row[col["latency_ms"]], 64)
+		sum.RequestSeconds += lat / 1000
 		cost, cerr := strconv.ParseFloat(row[col["cost_usd"]], 64)
 		if cerr != nil {
 			sum.CostKnown = false
@@ -201,6 +219,10 @@ func (sum *Summary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "tokens in %d, out %d; estimated cost %s; wall %.1fs; retries %d (429s %d); worker restarts %d\n",
 		sum.InputTokens, sum.OutputTokens, cost, sum.WallSeconds, sum.Retries, sum.RateLimited, sum.Restarts)
+	if sum.Provider != runspec.ProviderOffline && sum.RequestSeconds > 0 {
+		fmt.Fprintf(w, "time in requests %.1fs: %.1fx faster than one sequential worker; %.0f%% of worker time spent outside requests\n",
+			sum.RequestSeconds, sum.Speedup, 100*sum.OutsideRequests)
+	}
 	if len(sum.FailedByClass) > 0 {
 		classes := make([]string, 0, len(sum.FailedByClass))
 		for c := range sum.FailedByClass {
@@ -214,9 +236,10 @@ func (sum *Summary) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "worker\trecords\tsucceeded\tfailed\tseconds\trestarts\texit\t")
+	fmt.Fprintln(tw, "worker\trecords\tsucceeded\tfailed\tseconds\tretries\trestarts\ttokens in/out\tcost\texit\t")
 	for _, ws := range sum.Workers {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.1f\t%d\t%s\t\n", ws.Batch, ws.Records, ws.Succeeded, ws.Failed, ws.Seconds, ws.Restarts, ws.Exit)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d/%d\t$%.4f\t%s\t\n", ws.Batch, ws.Records, ws.Succeeded, ws.Failed,
+			ws.Seconds, ws.Retries, ws.Restarts, ws.InputTokens, ws.OutputTokens, ws.CostUSD, ws.Exit)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "results: %s\nreport:  %s\n", filepath.Join(sum.Out, FinalResults), filepath.Join(sum.Out, "report.html"))

@@ -36,6 +36,10 @@ type WorkerRun struct {
 	ExitCode int     `json:"exit_code"`
 	Restarts int     `json:"restarts"`
 	Started  bool    `json:"started"`
+	// MaxRSSKB is the largest peak resident set size of this batch's worker processes.
+	MaxRSSKB int64 `json:"max_rss_kb"`
+	// Retries counts failed attempts that were tried again.
+	Retries int64 `json:"retries"`
 }
 
 type scheduler struct {
@@ -162,6 +166,7 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 
 		s.mu.Lock()
 		wr.Exit, wr.ExitCode = exit.String(), exit.Code
+		wr.MaxRSSKB = max(wr.MaxRSSKB, exit.MaxRSSKB)
 		s.mu.Unlock()
 		switch {
 		case exit.Code == workerOK:
@@ -241,6 +246,13 @@ func (s *scheduler) onEvent(n int, line []byte) {
 	}
 	ev.Worker = n
 	s.display.Event(ev)
+	if ev.Type == event.Retry {
+		s.mu.Lock()
+		if wr, ok := s.runs[n]; ok {
+			wr.Retries++
+		}
+		s.mu.Unlock()
+	}
 	if max := s.opts.MaxCostUSD; max > 0 && ev.Type == event.Record {
 		if spent := s.display.Snapshot().CostUSD; spent >= max {
 			s.budgetOnce.Do(func() {

@@ -15,3 +15,6 @@ func terminate(p *os.Process) error { return p.Kill() }
 
 // signalName is always "": processes here are not ended by signals.
 func signalName(*os.ProcessState) string { return "" }
+
+// maxRSSKB is unknown here.
+func maxRSSKB(*os.ProcessState) int64 { return 0 }
