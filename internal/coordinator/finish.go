@@ -67,10 +67,10 @@ type Summary struct {
 	// not spent waiting for answers: start-up, retries' backoff, merging, idle tails.
 	OutsideRequests float64 `json:"outside_requests_share"`
 	// CoordinatorMaxRSSKB is the coordinator's own peak resident set size.
-	CoordinatorMaxRSSKB int64 `json:"coordinator_max_rss_kb"`
-	StartedAt         time.Time        `json:"started_at"`
-	FinishedAt        time.Time        `json:"finished_at"`
-	Workers           []WorkerSummary  `json:"workers"`
+	CoordinatorMaxRSSKB int64           `json:"coordinator_max_rss_kb"`
+	StartedAt           time.Time       `json:"started_at"`
+	FinishedAt          time.Time       `json:"finished_at"`
+	Workers             []WorkerSummary `json:"workers"`
 }
 
 // finish merges the workers' files, writes summary.json and prints the human summary.

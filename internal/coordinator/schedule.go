@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/trialcat/trialcat/internal/event"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/proc"
+	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/runspec"
 )
 
@@ -48,6 +50,8 @@ type scheduler struct {
 	spec      *runspec.Spec
 	workerBin string
 	display   *display.Display
+	// permits grants rate permits to every worker from one run-wide budget (--rpm, --tpm).
+	permits *ratelimit.Server
 
 	mu   sync.Mutex
 	runs map[int]*WorkerRun
@@ -61,6 +65,7 @@ type scheduler struct {
 func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin string) *scheduler {
 	return &scheduler{opts: opts, deps: deps, spec: spec, workerBin: workerBin,
 		display: deps.Display,
+		permits: ratelimit.NewServer(ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})),
 		runs:    map[int]*WorkerRun{}, live: map[int]*proc.Process{}}
 }
 
@@ -108,6 +113,7 @@ func (s *scheduler) run(ctx context.Context) error {
 	}
 	close(queue)
 	wg.Wait()
+	s.permits.Close()
 
 	cause := context.Cause(ctx)
 	switch {
@@ -146,16 +152,31 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		p, err := proc.Start(ctx, proc.Spec{
-			Name:     name,
-			Path:     s.workerBin,
-			Args:     []string{"--batch", filepath.Join(s.opts.Out, batch.FileName(b.Number)), "--events"},
-			Env:      workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI),
-			Logger:   s.deps.Log,
-			OnStdout: func(line []byte) { s.onEvent(b.Number, line) },
-			Stdin:    true,
-			Grace:    s.grace(),
+		// Permit requests can arrive before Start returns: grants wait until the process exists.
+		ready := make(chan struct{})
+		var p *proc.Process
+		stdin := writerFunc(func(b []byte) (int, error) {
+			<-ready
+			if p == nil {
+				return 0, os.ErrClosed
+			}
+			return p.Stdin().Write(b)
 		})
+		p, err := proc.Start(ctx, proc.Spec{
+			Name:   name,
+			Path:   s.workerBin,
+			Args:   []string{"--batch", filepath.Join(s.opts.Out, batch.FileName(b.Number)), "--events"},
+			Env:    workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI),
+			Logger: s.deps.Log,
+			OnStdout: func(line []byte) {
+				if !s.permits.Handle(ctx, b.Number, line, stdin) {
+					s.onEvent(b.Number, line)
+				}
+			},
+			Stdin: true,
+			Grace: s.grace(),
+		})
+		close(ready)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
@@ -163,6 +184,7 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		log.Debug("started", "pid", p.PID(), "batch", b.Number, "records", b.Count)
 		exit := p.Wait()
 		s.setLive(b.Number, nil)
+		s.permits.Forget(b.Number)
 
 		s.mu.Lock()
 		wr.Exit, wr.ExitCode = exit.String(), exit.Code
@@ -281,6 +303,11 @@ func (s *scheduler) workerRuns() []WorkerRun {
 	}
 	return out
 }
+
+// writerFunc adapts a function to io.Writer.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // workerEnv is the explicit environment of a worker: what it needs to run and reach the API,
 // and the key only when the run uses the API.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -21,6 +22,8 @@ type Attempt struct {
 	Model string
 	// Delay is the pause before the next attempt; 0 when there is none.
 	Delay time.Duration
+	// RateLimit holds the answer's rate-limit headers, nil when there were none.
+	RateLimit http.Header
 }
 
 // Caller asks a Provider until an answer passes validation, an error is not retryable, or
@@ -127,7 +130,10 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 				req.Model = c.EscalateModel
 			}
 		}
-		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model}
+		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model, RateLimit: rep.RateLimit}
+		if e != nil && e.RateLimit != nil {
+			at.RateLimit = e.RateLimit
+		}
 		if e == nil {
 			res.Values, res.Content = vals, rep.Content
 			c.report(at)

@@ -73,6 +73,8 @@ type Error struct {
 	Message string
 	// RetryAfter is the wait the server asked for, 0 when it did not ask.
 	RetryAfter time.Duration
+	// RateLimit holds the answer's rate-limit headers, nil when there were none.
+	RateLimit http.Header
 
 	// cause is kept only for context errors, so errors.Is(err, context.Canceled) works. Other
 	// causes are dropped on purpose: their messages may carry URLs or secrets.
@@ -173,6 +175,7 @@ func classifyAPI(ae *openai.Error) *Error {
 	}
 	if ae.Response != nil {
 		e.RetryAfter = ParseRetryAfter(ae.Response.Header, time.Now())
+		e.RateLimit = RateHeaders(ae.Response.Header)
 	}
 	code := strings.ToLower(ae.Code + " " + ae.Type)
 	switch s := ae.StatusCode; {
@@ -248,4 +251,20 @@ func redactError(e *Error, secrets ...string) *Error {
 	c := *e
 	c.Message = Redact(c.Message, secrets...)
 	return &c
+}
+
+// RateHeaders keeps the rate-limit headers of an answer (x-ratelimit-*, retry-after,
+// retry-after-ms), so limiters can follow the server; it returns nil when there are none.
+func RateHeaders(h http.Header) http.Header {
+	var out http.Header
+	for k, v := range h {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "x-ratelimit-") || lk == "retry-after" || lk == "retry-after-ms" {
+			if out == nil {
+				out = http.Header{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 )
 
 // Usage counts the tokens of one or more attempts.
@@ -46,6 +47,9 @@ type Reply struct {
 	Model string
 	// Usage counts the tokens of this attempt.
 	Usage Usage
+	// RateLimit holds the rate-limit headers of the answer (x-ratelimit-*, retry-after), nil
+	// when there were none.
+	RateLimit http.Header
 }
 
 // Provider makes ONE attempt at a request. It does not retry.

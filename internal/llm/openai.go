@@ -138,11 +138,15 @@ func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
 // Complete makes one attempt. A refusal or a truncated answer returns the Reply (with its
 // usage) together with an *Error; every error it returns is an *Error free of the API key.
 func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
-	resp, err := o.chat.New(ctx, o.Params(req))
+	var raw *http.Response
+	resp, err := o.chat.New(ctx, o.Params(req), option.WithResponseInto(&raw))
 	if err != nil {
 		return Reply{}, redactError(Classify(err), o.cfg.APIKey)
 	}
 	rep := Reply{Model: resp.Model}
+	if raw != nil {
+		rep.RateLimit = RateHeaders(raw.Header)
+	}
 	if rep.Model == "" {
 		rep.Model = req.Model
 	}

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,12 +16,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/estimate"
 	"github.com/trialcat/trialcat/internal/event"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/offline"
 	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
+	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -91,14 +94,25 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if opts.Events && deps.Stdin != nil {
+		// Under a coordinator: rate permits come over stdin, and stdout carries both the
+		// permit requests and the events, one whole line at a time. The coordinator holds
+		// our stdin open for its whole life; EOF means it has gone, and we stop.
+		out := &lockedWriter{w: deps.Stdout}
+		client := ratelimit.NewClient(out, deps.Stdin)
+		w.events, w.permits = event.NewEmitter(out), client
 		go func() {
-			// The coordinator holds our stdin open for its whole life; EOF means it has gone.
-			_, _ = io.Copy(io.Discard, deps.Stdin)
-			cancel(errors.New("coordinator went away (stdin closed)"))
+			select {
+			case <-client.Done():
+				cancel(fmt.Errorf("coordinator went away (stdin closed): %w", ratelimit.ErrCoordinatorGone))
+			case <-ctx.Done():
+			}
 		}()
-	}
-	if opts.Events {
-		w.events = event.NewEmitter(deps.Stdout)
+	} else {
+		// Run by hand: this worker has the whole budget to itself.
+		w.permits = ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})
+		if opts.Events {
+			w.events = event.NewEmitter(&lockedWriter{w: deps.Stdout})
+		}
 	}
 	return w.run(ctx, cancel)
 }
@@ -145,6 +159,9 @@ type runner struct {
 	skip     map[string]bool
 	priority map[string]bool
 	counter  *tokens.Counter
+	permits  ratelimit.Permits
+	// outTokens and schemaTokens add to each prompt's count for the --tpm estimate.
+	outTokens, schemaTokens int
 
 	// writeMu serializes appends: results.Writer is not safe for concurrent use.
 	writeMu sync.Mutex
@@ -175,6 +192,10 @@ func newRunner(spec *runspec.Spec, files Files, deps Deps, log zerolog.Logger) (
 			return nil, err
 		}
 		r.counter = tokens.ForModel(spec.Model)
+		r.outTokens = estimate.ExpectedOutput(estimate.AnswerTokens(sch), spec.Model, spec.ReasoningEffort, spec.MaxCompletionTokens).PerRequest
+		if b, err := json.Marshal(sch.StrictJSON()); err == nil {
+			r.schemaTokens = r.counter.Count(string(b))
+		}
 	}
 	r.caller = &llm.Caller{
 		Provider:    provider,
@@ -343,13 +364,27 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			return nil
 		}
 	}
-	res, err := r.caller.Call(ctx, req, r.prior[rec.ID])
+	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
+	if r.tmpl != nil {
+		est := r.counter.Estimate(req.System, req.User, r.outTokens) + r.schemaTokens
+		caller.BeforeAttempt = func(ctx context.Context, id string, attempt int) error {
+			if err := r.permits.Wait(ctx, est); err != nil {
+				return err
+			}
+			return r.attempts.Record(id) // after the permit: an attempt waited out was not made
+		}
+		caller.OnAttempt = func(a llm.Attempt) {
+			r.onAttempt(a)
+			r.rateFeedback(est, a)
+		}
+	}
+	res, err := caller.Call(ctx, req, r.prior[rec.ID])
 	if err == nil {
 		return r.succeed(rec.ID, res)
 	}
 	var le *llm.Error
 	switch {
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, ratelimit.ErrCoordinatorGone):
 		// Interrupted: the record is neither answered nor failed, and a rerun resumes it.
 		r.mu.Lock()
 		r.abandoned++
@@ -396,6 +431,37 @@ func (r *runner) succeed(id string, res llm.Result) error {
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
 		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds()})
 	return nil
+}
+
+// rateFeedback tells the rate limiter what the server said and what a request really used.
+func (r *runner) rateFeedback(est int, a llm.Attempt) {
+	fb := ratelimit.ParseHeader(a.RateLimit)
+	fb.Status = 200
+	if a.Err != nil {
+		fb.Status = a.Err.Status
+		if a.Err.Class == llm.ClassRateLimited {
+			fb.Status, fb.RetryAfter = 429, a.Err.RetryAfter
+		}
+	}
+	r.permits.Feedback(fb)
+	switch used := int(a.Usage.InputTokens + a.Usage.OutputTokens); {
+	case used > 0:
+		r.permits.Reconcile(est, used)
+	case a.Err != nil && a.Err.Status >= 400 && a.Err.Status < 500:
+		r.permits.Reconcile(est, 0) // refused before any work
+	}
+}
+
+// lockedWriter writes whole lines from many goroutines to one stream.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // tooLong says why a prompt must not be sent, or "" when it fits. The limit is

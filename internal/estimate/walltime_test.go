@@ -1,0 +1,92 @@
+package estimate
+
+import (
+	"testing"
+	"time"
+)
+
+func TestWallTimeBound(t *testing.T) {
+	tests := []struct {
+		name                           string
+		records, tokens                int64
+		latency                        time.Duration
+		workers, concurrency, rpm, tpm int
+		wantBound                      string
+		wantTotal                      time.Duration
+	}{
+		{"latency-bound, no limits", 1000, 3_000_000, 4 * time.Second, 20, 1, 0, 0, BoundLatency, 200 * time.Second},
+		{"latency-bound, limits loose", 1000, 3_000_000, 4 * time.Second, 10, 2, 10_000, 10_000_000, BoundLatency, 200 * time.Second},
+		{"concurrency multiplies", 1000, 3_000_000, 4 * time.Second, 20, 5, 0, 0, BoundLatency, 40 * time.Second},
+		{"rpm-bound", 1000, 3_000_000, 4 * time.Second, 20, 1, 100, 0, BoundRPM, 10 * time.Minute},
+		{"rpm-bound beats tpm", 1000, 3_000_000, 4 * time.Second, 20, 1, 60, 1_000_000, BoundRPM, 1000 * time.Second},
+		{"tpm-bound", 1000, 3_000_000, 4 * time.Second, 20, 1, 500, 100_000, BoundTPM, 30 * time.Minute},
+		{"tpm-bound with many workers", 1_000_000, 3_000_000_000, 8 * time.Second, 1000, 8, 30_000, 10_000_000, BoundTPM, 300 * time.Minute},
+	}
+	for _, tt := range tests {
+		w := WallTime(tt.records, tt.tokens, tt.latency, tt.workers, tt.concurrency, tt.rpm, tt.tpm)
+		if w.Bound != tt.wantBound || w.Total != tt.wantTotal+StartOverhead {
+			t.Errorf("%s: bound %s, total %s; want %s, %s + %s overhead (bounds: latency %s, rpm %s, tpm %s)",
+				tt.name, w.Bound, w.Total, tt.wantBound, tt.wantTotal, StartOverhead, w.LatencyBound, w.RPMBound, w.TPMBound)
+		}
+		if w.InFlight != tt.workers*tt.concurrency {
+			t.Errorf("%s: InFlight = %d; want %d", tt.name, w.InFlight, tt.workers*tt.concurrency)
+		}
+	}
+}
+
+func TestFamilyLatency(t *testing.T) {
+	tests := []struct {
+		model  string
+		prefix string
+		output int
+		want   time.Duration
+	}{
+		{"gpt-5-mini", "gpt-5-mini", 800, 800*time.Millisecond + 8*time.Second},
+		{"openai/gpt-5-mini-2025-08-07", "gpt-5-mini", 0, 800 * time.Millisecond},
+		{"gpt-5.1", "gpt-5", 120, time.Second + 2*time.Second},
+		{"gpt-4.1-mini", "gpt-4.1-mini", 100, 500*time.Millisecond + time.Second},
+		{"gpt-4o-mini", "gpt-4o-mini", 90, 500*time.Millisecond + time.Second},
+		{"o3", "o3", 600, 1500*time.Millisecond + 10*time.Second},
+		{"llama3", "", 100, time.Second + 2*time.Second},
+	}
+	for _, tt := range tests {
+		f := FamilyOf(tt.model)
+		if f.Prefix != tt.prefix || f.Latency(tt.output) != tt.want {
+			t.Errorf("%s: family %q latency %s; want %q, %s", tt.model, f.Prefix, f.Latency(tt.output), tt.prefix, tt.want)
+		}
+	}
+}
+
+// TestRunWall checks that the run's flags reach the wall-time estimate.
+func TestRunWall(t *testing.T) {
+	tests := []struct {
+		name      string
+		change    func(*Options)
+		wantBound string
+	}{
+		{"default latency", func(o *Options) {}, BoundLatency},
+		{"rpm", func(o *Options) { o.RPM = 10 }, BoundRPM},
+		{"tpm", func(o *Options) { o.TPM = 20_000 }, BoundTPM},
+		{"latency flag", func(o *Options) { o.Latency = time.Minute; o.RPM = 10_000 }, BoundLatency},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := small(t)
+			tt.change(&opts)
+			rep := runOK(t, opts)
+			if rep.Wall.Bound != tt.wantBound {
+				t.Errorf("bound %s; want %s (%+v)", rep.Wall.Bound, tt.wantBound, rep.Wall)
+			}
+			want := WallTime(rep.Records, rep.InputTokens+rep.OutputTokens, rep.Wall.Latency, opts.Workers, opts.Concurrency, opts.RPM, opts.TPM).Total
+			if rep.Wall.Total != want || rep.Costs[0].Wall != want {
+				t.Errorf("total %s (table %s); want %s", rep.Wall.Total, rep.Costs[0].Wall, want)
+			}
+			if opts.Latency > 0 && (rep.Wall.Latency != opts.Latency || rep.Wall.LatencyDefault) {
+				t.Errorf("latency %s default %v; want --latency %s", rep.Wall.Latency, rep.Wall.LatencyDefault, opts.Latency)
+			}
+			if opts.Latency == 0 && rep.Wall.Latency != FamilyOf(opts.Model).Latency(rep.Output.PerRequest) {
+				t.Errorf("latency %s; want the gpt-5-mini default", rep.Wall.Latency)
+			}
+		})
+	}
+}

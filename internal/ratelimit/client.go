@@ -1,0 +1,145 @@
+package ratelimit
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Client is a worker's end of the permit protocol: it asks the coordinator's Server for permits
+// over the worker's stdout and reads grants from its stdin. It implements Permits and is safe
+// for concurrent use.
+type Client struct {
+	wmu sync.Mutex // one whole line per Write
+	w   io.Writer
+
+	mu      sync.Mutex
+	seq     uint64
+	pending map[uint64]chan error
+	goneErr error // set when stdin ended
+	gone    chan struct{}
+}
+
+// NewClient writes protocol lines to w (the worker's stdout) and reads grants from r (its
+// stdin) until r ends. Each line is written with one Write call, so w may be shared with other
+// writers of whole lines that also write each line with one call (an *os.File serializes them;
+// event.Emitter does so).
+//
+// NewClient owns r: nothing else may read it. When r ends (the coordinator is gone), every
+// pending and later Wait fails with ErrCoordinatorGone and Done is closed.
+func NewClient(w io.Writer, r io.Reader) *Client {
+	c := &Client{w: w, pending: map[uint64]chan error{}, gone: make(chan struct{})}
+	go c.read(r)
+	return c
+}
+
+// Done is closed once the coordinator is gone (stdin ended). A worker cancels its run then.
+func (c *Client) Done() <-chan struct{} { return c.gone }
+
+// Err returns nil while the coordinator is there, then an error wrapping ErrCoordinatorGone.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.goneErr
+}
+
+// Wait asks the coordinator for a permit for a request of tokens estimated tokens and blocks
+// until it is granted, ctx ends (the acquire is then withdrawn) or the coordinator is gone.
+func (c *Client) Wait(ctx context.Context, tokens int) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	ch := make(chan error, 1)
+	c.mu.Lock()
+	if c.goneErr != nil {
+		err := c.goneErr
+		c.mu.Unlock()
+		return err
+	}
+	c.seq++
+	seq := c.seq
+	c.pending[seq] = ch
+	c.mu.Unlock()
+
+	if err := c.send(message{Type: TypeAcquire, Seq: seq, Tokens: max(tokens, 0)}); err != nil {
+		c.drop(seq)
+		return fmt.Errorf("ratelimit: ask for a permit: %w: %w", err, ErrCoordinatorGone)
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+	}
+	if c.drop(seq) {
+		_ = c.send(message{Type: TypeCancel, Seq: seq})
+		return context.Cause(ctx)
+	}
+	// Answered while ctx ended: a grant is spent anyway, so use it.
+	return <-ch
+}
+
+// Reconcile reports a request's real token usage to the coordinator.
+func (c *Client) Reconcile(estimated, actual int) {
+	_ = c.send(message{Type: TypeReconcile, Estimated: estimated, Actual: actual})
+}
+
+// Feedback reports what an answer said about the rate limits to the coordinator.
+func (c *Client) Feedback(fb Feedback) {
+	_ = c.send(feedbackLine{Type: TypeFeedback, wireFeedback: toWire(fb)})
+}
+
+// send writes one line. A write error means the coordinator is gone too, which the reader
+// will see; events are best effort, acquires report it.
+func (c *Client) send(m any) error {
+	line := encode(m)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.w.Write(line)
+	return err
+}
+
+// drop forgets a pending acquire and reports whether it was still pending.
+func (c *Client) drop(seq uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[seq]
+	delete(c.pending, seq)
+	return ok
+}
+
+func (c *Client) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		var m message
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Type != TypeGrant {
+			continue // not for us
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[m.Seq]
+		delete(c.pending, m.Seq)
+		c.mu.Unlock()
+		switch {
+		case !ok: // withdrawn
+		case m.Error != "":
+			ch <- fmt.Errorf("ratelimit: coordinator: %s: %w", m.Error, ErrRefused)
+		default:
+			ch <- nil
+		}
+	}
+	gone := ErrCoordinatorGone
+	if err := sc.Err(); err != nil {
+		gone = fmt.Errorf("%w: %w", ErrCoordinatorGone, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.goneErr = gone
+	for seq, ch := range c.pending {
+		ch <- gone
+		delete(c.pending, seq)
+	}
+	close(c.gone)
+}

@@ -1,0 +1,386 @@
+package ratelimit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestClientServerRoundTrip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{RPM: 610}) // 10 a second
+		srv := NewServer(l)
+		defer srv.Close()
+		c, disconnect := pipeWorker(t.Context(), srv, 1)
+		defer disconnect()
+
+		// 8 goroutines of one worker share the client: 50 grants take about 5s.
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 50 / 8 {
+					if err := c.Wait(t.Context(), 1); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if s := l.State(); s.Granted != 48 {
+			t.Errorf("the server's limiter granted %d; want 48", s.Granted)
+		}
+		if took := time.Since(start); took < 4*time.Second || took > 5*time.Second {
+			t.Errorf("48 grants at 10 a second took %s; want 4.7s", took)
+		}
+	})
+}
+
+func TestClientCoordinatorGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{RPM: 61})
+		srv := NewServer(l)
+		defer srv.Close()
+		c, disconnect := pipeWorker(t.Context(), srv, 1)
+		if err := c.Wait(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		// The next waits queue (one a second); then the coordinator dies.
+		errs := make(chan error, 3)
+		for range 3 {
+			go func() { errs <- c.Wait(t.Context(), 1) }()
+		}
+		synctest.Wait()
+		if c.Err() != nil {
+			t.Fatalf("Err = %v before the coordinator left", c.Err())
+		}
+		disconnect()
+		for range 3 {
+			if err := <-errs; !errors.Is(err, ErrCoordinatorGone) {
+				t.Errorf("pending Wait = %v; want ErrCoordinatorGone", err)
+			}
+		}
+		if err := c.Wait(t.Context(), 1); !errors.Is(err, ErrCoordinatorGone) {
+			t.Errorf("Wait after = %v; want ErrCoordinatorGone", err)
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Error("Done not closed")
+		}
+		if s := l.State(); s.Waiting != 0 {
+			t.Errorf("%d acquires of the gone worker still wait at the server; want 0", s.Waiting)
+		}
+	})
+}
+
+func TestClientCancelWithdraws(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{RPM: 61})
+		srv := NewServer(l)
+		defer srv.Close()
+		c, disconnect := pipeWorker(t.Context(), srv, 1)
+		defer disconnect()
+		l.Feedback(Feedback{Status: 429, RetryAfter: 10 * time.Second})
+
+		ctx, cancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() { errc <- c.Wait(ctx, 1) }()
+		synctest.Wait()
+		if s := l.State(); s.Waiting != 1 {
+			t.Fatalf("%d waiting at the server; want 1", s.Waiting)
+		}
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Errorf("Wait = %v; want context.Canceled", err)
+		}
+		synctest.Wait()
+		if s := l.State(); s.Waiting != 0 {
+			t.Errorf("%d waiting at the server after the cancel; want 0", s.Waiting)
+		}
+	})
+}
+
+func TestServerForget(t *testing.T) {
+	// A worker that exits leaves nothing in the queue; the others go on.
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{RPM: 61})
+		srv := NewServer(l)
+		defer srv.Close()
+		stdin1, stdin2 := &lockedBuffer{}, &lockedBuffer{}
+		l.Feedback(StatusOnly(429)) // paused for a second: acquires wait
+		for seq := 1; seq <= 3; seq++ {
+			srv.Handle(t.Context(), 1, acquireLine(seq), stdin1)
+		}
+		srv.Handle(t.Context(), 2, acquireLine(1), stdin2)
+		synctest.Wait()
+		if s := l.State(); s.Waiting != 4 {
+			t.Fatalf("%d waiting; want 4", s.Waiting)
+		}
+		srv.Forget(1)
+		synctest.Wait()
+		if s := l.State(); s.Waiting != 1 {
+			t.Fatalf("%d waiting after Forget; want 1", s.Waiting)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if got := stdin2.String(); got != `{"type":"grant","seq":1}`+"\n" {
+			t.Errorf("worker 2 got %q; want its grant", got)
+		}
+		if got := stdin1.String(); got != "" {
+			t.Errorf("forgotten worker 1 got %q; want nothing", got)
+		}
+	})
+}
+
+func TestServerHandle(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		line    string
+		handled bool
+	}{
+		{"event line", `{"type":"record","worker":1,"id":"NCT1","ok":true,"status":200}`, false},
+		{"start event", `{"type":"start","worker":1,"pending":5}`, false},
+		{"not JSON", `panic: runtime error`, false},
+		{"acquire", `{"type":"acquire","seq":1,"tokens":10}`, true},
+		{"cancel", `{"type":"cancel","seq":1}`, true},
+		{"reconcile", `{"type":"reconcile","estimated":10,"actual":12}`, true},
+		{"feedback", `{"type":"feedback","status":200,"remaining_requests":-1,"remaining_tokens":-1}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := NewServer(New(Config{}))
+				defer srv.Close()
+				if got := srv.Handle(t.Context(), 1, []byte(tc.line), io.Discard); got != tc.handled {
+					t.Errorf("Handle(%s) = %v; want %v", tc.line, got, tc.handled)
+				}
+			})
+		})
+	}
+}
+
+func TestFeedbackAndReconcileOverThePipe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{RPM: 600, TPM: 100_000})
+		srv := NewServer(l)
+		defer srv.Close()
+		c, disconnect := pipeWorker(t.Context(), srv, 1)
+		defer disconnect()
+		if err := c.Wait(t.Context(), 1000); err != nil {
+			t.Fatal(err)
+		}
+		c.Reconcile(1000, 1500)
+		c.Feedback(Feedback{Status: 429, RetryAfter: 2500 * time.Millisecond, RemainingRequests: 0, RemainingTokens: 10, ResetRequests: time.Second, ResetTokens: time.Second})
+		synctest.Wait()
+		s := l.State()
+		if s.GrantedTokens != 1500 {
+			t.Errorf("GrantedTokens = %d after reconcile; want 1500", s.GrantedTokens)
+		}
+		if s.RateLimited != 1 || s.Paused != 2500*time.Millisecond || s.Factor != 0.8 {
+			t.Errorf("State = %+v; want one 429, paused 2.5s, factor 0.8", s)
+		}
+	})
+}
+
+func TestWorkersShareFairly(t *testing.T) {
+	// Five workers with the same concurrency get the same share of the run's budget.
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{RPM: 600, TPM: 1_000_000})
+		srv := NewServer(l)
+		defer srv.Close()
+		const workers, concurrency = 5, 4
+		var counts [workers]int
+		var mu sync.Mutex
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		for w := range workers {
+			c, disconnect := pipeWorker(t.Context(), srv, w)
+			defer disconnect()
+			for g := range concurrency {
+				wg.Go(func() {
+					size := mixedSizes(100, 800)
+					for i := 0; ; i++ {
+						if c.Wait(ctx, size(w*100+g, i)) != nil {
+							return
+						}
+						mu.Lock()
+						counts[w]++
+						mu.Unlock()
+						time.Sleep(time.Duration(300+100*w) * time.Millisecond) // different latencies
+					}
+				})
+			}
+		}
+		wg.Wait()
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		mean := float64(total) / workers
+		for w, n := range counts {
+			if d := float64(n)/mean - 1; d < -0.2 || d > 0.2 {
+				t.Errorf("worker %d got %d grants, %.0f%% off the mean %.0f; want within 20%% (all: %v)", w, n, 100*d, mean, counts)
+			}
+		}
+		if total < 5*570 {
+			t.Errorf("%d grants in 5 minutes at 600 RPM; want at least 95%%", total)
+		}
+	})
+}
+
+func TestParseHeader(t *testing.T) {
+	h := http.Header{}
+	h.Set("x-ratelimit-limit-requests", "500")
+	h.Set("x-ratelimit-remaining-requests", "499")
+	h.Set("x-ratelimit-reset-requests", "120ms")
+	h.Set("x-ratelimit-limit-tokens", "200000")
+	h.Set("x-ratelimit-remaining-tokens", "185000")
+	h.Set("x-ratelimit-reset-tokens", "4.5s")
+	want := Feedback{RemainingRequests: 499, RemainingTokens: 185000, LimitRequests: 500, LimitTokens: 200000,
+		ResetRequests: 120 * time.Millisecond, ResetTokens: 4500 * time.Millisecond}
+	if got := ParseHeader(h); got != want {
+		t.Errorf("ParseHeader = %+v; want %+v", got, want)
+	}
+	for _, tc := range []struct {
+		name, remaining, reset string
+		wantRemaining          int
+		wantReset              time.Duration
+	}{
+		{"absent", "", "", -1, 0},
+		{"minutes", "0", "6m0s", 0, 6 * time.Minute},
+		{"plain seconds", "3", "1.5", 3, 1500 * time.Millisecond},
+		{"garbage", "many", "soon", -1, 0},
+		{"negative", "-4", "-1s", -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.remaining != "" {
+				h.Set("x-ratelimit-remaining-tokens", tc.remaining)
+				h.Set("x-ratelimit-reset-tokens", tc.reset)
+			}
+			fb := ParseHeader(h)
+			if fb.RemainingTokens != tc.wantRemaining || fb.ResetTokens != tc.wantReset {
+				t.Errorf("remaining %d reset %s; want %d and %s", fb.RemainingTokens, fb.ResetTokens, tc.wantRemaining, tc.wantReset)
+			}
+		})
+	}
+}
+
+func TestClientLinesAreWhole(t *testing.T) {
+	// Many goroutines share the worker's stdout: every line must stay whole and parseable.
+	var out lockedBuffer
+	inR, inW := io.Pipe()
+	c := NewClient(&out, inR)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			for range 50 {
+				c.Reconcile(i, i+1)
+				c.Feedback(StatusOnly(200))
+			}
+		})
+	}
+	wg.Wait()
+	inW.Close()
+	<-c.Done()
+	srv := NewServer(New(Config{}))
+	defer srv.Close()
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2000 {
+		t.Fatalf("%d lines; want 2000", len(lines))
+	}
+	for _, line := range lines {
+		if !srv.Handle(context.Background(), 1, []byte(line), io.Discard) {
+			t.Fatalf("line not understood: %q", line)
+		}
+	}
+}
+
+func acquireLine(seq int) []byte {
+	return encode(message{Type: TypeAcquire, Seq: uint64(seq), Tokens: 1})
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestServerBoundsPending(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{RPM: 60})
+		srv := NewServer(l)
+		defer srv.Close()
+		l.Feedback(Feedback{Status: 429, RetryAfter: time.Minute})
+		var stdin lockedBuffer
+		for seq := 1; seq <= MaxPending+1; seq++ {
+			srv.Handle(t.Context(), 1, acquireLine(seq), &stdin)
+		}
+		synctest.Wait()
+		want := fmt.Sprintf(`{"type":"grant","seq":%d,"error":"too many permits pending for this worker"}`+"\n", MaxPending+1)
+		if got := stdin.String(); got != want {
+			t.Errorf("stdin = %q; want only the refusal of the last acquire", got)
+		}
+		if s := l.State(); s.Waiting != MaxPending {
+			t.Errorf("%d waiting; want %d", s.Waiting, MaxPending)
+		}
+		srv.Forget(1)
+	})
+}
+
+func TestClientReadsOnlyGrants(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inR, inW := io.Pipe()
+		c := NewClient(io.Discard, inR)
+		errc := make(chan error, 2)
+		go func() { errc <- c.Wait(t.Context(), 5) }()
+		synctest.Wait()
+		for _, line := range []string{
+			"not json",
+			`{"type":"stop"}`,
+			`{"type":"grant","seq":99}`, // nobody waits for it
+			`{"type":"grant","seq":1,"error":"too many permits pending for this worker"}`,
+		} {
+			if _, err := io.WriteString(inW, line+"\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-errc; !errors.Is(err, ErrRefused) {
+			t.Errorf("Wait = %v; want ErrRefused", err)
+		}
+		go func() { errc <- c.Wait(t.Context(), 5) }()
+		synctest.Wait()
+		if _, err := io.WriteString(inW, `{"type":"grant","seq":2}`+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Errorf("Wait = %v; want granted", err)
+		}
+		inW.Close()
+		<-c.Done()
+		if !errors.Is(c.Err(), ErrCoordinatorGone) {
+			t.Errorf("Err = %v; want ErrCoordinatorGone", c.Err())
+		}
+	})
+}
