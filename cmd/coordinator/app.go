@@ -58,6 +58,23 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 		Flags:           runFlags(),
 		Commands: []*cli.Command{
 			{
+				Name:      "estimate",
+				Usage:     "count prompt tokens and estimate cost and wall time for a run, making no API calls",
+				UsageText: "coordinator estimate --input trials.json [the run's flags] [--latency 4s]",
+				Flags: append(runFlags(), &cli.DurationFlag{Name: "latency",
+					Usage: "per-request latency to assume (default: a rough figure per model family; measure and set it)"}),
+				Action: act(func(c *cli.Context) error {
+					opts, err := optionsFrom(c)
+					if err != nil {
+						return err
+					}
+					if opts.Input == "" {
+						return fmt.Errorf("--input is required: the file of records to estimate: %w", exitcode.ErrUsage)
+					}
+					return coordinator.Estimate(c.Context, opts, c.Duration("latency"), os.Stdout)
+				}),
+			},
+			{
 				Name:  "status",
 				Usage: "show the progress of a running or finished run from its files, without disturbing it",
 				Flags: []cli.Flag{outFlag},

@@ -104,3 +104,20 @@ func TestMaxCostStopsTheRunNearTheBudget(t *testing.T) {
 		t.Errorf("merge: exit %d\n%s%s", m.code, m.stdout, m.stderr)
 	}
 }
+
+func TestEstimateMakesNoRequests(t *testing.T) {
+	fake, url := startFake(t, fakeai.Config{})
+	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "estimate",
+		"--input", sample, "--workers", "10", "--base-url", url, "--rpm", "60")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := fake.Stats().Requests; n != 0 {
+		t.Errorf("estimate made %d requests", n)
+	}
+	for _, want := range []string{"estimate: 100 records", "with gpt-5-mini", "rpm-bound"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("estimate output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}

@@ -1,0 +1,36 @@
+package coordinator
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/estimate"
+	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/runspec"
+)
+
+// Estimate prints the tokens, cost per model and wall time a run with opts would take, making no
+// API calls: every record is rendered with the run's prompt and counted with a real tokenizer.
+func Estimate(ctx context.Context, opts Options, latency time.Duration, w io.Writer) error {
+	// The estimate is about an API run, whatever key is set now.
+	sch, _, _, tmpl, _, _, err := loadSchemaAndPrompt(&opts, runspec.ProviderOpenAI)
+	if err != nil {
+		return err
+	}
+	prices, err := price.Load(opts.PricesFile)
+	if err != nil {
+		return err
+	}
+	rep, err := estimate.Run(ctx, estimate.Options{
+		Input: opts.Input, IDField: opts.IDField, Dedupe: opts.Dedupe, Model: opts.Model,
+		ReasoningEffort: opts.ReasoningEffort, MaxCompletionTokens: opts.MaxCompletionTokens,
+		Template: tmpl, Schema: sch, Prices: prices, Workers: opts.Workers, Concurrency: opts.Concurrency,
+		RPM: opts.RPM, TPM: opts.TPM, Latency: latency,
+	})
+	if err != nil {
+		return err
+	}
+	rep.Print(w)
+	return nil
+}
