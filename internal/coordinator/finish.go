@@ -19,6 +19,7 @@ import (
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/safefile"
 	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/summary"
 	"github.com/trialcat/trialcat/internal/worker"
 )
 
@@ -26,62 +27,18 @@ import (
 const (
 	FinalResults  = "final_results.csv"
 	FinalFailures = "final_failures.csv"
-	SummaryFile   = "summary.json"
+	SummaryFile   = summary.FileName
 )
 
-// WorkerSummary is one batch's line in summary.json.
-type WorkerSummary struct {
-	WorkerRun
-	Succeeded    int64   `json:"succeeded"`
-	Failed       int64   `json:"failed"`
-	InputTokens  int64   `json:"input_tokens"`
-	OutputTokens int64   `json:"output_tokens"`
-	CostUSD      float64 `json:"cost_usd"`
-}
-
-// Summary is summary.json.
-type Summary struct {
-	Status            string           `json:"status"` // complete, records_failed, interrupted, api_refused, error
-	Out               string           `json:"out"`
-	Provider          string           `json:"provider"`
-	Model             string           `json:"model"`
-	Records           int64            `json:"records"`
-	Succeeded         int64            `json:"succeeded"`
-	Failed            int64            `json:"failed"`
-	FailedByClass     map[string]int64 `json:"failed_by_class"`
-	InputTokens       int64            `json:"input_tokens"`
-	CachedInputTokens int64            `json:"cached_input_tokens"`
-	OutputTokens      int64            `json:"output_tokens"`
-	CostUSD           float64          `json:"estimated_cost_usd"`
-	CostKnown         bool             `json:"cost_known"`
-	Retries           int64            `json:"retries"`
-	RateLimited       int64            `json:"rate_limited_429s"`
-	Restarts          int64            `json:"restarts"`
-	WallSeconds       float64          `json:"wall_seconds"`
-	// RequestSeconds sums the latency of every answered record: the time one sequential worker
-	// would have spent waiting for the API.
-	RequestSeconds float64 `json:"request_seconds"`
-	// Speedup is RequestSeconds over WallSeconds: the gain over one sequential worker.
-	Speedup float64 `json:"speedup_vs_sequential"`
-	// OutsideRequests is the share of the request slots' time (wall × workers × concurrency)
-	// not spent waiting for answers: start-up, retries' backoff, merging, idle tails.
-	OutsideRequests float64 `json:"outside_requests_share"`
-	// CoordinatorMaxRSSKB is the coordinator's own peak resident set size.
-	CoordinatorMaxRSSKB int64           `json:"coordinator_max_rss_kb"`
-	StartedAt           time.Time       `json:"started_at"`
-	FinishedAt          time.Time       `json:"finished_at"`
-	Workers             []WorkerSummary `json:"workers"`
-}
-
 // finish merges the workers' files, writes summary.json and prints the human summary.
-func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, sch *schema.Schema, s *scheduler, started time.Time, runErr error) (*Summary, error) {
+func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, sch *schema.Schema, s *scheduler, started time.Time, runErr error) (*summary.Summary, error) {
 	// Merging must happen even when the run was interrupted: use a context of its own.
 	mctx := context.WithoutCancel(ctx)
 	stats, err := Merge(mctx, opts.Out, spec, sch)
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{
+	sum := &summary.Summary{
 		Out: opts.Out, Provider: spec.Provider, Model: spec.Model,
 		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed + stats.Missing,
 		StartedAt: started.UTC(), FinishedAt: deps.Now().UTC(),
@@ -89,22 +46,22 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	sum.WallSeconds = sum.FinishedAt.Sub(sum.StartedAt).Seconds()
 	switch {
 	case errors.Is(runErr, exitcode.ErrInterrupted):
-		sum.Status = "interrupted"
+		sum.Status = summary.StatusInterrupted
 	case errors.Is(runErr, exitcode.ErrFatalAPI):
-		sum.Status = "api_refused"
+		sum.Status = summary.StatusAPIRefused
 	case errors.Is(runErr, exitcode.ErrBudget):
-		sum.Status = "budget_reached"
+		sum.Status = summary.StatusBudgetReached
 	case runErr != nil:
-		sum.Status = "error"
+		sum.Status = summary.StatusError
 	case sum.Failed > 0:
-		sum.Status = "records_failed"
+		sum.Status = summary.StatusRecordsFailed
 	default:
-		sum.Status = "complete"
+		sum.Status = summary.StatusComplete
 	}
 	sum.CoordinatorMaxRSSKB = selfMaxRSSKB()
 	snap := s.display.Snapshot()
 	sum.Retries, sum.RateLimited, sum.Restarts = snap.Retries, snap.RateLimited, snap.Restarts
-	if err := sum.tally(opts.Out, worker.ResultsHeader(spec.IDColumn, sch), s.workerRuns()); err != nil {
+	if err := tally(sum, opts.Out, worker.ResultsHeader(spec.IDColumn, sch), s.workerRuns()); err != nil {
 		return nil, err
 	}
 	if sum.WallSeconds > 0 {
@@ -119,7 +76,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	if err := report.Write(opts.Out); err != nil {
 		deps.Log.Warn("could not write report.html", "error", err)
 	}
-	sum.print(deps.Stdout)
+	printSummary(sum, deps.Stdout)
 	return sum, nil
 }
 
@@ -161,10 +118,10 @@ func spentSoFar(dir string, spec *runspec.Spec) (float64, error) {
 }
 
 // tally adds tokens, cost and per-worker counts from the merged files.
-func (sum *Summary) tally(dir string, header []string, runs []WorkerRun) error {
-	per := map[int]*WorkerSummary{}
+func tally(sum *summary.Summary, dir string, header []string, runs []summary.WorkerRun) error {
+	per := map[int]*summary.WorkerSummary{}
 	for _, r := range runs {
-		per[r.Batch] = &WorkerSummary{WorkerRun: r}
+		per[r.Batch] = &summary.WorkerSummary{WorkerRun: r}
 	}
 	col := map[string]int{}
 	for i, h := range header {
@@ -211,7 +168,7 @@ func (sum *Summary) tally(dir string, header []string, runs []WorkerRun) error {
 	return nil
 }
 
-func (sum *Summary) print(w io.Writer) {
+func printSummary(sum *summary.Summary, w io.Writer) {
 	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Provider, sum.Model)
 	cost := fmt.Sprintf("$%.4f", sum.CostUSD)
 	if !sum.CostKnown {

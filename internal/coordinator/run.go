@@ -11,12 +11,13 @@ import (
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/summary"
 	"github.com/trialcat/trialcat/internal/worker"
 )
 
 // Run categorizes opts.Input into opts.Out. The returned error decides the exit code (see
 // package exitcode); the summary is returned whenever the run got as far as merging.
-func Run(ctx context.Context, opts Options, deps Deps) (*Summary, error) {
+func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error) {
 	deps.defaults()
 	log := deps.Log
 	started := deps.Now()
@@ -228,7 +229,7 @@ func retryFailures(opts *Options, deps *Deps, spec *runspec.Spec) error {
 }
 
 // decide maps the outcome to the error that sets the exit code.
-func decide(runErr error, sum *Summary, opts *Options, deps *Deps) error {
+func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error {
 	resume := fmt.Sprintf("rerun the same command to resume (--out %s)", opts.Out)
 	switch {
 	case errors.Is(runErr, exitcode.ErrInterrupted):

@@ -17,6 +17,7 @@ import (
 	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/summary"
 )
 
 var batchFile = regexp.MustCompile(`^batch_\d+\.json$`)
@@ -29,21 +30,6 @@ const (
 	workerInterrupted = 130
 )
 
-// WorkerRun is what happened to one batch's worker process(es).
-type WorkerRun struct {
-	Batch    int     `json:"batch"`
-	Records  int64   `json:"records"`
-	Seconds  float64 `json:"seconds"`
-	Exit     string  `json:"exit"`
-	ExitCode int     `json:"exit_code"`
-	Restarts int     `json:"restarts"`
-	Started  bool    `json:"started"`
-	// MaxRSSKB is the largest peak resident set size of this batch's worker processes.
-	MaxRSSKB int64 `json:"max_rss_kb"`
-	// Retries counts failed attempts that were tried again.
-	Retries int64 `json:"retries"`
-}
-
 type scheduler struct {
 	opts      *Options
 	deps      *Deps
@@ -54,7 +40,7 @@ type scheduler struct {
 	permits *ratelimit.Server
 
 	mu   sync.Mutex
-	runs map[int]*WorkerRun
+	runs map[int]*summary.WorkerRun
 	live map[int]*proc.Process
 
 	// stop ends the run early with a cause (the budget was reached).
@@ -66,7 +52,7 @@ func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin strin
 	return &scheduler{opts: opts, deps: deps, spec: spec, workerBin: workerBin,
 		display: deps.Display,
 		permits: ratelimit.NewServer(ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})),
-		runs:    map[int]*WorkerRun{}, live: map[int]*proc.Process{}}
+		runs:    map[int]*summary.WorkerRun{}, live: map[int]*proc.Process{}}
 }
 
 // run keeps opts.Workers worker processes busy until every batch is done, the API refuses the
@@ -130,7 +116,7 @@ func (s *scheduler) run(ctx context.Context) error {
 func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 	name := fmt.Sprintf("worker-%d", b.Number)
 	log := s.deps.Log.Named(name)
-	wr := &WorkerRun{Batch: b.Number, Records: b.Count, Started: true}
+	wr := &summary.WorkerRun{Batch: b.Number, Records: b.Count, Started: true}
 	s.mu.Lock()
 	s.runs[b.Number] = wr
 	s.mu.Unlock()
@@ -290,15 +276,15 @@ func (s *scheduler) budgetError(spent float64) error {
 }
 
 // workerRuns returns what happened per batch, in batch order.
-func (s *scheduler) workerRuns() []WorkerRun {
+func (s *scheduler) workerRuns() []summary.WorkerRun {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]WorkerRun, 0, len(s.spec.Batches))
+	out := make([]summary.WorkerRun, 0, len(s.spec.Batches))
 	for _, b := range s.spec.Batches {
 		if wr, ok := s.runs[b.Number]; ok {
 			out = append(out, *wr)
 		} else {
-			out = append(out, WorkerRun{Batch: b.Number, Records: b.Count, Exit: "not started"})
+			out = append(out, summary.WorkerRun{Batch: b.Number, Records: b.Count, Exit: "not started"})
 		}
 	}
 	return out

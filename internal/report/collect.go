@@ -12,9 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/summary"
 )
 
 // Input file names, as the coordinator and the workers write them.
@@ -25,51 +25,10 @@ const (
 	reportFile   = "report.html"
 )
 
-// summary is the part of summary.json the report shows. It mirrors coordinator.Summary, which this
-// package must not import (the coordinator imports it).
-type summary struct {
-	Status            string           `json:"status"`
-	Out               string           `json:"out"`
-	Provider          string           `json:"provider"`
-	Model             string           `json:"model"`
-	Records           int64            `json:"records"`
-	Succeeded         int64            `json:"succeeded"`
-	Failed            int64            `json:"failed"`
-	FailedByClass     map[string]int64 `json:"failed_by_class"`
-	InputTokens       int64            `json:"input_tokens"`
-	CachedInputTokens int64            `json:"cached_input_tokens"`
-	OutputTokens      int64            `json:"output_tokens"`
-	CostUSD           float64          `json:"estimated_cost_usd"`
-	CostKnown         bool             `json:"cost_known"`
-	Retries           int64            `json:"retries"`
-	RateLimited       int64            `json:"rate_limited_429s"`
-	Restarts          int64            `json:"restarts"`
-	WallSeconds       float64          `json:"wall_seconds"`
-	StartedAt         time.Time        `json:"started_at"`
-	FinishedAt        time.Time        `json:"finished_at"`
-	Workers           []workerSummary  `json:"workers"`
-}
-
-// workerSummary is one batch's line in summary.json.
-type workerSummary struct {
-	Batch        int     `json:"batch"`
-	Records      int64   `json:"records"`
-	Seconds      float64 `json:"seconds"`
-	Exit         string  `json:"exit"`
-	ExitCode     int     `json:"exit_code"`
-	Restarts     int     `json:"restarts"`
-	Started      bool    `json:"started"`
-	Succeeded    int64   `json:"succeeded"`
-	Failed       int64   `json:"failed"`
-	InputTokens  int64   `json:"input_tokens"`
-	OutputTokens int64   `json:"output_tokens"`
-	CostUSD      float64 `json:"cost_usd"`
-}
-
 // run is everything the report shows, gathered from the folder's files.
 type run struct {
 	dir     string
-	summary *summary // nil when summary.json is missing or unreadable
+	summary *summary.Summary // nil when summary.json is missing or unreadable
 	res     *resultStats
 	fail    *failureStats
 	logs    []*workerLog
@@ -110,7 +69,7 @@ func (r *run) readSummary() {
 		r.notef("cannot read %s: %v", summaryFile, err)
 		return
 	}
-	var s summary
+	var s summary.Summary
 	if err := json.Unmarshal(b, &s); err != nil {
 		r.notef("%s is not valid JSON (%v): the run's status and totals are unknown.", summaryFile, err)
 		return

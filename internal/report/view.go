@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/trialcat/trialcat/internal/summary"
 	"math"
 	"path/filepath"
 	"sort"
@@ -433,7 +434,7 @@ func (p *page) costs(r *run) {
 	}
 
 	// Workers: the union of those with results and those in summary.json.
-	sums := map[int]workerSummary{}
+	sums := map[int]summary.WorkerSummary{}
 	if r.summary != nil {
 		for _, w := range r.summary.Workers {
 			sums[w.Batch] = w

@@ -160,7 +160,7 @@ func (p *parser) parse() (*Schema, error) {
 	}
 	top, ok := v.(*object)
 	if !ok {
-		return nil, p.errorf("the schema is a JSON %s, not an object; write {\"type\": \"object\", \"properties\": {...}}", kindOf(v))
+		return nil, p.errorf("the schema is a JSON %s, not an object; write {\"type\": \"object\", \"properties\": {...}}", jsonKind(v))
 	}
 	for _, k := range top.keys {
 		if !contains(topKeywords(), k) {
@@ -196,7 +196,7 @@ func (p *parser) parse() (*Schema, error) {
 	}
 	props, ok := pv.(*object)
 	if !ok {
-		return nil, p.errorf("\"properties\" is a JSON %s; it must be an object mapping names to property schemas", kindOf(pv))
+		return nil, p.errorf("\"properties\" is a JSON %s; it must be an object mapping names to property schemas", jsonKind(pv))
 	}
 	if len(props.keys) == 0 {
 		return nil, p.errorf("\"properties\" is empty; list at least one answer field")
@@ -252,7 +252,7 @@ func (p *parser) property(name string, v any, item bool) (Property, error) {
 	}
 	obj, ok := v.(*object)
 	if !ok {
-		return Property{}, p.errorf("%s is a JSON %s; it must be an object such as {\"type\": \"string\"}", where, kindOf(v))
+		return Property{}, p.errorf("%s is a JSON %s; it must be an object such as {\"type\": \"string\"}", where, jsonKind(v))
 	}
 	prop := Property{Name: name}
 	if d, ok := obj.vals["description"]; ok {
@@ -445,25 +445,6 @@ func (p *parser) position(offset int64) string {
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := int(offset) - bytes.LastIndexByte(before, '\n')
 	return fmt.Sprintf("line %d, column %d", line, col)
-}
-
-func kindOf(v any) string {
-	switch v.(type) {
-	case *object:
-		return "object"
-	case []any:
-		return "array"
-	case string:
-		return "string"
-	case json.Number:
-		return "number"
-	case bool:
-		return "boolean"
-	case nil:
-		return "null"
-	default:
-		return fmt.Sprintf("%T", v)
-	}
 }
 
 // show renders a decoded value briefly for an error message.

@@ -167,7 +167,7 @@ func wrongType(want string, v any) string {
 
 func jsonKind(v any) string {
 	switch v.(type) {
-	case map[string]any:
+	case map[string]any, *object:
 		return "object"
 	case []any:
 		return "array"

@@ -1,0 +1,93 @@
+package summary
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// FileName is summary.json's name in a run's output folder.
+const FileName = "summary.json"
+
+// Statuses of a run.
+const (
+	StatusComplete      = "complete"
+	StatusRecordsFailed = "records_failed"
+	StatusInterrupted   = "interrupted"
+	StatusAPIRefused    = "api_refused"
+	StatusBudgetReached = "budget_reached"
+	StatusError         = "error"
+)
+
+// WorkerRun is what happened to one batch's worker process(es).
+type WorkerRun struct {
+	Batch    int     `json:"batch"`
+	Records  int64   `json:"records"`
+	Seconds  float64 `json:"seconds"`
+	Exit     string  `json:"exit"`
+	ExitCode int     `json:"exit_code"`
+	Restarts int     `json:"restarts"`
+	Started  bool    `json:"started"`
+	// MaxRSSKB is the largest peak resident set size of this batch's worker processes.
+	MaxRSSKB int64 `json:"max_rss_kb"`
+	// Retries counts failed attempts that were tried again.
+	Retries int64 `json:"retries"`
+}
+
+// WorkerSummary is one batch's line in summary.json.
+type WorkerSummary struct {
+	WorkerRun
+	Succeeded    int64   `json:"succeeded"`
+	Failed       int64   `json:"failed"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+}
+
+// Summary is summary.json.
+type Summary struct {
+	Status            string           `json:"status"` // one of the Status constants
+	Out               string           `json:"out"`
+	Provider          string           `json:"provider"`
+	Model             string           `json:"model"`
+	Records           int64            `json:"records"`
+	Succeeded         int64            `json:"succeeded"`
+	Failed            int64            `json:"failed"`
+	FailedByClass     map[string]int64 `json:"failed_by_class"`
+	InputTokens       int64            `json:"input_tokens"`
+	CachedInputTokens int64            `json:"cached_input_tokens"`
+	OutputTokens      int64            `json:"output_tokens"`
+	CostUSD           float64          `json:"estimated_cost_usd"`
+	CostKnown         bool             `json:"cost_known"`
+	Retries           int64            `json:"retries"`
+	RateLimited       int64            `json:"rate_limited_429s"`
+	Restarts          int64            `json:"restarts"`
+	WallSeconds       float64          `json:"wall_seconds"`
+	// RequestSeconds sums the latency of every answered record: the time one sequential worker
+	// would have spent waiting for the API.
+	RequestSeconds float64 `json:"request_seconds"`
+	// Speedup is RequestSeconds over WallSeconds: the gain over one sequential worker.
+	Speedup float64 `json:"speedup_vs_sequential"`
+	// OutsideRequests is the share of the request slots' time (wall × workers × concurrency)
+	// not spent waiting for answers: start-up, retries' backoff, merging, idle tails.
+	OutsideRequests float64 `json:"outside_requests_share"`
+	// CoordinatorMaxRSSKB is the coordinator's own peak resident set size.
+	CoordinatorMaxRSSKB int64           `json:"coordinator_max_rss_kb"`
+	StartedAt           time.Time       `json:"started_at"`
+	FinishedAt          time.Time       `json:"finished_at"`
+	Workers             []WorkerSummary `json:"workers"`
+}
+
+// Load reads a summary.json.
+func Load(path string) (*Summary, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read summary: %w", err)
+	}
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("summary %s: %w", path, err)
+	}
+	return &s, nil
+}
