@@ -12,6 +12,7 @@ import (
 )
 
 func TestPriorityIDsAndEscalationChooseTheModel(t *testing.T) {
+	t.Parallel()
 	ids := sampleIDs(t, sample)
 	priority := map[string]bool{ids[3]: true, ids[50]: true, ids[99]: true}
 	stubborn := ids[10] // the small model never answers it validly
@@ -61,6 +62,7 @@ func TestPriorityIDsAndEscalationChooseTheModel(t *testing.T) {
 }
 
 func TestMaxCostStopsTheRunNearTheBudget(t *testing.T) {
+	t.Parallel()
 	_, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 20 * time.Millisecond}})
 	out := filepath.Join(t.TempDir(), "out")
 	env := []string{"OPENAI_API_KEY=" + testKey, "GORACE=atexit_sleep_ms=0"}
@@ -106,6 +108,7 @@ func TestMaxCostStopsTheRunNearTheBudget(t *testing.T) {
 }
 
 func TestEstimateMakesNoRequests(t *testing.T) {
+	t.Parallel()
 	fake, url := startFake(t, fakeai.Config{})
 	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "estimate",
 		"--input", sample, "--workers", "10", "--base-url", url, "--rpm", "60")

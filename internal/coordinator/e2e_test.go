@@ -14,6 +14,7 @@ import (
 )
 
 func TestOfflineRunOnBundledSample(t *testing.T) {
+	t.Parallel()
 	out := filepath.Join(t.TempDir(), "out")
 	res := runBin(t, nil, "coordinator", "--workers", "4", "--input", sample, "--out", out)
 	if res.code != 0 {
@@ -92,6 +93,7 @@ func answerFor(id string) map[string]any {
 }
 
 func TestAPIRunEveryInputFormat(t *testing.T) {
+	t.Parallel()
 	ids := sampleIDs(t, sample)[:40]
 	dir := t.TempDir()
 	inputs := writeFormats(t, dir, 40)
@@ -203,6 +205,7 @@ func assertNoKey(t testing.TB, dir string) {
 }
 
 func TestHandRunWorkerRedoesBatchAndRerunMakesNoRequests(t *testing.T) {
+	t.Parallel()
 	fake, url := startFake(t, fakeai.Config{})
 	out := filepath.Join(t.TempDir(), "out")
 	env := []string{"OPENAI_API_KEY=" + testKey}
@@ -243,6 +246,7 @@ func TestHandRunWorkerRedoesBatchAndRerunMakesNoRequests(t *testing.T) {
 }
 
 func TestUsageErrorsLeaveOutputUntouched(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	// A finished run to protect.

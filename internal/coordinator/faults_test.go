@@ -157,6 +157,7 @@ func assertAttemptsBounded(t testing.TB, st fakeai.Stats, max int) {
 }
 
 func TestFaultyServerEveryRecordLands(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end fault run")
 	}
@@ -187,6 +188,7 @@ func TestFaultyServerEveryRecordLands(t *testing.T) {
 }
 
 func TestKilledWorkersAreRestartedAndLoseNothing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end kill test")
 	}
@@ -230,6 +232,7 @@ func TestKilledWorkersAreRestartedAndLoseNothing(t *testing.T) {
 }
 
 func TestKilledCoordinatorTakesWorkersAlongAndRerunResumes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end kill test")
 	}
@@ -289,6 +292,7 @@ func TestKilledCoordinatorTakesWorkersAlongAndRerunResumes(t *testing.T) {
 }
 
 func TestInterruptMergesWhatIsDoneAndExits130(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end signal test")
 	}
@@ -329,6 +333,7 @@ func TestInterruptMergesWhatIsDoneAndExits130(t *testing.T) {
 }
 
 func TestAPIRefusalStopsTheRunEarly(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  fakeai.Config
@@ -365,6 +370,7 @@ func TestAPIRefusalStopsTheRunEarly(t *testing.T) {
 }
 
 func TestBadRequestFailsOneRecordAndRerunRetriesOnlyIt(t *testing.T) {
+	t.Parallel()
 	ids := sampleIDs(t, sample)
 	bad := ids[17]
 	fake, url := startFake(t, fakeai.Config{FailIDs: map[string]int{bad: 400}})
@@ -399,6 +405,7 @@ func TestBadRequestFailsOneRecordAndRerunRetriesOnlyIt(t *testing.T) {
 }
 
 func TestKeyNeverInArgvOrFiles(t *testing.T) {
+	t.Parallel()
 	_, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 30 * time.Millisecond}})
 	out := filepath.Join(t.TempDir(), "out")
 	cmd, logs := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator",
@@ -447,6 +454,7 @@ func tail(s string, n int) string {
 }
 
 func TestRunWideRPMHoldsAcrossWorkers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end rate test")
 	}
