@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -328,7 +329,7 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 	r.mu.Unlock()
 	elapsed := time.Since(start)
 	r.log.Info().Int64("answered", answered).Int64("failed", failed).Int64("abandoned", abandoned).
-		Float64("seconds", elapsed.Seconds()).Msg("batch finished")
+		Float64("seconds", math.Round(elapsed.Seconds()*1000)/1000).Msg("batch finished")
 	r.events.Emit(event.Event{Type: event.End, Worker: r.files.Number, Done: answered, Attempts: int(failed)})
 
 	switch {
