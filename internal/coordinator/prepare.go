@@ -8,14 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
+	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/taxonomy"
@@ -179,21 +184,51 @@ func checkRecords(ctx context.Context, path string, opts input.Options, tmpl *pr
 		return err
 	}
 	defer r.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
+	// Rendering is most of the cost: spread it over the cores, and report the first failing
+	// record in input order whatever the scheduling.
+	g, gctx := errgroup.WithContext(ctx)
+	recs := make(chan record.Record, 64)
+	var mu sync.Mutex
+	var first *record.Record
+	var firstErr error
+	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+		g.Go(func() error {
+			for rec := range recs {
+				if _, err := tmpl.Render(rec); err != nil {
+					mu.Lock()
+					if first == nil || rec.Index < first.Index {
+						first, firstErr = &rec, err
+					}
+					mu.Unlock()
+				}
+			}
 			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tmpl.Render(rec); err != nil {
-			return usagef("--prompt: %v (record %d); fix the template or the record before any request is made", err, rec.Index)
-		}
+		})
 	}
+	g.Go(func() error {
+		defer close(recs)
+		for {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			select {
+			case recs <- rec:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if first != nil {
+		return usagef("--prompt: %v (record %d); fix the template or the record before any request is made", firstErr, first.Index)
+	}
+	return nil
 }
 
 // checkOut makes sure the output folder can be written, without writing anything that stays.

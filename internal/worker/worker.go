@@ -283,18 +283,14 @@ func (r *runner) close() {
 
 func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error {
 	start := time.Now()
-	// Count what is left before starting, so progress has a total.
-	var pending, done int64
-	if err := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
-		if r.skip[rec.ID] {
-			done++
-		} else {
-			pending++
-		}
-		return nil
-	}); err != nil {
+	// What is left, so progress has a total: the batch's size comes from run.json's plan when
+	// the batch is one of the run's (a file named by hand is counted with one extra pass).
+	done := int64(len(r.skip))
+	size, err := r.batchSize()
+	if err != nil {
 		return err
 	}
+	pending := max(0, size-done)
 	r.log.Info().Int64("pending", pending).Int64("done", done).Str("model", r.spec.Model).
 		Str("provider", r.spec.Provider).Int("concurrency", r.spec.Concurrency).Msg("batch started")
 	r.events.Emit(event.Event{Type: event.Start, Worker: r.files.Number, Pending: pending, Done: done})
@@ -350,6 +346,21 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 		return fmt.Errorf("worker %d: %d of %d records failed (see %s): %w", r.files.Number, failed, pending, filepath.Base(r.files.Failures), exitcode.ErrRecordsFailed)
 	}
 	return nil
+}
+
+// batchSize is the number of records in this worker's batch.
+func (r *runner) batchSize() (int64, error) {
+	for _, b := range r.spec.Batches {
+		if b.Number == r.files.Number && r.files.Batch == filepath.Join(r.files.Dir, batch.FileName(b.Number)) {
+			return b.Count, nil
+		}
+	}
+	var n int64
+	err := batch.Read(r.files.Batch, r.spec.IDField, func(record.Record) error {
+		n++
+		return nil
+	})
+	return n, err
 }
 
 // process handles one record. It returns an error only when the whole run must stop.
