@@ -2,14 +2,15 @@ package batch
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/record"
 )
 
@@ -86,59 +87,33 @@ func (w *Writer) Abort() {
 }
 
 // Read streams the records of a batch file in order, finding each ID at idField (or the default
-// ID fields). Record.Index is the position within the batch. Errors in the file wrap
+// ID fields). Record.Index is the position within the batch. It uses the input package's
+// streaming parser, which finds IDs without decoding records into maps. Errors in the file wrap
 // exitcode.ErrUsage and name the file and record.
 func Read(path, idField string, fn func(record.Record) error) error {
-	f, err := os.Open(path)
+	r, err := input.Open(path, input.Options{IDField: idField})
 	if err != nil {
-		return fmt.Errorf("open batch: %w: %w", err, exitcode.ErrUsage)
+		return fmt.Errorf("batch %s: %w", path, err)
 	}
-	defer f.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("batch %s: not a JSON array of records: %w: %w", path, err, exitcode.ErrUsage)
+	defer r.Close()
+	if f := r.Format(); f != input.FormatJSON {
+		return fmt.Errorf("batch %s: not a JSON array of records (read as %s): %w", path, f, exitcode.ErrUsage)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return fmt.Errorf("batch %s: not a JSON array of records: %w", path, exitcode.ErrUsage)
-	}
-	var i int64
-	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("batch %s: record %d: %w: %w", path, i, err, exitcode.ErrUsage)
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
-		m, err := record.Decode(raw)
 		if err != nil {
-			return fmt.Errorf("batch %s: record %d: %w: %w", path, i, err, exitcode.ErrUsage)
+			return fmt.Errorf("batch %s: %w", path, err)
 		}
-		id := record.IDOf(m, idField)
-		if id == "" {
-			return fmt.Errorf("batch %s: record %d has no ID (id field %q): %w", path, i, idFieldName(idField), exitcode.ErrUsage)
-		}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, raw); err != nil {
-			return fmt.Errorf("batch %s: record %d: %w: %w", path, i, err, exitcode.ErrUsage)
-		}
-		if err := fn(record.Record{Index: i, ID: id, Data: buf.Bytes()}); err != nil {
+		if err := fn(rec); err != nil {
 			return err
 		}
-		i++
 	}
-	if _, err := dec.Token(); err != nil && err != io.EOF {
-		return fmt.Errorf("batch %s: unterminated array after record %d: %w: %w", path, i, err, exitcode.ErrUsage)
-	}
-	return nil
 }
 
 // IDs streams only the IDs of a batch file, in order.
 func IDs(path, idField string, yield func(id string) error) error {
 	return Read(path, idField, func(r record.Record) error { return yield(r.ID) })
-}
-
-func idFieldName(f string) string {
-	if f == "" {
-		return "default"
-	}
-	return f
 }
