@@ -3,7 +3,6 @@ GO       ?= go
 BIN      ?= bin
 WORKERS  ?= 4
 GOFLAGS  ?=
-export CGO_ENABLED ?= 0
 
 .PHONY: help build test test-short lint demo smoke bench tidy-check clean
 
