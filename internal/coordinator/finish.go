@@ -14,6 +14,7 @@ import (
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/merge"
+	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/report"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -58,7 +59,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	default:
 		sum.Status = summary.StatusComplete
 	}
-	sum.CoordinatorMaxRSSKB = selfMaxRSSKB()
+	sum.CoordinatorMaxRSSKB = proc.PeakRSSKB()
 	snap := s.display.Snapshot()
 	sum.Retries, sum.RateLimited, sum.Restarts = snap.Retries, snap.RateLimited, snap.Restarts
 	if err := tally(sum, opts.Out, worker.ResultsHeader(spec.IDColumn, sch), s.workerRuns()); err != nil {

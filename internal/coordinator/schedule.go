@@ -174,7 +174,6 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 
 		s.mu.Lock()
 		wr.Exit, wr.ExitCode = exit.String(), exit.Code
-		wr.MaxRSSKB = max(wr.MaxRSSKB, exit.MaxRSSKB)
 		s.mu.Unlock()
 		switch {
 		case exit.Code == workerOK:
@@ -254,10 +253,13 @@ func (s *scheduler) onEvent(n int, line []byte) {
 	}
 	ev.Worker = n
 	s.display.Event(ev)
-	if ev.Type == event.Retry {
+	if ev.Type == event.Retry || ev.Type == event.End {
 		s.mu.Lock()
 		if wr, ok := s.runs[n]; ok {
-			wr.Retries++
+			if ev.Type == event.Retry {
+				wr.Retries++
+			}
+			wr.MaxRSSKB = max(wr.MaxRSSKB, ev.MaxRSSKB)
 		}
 		s.mu.Unlock()
 	}

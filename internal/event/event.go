@@ -36,6 +36,8 @@ type Event struct {
 	DelayMS      int64   `json:"delay_ms,omitempty"`
 	Pending      int64   `json:"pending,omitempty"`
 	Done         int64   `json:"done,omitempty"`
+	// MaxRSSKB is the worker's peak resident set size (end events).
+	MaxRSSKB int64 `json:"max_rss_kb,omitempty"`
 }
 
 // Emitter writes events as JSON lines; safe for concurrent use. A nil *Emitter discards.

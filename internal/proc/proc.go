@@ -378,8 +378,6 @@ type Exit struct {
 	Err error
 	// Duration is the time from start to exit.
 	Duration time.Duration
-	// MaxRSSKB is the child's peak resident set size in KiB, 0 when unknown.
-	MaxRSSKB int64
 }
 
 func newExit(state *os.ProcessState, err error, d time.Duration) Exit {
@@ -393,7 +391,6 @@ func newExit(state *os.ProcessState, err error, d time.Duration) Exit {
 	}
 	e.Code = state.ExitCode()
 	e.Signal = signalName(state)
-	e.MaxRSSKB = maxRSSKB(state)
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) && !errors.Is(err, context.Canceled) &&
 		!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, exec.ErrWaitDelay) {

@@ -25,10 +25,3 @@ func signalName(state *os.ProcessState) string {
 	return ws.Signal().String()
 }
 
-// maxRSSKB reads the child's peak resident set size (Linux reports ru_maxrss in KiB).
-func maxRSSKB(state *os.ProcessState) int64 {
-	if ru, ok := state.SysUsage().(*syscall.Rusage); ok {
-		return int64(ru.Maxrss)
-	}
-	return 0
-}

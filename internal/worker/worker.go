@@ -23,6 +23,7 @@ import (
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/offline"
 	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/record"
@@ -331,7 +332,7 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 	elapsed := time.Since(start)
 	r.log.Info().Int64("answered", answered).Int64("failed", failed).Int64("abandoned", abandoned).
 		Float64("seconds", math.Round(elapsed.Seconds()*1000)/1000).Msg("batch finished")
-	r.events.Emit(event.Event{Type: event.End, Worker: r.files.Number, Done: answered, Attempts: int(failed)})
+	r.events.Emit(event.Event{Type: event.End, Worker: r.files.Number, Done: answered, Attempts: int(failed), MaxRSSKB: proc.PeakRSSKB()})
 
 	switch {
 	case fatal != nil:
