@@ -24,4 +24,3 @@ func signalName(state *os.ProcessState) string {
 	}
 	return ws.Signal().String()
 }
-
