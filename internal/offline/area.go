@@ -2,6 +2,7 @@ package offline
 
 import (
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -284,13 +285,20 @@ type areaDecision struct {
 	evidence string
 }
 
+// compiledRules builds the keyword table once per process. It is a package-level value on
+// purpose: the table is immutable after it is built and the same for every record, and
+// rebuilding it per record was a third of the offline worker's CPU.
+var compiledRules = sync.OnceValues(func() ([]areaRule, [][]string) {
+	rules := areaRules()
+	return rules, compile(rules)
+})
+
 // decideArea scores every area on each tier of evidence and picks one. An item counts once for
 // each area it matches, except that an item naming a cancer counts for oncology only. The first
 // tier with any match decides; among its areas the highest count wins, ties go to the later tiers'
 // counts and then to the order of areaRules. branches are browse-branch abbreviations (tier 3).
 func decideArea(tiers [numTiers][]item, branches []item) areaDecision {
-	rules := areaRules()
-	keywords := compile(rules)
+	rules, keywords := compiledRules()
 	var counts [numTiers][numAreas]int
 	var first [numTiers][numAreas]*item
 	for t := range tiers {
