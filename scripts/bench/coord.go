@@ -1,0 +1,499 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// logLine is one stderr line of the coordinator, stamped when it arrived.
+type logLine struct {
+	At   time.Duration // since the coordinator was started
+	Text string
+}
+
+// procRun is one finished child process (a coordinator, a merge or a worker run by hand).
+type procRun struct {
+	Args     []string      `json:"args"`
+	Wall     time.Duration `json:"-"`
+	WallS    float64       `json:"wall_s"`
+	ExitCode int           `json:"exit_code"`
+	// SelfCPUS is the process's own user+system CPU; ChildrenCPUS that of the children it
+	// waited for (the workers), both read from /proc while it was a zombie.
+	SelfCPUS     float64 `json:"self_cpu_s"`
+	ChildrenCPUS float64 `json:"children_cpu_s"`
+	// PeakRSSKB is the largest VmHWM seen while polling /proc every 20ms (the process only).
+	PeakRSSKB int64 `json:"peak_rss_kb_polled"`
+	// ChildPeakRSSKB is the largest VmHWM of any child (worker) seen while polling every
+	// 100ms; ChildrenSeen how many children were seen. VmHWM is per address space, so unlike
+	// ru_maxrss it does not include the parent's RSS at the fork.
+	ChildPeakRSSKB int64 `json:"child_peak_rss_kb_polled"`
+	ChildrenSeen   int   `json:"children_seen"`
+	// RusageMaxRSSKB is wait4's ru_maxrss: the largest of the process and its waited children.
+	RusageMaxRSSKB int64 `json:"rusage_maxrss_kb"`
+	// MachineBusyS is the CPU the whole machine used during the run (from /proc/stat); what
+	// the run's own processes and this program did not use was someone else's.
+	MachineBusyS float64   `json:"machine_busy_cpu_s"`
+	Lines        []logLine `json:"-"`
+	Stdout       string    `json:"-"`
+	Started      time.Time `json:"started"`
+}
+
+// runProc runs path with args and exactly env, stamping every stderr line as it arrives.
+// It reads the process's CPU times from /proc after it exits and before it is reaped.
+func runProc(ctx context.Context, path string, args, env []string, timeout time.Duration) (*procRun, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	run := &procRun{Args: append([]string{path}, args...)}
+	run.Started = time.Now()
+	busy0 := machineBusy()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+	pid := cmd.Process.Pid
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			run.Lines = append(run.Lines, logLine{At: time.Since(run.Started), Text: sc.Text()})
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	stopPoll := make(chan struct{})
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		children := map[int]int64{}
+		for i := 0; ; i++ {
+			if kb := vmHWM(pid); kb > run.PeakRSSKB {
+				run.PeakRSSKB = kb
+			}
+			if i%5 == 0 {
+				for _, c := range childPIDs(pid) {
+					if kb := vmHWM(c); kb > children[c] {
+						children[c] = kb
+					}
+				}
+				for _, kb := range children {
+					run.ChildPeakRSSKB = max(run.ChildPeakRSSKB, kb)
+				}
+				run.ChildrenSeen = len(children)
+			}
+			select {
+			case <-stopPoll:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	killed := make(chan struct{})
+	go func() {
+		// Past the timeout, interrupt it like Ctrl-C (it merges what is done), then kill.
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(os.Interrupt)
+		case <-killed:
+			return
+		}
+		select {
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		case <-killed:
+		}
+	}()
+	// Wait for the exit without reaping, so /proc/PID/stat still holds the final CPU times.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	run.Wall = time.Since(run.Started)
+	run.MachineBusyS = machineBusy() - busy0
+	close(stopPoll)
+	<-pollDone
+	run.SelfCPUS, run.ChildrenCPUS = procCPU(pid)
+	close(killed)
+	wg.Wait()
+	werr := cmd.Wait()
+	run.WallS = run.Wall.Seconds()
+	run.Stdout = stdout.String()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		run.RusageMaxRSSKB = ru.Maxrss
+	}
+	run.ExitCode = cmd.ProcessState.ExitCode()
+	var ee *exec.ExitError
+	if werr != nil && !errors.As(werr, &ee) {
+		return run, werr
+	}
+	if ctx.Err() != nil {
+		return run, fmt.Errorf("%s: timed out after %s", filepath.Base(path), timeout)
+	}
+	return run, nil
+}
+
+// procCPU reads utime+stime and cutime+cstime of pid in seconds.
+func procCPU(pid int) (self, children float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	s := string(b)
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// rest[0] is field 3 (state); utime is field 14.
+	num := func(field int) float64 {
+		v, _ := strconv.ParseFloat(rest[field-3], 64)
+		return v / 100 // clock ticks; USER_HZ is 100 on Linux
+	}
+	if len(rest) < 15 {
+		return 0, 0
+	}
+	return num(14) + num(15), num(16) + num(17)
+}
+
+// machineBusy is the CPU time the machine has spent not idle since boot, in seconds.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy float64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest times are already in user
+			continue
+		}
+		busy += n
+	}
+	return busy / 100
+}
+
+// childPIDs lists the children of pid (of any of its threads).
+func childPIDs(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// vmHWM is the process's peak resident set size in KiB, or 0.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				v, _ := strconv.ParseInt(f[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+// selfCPU is this process's user+system CPU in seconds (the in-process fake's, mostly).
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// env builds a child's whole environment: PATH and HOME, plus extra.
+func env(extra ...string) []string {
+	e := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if tmp := os.Getenv("TMPDIR"); tmp != "" {
+		e = append(e, "TMPDIR="+tmp)
+	}
+	return append(e, extra...)
+}
+
+// summary is the part of summary.json the benchmarks read.
+type summary struct {
+	Status              string  `json:"status"`
+	Records             int64   `json:"records"`
+	Succeeded           int64   `json:"succeeded"`
+	Failed              int64   `json:"failed"`
+	Retries             int64   `json:"retries"`
+	RateLimited         int64   `json:"rate_limited_429s"`
+	WallSeconds         float64 `json:"wall_seconds"`
+	RequestSeconds      float64 `json:"request_seconds"`
+	Speedup             float64 `json:"speedup_vs_sequential"`
+	OutsideRequests     float64 `json:"outside_requests_share"`
+	CoordinatorMaxRSSKB int64   `json:"coordinator_max_rss_kb"`
+	InputTokens         int64   `json:"input_tokens"`
+	OutputTokens        int64   `json:"output_tokens"`
+	Workers             []struct {
+		Batch    int     `json:"batch"`
+		Records  int64   `json:"records"`
+		Seconds  float64 `json:"seconds"`
+		MaxRSSKB int64   `json:"max_rss_kb"`
+		Exit     string  `json:"exit"`
+	} `json:"workers"`
+}
+
+func readSummary(out string) (*summary, error) {
+	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("summary.json: %w", err)
+	}
+	return &s, nil
+}
+
+// resultRow is what the benchmarks read from final_results.csv.
+type resultRow struct {
+	LatencyMS float64
+	Worker    int
+}
+
+func readResults(out string) ([]resultRow, error) {
+	f, err := os.Open(filepath.Join(out, "final_results.csv"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	r.ReuseRecord = true
+	r.FieldsPerRecord = -1
+	head, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("final_results.csv header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[h] = i
+	}
+	li, ok1 := col["latency_ms"]
+	wi, ok2 := col["worker"]
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("final_results.csv has no latency_ms or worker column: %v", head)
+	}
+	var rows []resultRow
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		lat, _ := strconv.ParseFloat(rec[li], 64)
+		w, _ := strconv.Atoi(rec[wi])
+		rows = append(rows, resultRow{LatencyMS: lat, Worker: w})
+	}
+}
+
+// phases are the coordinator's phases, read from the arrival times of its log lines.
+type phases struct {
+	// CheckS: start until "checking input" (flags, schema, prompt).
+	StartupS float64 `json:"startup_s"`
+	// SplitS: "checking input" until "wrote batches": reading and checking the whole input
+	// (IDs, UTF-8, every prompt renders) and writing every batch file.
+	SplitS float64 `json:"check_and_split_s"`
+	// FirstSpawnS: "wrote batches" until the first worker was started.
+	FirstSpawnS float64 `json:"to_first_spawn_s"`
+	// WorkersS: first worker started until the last one's exit was seen.
+	WorkersS float64 `json:"workers_s"`
+	// MergeS: last worker exit until the coordinator exited (merge, summary.json, report.html).
+	MergeS float64 `json:"merge_and_summary_s"`
+	// Spawns is the number of worker processes started; SpawnReady* the time from the
+	// coordinator's "started" line to the worker's own "batch started" line.
+	Spawns         int     `json:"spawns"`
+	SpawnReadyMean float64 `json:"spawn_ready_mean_ms"`
+	SpawnReadyP90  float64 `json:"spawn_ready_p90_ms"`
+	SpawnReadyMax  float64 `json:"spawn_ready_max_ms"`
+	// ExitSeenMean is the mean time from a worker's "batch finished" to the coordinator's
+	// "finished" line for it (process exit, pipes drained).
+	ExitSeenMean float64 `json:"exit_seen_mean_ms"`
+	// OverheadS is StartupS+SplitS+FirstSpawnS+MergeS: the coordinator's time outside the
+	// workers' span.
+	OverheadS float64 `json:"overhead_s"`
+}
+
+var workerLine = regexp.MustCompile(`coordinator\.worker-(\d+): (started|batch started|batch finished|finished|finished with failed records): (.*)$`)
+
+func parsePhases(r *procRun) phases {
+	var p phases
+	var check, wrote, firstSpawn, lastExit time.Duration = -1, -1, -1, -1
+	spawned := map[int]time.Duration{}
+	ready := map[int]time.Duration{}
+	finishedOwn := map[int]time.Duration{}
+	var readyMS, exitMS []float64
+	for _, l := range r.Lines {
+		switch {
+		case check < 0 && strings.Contains(l.Text, "coordinator: checking input"):
+			check = l.At
+		case wrote < 0 && (strings.Contains(l.Text, "coordinator: wrote batches") || strings.Contains(l.Text, "coordinator: resuming")):
+			wrote = l.At
+		}
+		m := workerLine.FindStringSubmatch(l.Text)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		switch m[2] {
+		case "started":
+			if !strings.Contains(m[3], "batch=") {
+				continue // proc's own line; the coordinator's follows with batch=
+			}
+			spawned[n] = l.At
+			if firstSpawn < 0 {
+				firstSpawn = l.At
+			}
+		case "batch started":
+			ready[n] = l.At
+			if s, ok := spawned[n]; ok {
+				readyMS = append(readyMS, ms(l.At-s))
+			}
+		case "batch finished":
+			finishedOwn[n] = l.At
+		default:
+			lastExit = max(lastExit, l.At)
+			if f, ok := finishedOwn[n]; ok {
+				exitMS = append(exitMS, ms(l.At-f))
+			}
+		}
+	}
+	if check >= 0 {
+		p.StartupS = check.Seconds()
+	}
+	if wrote >= 0 && check >= 0 {
+		p.SplitS = (wrote - check).Seconds()
+	}
+	if firstSpawn >= 0 && wrote >= 0 {
+		p.FirstSpawnS = (firstSpawn - wrote).Seconds()
+	}
+	if lastExit >= 0 && firstSpawn >= 0 {
+		p.WorkersS = (lastExit - firstSpawn).Seconds()
+		p.MergeS = (r.Wall - lastExit).Seconds()
+	}
+	p.Spawns = len(spawned)
+	st := stats(readyMS)
+	p.SpawnReadyMean, p.SpawnReadyP90, p.SpawnReadyMax = st.mean, st.p90, st.max
+	p.ExitSeenMean = stats(exitMS).mean
+	p.OverheadS = p.StartupS + p.SplitS + p.FirstSpawnS + p.MergeS
+	return p
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+type summaryStats struct{ mean, p50, p90, max float64 }
+
+func stats(v []float64) summaryStats {
+	if len(v) == 0 {
+		return summaryStats{}
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	var sum float64
+	for _, x := range s {
+		sum += x
+	}
+	return summaryStats{mean: sum / float64(len(s)), p50: s[len(s)/2], p90: s[min(len(s)-1, len(s)*9/10)], max: s[len(s)-1]}
+}
+
+// tail returns the last n lines of a run's stderr, for error messages.
+func tail(r *procRun, n int) string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, l := range r.Lines[max(0, len(r.Lines)-n):] {
+		b.WriteString("    " + l.Text + "\n")
+	}
+	return b.String()
+}
+
+// coordRun is one finished coordinator run.
+type coordRun struct {
+	Name    string   `json:"name"`
+	Input   string   `json:"input"`
+	Out     string   `json:"out"`
+	Proc    *procRun `json:"process"`
+	Summary *summary `json:"summary"`
+	Phases  phases   `json:"phases"`
+	Batches int      `json:"batches"`
+}
+
+// coordinator runs bin/coordinator on input into work/name with args added, against baseURL
+// (with OPENAI_API_KEY set) or offline when baseURL is "". Exit code 1 (some records failed) is
+// not an error: the caller reads the counts.
+func (b *bench) coordinator(ctx context.Context, name, input, baseURL string, timeout time.Duration, args ...string) (*coordRun, error) {
+	out := filepath.Join(b.work, name)
+	_ = os.RemoveAll(out)
+	full := []string{"--input", input, "--out", out, "--progress", "off", "--log-level", "debug"}
+	var e []string
+	if baseURL != "" {
+		full = append(full, "--provider", "openai", "--base-url", baseURL)
+		e = env("OPENAI_API_KEY=" + fakeKey)
+	} else {
+		full = append(full, "--provider", "offline")
+		e = env()
+	}
+	full = append(full, args...)
+	p, err := runProc(ctx, filepath.Join(b.bin, "coordinator"), full, e, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(p, 15))
+	}
+	if p.ExitCode != 0 && p.ExitCode != 1 {
+		return nil, fmt.Errorf("%s: coordinator exited %d:\n%s", name, p.ExitCode, tail(p, 15))
+	}
+	sum, err := readSummary(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(p, 15))
+	}
+	r := &coordRun{Name: name, Input: input, Out: out, Proc: p, Summary: sum, Phases: parsePhases(p), Batches: len(sum.Workers)}
+	return r, nil
+}
