@@ -14,6 +14,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -82,11 +84,6 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{"coordinator", "worker"} {
-		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
-			return fmt.Errorf("%s/%s is missing: run make build first", cfg.Bin, name)
-		}
-	}
 	work := cfg.Work
 	if work == "" {
 		if work, err = os.MkdirTemp("", "trialcat-bench-"); err != nil {
@@ -101,8 +98,13 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err := os.MkdirAll(cfg.Results, 0o755); err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, bin: bin, work: work, out: out, start: time.Now()}
+	// Run a private copy of the binaries: bin/ is shared, and a `make build` elsewhere in the
+	// middle of a 20-minute benchmark would otherwise change what is measured.
 	m := machineInfo(ctx)
+	if bin, m.Binaries, err = snapshot(bin, filepath.Join(work, "bin")); err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, bin: bin, work: work, out: out, start: time.Now()}
 	fmt.Fprintf(out, "# trialcat benchmarks%s\n\n%s\n", map[bool]string{true: " (quick)"}[cfg.Quick], m.markdown())
 
 	scenarios := []struct {
@@ -164,6 +166,29 @@ type machine struct {
 	GoVersion string `json:"go_version"`
 	Date      string `json:"date"`
 	Commit    string `json:"commit"`
+	// Binaries maps each binary measured to the start of its SHA-256.
+	Binaries map[string]string `json:"binaries"`
+}
+
+// snapshot copies the coordinator and worker from dir into to, and returns to and the binaries'
+// SHA-256 prefixes.
+func snapshot(dir, to string) (string, map[string]string, error) {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return "", nil, err
+	}
+	sums := map[string]string{}
+	for _, name := range []string{"coordinator", "worker"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "", nil, fmt.Errorf("%s is missing: run make build first: %w", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), data, 0o755); err != nil {
+			return "", nil, err
+		}
+		sum := sha256.Sum256(data)
+		sums[name] = hex.EncodeToString(sum[:6])
+	}
+	return to, sums, nil
 }
 
 func machineInfo(ctx context.Context) machine {
@@ -182,8 +207,8 @@ func machineInfo(ctx context.Context) machine {
 }
 
 func (m machine) markdown() string {
-	return fmt.Sprintf("Machine: `nproc` = %d; `uname -a`: `%s`; `%s`; date %s; commit %s.\n\n```\n$ free -g\n%s\n```\n",
-		m.NumCPU, m.Uname, m.GoVersion, m.Date, m.Commit, m.Free)
+	return fmt.Sprintf("Machine: `nproc` = %d; `uname -a`: `%s`; `%s`; date %s; commit %s; binaries coordinator %s, worker %s (SHA-256).\n\n```\n$ free -g\n%s\n```\n",
+		m.NumCPU, m.Uname, m.GoVersion, m.Date, m.Commit, m.Binaries["coordinator"], m.Binaries["worker"], m.Free)
 }
 
 // table prints a Markdown table.
