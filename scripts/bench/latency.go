@@ -257,6 +257,10 @@ func (b *bench) latencyRun(ctx context.Context, p latencyPlan, w int, mode strin
 			r.Balance = total / float64(w) / most
 		}
 	}
+	if r.ClientOverheadMS > 100 {
+		fmt.Fprintf(b.out, "  warning: the workers saw %.0f ms a request more than the fake spent on it: a client-side stall; rerun with -keep -work DIR and read %s/worker_*_log.txt\n",
+			r.ClientOverheadMS, run.Out)
+	}
 	if r.Succeeded != int64(n) {
 		return r, fmt.Errorf("workers %d %s: %d of %d records succeeded", w, mode, r.Succeeded, n)
 	}

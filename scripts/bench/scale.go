@@ -32,6 +32,7 @@ type workerStart struct {
 	ExitP50MS  float64 `json:"exit_p50_ms"`
 	ExitP90MS  float64 `json:"exit_p90_ms"`
 	MaxRSSKB   int64   `json:"max_rss_kb"`
+	MaxAnonKB  int64   `json:"max_private_kb"`
 }
 
 // scaleRun is one whole coordinator run in the scale scenario.
@@ -59,6 +60,10 @@ type scaleRun struct {
 	// WorkerRSSKB the largest of any worker's. VmHWM counts one address space only.
 	CoordRSSKB  int64 `json:"coordinator_peak_rss_kb"`
 	WorkerRSSKB int64 `json:"worker_peak_rss_kb"`
+	// CoordAnonKB and WorkerAnonKB are the peaks of private memory (RssAnon): RSS without the
+	// binary's shared, file-backed pages.
+	CoordAnonKB  int64 `json:"coordinator_peak_private_kb"`
+	WorkerAnonKB int64 `json:"worker_peak_private_kb"`
 	// SummaryCoordRSSKB and SummaryWorkerRSSKB are what summary.json reports (getrusage and
 	// wait4's ru_maxrss), which on Linux also count the parent's RSS at the fork.
 	SummaryCoordRSSKB  int64 `json:"summary_coordinator_max_rss_kb"`
@@ -80,11 +85,12 @@ type splitTiming struct {
 
 // mergeTiming is `coordinator merge --out DIR` on the largest run.
 type mergeTiming struct {
-	Records  int     `json:"records"`
-	Reps     int     `json:"reps"`
-	WallS    float64 `json:"wall_s"` // best of Reps
-	CPUS     float64 `json:"cpu_s"`
-	MaxRSSKB int64   `json:"max_rss_kb"`
+	Records   int     `json:"records"`
+	Reps      int     `json:"reps"`
+	WallS     float64 `json:"wall_s"` // best of Reps
+	CPUS      float64 `json:"cpu_s"`
+	MaxRSSKB  int64   `json:"max_rss_kb"`
+	MaxAnonKB int64   `json:"max_private_kb"`
 }
 
 // realLatencyS is the mean latency of a real structured-output request to a small model
@@ -118,6 +124,8 @@ func (b *bench) scale(ctx context.Context) (any, error) {
 		{"offline-flat-10k", "offline", false, 10_000, 20, 1},
 		{"fake-real-10k", "fake", true, 10_000, 20, 2},
 		{"offline-flat-1m", "offline", false, 1_000_000, 20, 1},
+		// The merge holds one batch's rows at a time: fewer, larger batches need more memory.
+		{"offline-flat-1m-w4", "offline", false, 1_000_000, 4, 1},
 	}
 	if b.cfg.Quick {
 		plans = []plan{
@@ -142,8 +150,8 @@ func (b *bench) scale(ctx context.Context) (any, error) {
 			return res, err
 		}
 		res.Runs = append(res.Runs, *r)
-		fmt.Fprintf(b.out, "  %s: %.1fs, coordinator overhead %.2fs (%.2f%%), coordinator RSS %s MB, worker RSS %s MB\n",
-			r.Name, r.WallS, r.Phases.OverheadS, 100*r.OverheadShare, mb(r.CoordRSSKB), mb(r.WorkerRSSKB))
+		fmt.Fprintf(b.out, "  %s: %.1fs, coordinator overhead %.2fs (%.2f%%), coordinator RSS %s MB (%s private), worker RSS %s MB (%s private)\n",
+			r.Name, r.WallS, r.Phases.OverheadS, 100*r.OverheadShare, mb(r.CoordRSSKB), mb(r.CoordAnonKB), mb(r.WorkerRSSKB), mb(r.WorkerAnonKB))
 		if p.provider == "offline" && (largest == nil || r.Records > largest.Records) {
 			largest = &res.Runs[len(res.Runs)-1]
 		}
@@ -168,11 +176,11 @@ func (b *bench) scale(ctx context.Context) (any, error) {
 func (b *bench) scaleTables(res *scaleResult) {
 	var rows [][]string
 	for _, w := range res.WorkerStart {
-		rows = append(rows, []string{w.Provider, itoa(w.Reps), f1(w.ReadyP50MS), f1(w.ReadyP90MS), f1(w.ExitP50MS), f1(w.ExitP90MS), mb(w.MaxRSSKB)})
+		rows = append(rows, []string{w.Provider, itoa(w.Reps), f1(w.ReadyP50MS), f1(w.ReadyP90MS), f1(w.ExitP50MS), f1(w.ExitP90MS), mb(w.MaxRSSKB) + " / " + mb(w.MaxAnonKB)})
 	}
 	fmt.Fprintln(b.out, "Worker start, bin/worker run by hand on a one-record batch:")
 	fmt.Fprintln(b.out)
-	table(b.out, []string{"provider", "runs", "exec→\"batch started\" p50 ms", "p90 ms", "exec→exit p50 ms", "p90 ms", "peak RSS MB"}, rows)
+	table(b.out, []string{"provider", "runs", "exec→\"batch started\" p50 ms", "p90 ms", "exec→exit p50 ms", "p90 ms", "peak RSS / private MB"}, rows)
 
 	rows = nil
 	for _, r := range res.Runs {
@@ -180,12 +188,12 @@ func (b *bench) scaleTables(res *scaleResult) {
 		rows = append(rows, []string{r.Name, itoa(r.Records), fmt.Sprintf("%.0f", r.InputMB), fmt.Sprintf("%d×%d", r.Workers, r.Concurrency),
 			f1(r.WallS), f2(p.StartupS), f2(p.SplitS), f2(p.FirstSpawnS), f1(p.WorkersS), f2(p.MergeS),
 			f2(p.OverheadS), fmt.Sprintf("%.2f%%", 100*r.OverheadShare), f1(r.CoordCPUS),
-			f1(p.SpawnReadyMean), mb(r.CoordRSSKB), mb(r.WorkerRSSKB), mb(r.SummaryWorkerRSSKB)})
+			f1(p.SpawnReadyMean), mb(r.CoordRSSKB) + " / " + mb(r.CoordAnonKB), mb(r.WorkerRSSKB) + " / " + mb(r.WorkerAnonKB), mb(r.SummaryWorkerRSSKB)})
 	}
 	fmt.Fprintln(b.out, "Whole runs (phases from the arrival times of the coordinator's log lines):")
 	fmt.Fprintln(b.out)
 	table(b.out, []string{"run", "records", "input MB", "workers×conc.", "wall s", "start-up s", "check+split s", "→1st spawn s",
-		"workers s", "merge+summary s", "overhead s", "overhead share", "coord. CPU s", "spawn→ready ms", "coord. peak RSS MB", "worker peak RSS MB", "summary.json worker max_rss MB"}, rows)
+		"workers s", "merge+summary s", "overhead s", "overhead share", "coord. CPU s", "spawn→ready ms", "coord. peak RSS / private MB", "worker peak RSS / private MB", "summary.json worker max_rss MB"}, rows)
 	for _, r := range res.Runs {
 		if r.OverheadShareReal > 0 {
 			fmt.Fprintf(b.out, "%s at a real API's ~%.0fs per request would take about %.0fs; the same %.2fs overhead is %.2f%% of that.\n\n",
@@ -196,7 +204,7 @@ func (b *bench) scaleTables(res *scaleResult) {
 		fmt.Fprintf(b.out, "In-process timing of the split of %d records: input.Scan (check) %.2fs, writing the batch files %.2fs.\n\n", s.Records, s.ScanS, s.WriteS)
 	}
 	if m := res.Merge; m != nil {
-		fmt.Fprintf(b.out, "`coordinator merge` of %d rows: %.2fs wall (best of %d), %.2fs CPU, peak RSS %s MB.\n\n", m.Records, m.WallS, m.Reps, m.CPUS, mb(m.MaxRSSKB))
+		fmt.Fprintf(b.out, "`coordinator merge` of %d rows: %.2fs wall (best of %d), %.2fs CPU, peak RSS %s MB (%s MB private).\n\n", m.Records, m.WallS, m.Reps, m.CPUS, mb(m.MaxRSSKB), mb(m.MaxAnonKB))
 	}
 }
 
@@ -223,6 +231,7 @@ func (b *bench) scaleRun(ctx context.Context, name, provider, path string, recor
 		InputMB: float64(st.Size()) / (1 << 20), WallS: run.Proc.WallS, Succeeded: run.Summary.Succeeded,
 		Phases: run.Phases, CoordCPUS: run.Proc.SelfCPUS, WorkersCPUS: run.Proc.ChildrenCPUS,
 		CoordRSSKB: run.Proc.PeakRSSKB, WorkerRSSKB: run.Proc.ChildPeakRSSKB,
+		CoordAnonKB: run.Proc.PeakAnonKB, WorkerAnonKB: run.Proc.ChildPeakAnonKB,
 		SummaryCoordRSSKB: run.Summary.CoordinatorMaxRSSKB, Run: run}
 	r.OverheadShare = r.Phases.OverheadS / r.WallS
 	r.CoordCPUShare = r.CoordCPUS / r.WallS
@@ -288,6 +297,7 @@ func (b *bench) workerStart(ctx context.Context, provider string, reps int) (*wo
 		}
 		exit = append(exit, ms(p.Wall))
 		ws.MaxRSSKB = max(ws.MaxRSSKB, p.PeakRSSKB)
+		ws.MaxAnonKB = max(ws.MaxAnonKB, p.PeakAnonKB)
 	}
 	r, x := stats(ready), stats(exit)
 	ws.ReadyP50MS, ws.ReadyP90MS, ws.ExitP50MS, ws.ExitP90MS = r.p50, r.p90, x.p50, x.p90
@@ -309,6 +319,7 @@ func (b *bench) mergeTiming(ctx context.Context, r *scaleRun) (*mergeTiming, err
 			m.WallS, m.CPUS = p.WallS, p.SelfCPUS
 		}
 		m.MaxRSSKB = max(m.MaxRSSKB, p.PeakRSSKB)
+		m.MaxAnonKB = max(m.MaxAnonKB, p.PeakAnonKB)
 	}
 	return m, nil
 }
