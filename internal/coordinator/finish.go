@@ -105,15 +105,11 @@ func Merge(ctx context.Context, dir string, spec *runspec.Spec, sch *schema.Sche
 func spentSoFar(dir string, spec *runspec.Spec) (float64, error) {
 	var total float64
 	for _, b := range spec.Batches {
-		f := worker.FilesForNumber(dir, b.Number)
-		_, _, err := results.Read(f.Results, func(row []string) error {
-			v, _ := strconv.ParseFloat(row[len(row)-4], 64) // cost_usd, attempts, latency_ms, worker
-			total += v
-			return nil
-		})
+		bs, err := readBatch(dir, b)
 		if err != nil {
 			return 0, fmt.Errorf("read spend so far: %w", err)
 		}
+		total += bs.CostUSD
 	}
 	return total, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -65,30 +66,10 @@ func Status(out string) (*RunStatus, error) {
 	}
 	st := &RunStatus{Out: out, RunningPID: runningPID(out), Spec: spec, Records: spec.Input.Records}
 	for _, b := range spec.Batches {
-		f := worker.FilesForNumber(out, b.Number)
-		bs := BatchStatus{Batch: b.Number, Records: b.Count}
-		done := map[string]bool{}
-		if _, _, err := results.Read(f.Results, func(row []string) error {
-			if !done[row[0]] {
-				done[row[0]] = true
-				v, _ := strconv.ParseFloat(row[len(row)-4], 64)
-				bs.CostUSD += v
-			}
-			return nil
-		}); err != nil {
+		bs, err := readBatch(out, b)
+		if err != nil {
 			return nil, err
 		}
-		failed := map[string]bool{}
-		if _, _, err := results.Read(f.Failures, func(row []string) error {
-			if !done[row[0]] {
-				failed[row[0]] = true
-			}
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-		bs.Done, bs.Failed = int64(len(done)), int64(len(failed))
-		bs.Remaining = max(0, bs.Records-bs.Done-bs.Failed)
 		st.Done += bs.Done
 		st.Failed += bs.Failed
 		st.Remaining += bs.Remaining
@@ -99,6 +80,36 @@ func Status(out string) (*RunStatus, error) {
 		st.Merged = true
 	}
 	return st, nil
+}
+
+// readBatch counts one batch's answered, failed and remaining records and its cost from the
+// worker's files, each ID once; a torn last line is not counted.
+func readBatch(dir string, b batch.Range) (BatchStatus, error) {
+	f := worker.FilesForNumber(dir, b.Number)
+	bs := BatchStatus{Batch: b.Number, Records: b.Count}
+	done := map[string]bool{}
+	if _, _, err := results.Read(f.Results, func(row []string) error {
+		if !done[row[0]] {
+			done[row[0]] = true
+			v, _ := strconv.ParseFloat(row[len(row)-4], 64) // cost_usd, attempts, latency_ms, worker
+			bs.CostUSD += v
+		}
+		return nil
+	}); err != nil {
+		return bs, err
+	}
+	failed := map[string]bool{}
+	if _, _, err := results.Read(f.Failures, func(row []string) error {
+		if !done[row[0]] {
+			failed[row[0]] = true
+		}
+		return nil
+	}); err != nil {
+		return bs, err
+	}
+	bs.Done, bs.Failed = int64(len(done)), int64(len(failed))
+	bs.Remaining = max(0, bs.Records-bs.Done-bs.Failed)
+	return bs, nil
 }
 
 // Print writes the status as a short report and a per-batch table.

@@ -132,14 +132,14 @@ func (o *Options) check() error {
 	default:
 		return usagef("--provider %q: want auto, openai or offline", o.Provider)
 	}
-	if _, err := o.batchCount(0); err != nil {
+	if _, err := o.batchCount(); err != nil {
 		return err
 	}
 	return nil
 }
 
 // batchCount returns the number of static batches wanted, or 0 for guided scheduling.
-func (o *Options) batchCount(_ int64) (int, error) {
+func (o *Options) batchCount() (int, error) {
 	switch b := strings.TrimSpace(o.Batches); b {
 	case "":
 		return o.Workers, nil

@@ -76,7 +76,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	if err := routing(&opts, &deps, spec); err != nil {
 		return nil, err
 	}
-	n, err := opts.batchCount(stats.Records)
+	n, err := opts.batchCount()
 	if err != nil {
 		return nil, err
 	}

@@ -197,15 +197,12 @@ func newRunner(spec *runspec.Spec, files Files, deps Deps, log zerolog.Logger) (
 		// ~90 ms and 15 MB at start: do it only where the count matters (--tpm, or a prompt long
 		// enough to overflow the model's window).
 		r.counter = tokens.ForModel(spec.Model)
-		if b, err := json.Marshal(sch.StrictJSON()); err == nil {
-			r.schemaTokens = len(b) / 4
-		}
+		strict, _ := json.Marshal(sch.StrictJSON())
+		r.schemaTokens = len(strict) / 4
 		answer := 200 // a rough answer size: without --tpm the estimate only sizes feedback
 		if spec.TPM > 0 {
 			answer = estimate.AnswerTokens(sch)
-			if b, err := json.Marshal(sch.StrictJSON()); err == nil {
-				r.schemaTokens = r.counter.Count(string(b))
-			}
+			r.schemaTokens = r.counter.Count(string(strict))
 		}
 		r.outTokens = estimate.ExpectedOutput(answer, spec.Model, spec.ReasoningEffort, spec.MaxCompletionTokens).PerRequest
 	}
@@ -337,7 +334,7 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 	elapsed := time.Since(start)
 	r.log.Info().Int64("answered", answered).Int64("failed", failed).Int64("abandoned", abandoned).
 		Float64("seconds", math.Round(elapsed.Seconds()*1000)/1000).Msg("batch finished")
-	r.events.Emit(event.Event{Type: event.End, Worker: r.files.Number, Done: answered, Attempts: int(failed), MaxRSSKB: proc.PeakRSSKB()})
+	r.events.Emit(event.Event{Type: event.End, Worker: r.files.Number, Done: answered, MaxRSSKB: proc.PeakRSSKB()})
 
 	switch {
 	case fatal != nil:
