@@ -11,4 +11,4 @@ cd "$(dirname "$0")/.."
 make --no-print-directory build
 mkdir -p bench-results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-go run ./scripts/bench -bin bin -results bench-results "$@" | tee "bench-results/tables-$stamp.md"
+go run ./cmd/bench -bin bin -results bench-results "$@" | tee "bench-results/tables-$stamp.md"

@@ -68,10 +68,7 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 					if err != nil {
 						return err
 					}
-					if opts.Input == "" {
-						return fmt.Errorf("--input is required: the file of records to estimate: %w", exitcode.ErrUsage)
-					}
-					return coordinator.Estimate(c.Context, opts, c.Duration("latency"), os.Stdout)
+					return coordinator.Estimate(c.Context, coordinator.EstimateOptions{Options: opts, Latency: c.Duration("latency")}, plainDeps())
 				}),
 			},
 			{
@@ -79,12 +76,7 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				Usage: "show the progress of a running or finished run from its files, without disturbing it",
 				Flags: []cli.Flag{outFlag},
 				Action: act(func(c *cli.Context) error {
-					st, err := coordinator.Status(c.String("out"))
-					if err != nil {
-						return err
-					}
-					st.Print(os.Stdout)
-					return nil
+					return coordinator.Status(c.Context, coordinator.StatusOptions{Out: c.String("out")}, plainDeps())
 				}),
 			},
 			{
@@ -92,7 +84,7 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				Usage: "merge the workers' results of a run again, without running anything",
 				Flags: []cli.Flag{outFlag},
 				Action: act(func(c *cli.Context) error {
-					return coordinator.MergeOnly(c.Context, c.String("out"), os.Stdout)
+					return coordinator.Merge(c.Context, coordinator.MergeOptions{Out: c.String("out")}, plainDeps())
 				}),
 			},
 		},
@@ -121,6 +113,11 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 		fmt.Fprintln(os.Stderr, "coordinator:", err)
 	}
 	return err
+}
+
+// plainDeps are the connections of the commands that only read and print.
+func plainDeps() coordinator.Deps {
+	return coordinator.Deps{Log: newLogger("info", os.Stderr), Stdout: os.Stdout, Getenv: os.Getenv}
 }
 
 func newLogger(level string, out io.Writer) hclog.Logger {

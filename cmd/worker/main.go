@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -24,14 +23,7 @@ func main() {
 	ctx, _, stop := signals.Context(context.Background())
 	err := run(ctx, os.Args)
 	stop()
-	os.Exit(exitCode(err))
-}
-
-func exitCode(err error) int {
-	if errors.Is(err, exitcode.ErrFatalAPI) {
-		return 3
-	}
-	return exitcode.Code(err)
+	os.Exit(exitcode.WorkerCode(err))
 }
 
 func run(ctx context.Context, args []string) error {
@@ -75,7 +67,7 @@ func run(ctx context.Context, args []string) error {
 		// urfave/cli rejected the flags before the action ran.
 		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 	}
-	if err != nil && exitCode(err) != 130 {
+	if err != nil && exitcode.WorkerCode(err) != exitcode.Interrupted {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 	}
 	return err

@@ -1,16 +1,11 @@
 package batch
 
-import "fmt"
-
 // Range is one batch: a contiguous run of input records.
 type Range struct {
 	Number int   `json:"number"`
 	First  int64 `json:"first_index"`
 	Count  int64 `json:"count"`
 }
-
-// FileName is the batch file's name for batch n.
-func FileName(n int) string { return fmt.Sprintf("batch_%d.json", n) }
 
 // Equal splits n records into `batches` equal batches, the last taking the remainder. When there
 // are fewer records than batches, each record gets its own batch.

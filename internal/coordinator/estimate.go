@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/trialcat/trialcat/internal/estimate"
@@ -10,9 +9,22 @@ import (
 	"github.com/trialcat/trialcat/internal/runspec"
 )
 
-// Estimate prints the tokens, cost per model and wall time a run with opts would take, making no
-// API calls: every record is rendered with the run's prompt and counted with a real tokenizer.
-func Estimate(ctx context.Context, opts Options, latency time.Duration, w io.Writer) error {
+// EstimateOptions are the flags of `coordinator estimate`: the run's, and the latency to assume.
+type EstimateOptions struct {
+	Options
+	// Latency is the per-request latency to assume; 0 means a figure per model family.
+	Latency time.Duration
+}
+
+// Estimate prints to deps.Stdout the tokens, cost per model and wall time a run with opts would
+// take, making no API calls: every record is rendered with the run's prompt and counted with a
+// real tokenizer.
+func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
+	deps.defaults()
+	opts, latency := eopts.Options, eopts.Latency
+	if opts.Input == "" {
+		return usagef("--input is required: the file of records to estimate")
+	}
 	// The estimate is about an API run, whatever key is set now.
 	sch, _, _, tmpl, _, _, err := loadSchemaAndPrompt(&opts, runspec.ProviderOpenAI)
 	if err != nil {
@@ -31,6 +43,6 @@ func Estimate(ctx context.Context, opts Options, latency time.Duration, w io.Wri
 	if err != nil {
 		return err
 	}
-	rep.Print(w)
+	rep.Print(deps.Stdout)
 	return nil
 }

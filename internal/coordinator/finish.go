@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -17,25 +15,19 @@ import (
 	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/report"
 	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/safefile"
 	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/summary"
-	"github.com/trialcat/trialcat/internal/worker"
-)
-
-// Output file names.
-const (
-	FinalResults  = "final_results.csv"
-	FinalFailures = "final_failures.csv"
-	SummaryFile   = summary.FileName
 )
 
 // finish merges the workers' files, writes summary.json and prints the human summary.
-func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, sch *schema.Schema, s *scheduler, started time.Time, runErr error) (*summary.Summary, error) {
+func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, sch *schema.Schema, s *scheduler, started time.Time, phases summary.Phases, runErr error) (*summary.Summary, error) {
 	// Merging must happen even when the run was interrupted: use a context of its own.
 	mctx := context.WithoutCancel(ctx)
-	stats, err := Merge(mctx, opts.Out, spec, sch)
+	dir := rundir.New(opts.Out)
+	stats, err := mergeRun(mctx, dir, spec, sch)
 	if err != nil {
 		return nil, err
 	}
@@ -60,9 +52,11 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		sum.Status = summary.StatusComplete
 	}
 	sum.CoordinatorMaxRSSKB = proc.PeakRSSKB()
-	snap := s.display.Snapshot()
+	snap := s.tally.Snapshot()
 	sum.Retries, sum.RateLimited, sum.Restarts = snap.Retries, snap.RateLimited, snap.Restarts
-	if err := tally(sum, opts.Out, worker.ResultsHeader(spec.IDColumn, sch), s.workerRuns()); err != nil {
+	sum.Phases = phases
+	sum.Phases.FirstWorkerAt, sum.Phases.LastWorkerExitAt = utc(snap.FirstWorkerAt), utc(snap.LastExitAt)
+	if err := addTotals(sum, dir, spec.Layout(sch), s.workerRuns()); err != nil {
 		return nil, err
 	}
 	if sum.WallSeconds > 0 {
@@ -70,7 +64,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		slots := float64(min(opts.Workers, len(spec.Batches)) * spec.Concurrency)
 		sum.OutsideRequests = max(0, 1-sum.RequestSeconds/(sum.WallSeconds*slots))
 	}
-	if err := safefile.WriteJSON(filepath.Join(opts.Out, SummaryFile), sum); err != nil {
+	if err := safefile.WriteJSON(dir.Summary(), sum); err != nil {
 		return nil, fmt.Errorf("write summary: %w", err)
 	}
 	// The report is for people; failing to write it must not change the run's outcome.
@@ -81,31 +75,42 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	return sum, nil
 }
 
-// Merge merges every batch's worker files in dir into final_results.csv and final_failures.csv.
-func Merge(ctx context.Context, dir string, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, error) {
+// utc is t in UTC, keeping the zero time zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+// mergeRun merges every batch's worker files into the run's final files.
+func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, error) {
 	batches := make([]merge.Batch, 0, len(spec.Batches))
 	for _, b := range spec.Batches {
-		f := worker.FilesForNumber(dir, b.Number)
-		path := filepath.Join(dir, batch.FileName(b.Number))
+		f := dir.Worker(b.Number)
 		batches = append(batches, merge.Batch{
 			Number: b.Number, ResultsPath: f.Results, FailuresPath: f.Failures,
-			IDs: func(yield func(string) error) error { return batch.IDs(path, spec.IDField, yield) },
+			IDs: func(yield func(string) error) error { return batch.IDs(f.Batch, spec.IDField, yield) },
 		})
 	}
 	return merge.Merge(ctx, merge.Options{
-		Batches:       batches,
-		ResultsHeader: worker.ResultsHeader(spec.IDColumn, sch),
-		OutPath:       filepath.Join(dir, FinalResults),
-		FailuresPath:  filepath.Join(dir, FinalFailures),
-		MissingClass:  "not_processed",
+		Batches:      batches,
+		Layout:       spec.Layout(sch),
+		OutPath:      dir.FinalResults(),
+		FailuresPath: dir.FinalFailures(),
+		MissingClass: merge.DefaultMissingClass,
 	})
 }
 
 // spentSoFar sums the cost already recorded in the workers' files of a run being resumed.
-func spentSoFar(dir string, spec *runspec.Spec) (float64, error) {
+func spentSoFar(dir rundir.Dir, spec *runspec.Spec) (float64, error) {
+	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
+	if err != nil {
+		return 0, err
+	}
 	var total float64
 	for _, b := range spec.Batches {
-		bs, err := readBatch(dir, b)
+		bs, err := readBatch(dir, spec.Layout(sch), b)
 		if err != nil {
 			return 0, fmt.Errorf("read spend so far: %w", err)
 		}
@@ -114,50 +119,38 @@ func spentSoFar(dir string, spec *runspec.Spec) (float64, error) {
 	return total, nil
 }
 
-// tally adds tokens, cost and per-worker counts from the merged files.
-func tally(sum *summary.Summary, dir string, header []string, runs []summary.WorkerRun) error {
+// addTotals adds tokens, cost and per-worker counts from the merged files.
+func addTotals(sum *summary.Summary, dir rundir.Dir, layout results.Layout, runs []summary.WorkerRun) error {
 	per := map[int]*summary.WorkerSummary{}
 	for _, r := range runs {
 		per[r.Batch] = &summary.WorkerSummary{WorkerRun: r}
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[h] = i
-	}
 	sum.CostKnown = true
-	if _, _, err := results.Read(filepath.Join(dir, FinalResults), func(row []string) error {
-		in, _ := strconv.ParseInt(row[col["input_tokens"]], 10, 64)
-		out, _ := strconv.ParseInt(row[col["output_tokens"]], 10, 64)
-		lat, _ := strconv.ParseFloat(row[col["latency_ms"]], 64)
-		sum.RequestSeconds += lat / 1000
-		cost, cerr := strconv.ParseFloat(row[col["cost_usd"]], 64)
-		if cerr != nil {
-			sum.CostKnown = false
-		}
-		sum.InputTokens += in
-		sum.OutputTokens += out
-		sum.CostUSD += cost
-		n, _ := strconv.Atoi(row[col["worker"]])
-		if w, ok := per[n]; ok {
+	if _, err := layout.ReadRows(dir.FinalResults(), func(row results.Row) error {
+		sum.RequestSeconds += float64(row.LatencyMS) / 1000
+		sum.CostKnown = sum.CostKnown && row.CostKnown
+		sum.InputTokens += row.InputTokens
+		sum.OutputTokens += row.OutputTokens
+		sum.CostUSD += row.CostUSD
+		if w, ok := per[row.Worker]; ok {
 			w.Succeeded++
-			w.InputTokens += in
-			w.OutputTokens += out
-			w.CostUSD += cost
+			w.InputTokens += row.InputTokens
+			w.OutputTokens += row.OutputTokens
+			w.CostUSD += row.CostUSD
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("read %s: %w", FinalResults, err)
+		return err
 	}
 	sum.FailedByClass = map[string]int64{}
-	if _, _, err := results.Read(filepath.Join(dir, FinalFailures), func(row []string) error {
-		sum.FailedByClass[row[1]]++
-		n, _ := strconv.Atoi(row[4])
-		if w, ok := per[n]; ok {
+	if _, err := layout.ReadFailures(dir.FinalFailures(), func(f results.Failure) error {
+		sum.FailedByClass[f.Class]++
+		if w, ok := per[f.Worker]; ok {
 			w.Failed++
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("read %s: %w", FinalFailures, err)
+		return err
 	}
 	for _, r := range runs {
 		sum.Workers = append(sum.Workers, *per[r.Batch])
@@ -196,8 +189,9 @@ func printSummary(sum *summary.Summary, w io.Writer) {
 			ws.Seconds, ws.Retries, ws.Restarts, ws.InputTokens, ws.OutputTokens, ws.CostUSD, ws.Exit)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "results: %s\nreport:  %s\n", filepath.Join(sum.Out, FinalResults), filepath.Join(sum.Out, "report.html"))
+	dir := rundir.New(sum.Out)
+	fmt.Fprintf(w, "results: %s\nreport:  %s\n", dir.FinalResults(), dir.Report())
 	if sum.Failed > 0 {
-		fmt.Fprintf(w, "failures: %s\n", filepath.Join(sum.Out, FinalFailures))
+		fmt.Fprintf(w, "failures: %s\n", dir.FinalFailures())
 	}
 }

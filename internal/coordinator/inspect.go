@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"text/tabwriter"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
-	"github.com/trialcat/trialcat/internal/worker"
 )
 
 // BatchStatus is one batch's progress, read from its files.
@@ -42,8 +40,9 @@ type RunStatus struct {
 	Merged     bool          `json:"merged"`
 }
 
-func loadRun(out string) (*runspec.Spec, *schema.Schema, error) {
-	spec, err := runspec.Load(runspec.Path(out))
+func loadRun(dir rundir.Dir) (*runspec.Spec, *schema.Schema, error) {
+	out := dir.Path()
+	spec, err := runspec.Load(dir.Run())
 	if errors.Is(err, runspec.ErrNoRun) {
 		return nil, nil, fmt.Errorf("%s holds no run (no run.json); give the --out of a run: %w", out, exitcode.ErrUsage)
 	}
@@ -57,16 +56,37 @@ func loadRun(out string) (*runspec.Spec, *schema.Schema, error) {
 	return spec, sch, nil
 }
 
-// Status reads a running or finished run's files, without disturbing it: the workers' files are
-// only read, and a torn last line (a row being written) is not counted.
-func Status(out string) (*RunStatus, error) {
-	spec, _, err := loadRun(out)
+// StatusOptions are the flags of `coordinator status`.
+type StatusOptions struct {
+	Out string
+}
+
+// Status prints the progress of a running or finished run (see ReadStatus) to deps.Stdout.
+func Status(ctx context.Context, opts StatusOptions, deps Deps) error {
+	deps.defaults()
+	st, err := ReadStatus(ctx, opts.Out)
+	if err != nil {
+		return err
+	}
+	st.Print(deps.Stdout)
+	return nil
+}
+
+// ReadStatus reads a running or finished run's files, without disturbing it: the workers' files
+// are only read, and a torn last line (a row being written) is not counted.
+func ReadStatus(ctx context.Context, out string) (*RunStatus, error) {
+	dir := rundir.New(out)
+	spec, sch, err := loadRun(dir)
 	if err != nil {
 		return nil, err
 	}
-	st := &RunStatus{Out: out, RunningPID: runningPID(out), Spec: spec, Records: spec.Input.Records}
+	layout := spec.Layout(sch)
+	st := &RunStatus{Out: out, RunningPID: runningPID(dir), Spec: spec, Records: spec.Input.Records}
 	for _, b := range spec.Batches {
-		bs, err := readBatch(out, b)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		bs, err := readBatch(dir, layout, b)
 		if err != nil {
 			return nil, err
 		}
@@ -76,7 +96,7 @@ func Status(out string) (*RunStatus, error) {
 		st.CostUSD += bs.CostUSD
 		st.Batches = append(st.Batches, bs)
 	}
-	if _, err := os.Stat(filepath.Join(out, FinalResults)); err == nil {
+	if _, err := os.Stat(dir.FinalResults()); err == nil {
 		st.Merged = true
 	}
 	return st, nil
@@ -84,24 +104,23 @@ func Status(out string) (*RunStatus, error) {
 
 // readBatch counts one batch's answered, failed and remaining records and its cost from the
 // worker's files, each ID once; a torn last line is not counted.
-func readBatch(dir string, b batch.Range) (BatchStatus, error) {
-	f := worker.FilesForNumber(dir, b.Number)
+func readBatch(dir rundir.Dir, layout results.Layout, b batch.Range) (BatchStatus, error) {
+	f := dir.Worker(b.Number)
 	bs := BatchStatus{Batch: b.Number, Records: b.Count}
 	done := map[string]bool{}
-	if _, _, err := results.Read(f.Results, func(row []string) error {
-		if !done[row[0]] {
-			done[row[0]] = true
-			v, _ := strconv.ParseFloat(row[len(row)-4], 64) // cost_usd, attempts, latency_ms, worker
-			bs.CostUSD += v
+	if _, err := layout.ReadRows(f.Results, func(row results.Row) error {
+		if !done[row.ID] {
+			done[row.ID] = true
+			bs.CostUSD += row.CostUSD
 		}
 		return nil
 	}); err != nil {
 		return bs, err
 	}
 	failed := map[string]bool{}
-	if _, _, err := results.Read(f.Failures, func(row []string) error {
-		if !done[row[0]] {
-			failed[row[0]] = true
+	if _, err := layout.ReadFailures(f.Failures, func(fr results.Failure) error {
+		if !done[fr.ID] {
+			failed[fr.ID] = true
 		}
 		return nil
 	}); err != nil {
@@ -137,23 +156,31 @@ func (st *RunStatus) Print(w io.Writer) {
 	}
 }
 
-// MergeOnly merges a run's worker files again without running anything. It refuses while a
-// coordinator is running on out.
-func MergeOnly(ctx context.Context, out string, w io.Writer) error {
-	if pid := runningPID(out); pid != "" {
+// MergeOptions are the flags of `coordinator merge`.
+type MergeOptions struct {
+	Out string
+}
+
+// Merge merges a run's worker files again without running anything, and prints what it wrote to
+// deps.Stdout. It refuses while a coordinator is running on the folder.
+func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
+	deps.defaults()
+	out, w := opts.Out, deps.Stdout
+	dir := rundir.New(out)
+	if pid := runningPID(dir); pid != "" {
 		return fmt.Errorf("a coordinator (pid %s) is running on %s and will merge when it ends; watch it with coordinator status --out %s: %w", pid, out, out, exitcode.ErrUsage)
 	}
-	spec, sch, err := loadRun(out)
+	spec, sch, err := loadRun(dir)
 	if err != nil {
 		return err
 	}
-	stats, err := Merge(ctx, out, spec, sch)
+	stats, err := mergeRun(ctx, dir, spec, sch)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "merged %d records: %d in %s, %d in %s (%d failed, %d not processed)\n",
-		stats.Records, stats.Succeeded, filepath.Join(out, FinalResults), stats.Failed+stats.Missing,
-		filepath.Join(out, FinalFailures), stats.Failed, stats.Missing)
+		stats.Records, stats.Succeeded, dir.FinalResults(), stats.Failed+stats.Missing,
+		dir.FinalFailures(), stats.Failed, stats.Missing)
 	if stats.Failed+stats.Missing > 0 {
 		return fmt.Errorf("%d of %d records failed or are not done: %w", stats.Failed+stats.Missing, stats.Records, exitcode.ErrRecordsFailed)
 	}

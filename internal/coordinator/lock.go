@@ -4,21 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/trialcat/trialcat/internal/rundir"
 )
 
-// LockFile is held (flock) by the coordinator for the whole run, so two runs never write into
-// one folder and `status` can tell a live run from a finished one.
-const LockFile = ".lock"
+// The run lock (rundir's Lock) is held (flock) by the coordinator for the whole run, so two runs
+// never write into one folder and `status` can tell a live run from a finished one.
 
 type lock struct{ f *os.File }
 
 // acquireLock takes the run lock of out, or says who holds it.
-func acquireLock(out string) (*lock, error) {
-	f, err := os.OpenFile(filepath.Join(out, LockFile), os.O_RDWR|os.O_CREATE, 0o644)
+func acquireLock(dir rundir.Dir) (*lock, error) {
+	out := dir.Path()
+	f, err := os.OpenFile(dir.Lock(), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", out, err)
 	}
@@ -45,8 +46,8 @@ func (l *lock) release() {
 }
 
 // runningPID reports the PID of a live coordinator holding out's lock, or "" when none does.
-func runningPID(out string) string {
-	f, err := os.Open(filepath.Join(out, LockFile))
+func runningPID(dir rundir.Dir) string {
+	f, err := os.Open(dir.Lock())
 	if err != nil {
 		return ""
 	}

@@ -62,7 +62,7 @@ type Deps struct {
 	// HardStop, when it fires, kills every worker at once (a second Ctrl-C).
 	HardStop <-chan struct{}
 	Now      func() time.Time
-	// Display shows live progress; nil means none (counters are still kept for summary.json).
+	// Display draws live progress from the run's tally; nil shows none.
 	Display *display.Display
 }
 
@@ -84,9 +84,6 @@ func (d *Deps) defaults() {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
-	}
-	if d.Display == nil {
-		d.Display, _ = display.New(display.Options{Mode: display.Off, Out: io.Discard, Now: d.Now})
 	}
 }
 

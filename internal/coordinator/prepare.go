@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,10 +16,11 @@ import (
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/input"
-	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/taxonomy"
@@ -51,10 +51,10 @@ func checkModelParams(o *Options, d *Deps, provider string) error {
 	if provider != runspec.ProviderOpenAI {
 		return nil
 	}
-	if o.Temperature != nil && llm.IsReasoningModel(o.Model) {
+	if o.Temperature != nil && modelinfo.IsReasoning(o.Model) {
 		return usagef("--temperature: %s is a reasoning model and rejects temperature; drop --temperature (use --reasoning-effort) or choose a non-reasoning model", o.Model)
 	}
-	if o.ReasoningEffort != "" && !llm.IsReasoningModel(o.Model) {
+	if o.ReasoningEffort != "" && !modelinfo.IsReasoning(o.Model) {
 		d.Log.Warn("--reasoning-effort is sent as given, but "+o.Model+" is not a known reasoning model; the server may reject it with HTTP 400", "model", o.Model)
 	}
 	return nil
@@ -96,7 +96,7 @@ func routing(o *Options, d *Deps, spec *runspec.Spec) error {
 func readIDList(path string) ([]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usagef("read --priority-ids: %v", err)
+		return nil, usagef("read --priority-ids: %w", err)
 	}
 	var ids []string
 	seen := map[string]bool{}
@@ -122,7 +122,7 @@ func loadSchemaAndPrompt(o *Options, provider string) (sch *schema.Schema, schem
 			return nil, nil, "", nil, "", "", usagef("--schema %s: the offline categorizer only fills the embedded default schema; drop --schema, or set OPENAI_API_KEY (or --base-url of a local OpenAI-compatible server) and use --provider openai", o.SchemaFile)
 		}
 		if schemaRaw, err = os.ReadFile(o.SchemaFile); err != nil {
-			return nil, nil, "", nil, "", "", usagef("read --schema: %v", err)
+			return nil, nil, "", nil, "", "", usagef("read --schema: %w", err)
 		}
 		schemaSrc = o.SchemaFile
 	}
@@ -133,7 +133,7 @@ func loadSchemaAndPrompt(o *Options, provider string) (sch *schema.Schema, schem
 	if o.PromptFile != "" {
 		b, rerr := os.ReadFile(o.PromptFile)
 		if rerr != nil {
-			return nil, nil, "", nil, "", "", usagef("read --prompt: %v", rerr)
+			return nil, nil, "", nil, "", "", usagef("read --prompt: %w", rerr)
 		}
 		promptText, promptSrc = string(b), o.PromptFile
 	}
@@ -148,7 +148,7 @@ func findWorker(o *Options, d *Deps) (string, error) {
 	if o.WorkerBin != "" {
 		p, err := filepath.Abs(o.WorkerBin)
 		if err != nil {
-			return "", usagef("--worker-bin %s: %v", o.WorkerBin, err)
+			return "", usagef("--worker-bin %s: %w", o.WorkerBin, err)
 		}
 		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return "", usagef("--worker-bin %s is not an executable file", o.WorkerBin)
@@ -226,7 +226,7 @@ func checkRecords(ctx context.Context, path string, opts input.Options, tmpl *pr
 		return err
 	}
 	if first != nil {
-		return usagef("--prompt: %v (record %d); fix the template or the record before any request is made", firstErr, first.Index)
+		return usagef("--prompt: %w (record %d); fix the template or the record before any request is made", firstErr, first.Index)
 	}
 	return nil
 }
@@ -243,7 +243,7 @@ func checkOut(out string) error {
 		}
 		return probeWritable(parent, "--out "+out+": cannot create it in "+parent)
 	case err != nil:
-		return usagef("--out %s: %v", out, err)
+		return usagef("--out %s: %w", out, err)
 	case !st.IsDir():
 		return usagef("--out %s exists and is not a folder; choose another --out", out)
 	}
@@ -253,56 +253,35 @@ func checkOut(out string) error {
 func probeWritable(dir, msg string) error {
 	f, err := os.CreateTemp(dir, ".write-probe-*")
 	if err != nil {
-		return usagef("%s (%v); fix its permissions or choose another --out", msg, err)
+		return usagef("%s (%w); fix its permissions or choose another --out", msg, err)
 	}
 	f.Close()
 	return os.Remove(f.Name())
 }
 
-// runFiles matches the files a run owns in its output folder; nothing else there is touched.
-var runFiles = regexp.MustCompile(`^(run\.json|summary\.json|report\.html|final_results\.csv|final_failures\.csv|batch_\d+\.json|worker_\d+_(results\.csv|failures\.csv|log\.txt|attempts\.log))$`)
-
-// ownFiles lists the run's files in out.
-func ownFiles(out string) ([]string, error) {
-	entries, err := os.ReadDir(out)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", out, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() && runFiles.MatchString(e.Name()) {
-			names = append(names, e.Name())
-		}
-	}
-	return names, nil
-}
-
-// archive moves the named files of out into out/previous-<time>/ and returns that folder.
-func archive(out string, names []string, now time.Time) (string, error) {
-	dir := filepath.Join(out, "previous-"+now.UTC().Format("20060102T150405.000Z"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// archive moves the named files of the run folder into a previous-<time>/ folder and returns it.
+func archive(dir rundir.Dir, names []string, now time.Time) (string, error) {
+	prev := dir.Previous(now)
+	if err := os.MkdirAll(prev, 0o755); err != nil {
 		return "", fmt.Errorf("archive old run: %w", err)
 	}
 	for _, n := range names {
-		if err := os.Rename(filepath.Join(out, n), filepath.Join(dir, n)); err != nil {
+		if err := os.Rename(filepath.Join(dir.Path(), n), filepath.Join(prev, n)); err != nil {
 			return "", fmt.Errorf("archive old run: %w", err)
 		}
 	}
-	return dir, nil
+	return prev, nil
 }
 
 // writeBatches streams the input once and writes every batch file, each atomically.
-func writeBatches(ctx context.Context, path string, opts input.Options, out string, plan []batch.Range) error {
+func writeBatches(ctx context.Context, path string, opts input.Options, dir rundir.Dir, plan []batch.Range) error {
 	r, err := input.Open(path, opts)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	for _, b := range plan {
-		w, err := batch.Create(filepath.Join(out, batch.FileName(b.Number)))
+		w, err := batch.Create(dir.Batch(b.Number))
 		if err != nil {
 			return err
 		}

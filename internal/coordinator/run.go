@@ -10,9 +10,9 @@ import (
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/summary"
-	"github.com/trialcat/trialcat/internal/worker"
 )
 
 // Run categorizes opts.Input into opts.Out. The returned error decides the exit code (see
@@ -40,6 +40,8 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		return nil, err
 	}
 	inOpts := input.Options{IDField: opts.IDField, Dedupe: opts.Dedupe}
+	var phases summary.Phases
+	phases.CheckingInputAt = deps.Now().UTC()
 	log.Info("checking input", "path", opts.Input)
 	stats, err := input.Scan(ctx, opts.Input, inOpts)
 	if err != nil {
@@ -86,7 +88,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		spec.Batches = batch.Equal(stats.Records, n)
 	}
 
-	runPath := runspec.Path(opts.Out)
+	dir := rundir.New(opts.Out)
 	// Refuse a mismatched rerun before touching anything, even the lock file.
 	if err := checkResumable(&opts, spec); err != nil {
 		return nil, err
@@ -94,7 +96,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("create --out %s: %w", opts.Out, err)
 	}
-	lk, err := acquireLock(opts.Out)
+	lk, err := acquireLock(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -108,14 +110,15 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	} else {
 		log.Info("wrote batches", "batches", len(spec.Batches), "records", stats.Records, "out", opts.Out)
 	}
-	if err := runspec.Save(runPath, spec); err != nil {
+	if err := runspec.Save(dir.Run(), spec); err != nil {
 		return nil, err
 	}
+	phases.BatchesReadyAt = deps.Now().UTC()
 
 	s := newScheduler(&opts, &deps, spec, workerBin)
 	runErr := s.run(ctx)
 
-	sum, mergeErr := finish(ctx, &opts, &deps, spec, sch, s, started, runErr)
+	sum, mergeErr := finish(ctx, &opts, &deps, spec, sch, s, started, phases, runErr)
 	if mergeErr != nil {
 		return sum, errors.Join(runErr, mergeErr)
 	}
@@ -125,8 +128,8 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 // prepareOut decides between a fresh run and a resume, and writes the batch files of a fresh run.
 // It reports whether the run resumes.
 func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, inOpts input.Options) (bool, error) {
-	runPath := runspec.Path(opts.Out)
-	old, err := runspec.Load(runPath)
+	dir := rundir.New(opts.Out)
+	old, err := runspec.Load(dir.Run())
 	switch {
 	case err == nil && !opts.Fresh:
 		if err := checkResumable(opts, spec); err != nil {
@@ -135,8 +138,8 @@ func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Sp
 		spec.CreatedAt = old.CreatedAt
 		spec.Batches = old.Batches
 		for _, b := range spec.Batches {
-			if _, err := os.Stat(filepath.Join(opts.Out, batch.FileName(b.Number))); err != nil {
-				return false, usagef("%s: run.json lists batch %d but %s is missing; add --fresh to start over", opts.Out, b.Number, batch.FileName(b.Number))
+			if _, err := os.Stat(dir.Batch(b.Number)); err != nil {
+				return false, usagef("%s: run.json lists batch %d but %s is missing; add --fresh to start over", opts.Out, b.Number, rundir.BatchName(b.Number))
 			}
 		}
 		if err := retryFailures(opts, deps, spec); err != nil {
@@ -146,7 +149,7 @@ func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Sp
 	case err != nil && !errors.Is(err, runspec.ErrNoRun) && !opts.Fresh:
 		return false, err
 	}
-	names, err := ownFiles(opts.Out)
+	names, err := dir.Owned()
 	if err != nil {
 		return false, err
 	}
@@ -155,16 +158,16 @@ func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Sp
 			return false, usagef("%s holds results but no run.json, so they cannot be matched to this input; use another --out, or add --fresh to move them aside and start over", opts.Out)
 		}
 		// Batch files without run.json are an interrupted split: nothing ran on them.
-		dir, err := archive(opts.Out, names, deps.Now())
+		prev, err := archive(dir, names, deps.Now())
 		if err != nil {
 			return false, err
 		}
-		deps.Log.Info("moved the previous run's files aside", "to", dir)
+		deps.Log.Info("moved the previous run's files aside", "to", prev)
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return false, fmt.Errorf("create --out %s: %w", opts.Out, err)
 	}
-	if err := writeBatches(ctx, opts.Input, inOpts, opts.Out, spec.Batches); err != nil {
+	if err := writeBatches(ctx, opts.Input, inOpts, dir, spec.Batches); err != nil {
 		return false, err
 	}
 	return false, nil
@@ -175,9 +178,10 @@ func checkResumable(opts *Options, spec *runspec.Spec) error {
 	if opts.Fresh {
 		return nil
 	}
-	old, err := runspec.Load(runspec.Path(opts.Out))
+	dir := rundir.New(opts.Out)
+	old, err := runspec.Load(dir.Run())
 	if errors.Is(err, runspec.ErrNoRun) {
-		names, err := ownFiles(opts.Out)
+		names, err := dir.Owned()
 		if err != nil {
 			return err
 		}
@@ -195,9 +199,10 @@ func checkResumable(opts *Options, spec *runspec.Spec) error {
 	return nil
 }
 
+// hasWork reports whether names hold anything but a split (run.json and batch files).
 func hasWork(names []string) bool {
 	for _, n := range names {
-		if n != "run.json" && !batchFile.MatchString(n) {
+		if k := rundir.Classify(n); k != rundir.KindRun && k != rundir.KindBatch {
 			return true
 		}
 	}
@@ -207,9 +212,10 @@ func hasWork(names []string) bool {
 // retryFailures gives the records that failed in an earlier pass a fresh set of attempts: their
 // failure rows and attempt counts move to previous-<time>/, so the workers try them again.
 func retryFailures(opts *Options, deps *Deps, spec *runspec.Spec) error {
+	dir := rundir.New(opts.Out)
 	var names []string
 	for _, b := range spec.Batches {
-		f := worker.FilesForNumber(opts.Out, b.Number)
+		f := dir.Worker(b.Number)
 		if st, err := os.Stat(f.Failures); err == nil && st.Size() > 0 {
 			names = append(names, filepath.Base(f.Failures))
 			if _, err := os.Stat(f.Attempts); err == nil {
@@ -220,11 +226,11 @@ func retryFailures(opts *Options, deps *Deps, spec *runspec.Spec) error {
 	if len(names) == 0 {
 		return nil
 	}
-	dir, err := archive(opts.Out, names, deps.Now())
+	prev, err := archive(dir, names, deps.Now())
 	if err != nil {
 		return err
 	}
-	deps.Log.Info("retrying the records that failed before", "old_failures_moved_to", dir)
+	deps.Log.Info("retrying the records that failed before", "old_failures_moved_to", prev)
 	return nil
 }
 
@@ -245,7 +251,7 @@ func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error
 		return runErr
 	case sum.Failed > 0:
 		return fmt.Errorf("%d of %d records failed (listed in %s); %s to retry them: %w",
-			sum.Failed, sum.Records, filepath.Join(opts.Out, "final_failures.csv"), resume, exitcode.ErrRecordsFailed)
+			sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), resume, exitcode.ErrRecordsFailed)
 	}
 	return nil
 }

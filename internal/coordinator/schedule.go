@@ -4,43 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
 	"sync"
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/display"
-	"github.com/trialcat/trialcat/internal/event"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/ratelimit"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/summary"
-)
-
-var batchFile = regexp.MustCompile(`^batch_\d+\.json$`)
-
-// Worker exit codes the coordinator acts on; any other ending is a crash and is restarted.
-const (
-	workerOK          = 0
-	workerSomeFailed  = 1
-	workerFatalAPI    = 3
-	workerInterrupted = 130
+	"github.com/trialcat/trialcat/internal/tally"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 type scheduler struct {
 	opts      *Options
 	deps      *Deps
 	spec      *runspec.Spec
+	dir       rundir.Dir
 	workerBin string
-	display   *display.Display
+	// tally is the run's accounting; the display only draws it.
+	tally   *tally.Tally
+	display *display.Display
 	// permits grants rate permits to every worker from one run-wide budget (--rpm, --tpm).
 	permits *ratelimit.Server
 
 	mu   sync.Mutex
-	runs map[int]*summary.WorkerRun
 	live map[int]*proc.Process
 
 	// stop ends the run early with a cause (the budget was reached).
@@ -49,10 +40,10 @@ type scheduler struct {
 }
 
 func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin string) *scheduler {
-	return &scheduler{opts: opts, deps: deps, spec: spec, workerBin: workerBin,
-		display: deps.Display,
+	return &scheduler{opts: opts, deps: deps, spec: spec, dir: rundir.New(opts.Out), workerBin: workerBin,
+		tally: tally.New(deps.Now), display: deps.Display,
 		permits: ratelimit.NewServer(ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})),
-		runs:    map[int]*summary.WorkerRun{}, live: map[int]*proc.Process{}}
+		live:    map[int]*proc.Process{}}
 }
 
 // run keeps opts.Workers worker processes busy until every batch is done, the API refuses the
@@ -61,14 +52,15 @@ func (s *scheduler) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.stop = cancel
-	s.display.Start(s.spec.Input.Records)
+	s.tally.Start(s.spec.Input.Records)
+	s.display.Start(s.tally)
 	defer s.display.Close() // before finish prints the summary
 	if s.opts.MaxCostUSD > 0 {
-		spent, err := spentSoFar(s.opts.Out, s.spec)
+		spent, err := spentSoFar(s.dir, s.spec)
 		if err != nil {
 			return err
 		}
-		s.display.AddCost(spent)
+		s.tally.AddCost(spent)
 		if spent >= s.opts.MaxCostUSD {
 			return s.budgetError(spent)
 		}
@@ -116,54 +108,28 @@ func (s *scheduler) run(ctx context.Context) error {
 func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 	name := fmt.Sprintf("worker-%d", b.Number)
 	log := s.deps.Log.Named(name)
-	wr := &summary.WorkerRun{Batch: b.Number, Records: b.Count, Started: true}
-	s.mu.Lock()
-	s.runs[b.Number] = wr
-	s.mu.Unlock()
-	s.display.WorkerStarted(b.Number, b.Count)
-	defer func() {
-		s.mu.Lock()
-		exit := wr.Exit
-		s.mu.Unlock()
-		s.display.WorkerEnded(b.Number, exit)
-	}()
-	start := s.deps.Now()
-	defer func() {
-		s.mu.Lock()
-		wr.Seconds = s.deps.Now().Sub(start).Seconds()
-		s.mu.Unlock()
-	}()
-
+	restarts := 0
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		// Permit requests can arrive before Start returns: grants wait until the process exists.
-		ready := make(chan struct{})
-		var p *proc.Process
-		stdin := writerFunc(func(b []byte) (int, error) {
-			<-ready
-			if p == nil {
-				return 0, os.ErrClosed
-			}
-			return p.Stdin().Write(b)
-		})
+		s.tally.WorkerStarted(b.Number, b.Count)
+		s.display.WorkerStarted(b.Number)
 		p, err := proc.Start(ctx, proc.Spec{
 			Name:   name,
 			Path:   s.workerBin,
-			Args:   []string{"--batch", filepath.Join(s.opts.Out, batch.FileName(b.Number)), "--events"},
+			Args:   []string{"--batch", s.dir.Batch(b.Number), "--events"},
 			Env:    workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI),
 			Logger: s.deps.Log,
-			OnStdout: func(line []byte) {
-				if !s.permits.Handle(ctx, b.Number, line, stdin) {
-					s.onEvent(b.Number, line)
-				}
-			},
-			Stdin: true,
-			Grace: s.grace(),
+			// Grants go to the process's stdin, known before its first line is read.
+			OnStart:  func(p *proc.Process) { s.permits.Attach(ctx, b.Number, p.Stdin()) },
+			OnStdout: func(line []byte) { s.onLine(b.Number, line) },
+			Stdin:    true,
+			Grace:    s.grace(),
 		})
-		close(ready)
 		if err != nil {
+			s.tally.WorkerEnded(b.Number, "not started", -1)
+			s.display.WorkerEnded(b.Number)
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		s.setLive(b.Number, p)
@@ -171,38 +137,32 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		exit := p.Wait()
 		s.setLive(b.Number, nil)
 		s.permits.Forget(b.Number)
+		s.tally.WorkerEnded(b.Number, exit.String(), exit.Code)
+		s.display.WorkerEnded(b.Number)
 
-		s.mu.Lock()
-		wr.Exit, wr.ExitCode = exit.String(), exit.Code
-		s.mu.Unlock()
 		switch {
-		case exit.Code == workerOK:
+		case exit.Code == exitcode.OK:
 			log.Info("finished", "exit", exit.String(), "seconds", fmt.Sprintf("%.1f", exit.Duration.Seconds()))
 			return nil
-		case exit.Code == workerSomeFailed:
+		case exit.Code == exitcode.Failed:
 			log.Warn("finished with failed records", "exit", exit.String())
 			return nil
-		case exit.Code == workerFatalAPI:
+		case exit.Code == exitcode.FatalAPI:
 			return fmt.Errorf("%s: %w", name, exitcode.ErrFatalAPI)
 		case ctx.Err() != nil:
 			log.Info("stopped", "exit", exit.String())
 			return nil
-		case exit.Code == workerInterrupted:
+		case exit.Code == exitcode.Interrupted:
 			log.Warn("stopped on its own", "exit", exit.String())
 			return nil
 		}
-		s.mu.Lock()
-		restarts := wr.Restarts
-		s.mu.Unlock()
 		if restarts >= s.opts.MaxRestarts {
 			log.Error("crashed; no restarts left (--max-restarts), its unfinished records are listed as not_processed", "exit", exit.String(), "restarts", restarts)
 			return nil
 		}
-		s.mu.Lock()
-		wr.Restarts++
-		s.mu.Unlock()
-		s.display.Restart(b.Number)
-		log.Warn("crashed; restarting it on the same batch, it resumes where it was", "exit", exit.String(), "restart", restarts+1, "of", s.opts.MaxRestarts)
+		restarts++
+		s.tally.Restart(b.Number)
+		log.Warn("crashed; restarting it on the same batch, it resumes where it was", "exit", exit.String(), "restart", restarts, "of", s.opts.MaxRestarts)
 	}
 }
 
@@ -245,26 +205,22 @@ func (s *scheduler) watchHardStop(ctx context.Context) {
 	}
 }
 
-func (s *scheduler) onEvent(n int, line []byte) {
-	ev, err := event.Parse(line)
+// onLine takes one line of worker n's stdout: decoded once, then a permit line goes to the
+// rate-limit server and an event to the tally.
+func (s *scheduler) onLine(n int, line []byte) {
+	m, err := wire.Decode(line)
 	if err != nil {
 		s.deps.Log.Named(fmt.Sprintf("worker-%d", n)).Warn("unexpected output on stdout", "line", string(line))
 		return
 	}
-	ev.Worker = n
-	s.display.Event(ev)
-	if ev.Type == event.Retry || ev.Type == event.End {
-		s.mu.Lock()
-		if wr, ok := s.runs[n]; ok {
-			if ev.Type == event.Retry {
-				wr.Retries++
-			}
-			wr.MaxRSSKB = max(wr.MaxRSSKB, ev.MaxRSSKB)
-		}
-		s.mu.Unlock()
+	if m.IsPermit() {
+		s.permits.Handle(n, m)
+		return
 	}
-	if max := s.opts.MaxCostUSD; max > 0 && ev.Type == event.Record {
-		if spent := s.display.Snapshot().CostUSD; spent >= max {
+	m.Worker = n // the coordinator knows better than the worker's output
+	s.tally.Event(m)
+	if max := s.opts.MaxCostUSD; max > 0 && m.Type == wire.Record {
+		if spent := s.tally.Snapshot().CostUSD; spent >= max {
 			s.budgetOnce.Do(func() {
 				s.deps.Log.Warn(fmt.Sprintf("budget reached: $%.4f spent of --max-cost $%.4f; stopping all workers (no new requests)", spent, max))
 				s.stop(s.budgetError(spent))
@@ -279,23 +235,19 @@ func (s *scheduler) budgetError(spent float64) error {
 
 // workerRuns returns what happened per batch, in batch order.
 func (s *scheduler) workerRuns() []summary.WorkerRun {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := make([]summary.WorkerRun, 0, len(s.spec.Batches))
 	for _, b := range s.spec.Batches {
-		if wr, ok := s.runs[b.Number]; ok {
-			out = append(out, *wr)
-		} else {
+		w, ok := s.tally.Worker(b.Number)
+		if !ok {
 			out = append(out, summary.WorkerRun{Batch: b.Number, Records: b.Count, Exit: "not started"})
+			continue
 		}
+		out = append(out, summary.WorkerRun{Batch: b.Number, Records: b.Count, Seconds: w.Seconds, Exit: w.Exit,
+			ExitCode: w.ExitCode, Restarts: int(w.Restarts), Started: true, MaxRSSKB: w.MaxRSSKB, Retries: w.Retries,
+			Processes: w.Processes, SpawnReadyMS: w.ReadyMS, ExitSeenMS: w.ExitSeenMS})
 	}
 	return out
 }
-
-// writerFunc adapts a function to io.Writer.
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // workerEnv is the explicit environment of a worker: what it needs to run and reach the API,
 // and the key only when the run uses the API.

@@ -8,9 +8,11 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/trialcat/trialcat/internal/tally"
 )
 
-// The bars read their numbers from the Display's counters when mpb draws them, so events never
+// The bars read their numbers from the run's tally when mpb draws them, so events never
 // call into mpb (whose render goroutines would otherwise contend with them). The bars are
 // created with total 0, which mpb never considers complete: a bar goes away only when removed.
 
@@ -32,16 +34,16 @@ type row struct {
 
 func (r *row) refresh() {
 	if r.overall {
-		s := r.d.Snapshot()
+		s := r.d.tally.Snapshot()
 		r.f = frame{
 			name: "total", count: fmt.Sprintf("%d/%d", s.Done, s.Total),
 			pct:  fmt.Sprintf("%.1f%%", percent(s.Done, s.Total)),
-			rate: fmtRate(s.Rate) + " rec/min", last: "eta " + s.etaString(),
+			rate: fmtRate(s.Rate) + " rec/min", last: "eta " + etaString(s),
 			done: s.Done, total: s.Total, extra: overallExtra(s),
 		}
 		return
 	}
-	w := r.d.worker(r.batch)
+	w, _ := r.d.tally.Worker(r.batch)
 	r.f = frame{
 		name: fmt.Sprintf("batch %d", r.batch), count: fmt.Sprintf("%d/%d", w.Done, w.Records),
 		pct:  fmt.Sprintf("%.1f%%", percent(w.Done, w.Records)),
@@ -52,13 +54,13 @@ func (r *row) refresh() {
 
 // overallExtra is the overall bar's second line, most important first: on a narrow terminal
 // the last fields are left out whole.
-func overallExtra(s Snapshot) []string {
+func overallExtra(s tally.Snapshot) []string {
 	f := []string{
 		fmt.Sprintf("workers %d", s.Running),
 		fmt.Sprintf("failed %d", s.Failed),
 		fmt.Sprintf("retries %d (429s %d)", s.Retries, s.RateLimited),
 		fmt.Sprintf("restarts %d", s.Restarts),
-		"cost " + s.costString("+?"),
+		"cost " + costString(s, "+?"),
 		fmt.Sprintf("tokens %s/%s", fmtCount(s.InputTokens), fmtCount(s.OutputTokens)),
 	}
 	if s.Fatal {

@@ -14,6 +14,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/tally"
 )
 
 // Mode is how progress is shown: the value of --progress.
@@ -58,13 +59,12 @@ type Options struct {
 	// IsTerminal reports whether Out is a terminal; default: isatty on Out when it is a file.
 	IsTerminal func() bool
 	Getenv     func(string) string // default os.Getenv; Auto reads CI and TERM
-	Now        func() time.Time    // default time.Now
 }
 
-// Display shows live progress. Create it with New before the logger (the logger writes to
-// LogWriter), call Start once the total is known, feed it the workers' events, and Close it
-// before printing anything else to the terminal. All methods are safe for concurrent use, and
-// a nil *Display does nothing.
+// Display shows live progress: it draws a run's tally and keeps no counts of its own. Create it
+// with New before the logger (the logger writes to LogWriter), call Start with the run's tally,
+// tell it which workers run (for their bars), and Close it before printing anything else to the
+// terminal. All methods are safe for concurrent use, and a nil *Display does nothing.
 type Display struct {
 	mode    Mode
 	out     io.Writer
@@ -72,12 +72,10 @@ type Display struct {
 	width   int
 	isTerm  bool
 	color   bool
-	now     func() time.Time
 	refresh time.Duration                                  // TTY redraw interval; 0 is mpb's default
 	ticker  func(time.Duration) (<-chan time.Time, func()) // plain-line ticker; replaced in tests
 
-	mu sync.Mutex // guards st; never held while calling mpb (its render goroutines take it)
-	st state
+	tally *tally.Tally // set by Start; read when drawing
 
 	// outMu guards the output side: what is on screen, the partial log line and the plain
 	// lines. mpb's own goroutines never take it.
@@ -116,19 +114,15 @@ func New(opts Options) (*Display, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	isTerm := opts.IsTerminal()
 	if mode == Auto {
 		mode = resolve(isTerm, opts.Getenv)
 	}
 	d := &Display{
 		mode: mode, out: opts.Out, every: opts.Every, width: opts.Width, isTerm: isTerm,
-		color: mode == TTY && isTerm, now: opts.Now, ticker: realTicker,
+		color: mode == TTY && isTerm, ticker: realTicker,
 		bars: map[int]*mpb.Bar{},
 	}
-	d.st.batches = map[int]*batchState{}
 	return d, nil
 }
 
@@ -162,11 +156,10 @@ func (d *Display) Mode() Mode {
 	return d.mode
 }
 
-// Start begins showing progress towards total records: the bars in TTY mode, the ticker of
-// the plain line in Plain mode. Rates and the ETA count from here. Only the first call, before
-// Close, does anything.
-func (d *Display) Start(total int64) {
-	if d == nil {
+// Start begins showing the progress in t: the bars in TTY mode, the ticker of the plain line in
+// Plain mode. Only the first call, before Close, does anything.
+func (d *Display) Start(t *tally.Tally) {
+	if d == nil || t == nil {
 		return
 	}
 	d.outMu.Lock()
@@ -175,11 +168,7 @@ func (d *Display) Start(total int64) {
 		return
 	}
 	d.started = true
-	d.mu.Lock()
-	d.st.total = total
-	d.st.start = d.now()
-	d.st.began = true
-	d.mu.Unlock()
+	d.tally = t
 	switch d.mode {
 	case TTY:
 		d.startBars()
@@ -206,7 +195,7 @@ func (d *Display) tick(c <-chan time.Time, stop func()) {
 
 // writeLine writes the plain progress line.
 func (d *Display) writeLine() {
-	line := d.Snapshot().Line() + "\n"
+	line := Line(d.tally.Snapshot()) + "\n"
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	_, _ = io.WriteString(d.out, line)
@@ -248,9 +237,24 @@ func (d *Display) Close() {
 			d.partial = nil
 		}
 		if started && d.mode == Plain {
-			_, _ = io.WriteString(d.out, d.Snapshot().Line()+"\n")
+			_, _ = io.WriteString(d.out, Line(d.tally.Snapshot())+"\n")
 		}
 	})
+}
+
+// WorkerStarted shows a bar for a batch whose worker started (TTY mode); a restarted worker
+// keeps its bar.
+func (d *Display) WorkerStarted(batch int) {
+	if d != nil {
+		d.addBar(batch)
+	}
+}
+
+// WorkerEnded takes a batch's bar away (TTY mode).
+func (d *Display) WorkerEnded(batch int) {
+	if d != nil {
+		d.removeBar(batch)
+	}
 }
 
 // LogWriter is where the coordinator's log output must go (hclog's Output). While bars are on

@@ -12,8 +12,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/trialcat/trialcat/internal/event"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/tally"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 func TestMode(t *testing.T) {
@@ -66,11 +67,11 @@ func TestPlainLines(t *testing.T) {
 	d.Start(400)
 	d.WorkerStarted(1, 200)
 	d.WorkerStarted(2, 200)
-	d.Event(event.Event{Type: event.Start, Worker: 1, Done: 100, Pending: 100})
-	d.Event(event.Event{Type: event.Retry, Worker: 1, Status: 429})
-	d.Event(event.Event{Type: event.Retry, Worker: 1, Status: 503})
+	d.Event(wire.Msg{Type: wire.Start, Worker: 1, Done: 100, Pending: 100})
+	d.Event(wire.Msg{Type: wire.Retry, Worker: 1, Status: 429})
+	d.Event(wire.Msg{Type: wire.Retry, Worker: 1, Status: 503})
 	for range 30 {
-		d.Event(event.Event{Type: event.Record, Worker: 1, OK: true, InputTokens: 1000, OutputTokens: 100, CostUSD: 0.001})
+		d.Event(wire.Msg{Type: wire.Record, Worker: 1, OK: true, InputTokens: 1000, OutputTokens: 100, CostUSD: 0.001})
 	}
 	clk.Add(time.Minute)
 	lines := 0
@@ -82,13 +83,13 @@ func TestPlainLines(t *testing.T) {
 	}
 	sendTick()
 	fmt.Fprintln(lw, "worker-2 started")
-	d.Event(event.Event{Type: event.Start, Worker: 2, Pending: 200})
+	d.Event(wire.Msg{Type: wire.Start, Worker: 2, Pending: 200})
 	for i := range 30 {
 		if i < 10 {
-			d.Event(event.Event{Type: event.Record, Worker: 2, Class: "refused"})
+			d.Event(wire.Msg{Type: wire.Record, Worker: 2, Class: "refused"})
 			continue
 		}
-		d.Event(event.Event{Type: event.Record, Worker: 2, OK: true, InputTokens: 1000, OutputTokens: 100, CostUSD: 0.001})
+		d.Event(wire.Msg{Type: wire.Record, Worker: 2, OK: true, InputTokens: 1000, OutputTokens: 100, CostUSD: 0.001})
 	}
 	clk.Add(time.Minute)
 	sendTick()
@@ -117,7 +118,7 @@ func TestOffWritesOnlyLogLines(t *testing.T) {
 	d, out, _ := newDisplay(t, Off)
 	d.Start(3)
 	d.WorkerStarted(1, 3)
-	d.Event(event.Event{Type: event.Record, Worker: 1, OK: true})
+	d.Event(wire.Msg{Type: wire.Record, Worker: 1, OK: true})
 	fmt.Fprintln(d.LogWriter(), "a log line")
 	d.WorkerEnded(1, "exit status 0")
 	d.Close()
@@ -154,10 +155,10 @@ func TestTTYUnderLoad(t *testing.T) {
 		}
 		wg.Go(func() {
 			l := log.Named(fmt.Sprintf("worker-%d", w))
-			d.Event(event.Event{Type: event.Start, Worker: w, Pending: per})
+			d.Event(wire.Msg{Type: wire.Start, Worker: w, Pending: per})
 			for i := range per {
-				d.Event(event.Event{Type: event.Retry, Worker: w, Status: 429})
-				d.Event(event.Event{Type: event.Record, Worker: w, OK: true, InputTokens: 10, OutputTokens: 2})
+				d.Event(wire.Msg{Type: wire.Retry, Worker: w, Status: 429})
+				d.Event(wire.Msg{Type: wire.Record, Worker: w, OK: true, InputTokens: 10, OutputTokens: 2})
 				l.Info("record answered", "id", fmt.Sprintf("NCT%08d", w*1000+i), "note", strings.Repeat("x", 30+i))
 				_ = d.Snapshot()
 			}
@@ -298,7 +299,7 @@ func TestCloseIsSafe(t *testing.T) {
 					wg.Go(func() {
 						d.WorkerStarted(w, 25)
 						for range 25 {
-							d.Event(event.Event{Type: event.Record, Worker: w, OK: true})
+							d.Event(wire.Msg{Type: wire.Record, Worker: w, OK: true})
 							fmt.Fprintln(d.LogWriter(), "line")
 						}
 						d.WorkerEnded(w, "exit status 0")
@@ -308,7 +309,7 @@ func TestCloseIsSafe(t *testing.T) {
 				wg.Go(d.Close)
 				wg.Wait()
 				if got := d.Snapshot().Done; got != 100 {
-					t.Errorf("done %d after Close, want 100: counters keep counting", got)
+					t.Errorf("done %d after Close, want 100: the tally keeps counting", got)
 				}
 			})
 			t.Run("without Start", func(t *testing.T) {
@@ -325,14 +326,12 @@ func TestCloseIsSafe(t *testing.T) {
 	}
 	t.Run("nil", func(t *testing.T) {
 		var d *Display
-		d.Start(1)
-		d.WorkerStarted(1, 1)
-		d.Event(event.Event{Type: event.Record})
-		d.Restart(1)
-		d.WorkerEnded(1, "")
+		d.Start(tally.New(nil))
+		d.WorkerStarted(1)
+		d.WorkerEnded(1)
 		fmt.Fprintln(d.LogWriter(), "discarded")
-		if d.Snapshot().Done != 0 || d.Mode() != Off {
-			t.Error("nil display counted something")
+		if d.Mode() != Off {
+			t.Error("nil display has a mode")
 		}
 		d.Close()
 	})

@@ -20,6 +20,6 @@
 // The coordinator's log must go through [Display.LogWriter]: while bars are on screen, each
 // whole log line is printed above them at the next redraw instead of tearing them.
 //
-// The counters (see [Snapshot]) come from the workers' events (package event). They are for
-// people watching; the results files stay the record of truth.
+// It draws the run's tally (package tally), which the coordinator feeds from the workers'
+// events; the display keeps no counts of its own.
 package display

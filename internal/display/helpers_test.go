@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/trialcat/trialcat/internal/tally"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -54,12 +57,37 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// testRun is a Display with the tally it draws, fed the way the coordinator feeds both.
+type testRun struct {
+	*Display
+	tl *tally.Tally
+}
+
+func (r *testRun) Start(total int64) {
+	r.tl.Start(total)
+	r.Display.Start(r.tl)
+}
+
+func (r *testRun) WorkerStarted(batch int, records int64) {
+	r.tl.WorkerStarted(batch, records)
+	r.Display.WorkerStarted(batch)
+}
+
+func (r *testRun) WorkerEnded(batch int, exit string) {
+	r.tl.WorkerEnded(batch, exit, 0)
+	r.Display.WorkerEnded(batch)
+}
+
+func (r *testRun) Event(m wire.Msg)         { r.tl.Event(m) }
+func (r *testRun) Restart(batch int)        { r.tl.Restart(batch) }
+func (r *testRun) Snapshot() tally.Snapshot { return r.tl.Snapshot() }
+
 // newDisplay returns a Display writing to a buffer, with a stub clock, not started.
-func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*Display, *syncBuffer, *clock) {
+func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*testRun, *syncBuffer, *clock) {
 	tb.Helper()
 	out, clk := &syncBuffer{}, newClock()
 	opts := Options{
-		Mode: mode, Out: out, Now: clk.Now,
+		Mode: mode, Out: out,
 		IsTerminal: func() bool { return false },
 		Getenv:     func(string) string { return "" },
 	}
@@ -72,11 +100,11 @@ func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*Display, *sy
 	}
 	d.refresh = 5 * time.Millisecond
 	tb.Cleanup(d.Close)
-	return d, out, clk
+	return &testRun{Display: d, tl: tally.New(clk.Now)}, out, clk
 }
 
 // fakeTicker replaces the plain line's ticker with a channel the test sends on.
-func fakeTicker(d *Display) chan time.Time {
+func fakeTicker(d *testRun) chan time.Time {
 	c := make(chan time.Time)
 	d.ticker = func(time.Duration) (<-chan time.Time, func()) { return c, func() {} }
 	return c

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/record"
@@ -78,7 +79,7 @@ func (o *Options) check() error {
 	case o.Latency < 0:
 		return usage("--latency %s cannot be negative (0 means the model's default)", o.Latency)
 	}
-	if err := checkEffort(o.ReasoningEffort); err != nil {
+	if err := modelinfo.CheckEffort(o.ReasoningEffort); err != nil {
 		return fmt.Errorf("estimate: %w", err)
 	}
 	return nil
@@ -92,10 +93,10 @@ type ModelCost struct {
 	// Known is false when the price table has no price for the model.
 	Known bool
 	// Output is the expected output per request with this model (reasoning differs by model).
-	Output Output
+	Output modelinfo.Output
 	// OutputTokens is Output.PerRequest × records.
 	OutputTokens int64
-	// ContextWindow is tokens.ContextWindow(Model); 0 when unknown.
+	// ContextWindow is modelinfo.ContextWindow(Model); 0 when unknown.
 	ContextWindow int
 	// TooLong counts records whose input plus expected output exceed ContextWindow.
 	TooLong int64
@@ -136,7 +137,7 @@ type Report struct {
 	CachedShare    float64
 
 	// Output is the expected output per request with the run's model; OutputTokens the total.
-	Output       Output
+	Output       modelinfo.Output
 	OutputTokens int64
 
 	// Wall is the expected wall time with the run's model.
@@ -198,12 +199,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.CachedTokens = int64(rep.CachedPrefix) * rep.CachedRequests
 	rep.CachedShare = float64(rep.CachedTokens) / float64(max(1, rep.InputTokens))
 
-	answer := AnswerTokens(opts.Schema)
+	answer := tokens.AnswerTokens(opts.Schema)
 	costOf := func(model string) ModelCost {
-		c := ModelCost{Model: model, Output: ExpectedOutput(answer, model, opts.ReasoningEffort, opts.MaxCompletionTokens)}
+		c := ModelCost{Model: model, Output: modelinfo.ExpectedOutput(answer, model, opts.ReasoningEffort, opts.MaxCompletionTokens)}
 		c.OutputTokens = int64(c.Output.PerRequest) * rep.Records
 		c.USD, c.Known = opts.Prices.Cost(model, rep.InputTokens, rep.CachedTokens, c.OutputTokens)
-		c.ContextWindow = tokens.ContextWindow(model)
+		c.ContextWindow = modelinfo.ContextWindow(model)
 		if c.ContextWindow > 0 {
 			// A record is too long when its prompt exceeds what the window leaves for the schema
 			// and the expected output.
@@ -218,7 +219,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Wall = wallFor(opts, opts.Model, rep.Records, rep.InputTokens+run.OutputTokens, run.Output.PerRequest)
 	var others []ModelCost
 	for m := range opts.Prices.Rates {
-		if m == offlineModel || m == baseModel(opts.Model) {
+		if m == offlineModel || m == modelinfo.Normalize(opts.Model) {
 			continue
 		}
 		others = append(others, costOf(m))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 // Print writes the report for a person: aligned plain text whose last line is
@@ -122,7 +124,7 @@ func noCache(r *Report) string {
 }
 
 // outputParts explains the output per request.
-func outputParts(model string, o Output) string {
+func outputParts(model string, o modelinfo.Output) string {
 	s := fmt.Sprintf("answer ~%d", o.Answer)
 	switch {
 	case o.Effort == "":

@@ -3,6 +3,8 @@ package estimate
 import (
 	"strings"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 // StartOverhead is added to every wall-time estimate: checking the input, writing the batch
@@ -49,7 +51,7 @@ func fallbackFamily() Family { return Family{Prefix: "", FirstToken: time.Second
 
 // FamilyOf returns the latency model of model.
 func FamilyOf(model string) Family {
-	m := baseModel(model)
+	m := modelinfo.Normalize(model)
 	best := fallbackFamily()
 	for _, f := range Families() {
 		if strings.HasPrefix(m, f.Prefix) && len(f.Prefix) > len(best.Prefix) {

@@ -11,6 +11,9 @@ const (
 	Failed      = 1   // some records failed, a worker failed, or the run was stopped by the API
 	Usage       = 2   // bad flags or bad input; nothing was written
 	Interrupted = 130 // stopped by SIGINT or SIGTERM
+	// FatalAPI is the worker's code when the API refused the run (bad key, no quota): retrying
+	// the same batch will not help. The coordinator exits 1 in that case.
+	FatalAPI = 3
 )
 
 // Sentinel errors. Wrap them with fmt.Errorf("...: %w", ErrX) so Code can find them.
@@ -39,4 +42,13 @@ func Code(err error) int {
 	default:
 		return Failed
 	}
+}
+
+// WorkerCode maps an error returned by a worker's run to the worker process's exit code: Code,
+// except FatalAPI when the API refused the run. Schedulers act on it (see the README's exit codes).
+func WorkerCode(err error) int {
+	if errors.Is(err, ErrFatalAPI) {
+		return FatalAPI
+	}
+	return Code(err)
 }

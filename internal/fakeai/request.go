@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 // ChatRequest is the part of a Chat Completions request body the server looks at.
@@ -121,7 +123,7 @@ func parseRequest(body []byte) (req ChatRequest, param string, err error) {
 	case req.ResponseFormat.JSONSchema.Schema == nil:
 		return req, "response_format", fmt.Errorf("Missing required parameter: 'response_format.json_schema.schema'.")
 	}
-	if isReasoningModel(req.Model) {
+	if modelinfo.IsReasoning(req.Model) {
 		if _, ok := req.Raw["temperature"]; ok {
 			return req, "temperature", fmt.Errorf("Unsupported parameter: 'temperature' is not supported with this model.")
 		}
@@ -130,19 +132,4 @@ func parseRequest(body []byte) (req ChatRequest, param string, err error) {
 		}
 	}
 	return req, "", nil
-}
-
-// isReasoningModel mirrors llm.IsReasoningModel (not imported, so llm's tests can use this
-// package): gpt-5*, o1*, o3*, o4*, with or without a provider prefix.
-func isReasoningModel(model string) bool {
-	m := strings.ToLower(strings.TrimSpace(model))
-	if i := strings.LastIndex(m, "/"); i >= 0 {
-		m = m[i+1:]
-	}
-	for _, p := range []string{"gpt-5", "o1", "o3", "o4"} {
-		if strings.HasPrefix(m, p) {
-			return true
-		}
-	}
-	return false
 }

@@ -3,13 +3,13 @@ package llm
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 // DefaultBaseURL is the OpenAI API used when OpenAIConfig.BaseURL is empty.
@@ -89,22 +89,6 @@ func defaultHTTPClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// IsReasoningModel reports whether model is an OpenAI reasoning model (gpt-5*, o1*, o3*, o4*),
-// with or without a provider prefix such as "openai/". These models reject temperature and
-// max_tokens.
-func IsReasoningModel(model string) bool {
-	m := strings.ToLower(strings.TrimSpace(model))
-	if i := strings.LastIndex(m, "/"); i >= 0 {
-		m = m[i+1:]
-	}
-	for _, p := range []string{"gpt-5", "o1", "o3", "o4"} {
-		if strings.HasPrefix(m, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // Params builds the Chat Completions request body for req.
 func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
 	p := openai.ChatCompletionNewParams{
@@ -129,7 +113,7 @@ func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
 	if o.cfg.ReasoningEffort != "" {
 		p.ReasoningEffort = shared.ReasoningEffort(o.cfg.ReasoningEffort)
 	}
-	if o.cfg.Temperature != nil && !IsReasoningModel(req.Model) {
+	if o.cfg.Temperature != nil && !modelinfo.IsReasoning(req.Model) {
 		p.Temperature = openai.Float(*o.cfg.Temperature)
 	}
 	return p

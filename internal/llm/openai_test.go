@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 func TestOpenAISuccessRecordsUsage(t *testing.T) {
@@ -145,8 +146,8 @@ func TestIsReasoningModel(t *testing.T) {
 		{"Qwen/Qwen2.5-7B-Instruct", false}, {"", false},
 	}
 	for _, tt := range tests {
-		if got := IsReasoningModel(tt.model); got != tt.want {
-			t.Errorf("IsReasoningModel(%q) = %v, want %v", tt.model, got, tt.want)
+		if got := modelinfo.IsReasoning(tt.model); got != tt.want {
+			t.Errorf("modelinfo.IsReasoning(%q) = %v, want %v", tt.model, got, tt.want)
 		}
 	}
 }

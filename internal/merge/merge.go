@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/results"
@@ -36,8 +35,8 @@ type Batch struct {
 type Options struct {
 	// Batches in input order.
 	Batches []Batch
-	// ResultsHeader is the header every results file must have (results.Header).
-	ResultsHeader []string
+	// Layout is the columns every results and failures file must have.
+	Layout results.Layout
 	// OutPath and FailuresPath are final_results.csv and final_failures.csv.
 	OutPath, FailuresPath string
 	// MissingClass is the error class of records no worker finished; DefaultMissingClass if empty.
@@ -70,8 +69,8 @@ type BatchStats struct {
 // documentation. On error neither existing output is replaced. A worker file whose header differs
 // from the expected one is an error wrapping exitcode.ErrUsage.
 func Merge(ctx context.Context, opts Options) (Stats, error) {
-	if len(opts.ResultsHeader) == 0 || opts.OutPath == "" || opts.FailuresPath == "" {
-		return Stats{}, errors.New("merge: ResultsHeader, OutPath and FailuresPath are required")
+	if opts.Layout.IDColumn == "" || opts.OutPath == "" || opts.FailuresPath == "" {
+		return Stats{}, errors.New("merge: Layout, OutPath and FailuresPath are required")
 	}
 	if opts.MissingClass == "" {
 		opts.MissingClass = DefaultMissingClass
@@ -95,10 +94,10 @@ func Merge(ctx context.Context, opts Options) (Stats, error) {
 // merge writes both outputs through the given CSV writers and flushes them.
 func merge(ctx context.Context, opts Options, out, fail *csv.Writer) (Stats, error) {
 	var stats Stats
-	if err := writeRow(out, opts.ResultsHeader); err != nil {
+	if err := writeRow(out, opts.Layout.Header()); err != nil {
 		return stats, err
 	}
-	if err := writeRow(fail, results.FailureHeader(opts.ResultsHeader[0])); err != nil {
+	if err := writeRow(fail, opts.Layout.FailureHeader()); err != nil {
 		return stats, err
 	}
 	for _, b := range opts.Batches {
@@ -131,13 +130,12 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 	if b.IDs == nil {
 		return bs, errors.New("no IDs for the batch")
 	}
-	done, failed, err := load(b, opts.ResultsHeader, stats)
+	done, failed, err := load(b, opts.Layout, stats)
 	if err != nil {
 		return bs, err
 	}
 	used := 0 // result rows written; the rest are stray
 	seen := make(map[string]struct{}, len(done)+len(failed))
-	worker := strconv.Itoa(b.Number)
 	err = b.IDs(func(id string) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -157,27 +155,28 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 			return writeRow(fail, row)
 		}
 		bs.Missing++
-		return writeRow(fail, []string{id, opts.MissingClass, MissingMessage, "0", worker})
+		return writeRow(fail, results.EncodeFailure(results.Failure{ID: id, Class: opts.MissingClass, Message: MissingMessage, Worker: b.Number}))
 	})
 	bs.Stray = int64(len(done) - used)
 	return bs, err
 }
 
 // load reads a batch's worker files: the first result row per ID and the last failure row per ID.
-func load(b Batch, header []string, stats *Stats) (done, failed map[string][]string, err error) {
+func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string][]string, err error) {
 	done = make(map[string][]string)
 	got, torn, err := results.Read(b.ResultsPath, func(row []string) error {
-		if _, dup := done[row[0]]; dup {
+		id := results.RowID(row)
+		if _, dup := done[id]; dup {
 			stats.DuplicateRows++
 			return nil
 		}
-		done[row[0]] = row
+		done[id] = row
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkHeader(b.ResultsPath, got, header); err != nil {
+	if err := checkHeader(b.ResultsPath, got, layout.Header()); err != nil {
 		return nil, nil, err
 	}
 	if torn {
@@ -186,13 +185,13 @@ func load(b Batch, header []string, stats *Stats) (done, failed map[string][]str
 
 	failed = make(map[string][]string)
 	got, torn, err = results.Read(b.FailuresPath, func(row []string) error {
-		failed[row[0]] = row // the last failure wins: it is the latest attempt
+		failed[results.RowID(row)] = row // the last failure wins: it is the latest attempt
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkHeader(b.FailuresPath, got, results.FailureHeader(header[0])); err != nil {
+	if err := checkHeader(b.FailuresPath, got, layout.FailureHeader()); err != nil {
 		return nil, nil, err
 	}
 	if torn {

@@ -21,7 +21,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-var header = results.Header("nct_id", []string{"phase"})
+var layout = results.Layout{IDColumn: "nct_id", Columns: []string{"phase"}}
+
+var header = layout.Header()
 
 // idsOf returns a Batch.IDs function over a fixed list.
 func idsOf(ids ...string) func(yield func(string) error) error {
@@ -109,7 +111,7 @@ func TestMergeGolden(t *testing.T) {
 	src := filepath.Join("testdata", "mixed")
 	out := t.TempDir()
 	opts := Options{
-		ResultsHeader: header,
+		Layout: layout,
 		OutPath:       filepath.Join(out, "final_results.csv"),
 		FailuresPath:  filepath.Join(out, "final_failures.csv"),
 		MissingClass:  "not_processed",
@@ -228,10 +230,10 @@ func TestMergeSemantics(t *testing.T) {
 				writeWorkerFile(t, b.ResultsPath, header, tt.worker.results)
 			}
 			if tt.worker.failures != nil {
-				writeWorkerFile(t, b.FailuresPath, results.FailureHeader("nct_id"), tt.worker.failures)
+				writeWorkerFile(t, b.FailuresPath, layout.FailureHeader(), tt.worker.failures)
 			}
 			opts := Options{
-				Batches: []Batch{b}, ResultsHeader: header,
+				Batches: []Batch{b}, Layout: layout,
 				OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv"),
 			}
 			stats, err := Merge(context.Background(), opts)
@@ -240,7 +242,7 @@ func TestMergeSemantics(t *testing.T) {
 			}
 			res := readCSV(t, opts.OutPath)
 			fails := readCSV(t, opts.FailuresPath)
-			if !slices.Equal(res[0], header) || !slices.Equal(fails[0], results.FailureHeader("nct_id")) {
+			if !slices.Equal(res[0], header) || !slices.Equal(fails[0], layout.FailureHeader()) {
 				t.Fatalf("headers = %q / %q", res[0], fails[0])
 			}
 			if got := column(res, 0); !slices.Equal(got, tt.wantResults) {
@@ -265,7 +267,7 @@ func TestMergeFirstResultWins(t *testing.T) {
 	dir := t.TempDir()
 	b := Batch{Number: 1, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf("A")}
 	writeWorkerFile(t, b.ResultsPath, header, [][]string{resultRow("A", "first", "1"), resultRow("A", "second", "1")})
-	opts := Options{Batches: []Batch{b}, ResultsHeader: header, OutPath: filepath.Join(dir, "out.csv"), FailuresPath: filepath.Join(dir, "fail.csv")}
+	opts := Options{Batches: []Batch{b}, Layout: layout, OutPath: filepath.Join(dir, "out.csv"), FailuresPath: filepath.Join(dir, "fail.csv")}
 	stats, err := Merge(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -279,12 +281,12 @@ func TestMergeMissingMessage(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{
 		Batches:       []Batch{{Number: 4, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf("A")}},
-		ResultsHeader: header, OutPath: filepath.Join(dir, "out.csv"), FailuresPath: filepath.Join(dir, "fail.csv"),
+		Layout: layout, OutPath: filepath.Join(dir, "out.csv"), FailuresPath: filepath.Join(dir, "fail.csv"),
 	}
 	if _, err := Merge(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{results.FailureHeader("nct_id"), {"A", DefaultMissingClass, MissingMessage, "0", "4"}}
+	want := [][]string{layout.FailureHeader(), {"A", DefaultMissingClass, MissingMessage, "0", "4"}}
 	if got := readCSV(t, opts.FailuresPath); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("final_failures = %q, want %q", got, want)
 	}
@@ -341,10 +343,10 @@ func TestMergeRealRecords(t *testing.T) {
 			IDs:          idsOf(part...),
 		}
 		writeWorkerFile(t, b.ResultsPath, header, rows)
-		writeWorkerFile(t, b.FailuresPath, results.FailureHeader("nct_id"), fails)
+		writeWorkerFile(t, b.FailuresPath, layout.FailureHeader(), fails)
 		batches = append(batches, b)
 	}
-	opts := Options{Batches: batches, ResultsHeader: header, OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv")}
+	opts := Options{Batches: batches, Layout: layout, OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv")}
 	stats, err := Merge(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -372,7 +374,7 @@ func TestMergeErrorsKeepExistingOutputs(t *testing.T) {
 		{
 			name: "results header from another run",
 			setup: func(tb testing.TB, b *Batch) {
-				writeWorkerFile(tb, b.ResultsPath, results.Header("id", []string{"other"}), nil)
+				writeWorkerFile(tb, b.ResultsPath, results.Layout{IDColumn: "id", Columns: []string{"other"}}.Header(), nil)
 			},
 			wantErr: exitcode.ErrUsage,
 		},
@@ -426,7 +428,7 @@ func TestMergeErrorsKeepExistingOutputs(t *testing.T) {
 			tt.setup(t, &b)
 			outDir := t.TempDir()
 			opts := Options{
-				Batches: []Batch{b}, ResultsHeader: header,
+				Batches: []Batch{b}, Layout: layout,
 				OutPath: filepath.Join(outDir, "final_results.csv"), FailuresPath: filepath.Join(outDir, "final_failures.csv"),
 			}
 			for _, p := range []string{opts.OutPath, opts.FailuresPath} {
@@ -461,7 +463,7 @@ func TestMergeReplacesOutputsOnSuccess(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{
 		Batches:       []Batch{{Number: 1, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf()}},
-		ResultsHeader: header, OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv"),
+		Layout: layout, OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv"),
 	}
 	for _, p := range []string{opts.OutPath, opts.FailuresPath} {
 		if err := os.WriteFile(p, []byte("previous run\n"), 0o644); err != nil {
@@ -471,7 +473,7 @@ func TestMergeReplacesOutputsOnSuccess(t *testing.T) {
 	if _, err := Merge(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
-	if got := readCSV(t, opts.FailuresPath); len(got) != 1 || !slices.Equal(got[0], results.FailureHeader("nct_id")) {
+	if got := readCSV(t, opts.FailuresPath); len(got) != 1 || !slices.Equal(got[0], layout.FailureHeader()) {
 		t.Errorf("final_failures = %q, want the header only", got)
 	}
 	if got := readCSV(t, opts.OutPath); len(got) != 1 || !slices.Equal(got[0], header) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 //go:embed prices.json
@@ -101,10 +102,7 @@ func (t *Table) With(extra map[string]Rate) *Table {
 // Lookup finds a model's rate. A dated snapshot ("gpt-5-mini-2025-08-07") or a provider prefix
 // ("openai/gpt-5-mini") falls back to the base model's rate.
 func (t *Table) Lookup(model string) (Rate, bool) {
-	m := strings.ToLower(model)
-	if i := strings.LastIndex(m, "/"); i >= 0 {
-		m = m[i+1:]
-	}
+	m := modelinfo.Normalize(model)
 	if r, ok := t.Rates[m]; ok {
 		return r, true
 	}

@@ -47,6 +47,9 @@ type Spec struct {
 	// Grace is the time between SIGTERM and SIGKILL, for Stop and for the cancellation of the
 	// context given to Start. Zero means DefaultGrace.
 	Grace time.Duration
+	// OnStart, if set, is called once the child has started and before its first stdout line
+	// is read: the place to register the process (its Stdin) with whatever answers its lines.
+	OnStart func(*Process)
 }
 
 // Process is a started child process. Wait must be called once it is started.
@@ -131,6 +134,9 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	p.start = time.Now()
 	closeAll(outW, errW) // the child holds its own copies; ours would keep the readers from EOF
+	if spec.OnStart != nil {
+		spec.OnStart(p)
+	}
 	p.readEnds = []*os.File{outR, errR}
 	p.pipes.Add(2)
 	go p.readLines(outR, p.stdoutLine)

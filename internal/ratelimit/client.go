@@ -3,18 +3,18 @@ package ratelimit
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // Client is a worker's end of the permit protocol: it asks the coordinator's Server for permits
 // over the worker's stdout and reads grants from its stdin. It implements Permits and is safe
 // for concurrent use.
 type Client struct {
-	wmu sync.Mutex // one whole line per Write
-	w   io.Writer
+	w *wire.Writer
 
 	mu      sync.Mutex
 	seq     uint64
@@ -23,14 +23,12 @@ type Client struct {
 	gone    chan struct{}
 }
 
-// NewClient writes protocol lines to w (the worker's stdout) and reads grants from r (its
-// stdin) until r ends. Each line is written with one Write call, so w may be shared with other
-// writers of whole lines that also write each line with one call (an *os.File serializes them;
-// event.Emitter does so).
+// NewClient writes protocol lines to w (the worker's stdout, shared with its events) and reads
+// grants from r (its stdin) until r ends.
 //
 // NewClient owns r: nothing else may read it. When r ends (the coordinator is gone), every
 // pending and later Wait fails with ErrCoordinatorGone and Done is closed.
-func NewClient(w io.Writer, r io.Reader) *Client {
+func NewClient(w *wire.Writer, r io.Reader) *Client {
 	c := &Client{w: w, pending: map[uint64]chan error{}, gone: make(chan struct{})}
 	go c.read(r)
 	return c
@@ -64,7 +62,7 @@ func (c *Client) Wait(ctx context.Context, tokens int) error {
 	c.pending[seq] = ch
 	c.mu.Unlock()
 
-	if err := c.send(message{Type: TypeAcquire, Seq: seq, Tokens: max(tokens, 0)}); err != nil {
+	if err := c.w.Send(wire.Msg{Type: wire.Acquire, Seq: seq, Tokens: max(tokens, 0)}); err != nil {
 		c.drop(seq)
 		return fmt.Errorf("ratelimit: ask for a permit: %w: %w", err, ErrCoordinatorGone)
 	}
@@ -74,7 +72,7 @@ func (c *Client) Wait(ctx context.Context, tokens int) error {
 	case <-ctx.Done():
 	}
 	if c.drop(seq) {
-		_ = c.send(message{Type: TypeCancel, Seq: seq})
+		_ = c.w.Send(wire.Msg{Type: wire.Cancel, Seq: seq})
 		return context.Cause(ctx)
 	}
 	// Answered while ctx ended: a grant is spent anyway, so use it.
@@ -83,22 +81,12 @@ func (c *Client) Wait(ctx context.Context, tokens int) error {
 
 // Reconcile reports a request's real token usage to the coordinator.
 func (c *Client) Reconcile(estimated, actual int) {
-	_ = c.send(message{Type: TypeReconcile, Estimated: estimated, Actual: actual})
+	_ = c.w.Send(wire.Msg{Type: wire.Reconcile, Estimated: estimated, Actual: actual})
 }
 
 // Feedback reports what an answer said about the rate limits to the coordinator.
 func (c *Client) Feedback(fb Feedback) {
-	_ = c.send(feedbackLine{Type: TypeFeedback, wireFeedback: toWire(fb)})
-}
-
-// send writes one line. A write error means the coordinator is gone too, which the reader
-// will see; events are best effort, acquires report it.
-func (c *Client) send(m any) error {
-	line := encode(m)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_, err := c.w.Write(line)
-	return err
+	_ = c.w.Send(feedbackMsg(fb))
 }
 
 // drop forgets a pending acquire and reports whether it was still pending.
@@ -114,8 +102,8 @@ func (c *Client) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
-		var m message
-		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Type != TypeGrant {
+		m, err := wire.Decode(sc.Bytes())
+		if err != nil || m.Type != wire.Grant {
 			continue // not for us
 		}
 		c.mu.Lock()

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"slices"
 	"sort"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // Most tests run in a testing/synctest bubble: the system clock is fake there and moves only when
@@ -160,13 +162,18 @@ func (c *fakeClock) Advance(d time.Duration) {
 func pipeWorker(ctx context.Context, srv *Server, n int) (*Client, func()) {
 	outR, outW := io.Pipe() // worker stdout -> coordinator
 	inR, inW := io.Pipe()   // coordinator -> worker stdin
-	c := NewClient(outW, inR)
+	c := NewClient(wire.NewWriter(outW), inR)
+	srv.Attach(ctx, n, inW)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
-			srv.Handle(ctx, n, slices.Clone(sc.Bytes()), inW)
+			m, err := wire.Decode(sc.Bytes())
+			if err != nil {
+				panic(err)
+			}
+			srv.Handle(n, m)
 		}
 	}()
 	return c, func() {

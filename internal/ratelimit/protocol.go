@@ -1,9 +1,10 @@
 package ratelimit
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // Sentinel errors.
@@ -16,59 +17,14 @@ var (
 	ErrRefused = errors.New("permit refused")
 )
 
-// Line types of the permit protocol, one JSON object per line. They are distinct from the event
-// types of package event (start, record, retry, fatal, end), which share the worker's stdout.
-const (
-	// TypeAcquire asks for a permit, worker to coordinator: {"type":"acquire","seq":N,"tokens":T}.
-	TypeAcquire = "acquire"
-	// TypeCancel withdraws an acquire the worker no longer waits for: {"type":"cancel","seq":N}.
-	TypeCancel = "cancel"
-	// TypeReconcile reports a request's real token usage:
-	// {"type":"reconcile","estimated":E,"actual":A}.
-	TypeReconcile = "reconcile"
-	// TypeFeedback reports what an answer said about the rate limits: {"type":"feedback",
-	// "status":429,"retry_after_ms":..,"remaining_requests":..,"remaining_tokens":..,
-	// "limit_requests":..,"limit_tokens":..,"reset_requests_ms":..,"reset_tokens_ms":..}
-	// (remaining -1 when unknown).
-	TypeFeedback = "feedback"
-	// TypeGrant answers an acquire, coordinator to worker: {"type":"grant","seq":N}, with
-	// "error" when refused.
-	TypeGrant = "grant"
-)
-
 // MaxPending bounds the acquires one worker may have waiting at the Server; a worker has at most
 // its concurrency waiting.
 const MaxPending = 1024
 
-// message is one protocol line but feedback.
-type message struct {
-	Type      string `json:"type"`
-	Seq       uint64 `json:"seq,omitempty"`
-	Tokens    int    `json:"tokens,omitempty"`
-	Estimated int    `json:"estimated,omitempty"`
-	Actual    int    `json:"actual,omitempty"`
-	Error     string `json:"error,omitempty"`
-}
-
-// feedbackLine is a feedback line: every field is always there, so -1 (unknown) travels.
-type feedbackLine struct {
-	Type string `json:"type"`
-	wireFeedback
-}
-
-type wireFeedback struct {
-	Status            int   `json:"status"`
-	RetryAfterMS      int64 `json:"retry_after_ms"`
-	RemainingRequests int   `json:"remaining_requests"`
-	RemainingTokens   int   `json:"remaining_tokens"`
-	LimitRequests     int   `json:"limit_requests"`
-	LimitTokens       int   `json:"limit_tokens"`
-	ResetRequestsMS   int64 `json:"reset_requests_ms"`
-	ResetTokensMS     int64 `json:"reset_tokens_ms"`
-}
-
-func toWire(fb Feedback) wireFeedback {
-	return wireFeedback{
+// feedbackMsg is fb as a wire line.
+func feedbackMsg(fb Feedback) wire.Msg {
+	return wire.Msg{
+		Type:              wire.Feedback,
 		Status:            fb.Status,
 		RetryAfterMS:      ceilMS(fb.RetryAfter),
 		RemainingRequests: fb.RemainingRequests,
@@ -80,16 +36,18 @@ func toWire(fb Feedback) wireFeedback {
 	}
 }
 
-func (w *wireFeedback) feedback() Feedback {
+// feedbackFrom reads a feedback line.
+func feedbackFrom(m wire.Msg) Feedback {
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 	return Feedback{
-		Status:            w.Status,
-		RetryAfter:        time.Duration(w.RetryAfterMS) * time.Millisecond,
-		RemainingRequests: w.RemainingRequests,
-		RemainingTokens:   w.RemainingTokens,
-		LimitRequests:     w.LimitRequests,
-		LimitTokens:       w.LimitTokens,
-		ResetRequests:     time.Duration(w.ResetRequestsMS) * time.Millisecond,
-		ResetTokens:       time.Duration(w.ResetTokensMS) * time.Millisecond,
+		Status:            m.Status,
+		RetryAfter:        ms(m.RetryAfterMS),
+		RemainingRequests: m.RemainingRequests,
+		RemainingTokens:   m.RemainingTokens,
+		LimitRequests:     m.LimitRequests,
+		LimitTokens:       m.LimitTokens,
+		ResetRequests:     ms(m.ResetRequestsMS),
+		ResetTokens:       ms(m.ResetTokensMS),
 	}
 }
 
@@ -99,14 +57,4 @@ func ceilMS(d time.Duration) int64 {
 		return 0
 	}
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
-}
-
-// encode returns m (a message or a feedbackLine) as one line.
-func encode(m any) []byte {
-	b, err := json.Marshal(m)
-	if err != nil {
-		// Lines hold only numbers and strings; Marshal cannot fail on them.
-		panic("ratelimit: encode: " + err.Error())
-	}
-	return append(b, '\n')
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 func TestClientServerRoundTrip(t *testing.T) {
@@ -117,10 +119,12 @@ func TestServerForget(t *testing.T) {
 		defer srv.Close()
 		stdin1, stdin2 := &lockedBuffer{}, &lockedBuffer{}
 		l.Feedback(StatusOnly(429)) // paused for a second: acquires wait
+		srv.Attach(t.Context(), 1, stdin1)
+		srv.Attach(t.Context(), 2, stdin2)
 		for seq := 1; seq <= 3; seq++ {
-			srv.Handle(t.Context(), 1, acquireLine(seq), stdin1)
+			srv.Handle(1, acquire(seq))
 		}
-		srv.Handle(t.Context(), 2, acquireLine(1), stdin2)
+		srv.Handle(2, acquire(1))
 		synctest.Wait()
 		if s := l.State(); s.Waiting != 4 {
 			t.Fatalf("%d waiting; want 4", s.Waiting)
@@ -141,28 +145,27 @@ func TestServerForget(t *testing.T) {
 	})
 }
 
-func TestServerHandle(t *testing.T) {
+func TestPermitLinesAreTheProtocols(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		line    string
-		handled bool
+		name   string
+		line   string
+		permit bool
 	}{
 		{"event line", `{"type":"record","worker":1,"id":"NCT1","ok":true,"status":200}`, false},
 		{"start event", `{"type":"start","worker":1,"pending":5}`, false},
-		{"not JSON", `panic: runtime error`, false},
 		{"acquire", `{"type":"acquire","seq":1,"tokens":10}`, true},
 		{"cancel", `{"type":"cancel","seq":1}`, true},
 		{"reconcile", `{"type":"reconcile","estimated":10,"actual":12}`, true},
 		{"feedback", `{"type":"feedback","status":200,"remaining_requests":-1,"remaining_tokens":-1}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				srv := NewServer(New(Config{}))
-				defer srv.Close()
-				if got := srv.Handle(t.Context(), 1, []byte(tc.line), io.Discard); got != tc.handled {
-					t.Errorf("Handle(%s) = %v; want %v", tc.line, got, tc.handled)
-				}
-			})
+			m, err := wire.Decode([]byte(tc.line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.IsPermit() != tc.permit {
+				t.Errorf("IsPermit(%s) = %v; want %v", tc.line, m.IsPermit(), tc.permit)
+			}
 		})
 	}
 }
@@ -279,7 +282,7 @@ func TestClientLinesAreWhole(t *testing.T) {
 	// Many goroutines share the worker's stdout: every line must stay whole and parseable.
 	var out lockedBuffer
 	inR, inW := io.Pipe()
-	c := NewClient(&out, inR)
+	c := NewClient(wire.NewWriter(&out), inR)
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
@@ -292,21 +295,19 @@ func TestClientLinesAreWhole(t *testing.T) {
 	wg.Wait()
 	inW.Close()
 	<-c.Done()
-	srv := NewServer(New(Config{}))
-	defer srv.Close()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 2000 {
 		t.Fatalf("%d lines; want 2000", len(lines))
 	}
 	for _, line := range lines {
-		if !srv.Handle(context.Background(), 1, []byte(line), io.Discard) {
-			t.Fatalf("line not understood: %q", line)
+		if m, err := wire.Decode([]byte(line)); err != nil || !m.IsPermit() {
+			t.Fatalf("line not understood: %q (%v)", line, err)
 		}
 	}
 }
 
-func acquireLine(seq int) []byte {
-	return encode(message{Type: TypeAcquire, Seq: uint64(seq), Tokens: 1})
+func acquire(seq int) wire.Msg {
+	return wire.Msg{Type: wire.Acquire, Seq: uint64(seq), Tokens: 1}
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
@@ -334,8 +335,9 @@ func TestServerBoundsPending(t *testing.T) {
 		defer srv.Close()
 		l.Feedback(Feedback{Status: 429, RetryAfter: time.Minute})
 		var stdin lockedBuffer
+		srv.Attach(t.Context(), 1, &stdin)
 		for seq := 1; seq <= MaxPending+1; seq++ {
-			srv.Handle(t.Context(), 1, acquireLine(seq), &stdin)
+			srv.Handle(1, acquire(seq))
 		}
 		synctest.Wait()
 		want := fmt.Sprintf(`{"type":"grant","seq":%d,"error":"too many permits pending for this worker"}`+"\n", MaxPending+1)
@@ -352,7 +354,7 @@ func TestServerBoundsPending(t *testing.T) {
 func TestClientReadsOnlyGrants(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		inR, inW := io.Pipe()
-		c := NewClient(io.Discard, inR)
+		c := NewClient(wire.NewWriter(io.Discard), inR)
 		errc := make(chan error, 2)
 		go func() { errc <- c.Wait(t.Context(), 5) }()
 		synctest.Wait()

@@ -2,13 +2,14 @@ package ratelimit
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"sync"
+
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // Server is the coordinator's end of the permit protocol: one for the run, holding the run's
-// Limiter, fed the protocol lines of every worker. It is safe for concurrent use.
+// Limiter, fed the permit lines of every worker. It is safe for concurrent use.
 type Server struct {
 	l *Limiter
 
@@ -23,9 +24,7 @@ type peer struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	pending map[uint64]context.CancelFunc // guarded by Server.mu
-
-	wmu   sync.Mutex
-	stdin io.Writer
+	reply   *wire.Writer
 }
 
 // NewServer returns a server granting permits from l.
@@ -33,23 +32,33 @@ func NewServer(l *Limiter) *Server {
 	return &Server{l: l, peers: map[int]*peer{}}
 }
 
-// Handle takes one line of worker's stdout. It reports whether the line belonged to the permit
-// protocol; other lines (events) are the caller's. It never blocks: an acquire waits in its own
-// goroutine (at most MaxPending per worker) and its grant is written to stdin, the worker's
-// stdin, when the limiter allows it.
-//
-// The first line of a worker process sets its stdin and its context (ctx: when it ends, its
-// acquires are dropped). Call Forget when that process has exited (after Process.Wait, which
-// drains its stdout), before a restarted process with the same number sends its first line.
-func (s *Server) Handle(ctx context.Context, worker int, line []byte, stdin io.Writer) (handled bool) {
-	var m message
-	if json.Unmarshal(line, &m) != nil {
-		return false
+// Attach registers a worker process before it can send its first line: grants go to reply (the
+// worker's stdin), and its acquires are dropped when ctx ends or Forget is called. Attaching a
+// number again (a restarted worker) replaces the old process.
+func (s *Server) Attach(ctx context.Context, worker int, reply io.Writer) {
+	pctx, cancel := context.WithCancel(ctx)
+	p := &peer{ctx: pctx, cancel: cancel, pending: map[uint64]context.CancelFunc{}, reply: wire.NewWriter(reply)}
+	s.mu.Lock()
+	old := s.peers[worker]
+	if s.closed {
+		cancel()
+	} else {
+		s.peers[worker] = p
 	}
+	s.mu.Unlock()
+	if old != nil {
+		old.cancel()
+	}
+}
+
+// Handle takes one permit line of a worker (see wire.Msg.IsPermit). It never blocks: an acquire
+// waits in its own goroutine (at most MaxPending per worker) and its grant is written to the
+// worker's reply writer when the limiter allows it. Lines of a worker not attached are dropped.
+func (s *Server) Handle(worker int, m wire.Msg) {
 	switch m.Type {
-	case TypeAcquire:
-		s.acquire(ctx, worker, m.Seq, m.Tokens, stdin)
-	case TypeCancel:
+	case wire.Acquire:
+		s.acquire(worker, m.Seq, m.Tokens)
+	case wire.Cancel:
 		s.mu.Lock()
 		if p := s.peers[worker]; p != nil {
 			if cancel, ok := p.pending[m.Seq]; ok {
@@ -57,30 +66,19 @@ func (s *Server) Handle(ctx context.Context, worker int, line []byte, stdin io.W
 			}
 		}
 		s.mu.Unlock()
-	case TypeReconcile:
+	case wire.Reconcile:
 		s.l.Reconcile(m.Estimated, m.Actual)
-	case TypeFeedback:
-		var fb wireFeedback
-		if json.Unmarshal(line, &fb) == nil {
-			s.l.Feedback(fb.feedback())
-		}
-	default:
-		return false
+	case wire.Feedback:
+		s.l.Feedback(feedbackFrom(m))
 	}
-	return true
 }
 
-func (s *Server) acquire(ctx context.Context, worker int, seq uint64, tokens int, stdin io.Writer) {
+func (s *Server) acquire(worker int, seq uint64, tokens int) {
 	s.mu.Lock()
-	if s.closed {
+	p := s.peers[worker]
+	if s.closed || p == nil {
 		s.mu.Unlock()
 		return
-	}
-	p := s.peers[worker]
-	if p == nil {
-		pctx, cancel := context.WithCancel(ctx)
-		p = &peer{ctx: pctx, cancel: cancel, pending: map[uint64]context.CancelFunc{}, stdin: stdin}
-		s.peers[worker] = p
 	}
 	if _, dup := p.pending[seq]; dup {
 		s.mu.Unlock()
@@ -91,7 +89,7 @@ func (s *Server) acquire(ctx context.Context, worker int, seq uint64, tokens int
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			p.write(message{Type: TypeGrant, Seq: seq, Error: "too many permits pending for this worker"})
+			_ = p.reply.Send(wire.Msg{Type: wire.Grant, Seq: seq, Error: "too many permits pending for this worker"})
 		}()
 		return
 	}
@@ -109,19 +107,9 @@ func (s *Server) acquire(ctx context.Context, worker int, seq uint64, tokens int
 		if err != nil {
 			return // withdrawn by the worker, or the worker is gone
 		}
-		p.write(message{Type: TypeGrant, Seq: seq})
+		// An error means the worker has exited; Forget follows.
+		_ = p.reply.Send(wire.Msg{Type: wire.Grant, Seq: seq})
 	}()
-}
-
-// write sends one line to the worker. Errors mean the worker has exited; Forget follows.
-func (p *peer) write(m message) {
-	if p.stdin == nil {
-		return
-	}
-	line := encode(m)
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	_, _ = p.stdin.Write(line)
 }
 
 // Forget drops a worker process that has exited: its waiting acquires leave the queue.

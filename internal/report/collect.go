@@ -14,20 +14,20 @@ import (
 	"strings"
 
 	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/summary"
 )
 
-// Input file names, as the coordinator and the workers write them.
-const (
-	summaryFile  = "summary.json"
-	resultsFile  = "final_results.csv"
-	failuresFile = "final_failures.csv"
-	reportFile   = "report.html"
+// The names of the files read, for the notes shown in the page.
+var (
+	summaryFile  = filepath.Base(rundir.New("").Summary())
+	resultsFile  = filepath.Base(rundir.New("").FinalResults())
+	failuresFile = filepath.Base(rundir.New("").FinalFailures())
 )
 
 // run is everything the report shows, gathered from the folder's files.
 type run struct {
-	dir     string
+	dir     rundir.Dir
 	summary *summary.Summary // nil when summary.json is missing or unreadable
 	res     *resultStats
 	fail    *failureStats
@@ -48,7 +48,7 @@ func collect(dir string) (*run, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("report %s: not a directory", dir)
 	}
-	r := &run{dir: dir}
+	r := &run{dir: rundir.New(dir)}
 	r.readSummary()
 	r.readResults()
 	r.readFailures()
@@ -59,7 +59,7 @@ func collect(dir string) (*run, error) {
 }
 
 func (r *run) readSummary() {
-	path := filepath.Join(r.dir, summaryFile)
+	path := r.dir.Summary()
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		r.notef("%s is missing: the run's status and totals are unknown (the coordinator writes it when the run ends).", summaryFile)
@@ -76,9 +76,6 @@ func (r *run) readSummary() {
 	}
 	r.summary = &s
 }
-
-// bookkeeping returns the columns every results row carries after the schema's columns.
-func bookkeeping() []string { return results.Header("", nil)[1:] }
 
 // resultStats are the counters kept while reading final_results.csv.
 type resultStats struct {
@@ -114,7 +111,7 @@ const (
 )
 
 func (r *run) readResults() {
-	path := filepath.Join(r.dir, resultsFile)
+	path := r.dir.FinalResults()
 	st := &resultStats{latency: newHistogram(), input: newHistogram(), output: newHistogram(),
 		attempts: newCounter(1000), models: map[string]*costStats{}, workers: map[int]*costStats{}}
 	r.res = st
@@ -143,9 +140,9 @@ func (r *run) readResults() {
 		}
 		return -1
 	}
-	iModel, iIn, iOut, iCost := idx("model"), idx("input_tokens"), idx("output_tokens"), idx("cost_usd")
-	iAttempts, iLatency, iWorker := idx("attempts"), idx("latency_ms"), idx("worker")
-	tail := bookkeeping()
+	iModel, iIn, iOut, iCost := idx(results.ColModel), idx(results.ColInputTokens), idx(results.ColOutputTokens), idx(results.ColCostUSD)
+	iAttempts, iLatency, iWorker := idx(results.ColAttempts), idx(results.ColLatencyMS), idx(results.ColWorker)
+	tail := results.Bookkeeping()
 	var schemaIdx []int
 	if len(h) > len(tail) && slices.Equal(h[len(h)-len(tail):], tail) {
 		for i := 1; i < len(h)-len(tail); i++ {
@@ -233,7 +230,7 @@ type failureStats struct {
 }
 
 func (r *run) readFailures() {
-	path := filepath.Join(r.dir, failuresFile)
+	path := r.dir.FinalFailures()
 	st := &failureStats{classes: newCounter(1000)}
 	r.fail = st
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -241,16 +238,14 @@ func (r *run) readFailures() {
 	}
 	st.present = true
 	header, torn, err := results.Read(path, func(row []string) error {
-		st.total++
-		get := func(i int) string {
-			if i < len(row) {
-				return row[i]
-			}
-			return ""
+		f, err := results.DecodeFailure(row)
+		if err != nil {
+			return err
 		}
-		st.classes.add(get(1))
+		st.total++
+		st.classes.add(f.Class)
 		if len(st.first) < maxFailureRows {
-			st.first = append(st.first, []string{get(0), get(1), get(2), get(3), get(4)})
+			st.first = append(st.first, results.EncodeFailure(f))
 		}
 		return nil
 	})

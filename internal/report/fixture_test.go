@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/taxonomy"
 )
 
@@ -34,7 +35,7 @@ type fixture struct {
 func writeFixture(tb testing.TB, dir string) fixture {
 	tb.Helper()
 	f := fixture{dir: dir, columns: taxonomy.MustSchema().Columns(), counts: map[string]map[string]int64{}}
-	header := results.Header("nct_id", f.columns)
+	header := results.Layout{IDColumn: "nct_id", Columns: f.columns}.Header()
 	var rows [][]string
 	for i := 0; i < 40; i++ {
 		area := "oncology"
@@ -90,7 +91,7 @@ func writeFixture(tb testing.TB, dir string) fixture {
 	for _, r := range failures {
 		f.failIDs = append(f.failIDs, r[0])
 	}
-	writeCSV(tb, filepath.Join(dir, failuresFile), results.FailureHeader("nct_id"), failures)
+	writeCSV(tb, filepath.Join(dir, failuresFile), results.Layout{IDColumn: "nct_id"}.FailureHeader(), failures)
 
 	at := func(s float64) string {
 		return fixtureStart.Add(time.Duration(s * float64(time.Second))).Format(time.RFC3339Nano)
@@ -158,7 +159,7 @@ func writeReport(tb testing.TB, dir string) string {
 	if err := Write(dir); err != nil {
 		tb.Fatalf("Write(%s): %v", dir, err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, reportFile))
+	b, err := os.ReadFile(rundir.New(dir).Report())
 	if err != nil {
 		tb.Fatal(err)
 	}

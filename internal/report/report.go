@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"path/filepath"
 
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/safefile"
 )
 
@@ -27,7 +27,7 @@ func Write(dir string) error {
 		return err
 	}
 	p := build(r)
-	return safefile.Write(filepath.Join(dir, reportFile), 0o644, func(w io.Writer) error {
+	return safefile.Write(rundir.New(dir).Report(), 0o644, func(w io.Writer) error {
 		return tmpl.Execute(w, p)
 	})
 }

@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.html from the current output")
@@ -311,7 +314,7 @@ func TestWriteFailsOnlyWhenTheFolderIsUnusable(t *testing.T) {
 
 func TestWriteReplacesTheReportAtomically(t *testing.T) {
 	f := writeFixture(t, t.TempDir())
-	writeFile(t, filepath.Join(f.dir, reportFile), "old report")
+	writeFile(t, rundir.New(f.dir).Report(), "old report")
 	page := writeReport(t, f.dir)
 	if !strings.HasPrefix(page, "<!DOCTYPE html>") {
 		t.Errorf("report.html was not replaced: %.40q", page)
@@ -336,7 +339,7 @@ func TestWriteKeepsBoundedCounts(t *testing.T) {
 	for i := 0; i < n; i++ {
 		rows = append(rows, []string{fmt.Sprint(i), fmt.Sprintf("code-%05d", i), fmt.Sprintf("g%d", i%7), "m", "1", "1", "", "1", "5", "0"})
 	}
-	writeCSV(t, filepath.Join(dir, resultsFile), append([]string{"id", "code", "group"}, bookkeeping()...), rows)
+	writeCSV(t, filepath.Join(dir, resultsFile), append([]string{"id", "code", "group"}, results.Bookkeeping()...), rows)
 	r, err := collect(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/rundir"
 )
 
 // TestCheckReportScript renders reports in headless Chromium with scripts/check-report.sh: a
@@ -43,7 +45,7 @@ func TestCheckReportScript(t *testing.T) {
 			writeFixture(t, dir)
 			page := writeReport(t, dir)
 			if tt.spoil != nil {
-				writeFile(t, filepath.Join(dir, reportFile), tt.spoil(page))
+				writeFile(t, rundir.New(dir).Report(), tt.spoil(page))
 			}
 			shot := filepath.Join(dir, "shot.png")
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"time"
 )
@@ -55,26 +54,18 @@ type logLine struct {
 
 // readLogs reads every worker_N_log.txt of the folder, in worker order.
 func (r *run) readLogs() error {
-	paths, err := filepath.Glob(filepath.Join(r.dir, "worker_*_log.txt"))
+	nums, err := r.dir.Logs()
 	if err != nil {
-		return fmt.Errorf("report %s: %w", r.dir, err)
+		return fmt.Errorf("report %s: %w", r.dir.Path(), err)
 	}
 	type numbered struct {
 		n    int
 		path string
 	}
 	var files []numbered
-	for _, p := range paths {
-		var n int
-		var rest string
-		base := filepath.Base(p)
-		if k, _ := fmt.Sscanf(base, "worker_%d_log.tx%s", &n, &rest); k != 2 || rest != "t" || n < 0 ||
-			base != fmt.Sprintf("worker_%d_log.txt", n) {
-			continue
-		}
-		files = append(files, numbered{n, p})
+	for _, n := range nums {
+		files = append(files, numbered{n, r.dir.Worker(n).Log})
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].n < files[j].n })
 	budget := int64(maxFailedTicks)
 	for _, f := range files {
 		wl, err := readLog(f.path, f.n, &budget)

@@ -2,13 +2,14 @@ package report
 
 import (
 	"fmt"
-	"github.com/trialcat/trialcat/internal/summary"
 	"math"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/summary"
 )
 
 // page is the data of the report template. Every string from the run's files reaches the page
@@ -59,7 +60,7 @@ func color(i int) string {
 
 // build turns what was read into the page.
 func build(r *run) *page {
-	p := &page{Dir: filepath.Base(filepath.Clean(r.dir)), Notes: r.notes}
+	p := &page{Dir: filepath.Base(filepath.Clean(r.dir.Path())), Notes: r.notes}
 	p.header(r)
 	p.categories(r)
 	p.timeline(r)

@@ -14,21 +14,6 @@ import (
 	"github.com/trialcat/trialcat/internal/exitcode"
 )
 
-// Header returns the header of a results file: the ID column, the schema's columns, then the
-// bookkeeping columns every row carries.
-func Header(idColumn string, schemaColumns []string) []string {
-	h := make([]string, 0, len(schemaColumns)+8)
-	h = append(h, idColumn)
-	h = append(h, schemaColumns...)
-	return append(h, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker")
-}
-
-// FailureHeader returns the header of a failures file, whose first column is named like the
-// results file's ID column.
-func FailureHeader(idColumn string) []string {
-	return []string{idColumn, "error_class", "message", "attempts", "worker"}
-}
-
 // Writer appends rows to one CSV file. It is not safe for concurrent use.
 type Writer struct {
 	path   string
@@ -168,6 +153,11 @@ func (w *Writer) Close() error {
 // naming the file and line. A missing file has no rows and is not an error. An error from fn stops
 // the reading and is returned as is.
 func Read(path string, fn func(row []string) error) (header []string, torn bool, err error) {
+	return read(path, nil, fn)
+}
+
+// read is Read, calling onHeader (when set) with the header before any row.
+func read(path string, onHeader func([]string) error, fn func(row []string) error) (header []string, torn bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
@@ -183,6 +173,9 @@ func Read(path string, fn func(row []string) error) (header []string, torn bool,
 	s, err := scan(path, f, fi.Size(), func(rec []string) error {
 		if header == nil {
 			header = rec
+			if onHeader != nil {
+				return onHeader(rec)
+			}
 			return nil
 		}
 		return fn(rec)

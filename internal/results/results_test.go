@@ -320,13 +320,61 @@ func TestRealRecordIDs(t *testing.T) {
 }
 
 func TestHeaders(t *testing.T) {
-	got := Header("nct_id", []string{"phase", "area"})
+	l := Layout{IDColumn: "nct_id", Columns: []string{"phase", "area"}}
+	got := l.Header()
 	want := []string{"nct_id", "phase", "area", "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Header = %q, want %q", got, want)
 	}
-	if got := FailureHeader("id"); !slices.Equal(got, []string{"id", "error_class", "message", "attempts", "worker"}) {
+	if got := (Layout{IDColumn: "id"}).FailureHeader(); !slices.Equal(got, []string{"id", "error_class", "message", "attempts", "worker"}) {
 		t.Errorf("FailureHeader = %q", got)
+	}
+	back, err := LayoutOf(l.Header())
+	if err != nil || back.IDColumn != "nct_id" || !slices.Equal(back.Columns, l.Columns) {
+		t.Errorf("LayoutOf(Header) = %+v, %v; want %+v", back, err, l)
+	}
+	if _, err := LayoutOf([]string{"nct_id", "phase", "model"}); err == nil {
+		t.Error("LayoutOf accepted a header without the bookkeeping columns")
+	}
+}
+
+
+func TestRowRoundTrip(t *testing.T) {
+	l := Layout{IDColumn: "nct_id", Columns: []string{"phase", "area"}}
+	for _, r := range []Row{
+		{ID: "NCT1", Values: []string{"2", "oncology"}, Model: "gpt-5-mini", InputTokens: 1200, OutputTokens: 310,
+			CostUSD: 0.000917, CostKnown: true, Attempts: 2, LatencyMS: 4100, Worker: 7},
+		{ID: "NCT2", Values: []string{"", "=x"}, Model: "local", Attempts: 1, Worker: 0}, // unknown cost
+	} {
+		cells, err := l.Encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cells) != len(l.Header()) {
+			t.Fatalf("Encode gave %d cells for a %d-column header", len(cells), len(l.Header()))
+		}
+		if r.CostKnown == (cells[6] == "") {
+			t.Errorf("cost cell %q for CostKnown %v", cells[6], r.CostKnown)
+		}
+		back, err := l.Decode(cells)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.ID != r.ID || !slices.Equal(back.Values, r.Values) || back.Model != r.Model ||
+			back.InputTokens != r.InputTokens || back.OutputTokens != r.OutputTokens || back.CostKnown != r.CostKnown ||
+			back.CostUSD != r.CostUSD || back.Attempts != r.Attempts || back.LatencyMS != r.LatencyMS || back.Worker != r.Worker {
+			t.Errorf("round trip of %+v gave %+v", r, back)
+		}
+	}
+	if _, err := l.Encode(Row{ID: "x", Values: []string{"only one"}}); err == nil {
+		t.Error("Encode accepted a row with too few values")
+	}
+	if _, err := l.Decode([]string{"x", "a", "b", "m", "many", "1", "", "1", "1", "1"}); err == nil {
+		t.Error("Decode accepted input_tokens \"many\"")
+	}
+	f := Failure{ID: "NCT3", Class: "server_error", Message: "boom, twice", Attempts: 5, Worker: 2}
+	if back, err := DecodeFailure(EncodeFailure(f)); err != nil || back != f {
+		t.Errorf("failure round trip of %+v gave %+v, %v", f, back, err)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -17,11 +16,10 @@ import (
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/safefile"
+	"github.com/trialcat/trialcat/internal/schema"
 )
-
-// FileName is the run file's name inside the output folder.
-const FileName = "run.json"
 
 // Version is the run.json format version.
 const Version = 1
@@ -96,9 +94,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // ErrNoRun means the folder holds no run.json.
 var ErrNoRun = errors.New("no run.json")
-
-// Path is the run file's path in dir.
-func Path(dir string) string { return filepath.Join(dir, FileName) }
 
 // Load reads run.json from path.
 func Load(path string) (*Spec, error) {
@@ -185,4 +180,9 @@ func short(s string) string {
 		return s[:24] + "…"
 	}
 	return s
+}
+
+// Layout is the column layout of this run's results files for its parsed schema.
+func (s *Spec) Layout(sch *schema.Schema) results.Layout {
+	return results.Layout{IDColumn: s.IDColumn, Columns: sch.Columns()}
 }

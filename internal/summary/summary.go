@@ -7,9 +7,6 @@ import (
 	"time"
 )
 
-// FileName is summary.json's name in a run's output folder.
-const FileName = "summary.json"
-
 // Statuses of a run.
 const (
 	StatusComplete      = "complete"
@@ -33,6 +30,26 @@ type WorkerRun struct {
 	MaxRSSKB int64 `json:"max_rss_kb"`
 	// Retries counts failed attempts that were tried again.
 	Retries int64 `json:"retries"`
+	// Processes counts the worker processes started on the batch (1 + restarts, when started).
+	Processes int `json:"processes"`
+	// SpawnReadyMS is the time from its last process's start to that process reporting its
+	// batch read; ExitSeenMS from its end event to its exit being seen by the coordinator.
+	SpawnReadyMS float64 `json:"spawn_ready_ms"`
+	ExitSeenMS   float64 `json:"exit_seen_ms"`
+}
+
+// Phases are when the coordinator passed each step of a run, for timing it from outside (the
+// benchmarks) without reading log text. A phase not reached is the zero time.
+type Phases struct {
+	// CheckingInputAt: flags, schema and prompt are ready; the input is about to be read.
+	CheckingInputAt time.Time `json:"checking_input_at"`
+	// BatchesReadyAt: the input was checked and the batch files and run.json written (or found,
+	// on a resume).
+	BatchesReadyAt time.Time `json:"batches_ready_at"`
+	// FirstWorkerAt: the first worker process started.
+	FirstWorkerAt time.Time `json:"first_worker_at"`
+	// LastWorkerExitAt: the last worker process was seen to exit; merging follows.
+	LastWorkerExitAt time.Time `json:"last_worker_exit_at"`
 }
 
 // WorkerSummary is one batch's line in summary.json.
@@ -76,6 +93,7 @@ type Summary struct {
 	CoordinatorMaxRSSKB int64           `json:"coordinator_max_rss_kb"`
 	StartedAt           time.Time       `json:"started_at"`
 	FinishedAt          time.Time       `json:"finished_at"`
+	Phases              Phases          `json:"phases"`
 	Workers             []WorkerSummary `json:"workers"`
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tiktoken-go/tokenizer"
+
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 // Encodings.
@@ -75,7 +77,7 @@ func ForModel(model string) *Counter {
 // Encoding names the encoding of model: o200k_base for gpt-4o, gpt-4.1, gpt-4.5, gpt-5 and the
 // o-series (with or without a provider prefix such as "openai/"), cl100k_base otherwise.
 func Encoding(model string) string {
-	m := family(model)
+	m := modelinfo.Normalize(model)
 	for _, p := range []string{"gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss", "o1", "o3", "o4"} {
 		if strings.HasPrefix(m, p) {
 			return O200kBase
@@ -128,46 +130,4 @@ func Count(text string) int { return Default().Count(text) }
 // Estimate is Counter.Estimate with o200k_base.
 func Estimate(system, user string, maxOutput int) int {
 	return Default().Estimate(system, user, maxOutput)
-}
-
-// ContextWindow returns the tokens model accepts per request, 0 when it is not known. For gpt-5
-// models it is the input limit (272,000; the 400,000 context includes up to 128,000 of output);
-// for the others it is the whole context, input and output together.
-func ContextWindow(model string) int {
-	m := family(model)
-	for _, w := range []struct {
-		prefix string
-		tokens int
-	}{
-		// Longest prefixes first where one family's name starts another's.
-		{"gpt-5-chat", 128_000},
-		{"gpt-5", 272_000},
-		{"gpt-4.1", 1_047_576},
-		{"gpt-4.5", 128_000},
-		{"gpt-4o", 128_000},
-		{"chatgpt-4o", 128_000},
-		{"gpt-4-turbo", 128_000},
-		{"gpt-4-32k", 32_768},
-		{"gpt-4", 8_192},
-		{"gpt-3.5-turbo", 16_385},
-		{"o1-mini", 128_000},
-		{"o1-preview", 128_000},
-		{"o1", 200_000},
-		{"o3", 200_000},
-		{"o4-mini", 200_000},
-	} {
-		if strings.HasPrefix(m, w.prefix) {
-			return w.tokens
-		}
-	}
-	return 0
-}
-
-// family lower-cases model and drops a provider prefix ("openai/gpt-5-mini" is "gpt-5-mini").
-func family(model string) string {
-	m := strings.ToLower(strings.TrimSpace(model))
-	if i := strings.LastIndex(m, "/"); i >= 0 {
-		m = m[i+1:]
-	}
-	return m
 }

@@ -83,34 +83,6 @@ func TestEstimate(t *testing.T) {
 	}
 }
 
-func TestContextWindow(t *testing.T) {
-	for _, tc := range []struct {
-		model string
-		want  int
-	}{
-		{"gpt-5-mini", 272_000},
-		{"gpt-5", 272_000},
-		{"gpt-5.1", 272_000},
-		{"openai/gpt-5-nano", 272_000},
-		{"gpt-5-chat-latest", 128_000},
-		{"gpt-4.1", 1_047_576},
-		{"gpt-4.1-nano-2025-04-14", 1_047_576},
-		{"gpt-4o", 128_000},
-		{"gpt-4o-mini", 128_000},
-		{"o3", 200_000},
-		{"o3-mini", 200_000},
-		{"o4-mini", 200_000},
-		{"gpt-4", 8_192},
-		{"gpt-4-turbo", 128_000},
-		{"Qwen/Qwen2.5-7B-Instruct", 0},
-		{"", 0},
-	} {
-		if got := ContextWindow(tc.model); got != tc.want {
-			t.Errorf("ContextWindow(%q) = %d, want %d", tc.model, got, tc.want)
-		}
-	}
-}
-
 func TestCounterEstimateSystemChanges(t *testing.T) {
 	// The remembered system count must follow the system message, not stick to the first one.
 	c := ForModel("gpt-5-mini")

@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
-	"github.com/trialcat/trialcat/internal/event"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/taxonomy"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 const key = "sk-worker-test-key"
@@ -58,7 +59,7 @@ func setup(t *testing.T, n int, cfg fakeai.Config, maxAttempts int) (dir string,
 		Prompt: taxonomy.Prompt(), PromptSource: "default", Schema: taxonomy.Schema(), SchemaSource: "default",
 		IDColumn: "nct_id", MaxAttempts: maxAttempts, Timeout: runspec.Duration(5 * time.Second), Concurrency: 2,
 	}
-	if err := runspec.Save(filepath.Join(dir, runspec.FileName), spec); err != nil {
+	if err := runspec.Save(rundir.New(dir).Run(), spec); err != nil {
 		t.Fatal(err)
 	}
 	return dir, fake, ids
@@ -77,7 +78,7 @@ func resultIDs(t *testing.T, path string) []string {
 	t.Helper()
 	var ids []string
 	if _, _, err := results.Read(path, func(row []string) error {
-		ids = append(ids, row[0])
+		ids = append(ids, results.RowID(row))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -99,11 +100,11 @@ func TestRunAnswersEveryRecordAndResumeSkipsThem(t *testing.T) {
 	}
 	okEvents := 0
 	for _, line := range bytes.Split(bytes.TrimSpace(events.Bytes()), []byte("\n")) {
-		ev, err := event.Parse(line)
+		ev, err := wire.Decode(line)
 		if err != nil {
 			t.Fatalf("bad event line %q: %v", line, err)
 		}
-		if ev.Type == event.Record && ev.OK && ev.InputTokens > 0 {
+		if ev.Type == wire.Record && ev.OK && ev.InputTokens > 0 {
 			okEvents++
 		}
 	}
@@ -217,12 +218,12 @@ func TestHandRunErrors(t *testing.T) {
 
 func TestTooLongRecordFailsWithoutARequest(t *testing.T) {
 	dir, fake, ids := setup(t, 3, fakeai.Config{}, 3)
-	spec, err := runspec.Load(filepath.Join(dir, runspec.FileName))
+	spec, err := runspec.Load(rundir.New(dir).Run())
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec.MaxInputTokens = 1800 // the system prompt alone is ~1,400 tokens; some records go over
-	if err := runspec.Save(filepath.Join(dir, runspec.FileName), spec); err != nil {
+	if err := runspec.Save(rundir.New(dir).Run(), spec); err != nil {
 		t.Fatal(err)
 	}
 	err = Run(context.Background(), Options{BatchPath: filepath.Join(dir, "batch_0.json")}, deps())

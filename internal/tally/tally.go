@@ -1,11 +1,11 @@
-package display
+package tally
 
 import (
-	"fmt"
 	"sort"
+	"sync"
 	"time"
 
-	"github.com/trialcat/trialcat/internal/event"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // Snapshot is the progress so far.
@@ -37,6 +37,10 @@ type Snapshot struct {
 	ETAKnown bool
 
 	Workers []WorkerSnapshot // every batch seen so far, in batch order
+
+	// FirstWorkerAt is when the first worker process started; LastExitAt when the last one
+	// that ended so far was seen to exit. Zero until then.
+	FirstWorkerAt, LastExitAt time.Time
 }
 
 // WorkerSnapshot is the progress of one batch.
@@ -48,16 +52,60 @@ type WorkerSnapshot struct {
 	Restarts int64
 	Running  bool
 	Exit     string // how its last process ended, as given to WorkerEnded
+	ExitCode int
+	// Retries counts this batch's failed attempts that were tried again.
+	Retries int64
+	// MaxRSSKB is the largest peak resident set size its processes reported.
+	MaxRSSKB int64
+	// Seconds is the time from its first process's start to its last one's end (or now).
+	Seconds float64
+	// Processes counts the worker processes started on the batch.
+	Processes int
+	// ReadyMS is the time from its last process's start to that process's start event (its
+	// batch read); ExitSeenMS from that process's end event to its exit being seen.
+	ReadyMS, ExitSeenMS float64
 }
 
 type batchState struct {
 	records, done, skipped int64
 	sawStart               bool
+	firstStart, lastEnd    time.Time
+	procs                  int
+	endEvent               time.Time // the current process's end event
+	readyMS, exitSeenMS    float64
+	sawProcStart           bool // the current process sent its start event
 	procStart              time.Time // current process: when it started, and what it did since
 	procDone               int64
-	restarts               int64
+	restarts, retries      int64
+	maxRSS                 int64
 	running                bool
 	exit                   string
+	exitCode               int
+}
+
+// Tally is the run's accounting, owned by the coordinator: what every worker reported and how
+// its processes ended. The live display draws it, the --max-cost check reads its spend, and
+// summary.json takes its retries, restarts and per-worker figures. All methods are safe for
+// concurrent use. The results files stay the record of truth for what was answered.
+type Tally struct {
+	now func() time.Time
+	mu  sync.Mutex
+	st  state
+}
+
+// New returns an empty tally reading time from now (time.Now when nil).
+func New(now func() time.Time) *Tally {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tally{now: now, st: state{batches: map[int]*batchState{}}}
+}
+
+// Start sets the run's total and starts its clock: rates and the ETA count from here.
+func (t *Tally) Start(total int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.total, t.st.start, t.st.began = total, t.now(), true
 }
 
 type state struct {
@@ -85,16 +133,13 @@ func (s *state) batch(n int) *batchState {
 
 // Event counts one event of a worker. ev.Worker must be the batch number (the coordinator
 // knows it better than the worker's output does: set it before calling).
-func (d *Display) Event(ev event.Event) {
-	if d == nil {
-		return
-	}
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := &d.st
+func (t *Tally) Event(ev wire.Msg) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := &t.st
 	switch ev.Type {
-	case event.Start:
+	case wire.Start:
 		b := s.batch(ev.Worker)
 		if !b.sawStart {
 			// The first start in this run: what is done already was done by an earlier run.
@@ -104,8 +149,12 @@ func (d *Display) Event(ev event.Event) {
 		}
 		b.done = max(b.done, ev.Done)
 		b.records = max(b.records, ev.Done+ev.Pending)
+		if !b.sawProcStart && !b.procStart.IsZero() {
+			b.readyMS = ms(now.Sub(b.procStart))
+		}
+		b.sawProcStart = true
 		b.procStart, b.procDone = now, 0
-	case event.Record:
+	case wire.Record:
 		b := s.batch(ev.Worker)
 		b.done++
 		b.procDone++
@@ -119,90 +168,90 @@ func (d *Display) Event(ev event.Event) {
 		s.outputTok += ev.OutputTokens
 		s.cost += ev.CostUSD
 		s.costUnknown = s.costUnknown || ev.CostUnknown
-	case event.Retry:
+	case wire.Retry:
 		s.retries++
+		s.batch(ev.Worker).retries++
 		if ev.Status == 429 {
 			s.rateLimited++
 		}
-	case event.Fatal:
+	case wire.Fatal:
 		s.fatal = true
+	case wire.End:
+		b := s.batch(ev.Worker)
+		b.maxRSS = max(b.maxRSS, ev.MaxRSSKB)
+		b.endEvent = now
 	}
 }
 
-// WorkerStarted records that a worker process started on a batch of records; in TTY mode its
-// bar appears. Calling it again for a running batch (a restart) keeps the bar.
-func (d *Display) WorkerStarted(batch int, records int64) {
-	if d == nil {
-		return
-	}
-	now := d.now()
-	d.mu.Lock()
-	b := d.st.batch(batch)
+// WorkerStarted records that a worker process started on a batch of records. Calling it again
+// for a batch (a restart) starts the count of its new process.
+func (t *Tally) WorkerStarted(batch int, records int64) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.st.batch(batch)
 	if records > 0 {
 		b.records = records
 	}
+	if b.firstStart.IsZero() {
+		b.firstStart = now
+	}
 	b.running, b.exit = true, ""
 	b.procStart, b.procDone = now, 0
-	d.mu.Unlock()
-	d.addBar(batch)
+	b.procs++
+	b.sawProcStart, b.endEvent = false, time.Time{}
 }
 
-// WorkerEnded records that a batch's worker ended (exit is how, e.g. "exit status 0"); in TTY
-// mode its bar goes away.
-func (d *Display) WorkerEnded(batch int, exit string) {
-	if d == nil {
-		return
+// WorkerEnded records that a batch's worker process ended: exit is how ("exit status 0"),
+// code its exit code.
+func (t *Tally) WorkerEnded(batch int, exit string, code int) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.st.batch(batch)
+	b.running, b.exit, b.exitCode, b.lastEnd = false, exit, code, now
+	if !b.endEvent.IsZero() {
+		b.exitSeenMS = ms(now.Sub(b.endEvent))
 	}
-	d.mu.Lock()
-	b := d.st.batch(batch)
-	b.running, b.exit = false, exit
-	d.mu.Unlock()
-	d.removeBar(batch)
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // AddCost adds money spent outside the events, such as by the earlier run that this one
-// resumes (so that a budget check on Snapshot().CostUSD sees it); it shows in the cost.
-func (d *Display) AddCost(usd float64) {
-	if d == nil {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.st.cost += usd
+// resumes (so that the budget check sees it); it shows in the cost.
+func (t *Tally) AddCost(usd float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.cost += usd
 }
 
 // Restart counts a restart of a batch's crashed worker.
-func (d *Display) Restart(batch int) {
-	if d == nil {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.st.restarts++
-	d.st.batch(batch).restarts++
+func (t *Tally) Restart(batch int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.restarts++
+	t.st.batch(batch).restarts++
 }
 
 // Snapshot returns the counters now.
-func (d *Display) Snapshot() Snapshot {
-	if d == nil {
-		return Snapshot{}
-	}
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.st.snapshot(now)
+func (t *Tally) Snapshot() Snapshot {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.st.snapshot(now)
 }
 
-// worker returns one batch's progress (cheaper than a Snapshot, for its bar).
-func (d *Display) worker(n int) WorkerSnapshot {
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	b, ok := d.st.batches[n]
+// Worker returns one batch's progress (cheaper than a Snapshot); ok is false for a batch that
+// has not started.
+func (t *Tally) Worker(n int) (w WorkerSnapshot, ok bool) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b, ok := t.st.batches[n]
 	if !ok {
-		return WorkerSnapshot{Batch: n}
+		return WorkerSnapshot{Batch: n}, false
 	}
-	return b.snapshot(n, now)
+	return b.snapshot(n, now), true
 }
 
 func (s *state) snapshot(now time.Time) Snapshot {
@@ -214,6 +263,12 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		Workers: make([]WorkerSnapshot, 0, len(s.batches)),
 	}
 	for n, b := range s.batches {
+		if !b.firstStart.IsZero() && (out.FirstWorkerAt.IsZero() || b.firstStart.Before(out.FirstWorkerAt)) {
+			out.FirstWorkerAt = b.firstStart
+		}
+		if b.lastEnd.After(out.LastExitAt) {
+			out.LastExitAt = b.lastEnd
+		}
 		out.Done += b.done
 		out.Skipped += b.skipped
 		if b.running {
@@ -231,9 +286,16 @@ func (s *state) snapshot(now time.Time) Snapshot {
 }
 
 func (b *batchState) snapshot(n int, now time.Time) WorkerSnapshot {
-	w := WorkerSnapshot{Batch: n, Records: b.records, Done: b.done, Restarts: b.restarts, Running: b.running, Exit: b.exit}
+	w := WorkerSnapshot{Batch: n, Records: b.records, Done: b.done, Restarts: b.restarts, Running: b.running,
+		Exit: b.exit, ExitCode: b.exitCode, Retries: b.retries, MaxRSSKB: b.maxRSS,
+		Processes: b.procs, ReadyMS: b.readyMS, ExitSeenMS: b.exitSeenMS}
+	end := b.lastEnd
 	if b.running {
 		w.Rate = perMinute(b.procDone, now.Sub(b.procStart))
+		end = now
+	}
+	if !b.firstStart.IsZero() && !end.IsZero() {
+		w.Seconds = end.Sub(b.firstStart).Seconds()
 	}
 	return w
 }
@@ -256,67 +318,3 @@ func eta(left int64, rate float64) (time.Duration, bool) {
 	return time.Duration(float64(left) / rate * float64(time.Minute)), true
 }
 
-// Line is the plain progress line, one greppable line with every counter:
-//
-//	progress 240/400 (60.0%) 118 rec/min eta 1m21s cost $0.0123 tokens 51234/8123 retries 3 (429s 1) failed 2 restarts 0 workers 20
-//
-// The ETA reads "unknown" until a record is done; a cost reads "$0.0123+unknown" when some
-// model's price is unknown; tokens are input/output.
-func (s Snapshot) Line() string {
-	return fmt.Sprintf("progress %d/%d (%.1f%%) %s rec/min eta %s cost %s tokens %d/%d retries %d (429s %d) failed %d restarts %d workers %d",
-		s.Done, s.Total, percent(s.Done, s.Total), fmtRate(s.Rate), s.etaString(), s.costString("+unknown"),
-		s.InputTokens, s.OutputTokens, s.Retries, s.RateLimited, s.Failed, s.Restarts, s.Running)
-}
-
-func (s Snapshot) etaString() string {
-	if !s.ETAKnown {
-		return "unknown"
-	}
-	return fmtDuration(s.ETA)
-}
-
-func (s Snapshot) costString(unknown string) string {
-	c := fmt.Sprintf("$%.4f", s.CostUSD)
-	if s.CostUnknown {
-		c += unknown
-	}
-	return c
-}
-
-func percent(a, b int64) float64 {
-	if b <= 0 {
-		return 100
-	}
-	return 100 * float64(a) / float64(b)
-}
-
-func fmtRate(r float64) string {
-	if r < 10 {
-		return fmt.Sprintf("%.1f", r)
-	}
-	return fmt.Sprintf("%.0f", r)
-}
-
-// fmtDuration is a short duration for people: 45s, 1m21s, 2h5m.
-func fmtDuration(d time.Duration) string {
-	d = d.Round(time.Second)
-	h, m, s := d/time.Hour, d%time.Hour/time.Minute, d%time.Minute/time.Second
-	switch {
-	case h > 0:
-		return fmt.Sprintf("%dh%dm", h, m)
-	case m > 0:
-		return fmt.Sprintf("%dm%ds", m, s)
-	}
-	return fmt.Sprintf("%ds", s)
-}
-
-// fmtCount shortens big counts for the bars: 9999, 51.2k, 3.40M.
-func fmtCount(n int64) string {
-	switch {
-	case n < 10_000:
-		return fmt.Sprint(n)
-	case n < 1_000_000:
-		return fmt.Sprintf("%.1fk", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%.2fM", float64(n)/1e6)
-}

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,10 +17,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/summary"
 	"golang.org/x/sys/unix"
 )
 
-// logLine is one stderr line of the coordinator, stamped when it arrived.
+// logLine is one output line of a process, stamped when it arrived.
 type logLine struct {
 	At   time.Duration // since the coordinator was started
 	Text string
@@ -55,7 +55,8 @@ type procRun struct {
 	// MachineBusyS is the CPU the whole machine used during the run (from /proc/stat); what
 	// the run's own processes and this program did not use was someone else's.
 	MachineBusyS float64   `json:"machine_busy_cpu_s"`
-	Lines        []logLine `json:"-"`
+	Lines        []logLine `json:"-"` // stderr, for error messages
+	Events       []logLine `json:"-"` // stdout: a worker's wire lines with --events
 	Stdout       string    `json:"-"`
 	Started      time.Time `json:"started"`
 }
@@ -71,8 +72,17 @@ func runProc(ctx context.Context, path string, args, env []string, timeout time.
 	if err != nil {
 		return nil, err
 	}
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
+	stdoutR, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	// Stdin stays open until the process has exited: a worker run with --events takes its end
+	// as its coordinator going away.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	defer stdin.Close()
 	run := &procRun{Args: append([]string{path}, args...)}
 	run.Started = time.Now()
 	busy0 := machineBusy()
@@ -90,6 +100,19 @@ func runProc(ctx context.Context, path string, args, env []string, timeout time.
 			run.Lines = append(run.Lines, logLine{At: time.Since(run.Started), Text: sc.Text()})
 		}
 		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	var stdout bytes.Buffer
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(stdoutR)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			run.Events = append(run.Events, logLine{At: time.Since(run.Started), Text: sc.Text()})
+			stdout.Write(sc.Bytes())
+			stdout.WriteByte('\n')
+		}
+		_, _ = io.Copy(io.Discard, stdoutR)
 	}()
 	stopPoll := make(chan struct{})
 	pollDone := make(chan struct{})
@@ -283,40 +306,8 @@ func env(extra ...string) []string {
 	return append(e, extra...)
 }
 
-// summary is the part of summary.json the benchmarks read.
-type summary struct {
-	Status              string  `json:"status"`
-	Records             int64   `json:"records"`
-	Succeeded           int64   `json:"succeeded"`
-	Failed              int64   `json:"failed"`
-	Retries             int64   `json:"retries"`
-	RateLimited         int64   `json:"rate_limited_429s"`
-	WallSeconds         float64 `json:"wall_seconds"`
-	RequestSeconds      float64 `json:"request_seconds"`
-	Speedup             float64 `json:"speedup_vs_sequential"`
-	OutsideRequests     float64 `json:"outside_requests_share"`
-	CoordinatorMaxRSSKB int64   `json:"coordinator_max_rss_kb"`
-	InputTokens         int64   `json:"input_tokens"`
-	OutputTokens        int64   `json:"output_tokens"`
-	Workers             []struct {
-		Batch    int     `json:"batch"`
-		Records  int64   `json:"records"`
-		Seconds  float64 `json:"seconds"`
-		MaxRSSKB int64   `json:"max_rss_kb"`
-		Exit     string  `json:"exit"`
-	} `json:"workers"`
-}
-
-func readSummary(out string) (*summary, error) {
-	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
-	if err != nil {
-		return nil, err
-	}
-	var s summary
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("summary.json: %w", err)
-	}
-	return &s, nil
+func readSummary(out string) (*summary.Summary, error) {
+	return summary.Load(rundir.New(out).Summary())
 }
 
 // resultRow is what the benchmarks read from final_results.csv.
@@ -325,128 +316,70 @@ type resultRow struct {
 	Worker    int
 }
 
+// readResults reads final_results.csv through its layout, by column name.
 func readResults(out string) ([]resultRow, error) {
-	f, err := os.Open(filepath.Join(out, "final_results.csv"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
-	r.ReuseRecord = true
-	r.FieldsPerRecord = -1
-	head, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("final_results.csv header: %w", err)
-	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[h] = i
-	}
-	li, ok1 := col["latency_ms"]
-	wi, ok2 := col["worker"]
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("final_results.csv has no latency_ms or worker column: %v", head)
-	}
 	var rows []resultRow
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		lat, _ := strconv.ParseFloat(rec[li], 64)
-		w, _ := strconv.Atoi(rec[wi])
-		rows = append(rows, resultRow{LatencyMS: lat, Worker: w})
-	}
+	_, err := results.ReadFile(rundir.New(out).FinalResults(), func(_ results.Layout, r results.Row) error {
+		rows = append(rows, resultRow{LatencyMS: float64(r.LatencyMS), Worker: r.Worker})
+		return nil
+	})
+	return rows, err
 }
 
 // phases are the coordinator's phases, read from the arrival times of its log lines.
 type phases struct {
-	// CheckS: start until "checking input" (flags, schema, prompt).
+	// StartupS: start until the input check begins (flags, schema, prompt).
 	StartupS float64 `json:"startup_s"`
-	// SplitS: "checking input" until "wrote batches": reading and checking the whole input
-	// (IDs, UTF-8, every prompt renders) and writing every batch file.
+	// SplitS: the input check until the batches are ready: reading and checking the whole
+	// input (IDs, UTF-8, every prompt renders) and writing every batch file.
 	SplitS float64 `json:"check_and_split_s"`
-	// FirstSpawnS: "wrote batches" until the first worker was started.
+	// FirstSpawnS: batches ready until the first worker was started.
 	FirstSpawnS float64 `json:"to_first_spawn_s"`
 	// WorkersS: first worker started until the last one's exit was seen.
 	WorkersS float64 `json:"workers_s"`
 	// MergeS: last worker exit until the coordinator exited (merge, summary.json, report.html).
 	MergeS float64 `json:"merge_and_summary_s"`
-	// Spawns is the number of worker processes started; SpawnReady* the time from the
-	// coordinator's "started" line to the worker's own "batch started" line.
+	// Spawns is the number of worker processes started; SpawnReady* the time from a worker's
+	// start to its start event (batch read), per batch (its last process).
 	Spawns         int     `json:"spawns"`
 	SpawnReadyMean float64 `json:"spawn_ready_mean_ms"`
 	SpawnReadyP90  float64 `json:"spawn_ready_p90_ms"`
 	SpawnReadyMax  float64 `json:"spawn_ready_max_ms"`
-	// ExitSeenMean is the mean time from a worker's "batch finished" to the coordinator's
-	// "finished" line for it (process exit, pipes drained).
+	// ExitSeenMean is the mean time from a worker's end event to the coordinator seeing it
+	// exit (process exit, pipes drained).
 	ExitSeenMean float64 `json:"exit_seen_mean_ms"`
 	// OverheadS is StartupS+SplitS+FirstSpawnS+MergeS: the coordinator's time outside the
 	// workers' span.
 	OverheadS float64 `json:"overhead_s"`
 }
 
-var workerLine = regexp.MustCompile(`coordinator\.worker-(\d+): (started|batch started|batch finished|finished|finished with failed records): (.*)$`)
-
-func parsePhases(r *procRun) phases {
+// parsePhases times a coordinator run from summary.json's phase timestamps and per-worker
+// timings, against the benchmark's own clock of the process (its start and wall).
+func parsePhases(r *procRun, sum *summary.Summary) phases {
 	var p phases
-	var check, wrote, firstSpawn, lastExit time.Duration = -1, -1, -1, -1
-	spawned := map[int]time.Duration{}
-	ready := map[int]time.Duration{}
-	finishedOwn := map[int]time.Duration{}
+	since := func(t time.Time) time.Duration { return t.Sub(r.Started) }
+	ph := sum.Phases
+	if !ph.CheckingInputAt.IsZero() {
+		p.StartupS = since(ph.CheckingInputAt).Seconds()
+	}
+	if !ph.BatchesReadyAt.IsZero() && !ph.CheckingInputAt.IsZero() {
+		p.SplitS = ph.BatchesReadyAt.Sub(ph.CheckingInputAt).Seconds()
+	}
+	if !ph.FirstWorkerAt.IsZero() && !ph.BatchesReadyAt.IsZero() {
+		p.FirstSpawnS = ph.FirstWorkerAt.Sub(ph.BatchesReadyAt).Seconds()
+	}
+	if !ph.LastWorkerExitAt.IsZero() && !ph.FirstWorkerAt.IsZero() {
+		p.WorkersS = ph.LastWorkerExitAt.Sub(ph.FirstWorkerAt).Seconds()
+		p.MergeS = (r.Wall - since(ph.LastWorkerExitAt)).Seconds()
+	}
 	var readyMS, exitMS []float64
-	for _, l := range r.Lines {
-		switch {
-		case check < 0 && strings.Contains(l.Text, "coordinator: checking input"):
-			check = l.At
-		case wrote < 0 && (strings.Contains(l.Text, "coordinator: wrote batches") || strings.Contains(l.Text, "coordinator: resuming")):
-			wrote = l.At
-		}
-		m := workerLine.FindStringSubmatch(l.Text)
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.Atoi(m[1])
-		switch m[2] {
-		case "started":
-			if !strings.Contains(m[3], "batch=") {
-				continue // proc's own line; the coordinator's follows with batch=
-			}
-			spawned[n] = l.At
-			if firstSpawn < 0 {
-				firstSpawn = l.At
-			}
-		case "batch started":
-			ready[n] = l.At
-			if s, ok := spawned[n]; ok {
-				readyMS = append(readyMS, ms(l.At-s))
-			}
-		case "batch finished":
-			finishedOwn[n] = l.At
-		default:
-			lastExit = max(lastExit, l.At)
-			if f, ok := finishedOwn[n]; ok {
-				exitMS = append(exitMS, ms(l.At-f))
-			}
+	for _, w := range sum.Workers {
+		p.Spawns += w.Processes
+		if w.Processes > 0 {
+			readyMS = append(readyMS, w.SpawnReadyMS)
+			exitMS = append(exitMS, w.ExitSeenMS)
 		}
 	}
-	if check >= 0 {
-		p.StartupS = check.Seconds()
-	}
-	if wrote >= 0 && check >= 0 {
-		p.SplitS = (wrote - check).Seconds()
-	}
-	if firstSpawn >= 0 && wrote >= 0 {
-		p.FirstSpawnS = (firstSpawn - wrote).Seconds()
-	}
-	if lastExit >= 0 && firstSpawn >= 0 {
-		p.WorkersS = (lastExit - firstSpawn).Seconds()
-		p.MergeS = (r.Wall - lastExit).Seconds()
-	}
-	p.Spawns = len(spawned)
 	st := stats(readyMS)
 	p.SpawnReadyMean, p.SpawnReadyP90, p.SpawnReadyMax = st.mean, st.p90, st.max
 	p.ExitSeenMean = stats(exitMS).mean
@@ -485,13 +418,13 @@ func tail(r *procRun, n int) string {
 
 // coordRun is one finished coordinator run.
 type coordRun struct {
-	Name    string   `json:"name"`
-	Input   string   `json:"input"`
-	Out     string   `json:"out"`
-	Proc    *procRun `json:"process"`
-	Summary *summary `json:"summary"`
-	Phases  phases   `json:"phases"`
-	Batches int      `json:"batches"`
+	Name    string           `json:"name"`
+	Input   string           `json:"input"`
+	Out     string           `json:"out"`
+	Proc    *procRun         `json:"process"`
+	Summary *summary.Summary `json:"summary"`
+	Phases  phases           `json:"phases"`
+	Batches int              `json:"batches"`
 }
 
 // coordinator runs bin/coordinator on input into work/name with args added, against baseURL
@@ -521,6 +454,6 @@ func (b *bench) coordinator(ctx context.Context, name, input, baseURL string, ti
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(p, 15))
 	}
-	r := &coordRun{Name: name, Input: input, Out: out, Proc: p, Summary: sum, Phases: parsePhases(p), Batches: len(sum.Workers)}
+	r := &coordRun{Name: name, Input: input, Out: out, Proc: p, Summary: sum, Phases: parsePhases(p, sum), Batches: len(sum.Workers)}
 	return r, nil
 }

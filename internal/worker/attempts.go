@@ -6,51 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"sync"
 )
-
-// Files are the paths a worker reads and writes, all in the batch file's folder.
-type Files struct {
-	Dir      string
-	Number   int
-	Batch    string
-	Results  string
-	Failures string
-	Log      string
-	Attempts string
-}
-
-var batchName = regexp.MustCompile(`^batch_(\d+)\.json$`)
-
-// FilesFor derives a worker's file names from its batch file's name, batch_N.json.
-func FilesFor(batchPath string) (Files, error) {
-	m := batchName.FindStringSubmatch(filepath.Base(batchPath))
-	if m == nil {
-		return Files{}, fmt.Errorf("batch file %q is not named batch_N.json; the worker's output names come from N", batchPath)
-	}
-	n, err := strconv.Atoi(m[1])
-	if err != nil {
-		return Files{}, fmt.Errorf("batch file %q: %w", batchPath, err)
-	}
-	return FilesForNumber(filepath.Dir(batchPath), n), nil
-}
-
-// FilesForNumber names worker n's files in dir.
-func FilesForNumber(dir string, n int) Files {
-	p := func(format string) string { return filepath.Join(dir, fmt.Sprintf(format, n)) }
-	return Files{
-		Dir:      dir,
-		Number:   n,
-		Batch:    p("batch_%d.json"),
-		Results:  p("worker_%d_results.csv"),
-		Failures: p("worker_%d_failures.csv"),
-		Log:      p("worker_%d_log.txt"),
-		Attempts: p("worker_%d_attempts.log"),
-	}
-}
 
 // attemptLog is the append-only journal of attempts: one line with the record ID per attempt,
 // written and flushed before the request is sent, so attempts survive worker restarts.

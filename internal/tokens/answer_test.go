@@ -1,50 +1,11 @@
-package estimate
+package tokens
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/taxonomy"
-	"github.com/trialcat/trialcat/internal/tokens"
 )
-
-func TestExpectedOutput(t *testing.T) {
-	const answer = 150
-	tests := []struct {
-		model, effort string
-		cap           int64
-		wantReasoning int
-		wantEffort    string
-		wantDefault   bool
-		wantPer       int
-		wantCapped    bool
-	}{
-		{"gpt-5-mini", "", 0, 600, "medium", true, 750, false},
-		{"openai/gpt-5-nano-2025-08-07", "", 0, 600, "medium", true, 750, false},
-		{"gpt-5.1", "", 0, 0, "none", true, 150, false},
-		{"gpt-5.2", "", 0, 0, "none", true, 150, false},
-		{"o4-mini", "", 0, 600, "medium", true, 750, false},
-		{"gpt-5-mini", "minimal", 0, 0, "minimal", false, 150, false},
-		{"gpt-5-mini", "low", 0, 200, "low", false, 350, false},
-		{"gpt-5", "high", 0, 2000, "high", false, 2150, false},
-		{"gpt-5.2", "xhigh", 0, 4000, "xhigh", false, 4150, false},
-		{"gpt-4o-mini", "", 0, 0, "", false, 150, false},
-		{"gpt-4.1", "high", 0, 0, "", false, 150, false}, // not a reasoning model: no reasoning billed
-		{"Qwen/Qwen2.5-7B-Instruct", "", 0, 0, "", false, 150, false},
-		{"gpt-5-mini", "", 500, 600, "medium", true, 500, true},
-		{"gpt-5-mini", "", 2000, 600, "medium", true, 750, false},
-		{"gpt-4o", "", 100, 0, "", false, 100, true},
-	}
-	for _, tt := range tests {
-		got := ExpectedOutput(answer, tt.model, tt.effort, tt.cap)
-		if got.Answer != answer || got.Reasoning != tt.wantReasoning || got.Effort != tt.wantEffort ||
-			got.EffortDefault != tt.wantDefault || got.PerRequest != tt.wantPer || got.Capped() != tt.wantCapped {
-			t.Errorf("ExpectedOutput(%d, %q, %q, %d) = %+v (capped %v); want reasoning %d effort %q default %v per request %d capped %v",
-				answer, tt.model, tt.effort, tt.cap, got, got.Capped(), tt.wantReasoning, tt.wantEffort, tt.wantDefault, tt.wantPer, tt.wantCapped)
-		}
-	}
-}
 
 // TestAnswerTokensCoversRealAnswers checks the schema-based estimate against answers of the
 // default schema as a model writes them: at least the longest (the rationale is assumed to use
@@ -58,7 +19,7 @@ func TestAnswerTokensCoversRealAnswers(t *testing.T) {
 	}
 	longest := 0
 	for _, a := range answers {
-		longest = max(longest, tokens.Count(a))
+		longest = max(longest, Count(a))
 	}
 	if est < longest || est > 2*longest {
 		t.Errorf("AnswerTokens = %d; want between the longest real answer (%d tokens) and twice it", est, longest)
@@ -85,19 +46,6 @@ func TestAnswerTokensByType(t *testing.T) {
 		}
 		if got := AnswerTokens(s); got < tt.min || got > tt.max {
 			t.Errorf("%s: AnswerTokens = %d; want %d to %d", tt.name, got, tt.min, tt.max)
-		}
-	}
-}
-
-func TestCheckEffort(t *testing.T) {
-	for _, e := range []string{"", "none", "minimal", "low", "medium", "high", "xhigh"} {
-		if err := checkEffort(e); err != nil {
-			t.Errorf("checkEffort(%q) = %v", e, err)
-		}
-	}
-	for _, e := range []string{"max", "Medium", " low"} {
-		if err := checkEffort(e); err == nil || !strings.Contains(err.Error(), "--reasoning-effort") {
-			t.Errorf("checkEffort(%q) = %v; want an error naming the flag", e, err)
 		}
 	}
 }

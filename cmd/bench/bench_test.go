@@ -4,25 +4,23 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/summary"
 )
 
 func TestParsePhases(t *testing.T) {
-	at := func(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
-	// Lines as the coordinator prints them with --progress off --log-level debug.
-	run := &procRun{Wall: at(5000), Lines: []logLine{
-		{at(10), "2026-11-26T13:07:08Z [INFO]  coordinator: checking input: path=in.jsonl"},
-		{at(1010), "2026-11-26T13:07:09Z [INFO]  coordinator: wrote batches: batches=2 records=4 out=o"},
-		{at(1020), "2026-11-26T13:07:09Z [DEBUG] coordinator.worker-0: started: pid=1 path=/bin/worker"},
-		{at(1020), "2026-11-26T13:07:09Z [DEBUG] coordinator.worker-0: started: pid=1 batch=0 records=2"},
-		{at(1030), "2026-11-26T13:07:09Z [DEBUG] coordinator.worker-1: started: pid=2 batch=1 records=2"},
-		{at(1120), "2026-11-26T13:07:09Z [INFO]  coordinator.worker-0: batch started: worker=0 pending=2 done=0"},
-		{at(1330), "2026-11-26T13:07:09Z [INFO]  coordinator.worker-1: batch started: worker=1 pending=2 done=0"},
-		{at(3000), "2026-11-26T13:07:11Z [INFO]  coordinator.worker-0: batch finished: worker=0 answered=2"},
-		{at(3010), `2026-11-26T13:07:11Z [INFO]  coordinator.worker-0: finished: exit="exit 0" seconds=2.0`},
-		{at(4000), "2026-11-26T13:07:12Z [INFO]  coordinator.worker-1: batch finished: worker=1 answered=1"},
-		{at(4030), `2026-11-26T13:07:12Z [WARN]  coordinator.worker-1: finished with failed records: exit="exit 1"`},
-	}}
-	p := parsePhases(run)
+	start := time.Date(2026, 11, 26, 13, 7, 8, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	run := &procRun{Started: start, Wall: 5000 * time.Millisecond}
+	sum := &summary.Summary{
+		Phases: summary.Phases{CheckingInputAt: at(10), BatchesReadyAt: at(1010), FirstWorkerAt: at(1020), LastWorkerExitAt: at(4030)},
+		Workers: []summary.WorkerSummary{
+			{WorkerRun: summary.WorkerRun{Batch: 0, Processes: 1, SpawnReadyMS: 100, ExitSeenMS: 10}},
+			{WorkerRun: summary.WorkerRun{Batch: 1, Processes: 2, SpawnReadyMS: 300, ExitSeenMS: 30}},
+			{WorkerRun: summary.WorkerRun{Batch: 2, Exit: "not started"}},
+		},
+	}
+	p := parsePhases(run, sum)
 	tests := []struct {
 		name      string
 		got, want float64
@@ -32,7 +30,7 @@ func TestParsePhases(t *testing.T) {
 		{"to first spawn", p.FirstSpawnS, 0.01},
 		{"workers", p.WorkersS, 3.01},
 		{"merge", p.MergeS, 0.97},
-		{"spawns", float64(p.Spawns), 2},
+		{"spawns", float64(p.Spawns), 3},
 		{"spawn to ready mean ms", p.SpawnReadyMean, 200},
 		{"spawn to ready max ms", p.SpawnReadyMax, 300},
 		{"exit seen mean ms", p.ExitSeenMean, 20},

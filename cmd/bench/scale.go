@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // scaleResult is the overhead-and-scale scenario.
@@ -190,7 +191,7 @@ func (b *bench) scaleTables(res *scaleResult) {
 			f2(p.OverheadS), fmt.Sprintf("%.2f%%", 100*r.OverheadShare), f1(r.CoordCPUS),
 			f1(p.SpawnReadyMean), mb(r.CoordRSSKB) + " / " + mb(r.CoordAnonKB), mb(r.WorkerRSSKB) + " / " + mb(r.WorkerAnonKB), mb(r.SummaryWorkerRSSKB)})
 	}
-	fmt.Fprintln(b.out, "Whole runs (phases from the arrival times of the coordinator's log lines):")
+	fmt.Fprintln(b.out, "Whole runs (phases from summary.json's timestamps against the process's start and exit):")
 	fmt.Fprintln(b.out)
 	table(b.out, []string{"run", "records", "input MB", "workers×conc.", "wall s", "start-up s", "check+split s", "→1st spawn s",
 		"workers s", "merge+summary s", "overhead s", "overhead share", "coord. CPU s", "spawn→ready ms", "coord. peak RSS / private MB", "worker peak RSS / private MB", "summary.json worker max_rss MB"}, rows)
@@ -278,19 +279,19 @@ func (b *bench) workerStart(ctx context.Context, provider string, reps int) (*wo
 	var ready, exit []float64
 	ws := &workerStart{Provider: provider, Reps: reps}
 	for i := 0; i < reps; i++ {
-		old, _ := filepath.Glob(filepath.Join(run.Out, "worker_0_*"))
-		for _, o := range old {
+		w0 := rundir.New(run.Out).Worker(0)
+		for _, o := range []string{w0.Results, w0.Failures, w0.Log, w0.Attempts} {
 			_ = os.Remove(o)
 		}
-		p, err := runProc(ctx, filepath.Join(b.bin, "worker"), []string{"--batch", filepath.Join(run.Out, batch.FileName(0))}, e, time.Minute)
+		p, err := runProc(ctx, filepath.Join(b.bin, "worker"), []string{"--batch", w0.Batch, "--events"}, e, time.Minute)
 		if err != nil {
 			return nil, err
 		}
 		if p.ExitCode != 0 {
 			return nil, fmt.Errorf("worker by hand exited %d:\n%s", p.ExitCode, tail(p, 10))
 		}
-		for _, l := range p.Lines {
-			if strings.Contains(l.Text, `"batch started"`) {
+		for _, l := range p.Events {
+			if m, err := wire.Decode([]byte(l.Text)); err == nil && m.Type == wire.Start {
 				ready = append(ready, ms(l.At))
 				break
 			}
@@ -346,7 +347,7 @@ func (b *bench) splitTiming(ctx context.Context, r *scaleRun) (*splitTiming, err
 	}
 	defer in.Close()
 	for _, rg := range batch.Equal(st.Records, r.Workers) {
-		w, err := batch.Create(filepath.Join(dir, batch.FileName(rg.Number)))
+		w, err := batch.Create(rundir.New(dir).Batch(rg.Number))
 		if err != nil {
 			return nil, err
 		}

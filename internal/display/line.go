@@ -1,0 +1,73 @@
+package display
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/tally"
+)
+
+// Line is the plain progress line, one greppable line with every counter:
+//
+//	progress 240/400 (60.0%) 118 rec/min eta 1m21s cost $0.0123 tokens 51234/8123 retries 3 (429s 1) failed 2 restarts 0 workers 20
+//
+// The ETA reads "unknown" until a record is done; a cost reads "$0.0123+unknown" when some
+// model's price is unknown; tokens are input/output.
+func Line(s tally.Snapshot) string {
+	return fmt.Sprintf("progress %d/%d (%.1f%%) %s rec/min eta %s cost %s tokens %d/%d retries %d (429s %d) failed %d restarts %d workers %d",
+		s.Done, s.Total, percent(s.Done, s.Total), fmtRate(s.Rate), etaString(s), costString(s, "+unknown"),
+		s.InputTokens, s.OutputTokens, s.Retries, s.RateLimited, s.Failed, s.Restarts, s.Running)
+}
+
+func etaString(s tally.Snapshot) string {
+	if !s.ETAKnown {
+		return "unknown"
+	}
+	return fmtDuration(s.ETA)
+}
+
+func costString(s tally.Snapshot, unknown string) string {
+	c := fmt.Sprintf("$%.4f", s.CostUSD)
+	if s.CostUnknown {
+		c += unknown
+	}
+	return c
+}
+
+func percent(a, b int64) float64 {
+	if b <= 0 {
+		return 100
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+func fmtRate(r float64) string {
+	if r < 10 {
+		return fmt.Sprintf("%.1f", r)
+	}
+	return fmt.Sprintf("%.0f", r)
+}
+
+// fmtDuration is a short duration for people: 45s, 1m21s, 2h5m.
+func fmtDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, s := d/time.Hour, d%time.Hour/time.Minute, d%time.Minute/time.Second
+	switch {
+	case h > 0:
+		return fmt.Sprintf("%dh%dm", h, m)
+	case m > 0:
+		return fmt.Sprintf("%dm%ds", m, s)
+	}
+	return fmt.Sprintf("%ds", s)
+}
+
+// fmtCount shortens big counts for the bars: 9999, 51.2k, 3.40M.
+func fmtCount(n int64) string {
+	switch {
+	case n < 10_000:
+		return fmt.Sprint(n)
+	case n < 1_000_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%.2fM", float64(n)/1e6)
+}

@@ -1,0 +1,212 @@
+package results
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// Names of the bookkeeping columns every results row carries after the schema's columns, and of
+// the columns of a failures row after its ID.
+const (
+	ColModel        = "model"
+	ColInputTokens  = "input_tokens"
+	ColOutputTokens = "output_tokens"
+	ColCostUSD      = "cost_usd"
+	ColAttempts     = "attempts"
+	ColLatencyMS    = "latency_ms"
+	ColWorker       = "worker"
+
+	ColErrorClass = "error_class"
+	ColMessage    = "message"
+)
+
+// Bookkeeping lists the bookkeeping columns in file order.
+func Bookkeeping() []string {
+	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker}
+}
+
+// Layout is the column layout of a run's results and failures files: the only code that knows
+// it. The worker encodes rows with it; merge, status, the coordinator's tally, the report and the
+// benchmarks decode them with it.
+type Layout struct {
+	// IDColumn names the first column of both files.
+	IDColumn string
+	// Columns are the schema's columns, in the schema's order.
+	Columns []string
+}
+
+// Header returns the results header: the ID column, the schema's columns, the bookkeeping columns.
+func (l Layout) Header() []string {
+	h := make([]string, 0, 1+len(l.Columns)+7)
+	h = append(h, l.IDColumn)
+	h = append(h, l.Columns...)
+	return append(h, Bookkeeping()...)
+}
+
+// FailureHeader returns the failures header, whose first column is named like the results ID.
+func (l Layout) FailureHeader() []string {
+	return []string{l.IDColumn, ColErrorClass, ColMessage, ColAttempts, ColWorker}
+}
+
+// LayoutOf reads a layout back from a results header, checking its bookkeeping columns.
+func LayoutOf(header []string) (Layout, error) {
+	tail := Bookkeeping()
+	if len(header) < 1+len(tail) || !slices.Equal(header[len(header)-len(tail):], tail) {
+		return Layout{}, fmt.Errorf("results header %q does not end with %q", header, tail)
+	}
+	return Layout{IDColumn: header[0], Columns: slices.Clone(header[1 : len(header)-len(tail)])}, nil
+}
+
+// Row is one answered record.
+type Row struct {
+	ID string
+	// Values are the answer's cells, one per Layout.Columns.
+	Values       []string
+	Model        string
+	InputTokens  int64
+	OutputTokens int64
+	// CostUSD is the record's cost; CostKnown is false when a model's price is unknown (the
+	// cell is empty, never "0").
+	CostUSD   float64
+	CostKnown bool
+	Attempts  int
+	LatencyMS int64
+	Worker    int
+}
+
+// Encode returns r as cells in the layout's order.
+func (l Layout) Encode(r Row) ([]string, error) {
+	if len(r.Values) != len(l.Columns) {
+		return nil, fmt.Errorf("row %s has %d values, the schema has %d columns", r.ID, len(r.Values), len(l.Columns))
+	}
+	cost := ""
+	if r.CostKnown {
+		cost = strconv.FormatFloat(r.CostUSD, 'f', 6, 64)
+	}
+	cells := make([]string, 0, 1+len(l.Columns)+7)
+	cells = append(cells, r.ID)
+	cells = append(cells, r.Values...)
+	return append(cells, r.Model,
+		strconv.FormatInt(r.InputTokens, 10),
+		strconv.FormatInt(r.OutputTokens, 10),
+		cost,
+		strconv.Itoa(r.Attempts),
+		strconv.FormatInt(r.LatencyMS, 10),
+		strconv.Itoa(r.Worker)), nil
+}
+
+// Decode reads cells written by Encode (or merged from such cells).
+func (l Layout) Decode(cells []string) (Row, error) {
+	n := len(l.Columns)
+	if len(cells) != 1+n+7 {
+		return Row{}, fmt.Errorf("row has %d cells, the layout has %d", len(cells), 1+n+7)
+	}
+	b := cells[1+n:]
+	r := Row{ID: cells[0], Values: cells[1 : 1+n], Model: b[0]}
+	var err error
+	num := func(col, s string, f func(string) error) {
+		if err == nil {
+			if e := f(s); e != nil {
+				err = fmt.Errorf("row %s: column %s: %w", r.ID, col, e)
+			}
+		}
+	}
+	num(ColInputTokens, b[1], func(s string) (e error) { r.InputTokens, e = strconv.ParseInt(s, 10, 64); return })
+	num(ColOutputTokens, b[2], func(s string) (e error) { r.OutputTokens, e = strconv.ParseInt(s, 10, 64); return })
+	if b[3] != "" {
+		num(ColCostUSD, b[3], func(s string) (e error) { r.CostUSD, e = strconv.ParseFloat(s, 64); return })
+		r.CostKnown = true
+	}
+	num(ColAttempts, b[4], func(s string) (e error) { r.Attempts, e = strconv.Atoi(s); return })
+	num(ColLatencyMS, b[5], func(s string) (e error) { r.LatencyMS, e = strconv.ParseInt(s, 10, 64); return })
+	num(ColWorker, b[6], func(s string) (e error) { r.Worker, e = strconv.Atoi(s); return })
+	return r, err
+}
+
+// Failure is one record that failed for good (or, in final_failures.csv, was not done).
+type Failure struct {
+	ID       string
+	Class    string
+	Message  string
+	Attempts int
+	Worker   int
+}
+
+// EncodeFailure returns f as cells of the failures layout.
+func EncodeFailure(f Failure) []string {
+	return []string{f.ID, f.Class, f.Message, strconv.Itoa(f.Attempts), strconv.Itoa(f.Worker)}
+}
+
+// DecodeFailure reads cells written by EncodeFailure.
+func DecodeFailure(cells []string) (Failure, error) {
+	if len(cells) != 5 {
+		return Failure{}, fmt.Errorf("failure row has %d cells, want 5", len(cells))
+	}
+	f := Failure{ID: cells[0], Class: cells[1], Message: cells[2]}
+	var err error
+	if f.Attempts, err = strconv.Atoi(cells[3]); err != nil {
+		return f, fmt.Errorf("failure row %s: column %s: %w", f.ID, ColAttempts, err)
+	}
+	if f.Worker, err = strconv.Atoi(cells[4]); err != nil {
+		return f, fmt.Errorf("failure row %s: column %s: %w", f.ID, ColWorker, err)
+	}
+	return f, nil
+}
+
+// RowID is the ID cell of a results or failures row: the first in both layouts.
+func RowID(cells []string) string { return cells[0] }
+
+// ReadRows streams the complete rows of a results file with this layout (see Read); a missing
+// file has none. A header other than l's is an error.
+func (l Layout) ReadRows(path string, fn func(Row) error) (torn bool, err error) {
+	want := l.Header()
+	header, torn, err := Read(path, func(cells []string) error {
+		r, err := l.Decode(cells)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		return fn(r)
+	})
+	if err == nil && header != nil && !slices.Equal(header, want) {
+		return torn, mismatch(path, header, want)
+	}
+	return torn, err
+}
+
+// ReadFailures streams the complete rows of a failures file (see Read); a missing file has none.
+func (l Layout) ReadFailures(path string, fn func(Failure) error) (torn bool, err error) {
+	want := l.FailureHeader()
+	header, torn, err := Read(path, func(cells []string) error {
+		f, err := DecodeFailure(cells)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		return fn(f)
+	})
+	if err == nil && header != nil && !slices.Equal(header, want) {
+		return torn, mismatch(path, header, want)
+	}
+	return torn, err
+}
+
+// ReadFile streams the rows of a results file whose layout is read from its own header (a run's
+// final_results.csv read without its run.json). A header without the bookkeeping columns is an
+// error.
+func ReadFile(path string, fn func(Layout, Row) error) (torn bool, err error) {
+	var l Layout
+	_, torn, err = read(path, func(h []string) error {
+		var err error
+		if l, err = LayoutOf(h); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		return nil
+	}, func(cells []string) error {
+		r, err := l.Decode(cells)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		return fn(l, r)
+	})
+	return torn, err
+}

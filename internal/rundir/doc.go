@@ -1,0 +1,24 @@
+// Package rundir names every file of a run folder, the --out of a run, and is the only place
+// those names are spelled. The coordinator, the workers, merge, status, the report, the
+// benchmarks and the scale-out engines all ask a Dir for paths instead of building them.
+//
+// A run folder holds:
+//
+//	run.json                   the run's settings and batch plan (package runspec); written last
+//	                           when the batch files are ready, so its presence marks a run
+//	batch_N.json               the records of batch N (package batch)
+//	worker_N_results.csv       one row per answered record, appended by the worker of batch N
+//	worker_N_failures.csv      one row per record that failed for good
+//	worker_N_log.txt           the worker's JSON-lines log
+//	worker_N_attempts.log      one line per attempt, written before the request is sent
+//	.lock                      held (flock) by a coordinator for its whole run
+//	final_results.csv          the merged results, in input order
+//	final_failures.csv         the merged failures
+//	summary.json               how the run ended (package summary)
+//	report.html                the run as one self-contained page (package report)
+//	previous-<time>/           files of an earlier run moved aside by --fresh or a retry
+//	<engine>/                  files of a scheduler that ran the workers (Sub)
+//
+// Files that must be whole are written through a temporary ".<name>.tmp-*" in the same folder
+// and renamed into place; IsTemp recognises those leftovers.
+package rundir

@@ -1,0 +1,222 @@
+package rundir
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The names of a run folder's files. Worker files carry the batch number in place of %d.
+const (
+	runFile           = "run.json"
+	summaryFile       = "summary.json"
+	reportFile        = "report.html"
+	finalResultsFile  = "final_results.csv"
+	finalFailuresFile = "final_failures.csv"
+	lockFile          = ".lock"
+	batchFile         = "batch_%d.json"
+	resultsFile       = "worker_%d_results.csv"
+	failuresFile      = "worker_%d_failures.csv"
+	logFile           = "worker_%d_log.txt"
+	attemptsFile      = "worker_%d_attempts.log"
+	previousPrefix    = "previous-"
+	previousTime      = "20060102T150405.000Z"
+)
+
+var (
+	batchName = regexp.MustCompile(`^batch_(\d+)\.json$`)
+	// workerName matches the files a worker writes; group 1 is N, group 2 the kind.
+	workerName = regexp.MustCompile(`^worker_(\d+)_(results\.csv|failures\.csv|log\.txt|attempts\.log)$`)
+	tempName   = regexp.MustCompile(`^\..+\.tmp-[0-9]+$`)
+)
+
+// Dir is one run folder.
+type Dir struct{ path string }
+
+// New returns the run folder at path (which need not exist yet).
+func New(path string) Dir { return Dir{path: path} }
+
+// Path is the folder itself.
+func (d Dir) Path() string { return d.path }
+
+func (d Dir) join(name string) string { return filepath.Join(d.path, name) }
+
+// Run is run.json.
+func (d Dir) Run() string { return d.join(runFile) }
+
+// Summary is summary.json.
+func (d Dir) Summary() string { return d.join(summaryFile) }
+
+// Report is report.html.
+func (d Dir) Report() string { return d.join(reportFile) }
+
+// FinalResults is final_results.csv.
+func (d Dir) FinalResults() string { return d.join(finalResultsFile) }
+
+// FinalFailures is final_failures.csv.
+func (d Dir) FinalFailures() string { return d.join(finalFailuresFile) }
+
+// Lock is the coordinator's lock file.
+func (d Dir) Lock() string { return d.join(lockFile) }
+
+// Batch is batch_N.json.
+func (d Dir) Batch(n int) string { return d.join(BatchName(n)) }
+
+// Previous is the folder that files of an earlier run move to at time t.
+func (d Dir) Previous(t time.Time) string {
+	return d.join(previousPrefix + t.UTC().Format(previousTime))
+}
+
+// Sub is the folder of an engine's own files (slurm, k8s, ...).
+func (d Dir) Sub(engine string) string { return d.join(engine) }
+
+// BatchName is the base name of batch n's file, batch_N.json.
+func BatchName(n int) string { return fmt.Sprintf(batchFile, n) }
+
+// Worker are the files of the worker of one batch.
+type Worker struct {
+	Dir      Dir
+	Number   int
+	Batch    string // batch_N.json
+	Results  string // worker_N_results.csv
+	Failures string // worker_N_failures.csv
+	Log      string // worker_N_log.txt
+	Attempts string // worker_N_attempts.log
+}
+
+// Worker names the files of batch n's worker.
+func (d Dir) Worker(n int) Worker {
+	p := func(format string) string { return d.join(fmt.Sprintf(format, n)) }
+	return Worker{
+		Dir: d, Number: n, Batch: p(batchFile), Results: p(resultsFile), Failures: p(failuresFile),
+		Log: p(logFile), Attempts: p(attemptsFile),
+	}
+}
+
+// ErrNotBatch means a path is not named batch_N.json.
+var ErrNotBatch = errors.New("not a batch file")
+
+// ForBatch names the files of the worker of the batch file at path, in the batch file's folder.
+func ForBatch(path string) (Worker, error) {
+	m := batchName.FindStringSubmatch(filepath.Base(path))
+	if m == nil {
+		return Worker{}, fmt.Errorf("batch file %q is not named batch_N.json; the worker's output names come from N: %w", path, ErrNotBatch)
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return Worker{}, fmt.Errorf("batch file %q: %w: %w", path, err, ErrNotBatch)
+	}
+	return New(filepath.Dir(path)).Worker(n), nil
+}
+
+// IsRun reports whether the folder holds a run (its run.json exists).
+func (d Dir) IsRun() bool {
+	_, err := os.Stat(d.Run())
+	return err == nil
+}
+
+// Batches lists the numbers of the batch files present, in order.
+func (d Dir) Batches() ([]int, error) {
+	return d.numbered(func(name string) (int, bool) {
+		m := batchName.FindStringSubmatch(name)
+		if m == nil {
+			return 0, false
+		}
+		n, err := strconv.Atoi(m[1])
+		return n, err == nil
+	})
+}
+
+// Logs lists the numbers of the workers whose log file is present, in order.
+func (d Dir) Logs() ([]int, error) {
+	return d.numbered(func(name string) (int, bool) {
+		m := workerName.FindStringSubmatch(name)
+		if m == nil || m[2] != "log.txt" {
+			return 0, false
+		}
+		n, err := strconv.Atoi(m[1])
+		return n, err == nil && name == fmt.Sprintf(logFile, n)
+	})
+}
+
+func (d Dir) numbered(match func(string) (int, bool)) ([]int, error) {
+	entries, err := os.ReadDir(d.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", d.path, err)
+	}
+	var out []int
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		if n, ok := match(e.Name()); ok {
+			out = append(out, n)
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// Kind tells what a run file is, by its name.
+type Kind int
+
+// Kinds of the files a run owns.
+const (
+	NotOwned Kind = iota
+	KindRun       // run.json
+	KindBatch     // batch_N.json
+	KindWorker    // worker_N_*: what a worker wrote
+	KindFinal     // final files, summary.json, report.html
+)
+
+// Classify says which of the run's files name is, or NotOwned.
+func Classify(name string) Kind {
+	switch {
+	case name == runFile:
+		return KindRun
+	case batchName.MatchString(name):
+		return KindBatch
+	case workerName.MatchString(name):
+		return KindWorker
+	case name == summaryFile || name == reportFile || name == finalResultsFile || name == finalFailuresFile:
+		return KindFinal
+	}
+	return NotOwned
+}
+
+// IsTemp reports whether name is a temporary file left by an atomic write that did not finish.
+func IsTemp(name string) bool { return tempName.MatchString(name) }
+
+// Owned lists the base names of the run's own files in the folder (never the lock, temporary
+// files, sub-folders or anything else a user keeps there).
+func (d Dir) Owned() ([]string, error) {
+	entries, err := os.ReadDir(d.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", d.path, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && Classify(e.Name()) != NotOwned {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// Base is the base name of a path inside the folder, for messages.
+func Base(path string) string { return filepath.Base(path) }
+
+// HasPrefixPrevious reports whether name is a previous-<time> folder.
+func HasPrefixPrevious(name string) bool { return strings.HasPrefix(name, previousPrefix) }

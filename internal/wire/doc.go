@@ -1,0 +1,28 @@
+// Package wire is the line protocol between a worker and the coordinator that started it, the
+// one contract both processes share on their pipes. Every line is one JSON object (a Msg) with a
+// "type"; a line is decoded once, by Decode, and dispatched on its type.
+//
+// Worker to coordinator, on the worker's stdout:
+//
+//	acquire    ask for a rate permit: seq, tokens (the request's estimate)
+//	cancel     withdraw an acquire the worker no longer waits for: seq
+//	reconcile  a request's real token usage: estimated, actual
+//	feedback   what an answer said about rate limits: status, retry_after_ms,
+//	           remaining_requests/_tokens (-1 unknown), limit_requests/_tokens,
+//	           reset_requests_ms/_tokens_ms
+//	start      the worker read its batch: pending to do, done already
+//	record     a record was answered (ok) or failed for good: id, attempts, model, tokens,
+//	           cost_usd (cost_unknown), latency_ms, or class and message
+//	retry      an attempt failed and will be retried: id, attempt, class, status, delay_ms
+//	fatal      the API refused the run (bad key, no quota): class, status, message
+//	end        the worker finished its batch: done, max_rss_kb
+//
+// Coordinator to worker, on the worker's stdin:
+//
+//	grant      answers an acquire: seq, and error when refused
+//
+// The coordinator holds the worker's stdin open for its whole life; EOF there means the
+// coordinator has gone and the worker stops. Stderr is the worker's log, never protocol.
+// Events are not the record of truth: the results files are. A line of an unknown type is an
+// error to Decode, so a line that is not protocol (a stray print) is reported, not acted on.
+package wire

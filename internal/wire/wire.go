@@ -1,0 +1,134 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Types of lines.
+const (
+	// Worker to coordinator: the rate-permit protocol (package ratelimit).
+	Acquire   = "acquire"
+	Cancel    = "cancel"
+	Reconcile = "reconcile"
+	Feedback  = "feedback"
+	// Worker to coordinator: events.
+	Start  = "start"
+	Record = "record"
+	Retry  = "retry"
+	Fatal  = "fatal"
+	End    = "end"
+	// Coordinator to worker.
+	Grant = "grant"
+)
+
+// Msg is one line. Fields a type does not use are left zero and omitted on the wire.
+type Msg struct {
+	Type   string `json:"type"`
+	Worker int    `json:"worker,omitempty"`
+
+	// Permits: acquire, cancel, reconcile, grant.
+	Seq       uint64 `json:"seq,omitempty"`
+	Tokens    int    `json:"tokens,omitempty"`
+	Estimated int    `json:"estimated,omitempty"`
+	Actual    int    `json:"actual,omitempty"`
+	Error     string `json:"error,omitempty"`
+
+	// Status is the HTTP status of an answer: feedback, retry and fatal lines.
+	Status int `json:"status,omitempty"`
+
+	// Rate-limit feedback.
+	RetryAfterMS      int64 `json:"retry_after_ms,omitempty"`
+	RemainingRequests int   `json:"remaining_requests,omitempty"`
+	RemainingTokens   int   `json:"remaining_tokens,omitempty"`
+	LimitRequests     int   `json:"limit_requests,omitempty"`
+	LimitTokens       int   `json:"limit_tokens,omitempty"`
+	ResetRequestsMS   int64 `json:"reset_requests_ms,omitempty"`
+	ResetTokensMS     int64 `json:"reset_tokens_ms,omitempty"`
+
+	// Events.
+	ID           string  `json:"id,omitempty"`
+	OK           bool    `json:"ok,omitempty"`
+	Class        string  `json:"class,omitempty"`
+	Message      string  `json:"message,omitempty"`
+	Attempt      int     `json:"attempt,omitempty"`
+	Attempts     int     `json:"attempts,omitempty"`
+	Model        string  `json:"model,omitempty"`
+	InputTokens  int64   `json:"input_tokens,omitempty"`
+	CachedTokens int64   `json:"cached_tokens,omitempty"`
+	OutputTokens int64   `json:"output_tokens,omitempty"`
+	CostUSD      float64 `json:"cost_usd,omitempty"`
+	CostUnknown  bool    `json:"cost_unknown,omitempty"`
+	LatencyMS    int64   `json:"latency_ms,omitempty"`
+	DelayMS      int64   `json:"delay_ms,omitempty"`
+	Pending      int64   `json:"pending,omitempty"`
+	Done         int64   `json:"done,omitempty"`
+	// MaxRSSKB is the worker's peak resident set size (end).
+	MaxRSSKB int64 `json:"max_rss_kb,omitempty"`
+}
+
+// IsPermit reports whether m belongs to the rate-permit protocol rather than to the events.
+func (m Msg) IsPermit() bool {
+	switch m.Type {
+	case Acquire, Cancel, Reconcile, Feedback, Grant:
+		return true
+	}
+	return false
+}
+
+// ErrUnknown means a line is JSON but not of a type this protocol knows.
+var ErrUnknown = errors.New("not a protocol line")
+
+// Decode reads one line (without its line end).
+func Decode(line []byte) (Msg, error) {
+	var m Msg
+	if err := json.Unmarshal(line, &m); err != nil {
+		return m, fmt.Errorf("wire: %w: %w", err, ErrUnknown)
+	}
+	switch m.Type {
+	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End:
+		return m, nil
+	}
+	return m, fmt.Errorf("wire: type %q: %w", m.Type, ErrUnknown)
+}
+
+// Encode returns m as one line, with its line end.
+func Encode(m Msg) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		// A Msg holds numbers, strings and booleans: Marshal cannot fail on it.
+		panic("wire: encode: " + err.Error())
+	}
+	return append(b, '\n')
+}
+
+// Writer writes whole lines to one stream from many goroutines, each line with one Write call.
+// A nil *Writer discards.
+type Writer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewWriter writes to w, or returns nil (discarding) when w is nil.
+func NewWriter(w io.Writer) *Writer {
+	if w == nil {
+		return nil
+	}
+	return &Writer{w: w}
+}
+
+// Send writes one line. The error tells the sender that the other end is gone; events ignore
+// it (the other end notices through the pipes), permit requests report it.
+func (w *Writer) Send(m Msg) error {
+	if w == nil {
+		return nil
+	}
+	line := Encode(m)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, err := w.w.Write(line)
+	return err
+}

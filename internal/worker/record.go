@@ -1,0 +1,280 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/modelinfo"
+	"github.com/trialcat/trialcat/internal/proc"
+	"github.com/trialcat/trialcat/internal/ratelimit"
+	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/tokens"
+	"github.com/trialcat/trialcat/internal/wire"
+)
+
+func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error {
+	start := time.Now()
+	// What is left, so progress has a total: the batch's size comes from run.json's plan when
+	// the batch is one of the run's (a file named by hand is counted with one extra pass).
+	done := int64(len(r.skip))
+	size, err := r.batchSize()
+	if err != nil {
+		return err
+	}
+	pending := max(0, size-done)
+	r.log.Info().Int64("pending", pending).Int64("done", done).Str("model", r.spec.Model).
+		Str("provider", r.spec.Provider).Int("concurrency", r.spec.Concurrency).Msg("batch started")
+	r.emit(wire.Msg{Type: wire.Start, Pending: pending, Done: done})
+
+	work := make(chan record.Record)
+	var wg sync.WaitGroup
+	var fatalOnce sync.Once
+	var fatal error
+	for i := 0; i < r.spec.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range work {
+				if err := r.process(ctx, rec); err != nil {
+					fatalOnce.Do(func() { fatal = err })
+					cancel(err)
+				}
+			}
+		}()
+	}
+	readErr := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
+		if r.skip[rec.ID] {
+			return nil
+		}
+		select {
+		case work <- rec:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	close(work)
+	wg.Wait()
+
+	r.mu.Lock()
+	answered, failed, abandoned := r.answered, r.failed, r.abandoned
+	r.mu.Unlock()
+	elapsed := time.Since(start)
+	r.log.Info().Int64("answered", answered).Int64("failed", failed).Int64("abandoned", abandoned).
+		Float64("seconds", math.Round(elapsed.Seconds()*1000)/1000).Msg("batch finished")
+	r.emit(wire.Msg{Type: wire.End, Done: answered, MaxRSSKB: proc.PeakRSSKB()})
+
+	switch {
+	case fatal != nil:
+		return fatal
+	case ctx.Err() != nil:
+		cause := context.Cause(ctx)
+		r.log.Warn().Str("cause", cause.Error()).Int64("abandoned", abandoned).Msg("stopped before the batch was done; run again to resume")
+		return fmt.Errorf("worker %d: %w: %w", r.files.Number, cause, exitcode.ErrInterrupted)
+	case readErr != nil:
+		return readErr
+	case failed > 0:
+		return fmt.Errorf("worker %d: %d of %d records failed (see %s): %w", r.files.Number, failed, pending, filepath.Base(r.files.Failures), exitcode.ErrRecordsFailed)
+	}
+	return nil
+}
+
+// batchSize is the number of records in this worker's batch.
+func (r *runner) batchSize() (int64, error) {
+	for _, b := range r.spec.Batches {
+		if b.Number == r.files.Number && r.files.Batch == r.files.Dir.Batch(b.Number) {
+			return b.Count, nil
+		}
+	}
+	var n int64
+	err := batch.Read(r.files.Batch, r.spec.IDField, func(record.Record) error {
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// process handles one record. It returns an error only when the whole run must stop.
+func (r *runner) process(ctx context.Context, rec record.Record) error {
+	req := llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
+	if r.priority[rec.ID] && r.spec.PriorityModel != "" {
+		req.Model = r.spec.PriorityModel
+	}
+	if r.tmpl != nil {
+		msgs, err := r.tmpl.Render(rec)
+		if err != nil {
+			r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]})
+			return nil
+		}
+		req.System, req.User = msgs.System, msgs.User
+		if msg := r.tooLong(req); msg != "" {
+			r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]})
+			return nil
+		}
+	}
+	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
+	if r.tmpl != nil {
+		// Without --tpm the estimate only feeds the server's token headers back: a rough one will do.
+		est := (len(req.System)+len(req.User))/4 + r.outTokens + r.schemaTokens
+		if r.spec.TPM > 0 {
+			est = r.counter.Estimate(req.System, req.User, r.outTokens) + r.schemaTokens
+		}
+		caller.BeforeAttempt = func(ctx context.Context, id string, attempt int) error {
+			if err := r.permits.Wait(ctx, est); err != nil {
+				return err
+			}
+			return r.attempts.Record(id) // after the permit: an attempt waited out was not made
+		}
+		caller.OnAttempt = func(a llm.Attempt) {
+			r.onAttempt(a)
+			r.rateFeedback(est, a)
+		}
+	}
+	res, err := caller.Call(ctx, req, r.prior[rec.ID])
+	if err == nil {
+		return r.succeed(rec.ID, res)
+	}
+	var le *llm.Error
+	switch {
+	case ctx.Err() != nil, errors.Is(err, ratelimit.ErrCoordinatorGone):
+		// Interrupted: the record is neither answered nor failed, and a rerun resumes it.
+		r.mu.Lock()
+		r.abandoned++
+		r.mu.Unlock()
+		return nil
+	case errors.As(err, &le) && le.Fatal():
+		r.log.Error().Str("id", rec.ID).Str("class", string(le.Class)).Int("status", le.Status).Str("error", le.Message).
+			Msg("the API refused the run; stopping")
+		r.emit(wire.Msg{Type: wire.Fatal, ID: rec.ID, Class: string(le.Class), Status: le.Status, Message: le.Message})
+		return fmt.Errorf("%s (HTTP %d): %s: %w", le.Class, le.Status, le.Message, exitcode.ErrFatalAPI)
+	case errors.As(err, &le):
+		r.fail(rec.ID, string(le.Class), le.Message, res)
+	default:
+		r.fail(rec.ID, "internal", err.Error(), res)
+	}
+	return nil
+}
+
+func (r *runner) succeed(id string, res llm.Result) error {
+	cost, known := r.cost(res)
+	// Worker files hold raw values; the merge applies the spreadsheet-formula guard once.
+	row, err := r.layout.Encode(results.Row{ID: id, Values: r.schema.Cells(res.Values), Model: res.Model,
+		InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostKnown: known,
+		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number})
+	if err == nil {
+		r.writeMu.Lock()
+		err = r.results.Append(row)
+		r.writeMu.Unlock()
+	}
+	if err != nil {
+		return fmt.Errorf("record %s: %w", id, err)
+	}
+	r.mu.Lock()
+	r.answered++
+	r.mu.Unlock()
+	r.emit(wire.Msg{Type: wire.Record, ID: id, OK: true, Attempts: res.Attempts,
+		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
+		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds()})
+	return nil
+}
+
+// rateFeedback tells the rate limiter what the server said and what a request really used.
+func (r *runner) rateFeedback(est int, a llm.Attempt) {
+	fb := ratelimit.ParseHeader(a.RateLimit)
+	fb.Status = 200
+	if a.Err != nil {
+		fb.Status = a.Err.Status
+		if a.Err.Class == llm.ClassRateLimited {
+			fb.Status, fb.RetryAfter = 429, a.Err.RetryAfter
+		}
+	}
+	r.permits.Feedback(fb)
+	switch used := int(a.Usage.InputTokens + a.Usage.OutputTokens); {
+	case used > 0:
+		r.permits.Reconcile(est, used)
+	case a.Err != nil && a.Err.Status >= 400 && a.Err.Status < 500:
+		r.permits.Reconcile(est, 0) // refused before any work
+	}
+}
+
+// emit sends an event to the coordinator, if one listens. Errors are ignored: a coordinator
+// that has gone away is noticed through stdin, and events are never the record of truth.
+func (r *runner) emit(m wire.Msg) {
+	m.Worker = r.files.Number
+	_ = r.events.Send(m)
+}
+
+// tooLong says why a prompt must not be sent, or "" when it fits. The limit is
+// --max-input-tokens, or else the model's known input window; a record over it fails with class
+// too_long before any request, rather than failing at the API or being cut silently.
+func (r *runner) tooLong(req llm.Request) string {
+	limit := r.spec.MaxInputTokens
+	source := "--max-input-tokens"
+	if limit <= 0 {
+		limit, source = modelinfo.ContextWindow(req.Model), "the input window of "+req.Model
+	}
+	if limit <= 0 {
+		return ""
+	}
+	if len(req.System)+len(req.User)+2*tokens.PerMessage+tokens.ReplyPriming <= limit {
+		return "" // a token is at least one byte: this prompt cannot be over
+	}
+	n := r.counter.Estimate(req.System, req.User, 0)
+	if n <= limit {
+		return ""
+	}
+	return fmt.Sprintf("the prompt is about %d tokens, over %s (%d); shorten the record or the template (e.g. {{truncate N ...}}), or raise --max-input-tokens", n, source, limit)
+}
+
+// cost prices every attempt at the rate of the model it went to.
+func (r *runner) cost(res llm.Result) (usd float64, known bool) {
+	known = true
+	for model, u := range res.ByModel {
+		c, ok := r.prices.Cost(model, u.InputTokens, u.CachedInputTokens, u.OutputTokens)
+		usd += c
+		known = known && ok
+	}
+	return usd, known
+}
+
+func (r *runner) fail(id, class, msg string, res llm.Result) {
+	attempts := res.Attempts
+	cost, known := r.cost(res)
+	row := results.EncodeFailure(results.Failure{ID: id, Class: class, Message: msg, Attempts: attempts, Worker: r.files.Number})
+	r.writeMu.Lock()
+	err := r.failures.Append(row)
+	r.writeMu.Unlock()
+	if err != nil {
+		r.log.Error().Err(err).Str("id", id).Msg("cannot record failure")
+	}
+	r.log.Warn().Str("id", id).Str("class", class).Int("attempts", attempts).Str("error", msg).Msg("record failed")
+	r.mu.Lock()
+	r.failed++
+	r.mu.Unlock()
+	r.emit(wire.Msg{Type: wire.Record, ID: id, Class: class, Message: msg, Attempts: attempts,
+		InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens, OutputTokens: res.Usage.OutputTokens,
+		CostUSD: cost, CostUnknown: !known})
+}
+
+func (r *runner) onAttempt(a llm.Attempt) {
+	// Per-request lines go to the log file only; the coordinator counts retries from events.
+	ev := r.log.Debug().Str("id", a.RecordID).Int("attempt", a.Attempt).Int64("latency_ms", a.Latency.Milliseconds()).
+		Int64("input_tokens", a.Usage.InputTokens).Int64("output_tokens", a.Usage.OutputTokens).Str("model", a.Model)
+	if a.Err == nil {
+		ev.Str("status", "ok").Msg("request")
+		return
+	}
+	ev.Str("status", "error").Str("class", string(a.Err.Class)).Int("http_status", a.Err.Status).
+		Str("error", a.Err.Message).Int64("retry_in_ms", a.Delay.Milliseconds()).Msg("request")
+	r.emit(wire.Msg{Type: wire.Retry, ID: a.RecordID, Attempt: a.Attempt,
+		Class: string(a.Err.Class), Status: a.Err.Status, DelayMS: a.Delay.Milliseconds()})
+}
