@@ -56,6 +56,7 @@ func replicate(t testing.TB, dir string, copies int) (string, []string) {
 // startBin starts a built binary in the background; the caller waits on it.
 func startBin(t testing.TB, env []string, name string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
+	needBinaries(t)
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=atexit_sleep_ms=0"}, env...)
 	var errb bytes.Buffer

@@ -30,6 +30,7 @@ type runResult struct {
 // runBin runs one of the built binaries with an explicit environment.
 func runBin(t testing.TB, env []string, name string, args ...string) runResult {
 	t.Helper()
+	needBinaries(t)
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	var out, errb bytes.Buffer

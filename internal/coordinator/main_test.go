@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,10 +13,19 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	// Started by an in-process test's coordinator as its worker: be that worker.
+	if len(os.Args) > 1 && os.Args[1] == "--batch" {
+		os.Exit(fakeWorkerMain(os.Args[1:]))
+	}
 	os.Exit(runMain(m))
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		// The in-process tests need no binaries; the end-to-end tests skip.
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "trialcat-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -35,4 +45,12 @@ func runMain(m *testing.M) int {
 	}
 	binDir = dir
 	return m.Run()
+}
+
+// needBinaries skips an end-to-end test under -short, where the binaries are not built.
+func needBinaries(t testing.TB) {
+	t.Helper()
+	if binDir == "" {
+		t.Skip("end-to-end test: runs the built binaries, not built with -short")
+	}
 }

@@ -111,10 +111,10 @@ func TestMergeGolden(t *testing.T) {
 	src := filepath.Join("testdata", "mixed")
 	out := t.TempDir()
 	opts := Options{
-		Layout: layout,
-		OutPath:       filepath.Join(out, "final_results.csv"),
-		FailuresPath:  filepath.Join(out, "final_failures.csv"),
-		MissingClass:  "not_processed",
+		Layout:       layout,
+		OutPath:      filepath.Join(out, "final_results.csv"),
+		FailuresPath: filepath.Join(out, "final_failures.csv"),
+		MissingClass: "not_processed",
 	}
 	for n := 1; n <= 2; n++ {
 		opts.Batches = append(opts.Batches, Batch{
@@ -280,8 +280,8 @@ func TestMergeFirstResultWins(t *testing.T) {
 func TestMergeMissingMessage(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{
-		Batches:       []Batch{{Number: 4, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf("A")}},
-		Layout: layout, OutPath: filepath.Join(dir, "out.csv"), FailuresPath: filepath.Join(dir, "fail.csv"),
+		Batches: []Batch{{Number: 4, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf("A")}},
+		Layout:  layout, OutPath: filepath.Join(dir, "out.csv"), FailuresPath: filepath.Join(dir, "fail.csv"),
 	}
 	if _, err := Merge(context.Background(), opts); err != nil {
 		t.Fatal(err)
@@ -462,8 +462,8 @@ func TestMergeErrorsKeepExistingOutputs(t *testing.T) {
 func TestMergeReplacesOutputsOnSuccess(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{
-		Batches:       []Batch{{Number: 1, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf()}},
-		Layout: layout, OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv"),
+		Batches: []Batch{{Number: 1, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf()}},
+		Layout:  layout, OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv"),
 	}
 	for _, p := range []string{opts.OutPath, opts.FailuresPath} {
 		if err := os.WriteFile(p, []byte("previous run\n"), 0o644); err != nil {

@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"sort"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 

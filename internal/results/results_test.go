@@ -338,7 +338,6 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
-
 func TestRowRoundTrip(t *testing.T) {
 	l := Layout{IDColumn: "nct_id", Columns: []string{"phase", "area"}}
 	for _, r := range []Row{

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -171,11 +170,11 @@ type Kind int
 
 // Kinds of the files a run owns.
 const (
-	NotOwned Kind = iota
-	KindRun       // run.json
-	KindBatch     // batch_N.json
-	KindWorker    // worker_N_*: what a worker wrote
-	KindFinal     // final files, summary.json, report.html
+	NotOwned   Kind = iota
+	KindRun         // run.json
+	KindBatch       // batch_N.json
+	KindWorker      // worker_N_*: what a worker wrote
+	KindFinal       // final files, summary.json, report.html
 )
 
 // Classify says which of the run's files name is, or NotOwned.
@@ -214,9 +213,3 @@ func (d Dir) Owned() ([]string, error) {
 	}
 	return names, nil
 }
-
-// Base is the base name of a path inside the folder, for messages.
-func Base(path string) string { return filepath.Base(path) }
-
-// HasPrefixPrevious reports whether name is a previous-<time> folder.
-func HasPrefixPrevious(name string) bool { return strings.HasPrefix(name, previousPrefix) }

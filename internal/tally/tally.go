@@ -73,7 +73,7 @@ type batchState struct {
 	procs                  int
 	endEvent               time.Time // the current process's end event
 	readyMS, exitSeenMS    float64
-	sawProcStart           bool // the current process sent its start event
+	sawProcStart           bool      // the current process sent its start event
 	procStart              time.Time // current process: when it started, and what it did since
 	procDone               int64
 	restarts, retries      int64
@@ -317,4 +317,3 @@ func eta(left int64, rate float64) (time.Duration, bool) {
 	}
 	return time.Duration(float64(left) / rate * float64(time.Minute)), true
 }
-

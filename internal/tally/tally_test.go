@@ -180,7 +180,7 @@ func TestRateAndETA(t *testing.T) {
 
 func TestWorkerRateIsOfItsCurrentProcess(t *testing.T) {
 	clk := newClock()
-			d := New(clk.Now)
+	d := New(clk.Now)
 	d.Start(100)
 	d.WorkerStarted(4, 50)
 	for range 10 {
@@ -199,7 +199,6 @@ func TestWorkerRateIsOfItsCurrentProcess(t *testing.T) {
 		t.Fatalf("after a restart: %+v, want rate 1, done 11, restarts 1", w)
 	}
 }
-
 
 // clock is a stub clock safe for concurrent use.
 type clock struct {

@@ -1,0 +1,230 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/trialcat/trialcat/internal/coordinator"
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/signals"
+	"github.com/trialcat/trialcat/internal/summary"
+	"github.com/trialcat/trialcat/internal/wire"
+	"github.com/trialcat/trialcat/internal/worker"
+)
+
+// The in-process tests call coordinator.Run directly, with this test binary as the worker
+// binary: TestMain sees the worker's argv and runs fakeWorkerMain instead of the tests. The fake
+// worker is the real worker (offline provider) with faults read from fakePlanFile in the run
+// folder, and it notes every start in fakeStartsFile, so the tests count processes.
+const (
+	fakePlanFile   = "fake-worker-plan.json"
+	fakeStartsFile = "fake-worker-starts.log"
+)
+
+// fakePlan says how the fake worker of each batch misbehaves.
+type fakePlan struct {
+	// CrashAlways batches exit 2 at once, every time, having done nothing.
+	CrashAlways []int `json:"crash_always"`
+	// CrashFirstAfter batches crash (exit 2) in their first process once they have answered
+	// the given number of records; later processes run normally.
+	CrashFirstAfter map[int]int `json:"crash_first_after"`
+	// Refuse batches report that the API refused the run and exit 3.
+	Refuse []int `json:"refuse"`
+}
+
+func fakeWorkerMain(args []string) int {
+	batchPath := args[1]
+	files, err := rundir.ForBatch(batchPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitcode.Usage
+	}
+	dir := files.Dir.Path()
+	var plan fakePlan
+	if b, err := os.ReadFile(filepath.Join(dir, fakePlanFile)); err == nil {
+		if err := json.Unmarshal(b, &plan); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return exitcode.Usage
+		}
+	}
+	starts := noteStart(dir, files.Number)
+	for _, n := range plan.CrashAlways {
+		if n == files.Number {
+			return 2
+		}
+	}
+	out := io.Writer(os.Stdout)
+	for _, n := range plan.Refuse {
+		if n == files.Number {
+			_ = wire.NewWriter(out).Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "auth", Status: 401, Message: "invalid key"})
+			return exitcode.FatalAPI
+		}
+	}
+	if k, ok := plan.CrashFirstAfter[files.Number]; ok && starts == 1 {
+		out = &crashAfter{w: os.Stdout, left: k}
+	}
+	ctx, _, stop := signals.Context(context.Background())
+	defer stop()
+	err = worker.Run(ctx, worker.Options{BatchPath: batchPath, Events: true},
+		worker.Deps{Stdin: os.Stdin, Stdout: out, Stderr: os.Stderr, Getenv: os.Getenv})
+	return exitcode.WorkerCode(err)
+}
+
+// noteStart appends one line to the starts file and returns this batch's starts so far.
+func noteStart(dir string, n int) int {
+	path := filepath.Join(dir, fakeStartsFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err == nil {
+		fmt.Fprintf(f, "%d\n", n)
+		f.Close()
+	}
+	return countStarts(dir)[n]
+}
+
+func countStarts(dir string) map[int]int {
+	b, _ := os.ReadFile(filepath.Join(dir, fakeStartsFile))
+	counts := map[int]int{}
+	for _, l := range strings.Fields(string(b)) {
+		var n int
+		fmt.Sscan(l, &n)
+		counts[n]++
+	}
+	return counts
+}
+
+// crashAfter passes event lines through and kills the process once left records were answered
+// (their rows are on disk by then: the worker writes a row before its event).
+type crashAfter struct {
+	w    io.Writer
+	left int
+}
+
+func (c *crashAfter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if m, derr := wire.Decode(bytes.TrimSpace(p)); derr == nil && m.Type == wire.Record && m.OK {
+		c.left--
+		if c.left <= 0 {
+			os.Exit(2)
+		}
+	}
+	return n, err
+}
+
+// runInProcess runs the coordinator in this process over the bundled sample, offline, with the
+// test binary as its worker and plan as the workers' faults.
+func runInProcess(t *testing.T, plan fakePlan, mod func(*coordinator.Options)) (*summary.Summary, error, string) {
+	t.Helper()
+	out := t.TempDir()
+	b, err := json.Marshal(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, fakePlanFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := coordinator.Options{
+		Input: sample, Out: out, Workers: 4, Provider: "offline", Model: coordinator.DefaultModel,
+		MaxAttempts: coordinator.DefaultMaxAttempts, Timeout: coordinator.DefaultTimeout, Concurrency: 1,
+		MaxRestarts: coordinator.DefaultMaxRestarts, WorkerBin: exe, Grace: coordinator.DefaultGrace,
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	var stdout bytes.Buffer
+	sum, err := coordinator.Run(t.Context(), opts, coordinator.Deps{
+		Log:    hclog.New(&hclog.LoggerOptions{Output: io.Discard}),
+		Stdout: &stdout,
+		Getenv: func(k string) string {
+			if k == "PATH" || k == "HOME" || k == "GOCOVERDIR" {
+				return os.Getenv(k)
+			}
+			return ""
+		},
+	})
+	return sum, err, out
+}
+
+func TestRestartsRunOut(t *testing.T) {
+	for _, restarts := range []int{0, 2} {
+		t.Run(fmt.Sprint(restarts), func(t *testing.T) {
+			sum, err, out := runInProcess(t, fakePlan{CrashAlways: []int{1}}, func(o *coordinator.Options) { o.MaxRestarts = restarts })
+			if !errors.Is(err, exitcode.ErrRecordsFailed) {
+				t.Fatalf("Run = %v; want records failed", err)
+			}
+			if got := countStarts(out)[1]; got != restarts+1 {
+				t.Errorf("batch 1 was started %d times with --max-restarts %d; want %d", got, restarts, restarts+1)
+			}
+			if sum.Restarts != int64(restarts) || sum.Workers[1].Restarts != restarts || sum.Workers[1].Processes != restarts+1 {
+				t.Errorf("summary: restarts %d, batch 1 %+v; want %d restarts", sum.Restarts, sum.Workers[1].WorkerRun, restarts)
+			}
+			// Batch 1's 25 records are listed as not processed; the other batches are answered.
+			if sum.Succeeded != 75 || sum.FailedByClass["not_processed"] != 25 {
+				t.Errorf("succeeded %d, failed by class %v; want 75 and 25 not_processed", sum.Succeeded, sum.FailedByClass)
+			}
+		})
+	}
+}
+
+func TestRestartedWorkerResumesWithoutRedoing(t *testing.T) {
+	sum, err, out := runInProcess(t, fakePlan{CrashFirstAfter: map[int]int{0: 10, 2: 1}}, nil)
+	if err != nil {
+		t.Fatalf("Run = %v; want every record answered", err)
+	}
+	if c := countStarts(out); c[0] != 2 || c[2] != 2 || c[1] != 1 || c[3] != 1 {
+		t.Errorf("starts per batch %v; want two for batches 0 and 2, one for the others", c)
+	}
+	if sum.Succeeded != 100 || sum.Restarts != 2 {
+		t.Errorf("succeeded %d restarts %d; want 100 and 2", sum.Succeeded, sum.Restarts)
+	}
+	// The restarted process resumes: no record of the batch is answered twice.
+	dir := rundir.New(out)
+	for _, n := range []int{0, 2} {
+		rows := map[string]int{}
+		if _, err := results.ReadFile(dir.Worker(n).Results, func(_ results.Layout, r results.Row) error {
+			rows[r.ID]++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for id, k := range rows {
+			if k != 1 {
+				t.Errorf("batch %d answered %s %d times; want once", n, id, k)
+			}
+		}
+		if len(rows) != 25 {
+			t.Errorf("batch %d has %d rows; want 25", n, len(rows))
+		}
+	}
+}
+
+func TestRefusedRunStopsEveryWorker(t *testing.T) {
+	sum, err, _ := runInProcess(t, fakePlan{Refuse: []int{0}}, func(o *coordinator.Options) { o.Workers = 1 })
+	if !errors.Is(err, exitcode.ErrFatalAPI) {
+		t.Fatalf("Run = %v; want the API's refusal", err)
+	}
+	// One worker at a time: batch 0 refuses, so no later batch may start.
+	for _, w := range sum.Workers[1:] {
+		if w.Started {
+			t.Errorf("batch %d started after the API refused the run", w.Batch)
+		}
+	}
+	if sum.Status != summary.StatusAPIRefused {
+		t.Errorf("status %q; want %q", sum.Status, summary.StatusAPIRefused)
+	}
+}
