@@ -189,7 +189,7 @@ func writeFormats(t testing.TB, dir string, n int) map[string]string {
 // assertNoKey fails if the API key is in any file under dir.
 func assertNoKey(t testing.TB, dir string) {
 	t.Helper()
-	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
 			return err
 		}
@@ -202,6 +202,9 @@ func assertNoKey(t testing.TB, dir string) {
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("cannot check every file for the key: %v", err)
+	}
 }
 
 func TestHandRunWorkerRedoesBatchAndRerunMakesNoRequests(t *testing.T) {

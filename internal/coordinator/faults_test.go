@@ -147,6 +147,25 @@ func readSummary(t testing.TB, out string) map[string]any {
 	return m
 }
 
+// assertRedoneAtMost checks that only records in flight when a process was stopped were asked
+// again: at most inFlight IDs were requested twice and none more often. With a server that
+// never fails, a restarted worker that redid answered records would ask many more.
+func assertRedoneAtMost(t testing.TB, st fakeai.Stats, inFlight int) {
+	t.Helper()
+	again := 0
+	for id, n := range st.PerID {
+		switch {
+		case n > 2:
+			t.Errorf("%s was requested %d times; a stop can repeat only the request in flight", id, n)
+		case n == 2:
+			again++
+		}
+	}
+	if again > inFlight {
+		t.Errorf("%d records were requested twice; at most %d were in flight when processes were stopped", again, inFlight)
+	}
+}
+
 // assertAttemptsBounded checks no ID was requested more often than maxAttempts allows.
 func assertAttemptsBounded(t testing.TB, st fakeai.Stats, max int) {
 	t.Helper()
@@ -224,6 +243,7 @@ func TestKilledWorkersAreRestartedAndLoseNothing(t *testing.T) {
 		t.Errorf("%d succeeded, %d failed", ok, failed)
 	}
 	assertAttemptsBounded(t, fake.Stats(), 3)
+	assertRedoneAtMost(t, fake.Stats(), 3*2) // three kills, two requests in flight each
 	if r := readSummary(t, out)["restarts"].(float64); r != 3 {
 		t.Errorf("summary.json restarts = %v, want 3", r)
 	}
@@ -298,7 +318,7 @@ func TestInterruptMergesWhatIsDoneAndExits130(t *testing.T) {
 		t.Skip("end-to-end signal test")
 	}
 	input, ids := replicate(t, t.TempDir(), 2)
-	_, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 40 * time.Millisecond}})
+	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 40 * time.Millisecond}})
 	out := filepath.Join(t.TempDir(), "out")
 	env := []string{"OPENAI_API_KEY=" + testKey}
 	args := []string{"--workers", "4", "--input", input, "--out", out, "--base-url", url}
@@ -331,6 +351,9 @@ func TestInterruptMergesWhatIsDoneAndExits130(t *testing.T) {
 	if ok, _ := assertExactlyOnce(t, out, ids); ok != len(ids) {
 		t.Errorf("after rerun %d of %d succeeded", ok, len(ids))
 	}
+	// The rerun asks only what was not answered: at most the four requests in flight at the
+	// interrupt are asked twice.
+	assertRedoneAtMost(t, fake.Stats(), 4)
 }
 
 func TestAPIRefusalStopsTheRunEarly(t *testing.T) {
@@ -471,21 +494,24 @@ func TestRunWideRPMHoldsAcrossWorkers(t *testing.T) {
 	if ok, _ := assertExactlyOnce(t, out, ids); ok != len(ids) {
 		t.Fatalf("%d of %d answered", ok, len(ids))
 	}
-	st := fake.Stats()
-	if n := st.Answers[fakeai.Kind429]; n*100 > st.Requests {
-		t.Errorf("%d of %d requests got 429; the run-wide limiter should keep it under 1%%", n, st.Requests)
+	// The rule (no minute or second over budget, nearly all of it used) is asserted on the fake
+	// clock in package ratelimit; here, between real processes, both bounds are checked with
+	// margins that a loaded machine cannot break. Scheduling delays only shift when a request
+	// reaches the server: they can shorten the span from first to last request by at most the
+	// first one's delay (allowed: 1 s), and they cannot make the requests arrive faster.
+	acc := fake.Stats().Accepted
+	if len(acc) != len(ids) {
+		t.Fatalf("the server accepted %d requests for %d records", len(acc), len(ids))
 	}
-	// Over any one-second span the 32 requests in flight never exceed the budget's second plus
-	// the limiter's small burst: a machine under load can only make this slower, not faster.
-	acc := st.Accepted
-	perSecond := rpm / 60
-	for i := range acc {
-		n := 0
-		for j := i; j < len(acc) && acc[j].Sub(acc[i]) < time.Second; j++ {
-			n++
-		}
-		if n > perSecond+perSecond/2 {
-			t.Fatalf("%d requests accepted within one second from %v; budget is %d a second", n, acc[i], perSecond)
-		}
+	perSecond := float64(rpm) / 60
+	burst := perSecond / 4 // the limiter's quarter second
+	ideal := (float64(len(acc)) - 1 - burst) / perSecond
+	span := acc[len(acc)-1].Sub(acc[0]).Seconds()
+	if span < ideal-1 {
+		t.Errorf("%d requests arrived within %.2fs; at %d RPM they need at least %.2fs: the run went faster than its budget", len(acc), span, rpm, ideal)
+	}
+	// A limiter far too strict (or one that serializes the workers) takes many times longer.
+	if span > 3*ideal+5 {
+		t.Errorf("%d requests took %.2fs; at %d RPM they need about %.2fs: the run did not use its budget", len(acc), span, rpm, ideal)
 	}
 }

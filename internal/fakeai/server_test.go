@@ -319,8 +319,7 @@ func TestDropClosesConnection(t *testing.T) {
 
 func TestStallRespectsClientGoingAway(t *testing.T) {
 	s := New(Config{APIKey: key, RateStall: 1, StallFor: time.Minute})
-	ts := httptest.NewServer(s)
-	defer ts.Close()
+	ts := httptest.NewServer(s) // closed below, where the test waits for it
 	client := ts.Client()
 	client.Timeout = 100 * time.Millisecond
 	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/chat/completions",
@@ -330,8 +329,18 @@ func TestStallRespectsClientGoingAway(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("got HTTP %d, want a client timeout during the stall", resp.StatusCode)
 	}
-	// ts.Close (deferred) waits for the handler; it must end when the client goes away rather
-	// than after a minute. The test timeout catches a handler that ignores it.
+	// Close waits for the handler: it must end when the client goes away, not after the
+	// minute's stall.
+	closed := make(chan struct{})
+	go func() {
+		ts.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled handler went on after the client went away")
+	}
 	if got := s.Stats().Answers[KindStall]; got != 1 {
 		t.Errorf("stalls = %d, want 1", got)
 	}
@@ -366,9 +375,14 @@ func TestCustomAnswerAndLatency(t *testing.T) {
 	s := New(Config{
 		APIKey:  key,
 		Answer:  func(id string, req ChatRequest) map[string]any { return map[string]any{"id": id, "model": req.Model} },
-		Latency: LatencyModel{Base: time.Millisecond, Sigma: 0.5},
+		Latency: LatencyModel{Base: 150 * time.Millisecond},
 	})
+	start := time.Now()
 	_, c := post(t, s, key, chatBody(t, "NCT5", "m1", loadSchema(t), nil))
+	// A loaded machine can only make the answer later; it must not come before the latency.
+	if took := time.Since(start); took < 150*time.Millisecond {
+		t.Errorf("answered after %s; the latency model says 150ms", took)
+	}
 	if got := content(t, c); !contains(got, `"id":"NCT5"`, `"model":"m1"`) {
 		t.Errorf("content = %s, want the custom answer", got)
 	}

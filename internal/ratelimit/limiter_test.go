@@ -383,24 +383,30 @@ func TestRemainingCountsOwnGrants(t *testing.T) {
 }
 
 func TestInjectedClock(t *testing.T) {
-	c := newFakeClock()
-	l := New(Config{RPM: 61, Clock: c}) // one a second
-	if err := l.Wait(t.Context(), 1); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- l.Wait(context.Background(), 1) }()
-	for l.State().Waiting != 1 {
-		time.Sleep(time.Millisecond)
-	}
-	c.Advance(999 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("granted before its time (err %v)", err)
-	default:
-	}
-	c.Advance(time.Millisecond)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	// In a bubble, synctest.Wait returns once every goroutine is blocked: a grant due before
+	// the clock reached its time has been delivered by then, so "not yet" is a real check.
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeClock()
+		l := New(Config{RPM: 61, Clock: c}) // one a second
+		if err := l.Wait(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- l.Wait(context.Background(), 1) }()
+		synctest.Wait()
+		if l.State().Waiting != 1 {
+			t.Fatal("the second Wait is not queued")
+		}
+		c.Advance(999 * time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("granted before its time (err %v)", err)
+		default:
+		}
+		c.Advance(time.Millisecond)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -386,3 +386,57 @@ func TestClientReadsOnlyGrants(t *testing.T) {
 		}
 	})
 }
+
+// TestRunWideBudgetAcrossWorkers is the rule the coordinator relies on, on the fake clock: eight
+// workers of four requests in flight each, sharing one Server, never get more than the budget in
+// any minute, nor more than a second's worth plus the burst in any second, and together use
+// nearly all of it.
+func TestRunWideBudgetAcrossWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rpm, workers, concurrency = 600, 8, 4
+		l := New(Config{RPM: rpm})
+		srv := NewServer(l)
+		defer srv.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
+		var mu sync.Mutex
+		var grants []time.Time
+		var wg sync.WaitGroup
+		for w := range workers {
+			c, disconnect := pipeWorker(t.Context(), srv, w)
+			defer disconnect()
+			for range concurrency {
+				wg.Go(func() {
+					for c.Wait(ctx, 1) == nil {
+						mu.Lock()
+						grants = append(grants, time.Now())
+						mu.Unlock()
+						time.Sleep(20 * time.Millisecond) // the request
+					}
+				})
+			}
+		}
+		wg.Wait()
+		start := grants[0]
+		ones := make([]int, len(grants))
+		for i := range ones {
+			ones[i] = 1
+		}
+		if n, _ := windowMax(grants, ones, Window); n > rpm {
+			t.Errorf("%d grants in one minute; budget %d", n, rpm)
+		}
+		perSecond := rpm / 60
+		if n, _ := windowMax(grants, ones, time.Second); n > perSecond+perSecond/4+1 {
+			t.Errorf("%d grants in one second; budget %d a second plus a quarter second's burst", n, perSecond)
+		}
+		late := 0
+		for _, g := range grants {
+			if g.Sub(start) >= Window {
+				late++
+			}
+		}
+		if use := float64(late) / 2 / rpm; use < 0.95 {
+			t.Errorf("used %.1f%% of the budget per minute after the first; want at least 95%%", 100*use)
+		}
+	})
+}
