@@ -2,20 +2,23 @@
 GO       ?= go
 BIN      ?= bin
 WORKERS  ?= 4
-GOFLAGS  ?=
+# The build must not depend on this checkout's VCS state (a clone without git, a tarball).
+export GOFLAGS ?= -buildvcs=false
+# Binaries are built with cgo: the race detector needs it.
+export CGO_ENABLED ?= 1
 
 .PHONY: help build test test-short lint demo smoke bench tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build coordinator, worker and fakeai into ./bin
-	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+build: ## build coordinator, worker, fakeai and bench into ./bin
+	$(GO) build -o $(BIN)/ ./cmd/...
 
 test: build ## run every test with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-test-short: ## unit tests only, no end-to-end runs
+test-short: ## unit and in-process tests only: no test runs the built binaries
 	$(GO) test -short -count=1 ./...
 
 lint: ## gofmt and go vet
