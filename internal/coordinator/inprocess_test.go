@@ -16,6 +16,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/coordinator"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/signals"
@@ -126,7 +127,13 @@ func (c *crashAfter) Write(p []byte) (int, error) {
 // test binary as its worker and plan as the workers' faults.
 func runInProcess(t *testing.T, plan fakePlan, mod func(*coordinator.Options)) (*summary.Summary, error, string) {
 	t.Helper()
-	out := t.TempDir()
+	return runInProcessIn(t, t.TempDir(), plan, mod)
+}
+
+// runInProcessIn is runInProcess into the folder out (a rerun resumes it). With Options.Provider
+// openai the key is testKey.
+func runInProcessIn(t *testing.T, out string, plan fakePlan, mod func(*coordinator.Options)) (*summary.Summary, error, string) {
+	t.Helper()
 	b, err := json.Marshal(plan)
 	if err != nil {
 		t.Fatal(err)
@@ -151,8 +158,13 @@ func runInProcess(t *testing.T, plan fakePlan, mod func(*coordinator.Options)) (
 		Log:    hclog.New(&hclog.LoggerOptions{Output: io.Discard}),
 		Stdout: &stdout,
 		Getenv: func(k string) string {
-			if k == "PATH" || k == "HOME" || k == "GOCOVERDIR" {
+			switch k {
+			case "PATH", "HOME", "GOCOVERDIR":
 				return os.Getenv(k)
+			case "OPENAI_API_KEY":
+				if opts.Provider == "openai" {
+					return testKey
+				}
 			}
 			return ""
 		},
@@ -226,5 +238,53 @@ func TestRefusedRunStopsEveryWorker(t *testing.T) {
 	}
 	if sum.Status != summary.StatusAPIRefused {
 		t.Errorf("status %q; want %q", sum.Status, summary.StatusAPIRefused)
+	}
+}
+
+func TestBudgetStopsEveryWorkerInProcess(t *testing.T) {
+	fake, url := startFake(t, fakeai.Config{})
+	sum, err, _ := runInProcess(t, fakePlan{}, func(o *coordinator.Options) {
+		o.Provider, o.BaseURL, o.MaxCostUSD, o.Workers = "openai", url, 0.005, 2
+	})
+	if !errors.Is(err, exitcode.ErrBudget) {
+		t.Fatalf("Run = %v; want the budget reached", err)
+	}
+	if sum.Status != summary.StatusBudgetReached {
+		t.Errorf("status %q", sum.Status)
+	}
+	// Spend stops within the requests in flight (two workers, one each) of the budget.
+	perRecord := sum.CostUSD / float64(sum.Succeeded)
+	if sum.CostUSD < 0.005 || sum.CostUSD > 0.005+2*perRecord+1e-9 {
+		t.Errorf("spent $%.5f (%d records at $%.5f) against a $0.005 budget", sum.CostUSD, sum.Succeeded, perRecord)
+	}
+	if got := fake.Stats().Requests; int64(got) > sum.Succeeded+2 {
+		t.Errorf("%d requests for %d answers: requests went on after the budget", got, sum.Succeeded)
+	}
+}
+
+func TestRerunAsksOnlyWhatIsLeft(t *testing.T) {
+	out := t.TempDir()
+	// First pass: batch 2 crashes every time and gets no restart.
+	_, err, _ := runInProcessIn(t, out, fakePlan{CrashAlways: []int{2}}, func(o *coordinator.Options) { o.MaxRestarts = 0 })
+	if !errors.Is(err, exitcode.ErrRecordsFailed) {
+		t.Fatalf("first pass = %v; want records failed", err)
+	}
+	dir := rundir.New(out)
+	before := map[int][]byte{}
+	for _, n := range []int{0, 1, 3} {
+		before[n], _ = os.ReadFile(dir.Worker(n).Results)
+	}
+	// The rerun resumes: batch 2 is done now, the others' files are not touched.
+	sum, err, _ := runInProcessIn(t, out, fakePlan{}, nil)
+	if err != nil {
+		t.Fatalf("rerun = %v", err)
+	}
+	if sum.Succeeded != 100 {
+		t.Errorf("%d succeeded after the rerun; want 100", sum.Succeeded)
+	}
+	for n, b := range before {
+		if after, _ := os.ReadFile(dir.Worker(n).Results); !bytes.Equal(after, b) {
+			t.Errorf("batch %d's results changed on the rerun; it was done", n)
+		}
 	}
 }
