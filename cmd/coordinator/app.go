@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,6 +16,7 @@ import (
 	"github.com/trialcat/trialcat/internal/coordinator"
 	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/usage"
 )
 
 const description = `Splits --input into N batch files (OUT/batch_N.json), starts one worker process per batch,
@@ -42,7 +44,13 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 		return func(c *cli.Context) error {
 			ran = true
 			if c.NArg() > 0 {
-				return fmt.Errorf("unexpected arguments %q: %w", c.Args().Slice(), exitcode.ErrUsage)
+				hint := ""
+				if c.Command == nil || c.Command.Name == "" || c.Command.Name == c.App.Name {
+					if s := cli.SuggestCommand(c.App.Commands, c.Args().First()); s != "" {
+						hint = "; " + strings.Replace(s, "Did you", "did you", 1)
+					}
+				}
+				return fmt.Errorf("unexpected arguments %q%s (see coordinator --help): %w", c.Args().Slice(), hint, exitcode.ErrUsage)
 			}
 			return f(c)
 		}
@@ -54,13 +62,15 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 		UsageText:       "coordinator --workers 20 --input trials.json [--out output] [flags]",
 		Description:     description,
 		HideHelpCommand: true,
+		OnUsageError:    usage.OnError("coordinator"),
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run: children must be stopped first
 		Flags:           runFlags(),
 		Commands: []*cli.Command{
 			{
-				Name:      "estimate",
-				Usage:     "count prompt tokens and estimate cost and wall time for a run, making no API calls",
-				UsageText: "coordinator estimate --input trials.json [the run's flags] [--latency 4s]",
+				Name:         "estimate",
+				OnUsageError: usage.OnError("coordinator estimate"),
+				Usage:        "count prompt tokens and estimate cost and wall time for a run, making no API calls",
+				UsageText:    "coordinator estimate --input trials.json [the run's flags] [--latency 4s]",
 				Flags: append(runFlags(), &cli.DurationFlag{Name: "latency",
 					Usage: "per-request latency to assume (default: a rough figure per model family; measure and set it)"}),
 				Action: act(func(c *cli.Context) error {
@@ -72,17 +82,19 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				}),
 			},
 			{
-				Name:  "status",
-				Usage: "show the progress of a running or finished run from its files, without disturbing it",
-				Flags: []cli.Flag{outFlag},
+				Name:         "status",
+				OnUsageError: usage.OnError("coordinator status"),
+				Usage:        "show the progress of a running or finished run from its files, without disturbing it",
+				Flags:        []cli.Flag{outFlag},
 				Action: act(func(c *cli.Context) error {
 					return coordinator.Status(c.Context, coordinator.StatusOptions{Out: c.String("out")}, plainDeps())
 				}),
 			},
 			{
-				Name:  "merge",
-				Usage: "merge the workers' results of a run again, without running anything",
-				Flags: []cli.Flag{outFlag},
+				Name:         "merge",
+				OnUsageError: usage.OnError("coordinator merge"),
+				Usage:        "merge the workers' results of a run again, without running anything",
+				Flags:        []cli.Flag{outFlag},
 				Action: act(func(c *cli.Context) error {
 					return coordinator.Merge(c.Context, coordinator.MergeOptions{Out: c.String("out")}, plainDeps())
 				}),
@@ -106,7 +118,7 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 		}),
 	}
 	err := app.RunContext(ctx, args)
-	if !ran && err != nil {
+	if !ran && err != nil && !errors.Is(err, exitcode.ErrUsage) {
 		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 	}
 	if err != nil && !errors.Is(err, exitcode.ErrInterrupted) {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/signals"
+	"github.com/trialcat/trialcat/internal/usage"
 	"github.com/trialcat/trialcat/internal/worker"
 )
 
@@ -38,9 +40,10 @@ func run(ctx context.Context, args []string) error {
 			"Exit codes: 0 every record answered; 1 some records failed; 2 usage error; 3 the API refused the run\n" +
 			"(bad key, no quota); 130 interrupted.",
 		HideHelpCommand: true,
+		OnUsageError:    usage.OnError("worker"),
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "batch", Usage: "the batch file `OUT/batch_N.json`", Required: true},
+			&cli.StringFlag{Name: "batch", Usage: "the batch file `OUT/batch_N.json` (required)"},
 			&cli.StringFlag{Name: "run", Usage: "the run file (default: run.json beside the batch)"},
 			&cli.StringFlag{Name: "model", Usage: "override the run's model"},
 			&cli.StringFlag{Name: "base-url", Usage: "override the run's OpenAI-compatible base URL"},
@@ -50,7 +53,10 @@ func run(ctx context.Context, args []string) error {
 		Action: func(c *cli.Context) error {
 			ran = true
 			if c.NArg() > 0 {
-				return fmt.Errorf("unexpected arguments %q; the batch is given with --batch: %w", c.Args().Slice(), exitcode.ErrUsage)
+				return fmt.Errorf("unexpected arguments %q; the batch is given with --batch (see worker --help): %w", c.Args().Slice(), exitcode.ErrUsage)
+			}
+			if c.String("batch") == "" {
+				return fmt.Errorf("--batch is required: the batch file OUT/batch_N.json to work on (see worker --help): %w", exitcode.ErrUsage)
 			}
 			return worker.Run(c.Context, worker.Options{
 				BatchPath:   c.String("batch"),
@@ -63,7 +69,7 @@ func run(ctx context.Context, args []string) error {
 		},
 	}
 	err := app.RunContext(ctx, args)
-	if !ran && err != nil {
+	if !ran && err != nil && !errors.Is(err, exitcode.ErrUsage) {
 		// urfave/cli rejected the flags before the action ran.
 		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 	}

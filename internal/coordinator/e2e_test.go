@@ -279,7 +279,9 @@ func TestUsageErrorsLeaveOutputUntouched(t *testing.T) {
 		{"empty file", []string{"--input", write("empty.json", "")}, nil, "empty"},
 		{"openai without key", []string{"--provider", "openai", "--input", sample}, nil, "OPENAI_API_KEY"},
 		{"offline with schema", []string{"--provider", "offline", "--schema", write("s.json", `{"type":"object","properties":{"x":{"type":"string"}}}`), "--input", sample}, nil, "--schema"},
-		{"unknown flag", []string{"--wrokers", "3", "--input", sample}, nil, "wrokers"},
+		{"unknown flag", []string{"--wrokers", "3", "--input", sample}, nil, "did you mean --workers?"},
+		{"bad value", []string{"--workers", "many", "--input", sample}, nil, "see coordinator --help"},
+		{"misspelt command", []string{"stauts"}, nil, `did you mean "status"?`},
 		{"empty array", []string{"--input", write("empty-array.json", " [ ] ")}, nil, "no records"},
 		{"top-level scalar", []string{"--input", write("scalar.json", "42\n")}, nil, "scalar.json"},
 		{"non-utf8", []string{"--input", write("latin1.jsonl", "{\"nct_id\":\"A\",\"title\":\"caf\xe9\"}\n")}, nil, "UTF-8"},
@@ -301,6 +303,10 @@ func TestUsageErrorsLeaveOutputUntouched(t *testing.T) {
 			}
 			if !strings.Contains(res.stderr, tt.want) {
 				t.Errorf("message does not mention %q:\n%s", tt.want, res.stderr)
+			}
+			// What was wrong and what to do, never the whole help page.
+			if strings.Contains(res.stderr+res.stdout, "GLOBAL OPTIONS") {
+				t.Errorf("a usage error printed the help page:\n%s", res.stderr+res.stdout)
 			}
 			if after := snapshot(t, out); after != before {
 				t.Errorf("output folder changed")
