@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/rundir"
 )
 
 // replicate writes the bundled sample `copies` times with new IDs (NCT...-rK), as JSON Lines,
@@ -99,6 +100,23 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return out
+}
+
+// batchOf is the batch number of a worker process, from its argv (--batch OUT/batch_N.json), or -1.
+func batchOf(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return -1
+	}
+	args := strings.Split(string(data), "\x00")
+	for i, a := range args {
+		if a == "--batch" && i+1 < len(args) {
+			if w, err := rundir.ForBatch(args[i+1]); err == nil {
+				return w.Number
+			}
+		}
+	}
+	return -1
 }
 
 func alive(pid int) bool {
@@ -217,16 +235,27 @@ func TestKilledWorkersAreRestartedAndLoseNothing(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	cmd, logs := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator",
 		"--workers", "8", "--concurrency", "2", "--input", input, "--out", out, "--base-url", url, "--max-attempts", "3")
+	// Three different workers: a record in flight when its worker is killed has spent that
+	// attempt, so killing one worker again and again would fail its in-flight records by
+	// --max-attempts, which is right but not what this test is about.
 	rng := rand.New(rand.NewSource(1))
 	killed := 0
+	victims := map[int]bool{}
 	for killed < 3 {
 		target := 40 * (killed + 1)
 		waitFor(t, fmt.Sprintf("%d answered rows", target), 60*time.Second, func() bool { return countRows(t, out) >= target })
 		kids := childPIDs(cmd.Process.Pid)
-		if len(kids) == 0 {
+		rng.Shuffle(len(kids), func(i, j int) { kids[i], kids[j] = kids[j], kids[i] })
+		victim := -1
+		for _, k := range kids {
+			if b := batchOf(k); b >= 0 && !victims[b] {
+				victim, victims[b] = k, true
+				break
+			}
+		}
+		if victim < 0 {
 			break
 		}
-		victim := kids[rng.Intn(len(kids))]
 		if err := syscall.Kill(victim, syscall.SIGKILL); err == nil {
 			killed++
 		}

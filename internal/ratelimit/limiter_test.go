@@ -19,7 +19,9 @@ func TestNeverOverBudget(t *testing.T) {
 		size     func(caller, i int) int
 		// wantUse is the least share of the binding limit used per minute on average after the
 		// first. The margin costs 1/61; requests that are a big share of the budget cost more,
-		// since a FIFO limiter cannot reorder them to fill a minute's gaps.
+		// since a FIFO limiter cannot reorder them to fill a minute's gaps: a minute can go
+		// without up to one largest request, whatever order the callers arrive in (which the
+		// scheduler decides), so the bound is 1 - largest/limit less the margin.
 		wantUse float64
 	}{
 		{"requests, many callers", 600, 0, 50, one, 0.95},
@@ -27,7 +29,7 @@ func TestNeverOverBudget(t *testing.T) {
 		{"requests, high rate", 6000, 0, 40, one, 0.95},
 		{"tokens, mixed sizes", 0, 200_000, 40, mixedSizes(500, 5000), 0.95},
 		{"tokens, requests up to 7% of the budget", 0, 60_000, 20, mixedSizes(100, 4000), 0.90},
-		{"tokens, requests up to 30% of the budget", 0, 20_000, 8, mixedSizes(500, 6000), 0.80},
+		{"tokens, requests up to 30% of the budget", 0, 20_000, 8, mixedSizes(500, 6000), 0.68},
 		{"both, tokens bind", 600, 100_000, 30, mixedSizes(50, 2000), 0.95},
 		{"both, both near", 600, 300_000, 60, mixedSizes(100, 1000), 0.95},
 		{"both, requests bind", 120, 1_000_000, 30, mixedSizes(50, 2000), 0.95},
