@@ -544,3 +544,51 @@ func TestRunWideRPMHoldsAcrossWorkers(t *testing.T) {
 		t.Errorf("%d requests took %.2fs; at %d RPM they need about %.2fs: the run did not use its budget", len(acc), span, rpm, ideal)
 	}
 }
+
+func TestClosedOutputPipesDoNotStopTheRun(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	// `coordinator ... | head`: the reader of both outputs goes away at once.
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(filepath.Join(binDir, "coordinator"), "--workers", "4", "--input", sample, "--out", out, "--progress", "plain", "--progress-every", "10ms")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r.Close()
+	if code := exitCodeOf(cmd.Wait()); code != 0 {
+		t.Fatalf("exit %d with its output pipes closed; want 0 (the run goes on, writes are dropped)", code)
+	}
+	if ok, _ := assertExactlyOnce(t, out, sampleIDs(t, sample)); ok != 100 {
+		t.Errorf("%d of 100 answered", ok)
+	}
+	if _, err := os.Stat(filepath.Join(out, "summary.json")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHangupStopsGracefullyAndMerges(t *testing.T) {
+	t.Parallel()
+	input, ids := replicate(t, t.TempDir(), 2)
+	_, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 40 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, logs := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator",
+		"--workers", "4", "--input", input, "--out", out, "--base-url", url)
+	waitFor(t, "20 answered rows", 60*time.Second, func() bool { return countRows(t, out) >= 20 })
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCodeOf(cmd.Wait()); code != 130 {
+		t.Fatalf("exit %d after SIGHUP, want 130 (stopped gracefully)\n%s", code, tail(logs.String(), 20))
+	}
+	if st := readSummary(t, out)["status"]; st != "interrupted" {
+		t.Errorf("summary status %v; want interrupted", st)
+	}
+	assertExactlyOnce(t, out, ids)
+}

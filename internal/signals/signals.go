@@ -18,7 +18,13 @@ func Context(parent context.Context) (ctx context.Context, hardStop <-chan struc
 	ctx, cancel := context.WithCancelCause(parent)
 	hard := make(chan struct{})
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP (a closed ssh session or terminal) stops gracefully, like SIGTERM.
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// A closed stdout or stderr (`coordinator ... | head`) must not kill the run: with SIGPIPE
+	// notified (and the notices dropped) a write to a closed pipe fails with EPIPE instead. Not
+	// ignored: an ignored signal would be inherited by the children.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
 	done := make(chan struct{})
 	go func() {
 		n := 0
@@ -39,6 +45,7 @@ func Context(parent context.Context) (ctx context.Context, hardStop <-chan struc
 	}()
 	return ctx, hard, func() {
 		signal.Stop(ch)
+		signal.Stop(pipe)
 		close(done)
 		cancel(nil)
 	}
