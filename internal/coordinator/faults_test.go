@@ -392,8 +392,8 @@ func TestAPIRefusalStopsTheRunEarly(t *testing.T) {
 		cfg  fakeai.Config
 		want string
 	}{
-		{"bad key", fakeai.Config{Unauthorized: true}, "auth"},
-		{"no quota", fakeai.Config{InsufficientQuota: true}, "insufficient_quota"},
+		{"bad key", fakeai.Config{Unauthorized: true}, "the API refused the key (HTTP 401"},
+		{"no quota", fakeai.Config{InsufficientQuota: true}, "the API refused the run for lack of quota (HTTP 429"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -404,8 +404,13 @@ func TestAPIRefusalStopsTheRunEarly(t *testing.T) {
 			if res.code != 1 {
 				t.Fatalf("exit %d, want 1\n%s", res.code, tail(res.stderr, 20))
 			}
-			if !strings.Contains(res.stderr, tt.want) || !strings.Contains(res.stderr, "the API refused the run") {
-				t.Errorf("message does not explain the refusal:\n%s", tail(res.stderr, 20))
+			// The last line says what was refused and what to check.
+			last := tail(strings.TrimSpace(res.stderr), 1)
+			if !strings.HasPrefix(last, "coordinator: "+tt.want) {
+				t.Errorf("last line %q does not start with %q", last, "coordinator: "+tt.want)
+			}
+			if tt.name == "bad key" && !strings.HasSuffix(last, "check OPENAI_API_KEY") {
+				t.Errorf("last line %q does not say to check OPENAI_API_KEY", last)
 			}
 			if strings.Contains(res.stderr, testKey) {
 				t.Error("the key appears in the coordinator's output")

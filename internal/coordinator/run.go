@@ -245,7 +245,7 @@ func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error
 		deps.Log.Warn("budget reached: merged what was done; " + resume + " with a higher --max-cost")
 		return runErr
 	case errors.Is(runErr, exitcode.ErrFatalAPI):
-		deps.Log.Error("the API refused the run; fix the cause below, then " + resume)
+		deps.Log.Error("the API refused the run; merged what was done; fix the cause below, then " + resume)
 		return runErr
 	case runErr != nil:
 		return runErr

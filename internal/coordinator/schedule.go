@@ -148,6 +148,9 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 			log.Warn("finished with failed records", "exit", exit.String())
 			return nil
 		case exit.Code == exitcode.FatalAPI:
+			if msg := s.tally.Snapshot().FatalMessage; msg != "" {
+				return exitcode.Refused(msg)
+			}
 			return fmt.Errorf("%s: %w", name, exitcode.ErrFatalAPI)
 		case ctx.Err() != nil:
 			log.Info("stopped", "exit", exit.String())

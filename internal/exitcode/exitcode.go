@@ -52,3 +52,12 @@ func WorkerCode(err error) int {
 	}
 	return Code(err)
 }
+
+// Refused returns an error that reads msg and is ErrFatalAPI: the message says what the API
+// refused and what to check, without the sentinel's words repeated after it.
+func Refused(msg string) error { return refusedError(msg) }
+
+type refusedError string
+
+func (e refusedError) Error() string        { return string(e) }
+func (e refusedError) Is(target error) bool { return target == ErrFatalAPI }

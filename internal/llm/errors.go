@@ -116,6 +116,18 @@ func (e *Error) Fatal() bool {
 	return e.Class == ClassAuth || e.Class == ClassInsufficientQuota
 }
 
+// Refusal says, for a Fatal error, what the API refused and what the user should check; "" for
+// an error that is not fatal.
+func (e *Error) Refusal() string {
+	switch e.Class {
+	case ClassAuth:
+		return fmt.Sprintf("the API refused the key (HTTP %d: %s): check OPENAI_API_KEY", e.Status, e.Message)
+	case ClassInsufficientQuota:
+		return fmt.Sprintf("the API refused the run for lack of quota (HTTP %d: %s): check the account's plan and billing", e.Status, e.Message)
+	}
+	return ""
+}
+
 // Classify maps an error from a Provider, the openai SDK or the network to an *Error. It
 // returns nil for nil and an *Error found in err's chain as is. Messages are redacted of
 // "Bearer ..." values and sk- keys; providers that know their key redact it too (see Redact).

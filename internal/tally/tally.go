@@ -28,6 +28,8 @@ type Snapshot struct {
 	CostUSD      float64 // of the answered records whose model has a known price, plus AddCost
 	CostUnknown  bool    // some answered record's model has no known price
 	Fatal        bool    // a worker reported that the API refused the run
+	// FatalMessage is the first such report: what was refused and what to check.
+	FatalMessage string
 
 	Running int           // worker processes running now
 	Elapsed time.Duration // since Start
@@ -118,6 +120,7 @@ type state struct {
 	inputTokens, cachedTokens, outputTok int64
 	cost                                 float64
 	costUnknown, fatal                   bool
+	fatalMessage                         string
 
 	batches map[int]*batchState
 }
@@ -175,6 +178,9 @@ func (t *Tally) Event(ev wire.Msg) {
 			s.rateLimited++
 		}
 	case wire.Fatal:
+		if !s.fatal {
+			s.fatalMessage = ev.Message
+		}
 		s.fatal = true
 	case wire.End:
 		b := s.batch(ev.Worker)
@@ -259,7 +265,7 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		Total: s.total, Succeeded: s.succeeded, Failed: s.failed,
 		Retries: s.retries, RateLimited: s.rateLimited, Restarts: s.restarts,
 		InputTokens: s.inputTokens, CachedTokens: s.cachedTokens, OutputTokens: s.outputTok,
-		CostUSD: s.cost, CostUnknown: s.costUnknown, Fatal: s.fatal,
+		CostUSD: s.cost, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage,
 		Workers: make([]WorkerSnapshot, 0, len(s.batches)),
 	}
 	for n, b := range s.batches {

@@ -154,8 +154,8 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	case errors.As(err, &le) && le.Fatal():
 		r.log.Error().Str("id", rec.ID).Str("class", string(le.Class)).Int("status", le.Status).Str("error", le.Message).
 			Msg("the API refused the run; stopping")
-		r.emit(wire.Msg{Type: wire.Fatal, ID: rec.ID, Class: string(le.Class), Status: le.Status, Message: le.Message})
-		return fmt.Errorf("%s (HTTP %d): %s: %w", le.Class, le.Status, le.Message, exitcode.ErrFatalAPI)
+		r.emit(wire.Msg{Type: wire.Fatal, ID: rec.ID, Class: string(le.Class), Status: le.Status, Message: le.Refusal()})
+		return exitcode.Refused(le.Refusal())
 	case errors.As(err, &le):
 		r.fail(rec.ID, string(le.Class), le.Message, res)
 	default:
