@@ -370,8 +370,19 @@ func TestInterruptMergesWhatIsDoneAndExits130(t *testing.T) {
 	if partial < 20 || partial >= len(ids) {
 		t.Errorf("final_results.csv has %d rows after the interrupt, want the part that was done", partial)
 	}
-	// Undone records are listed as not processed, never lost.
-	assertExactlyOnce(t, out, ids)
+	// Undone records are not failures: final_failures.csv lists none, and summary.json, the
+	// final files and `status` agree on what remains.
+	if _, failed := assertExactlyOnce(t, out, ids); failed != 0 {
+		t.Errorf("%d records listed as failed after an interrupt; none failed", failed)
+	}
+	remaining := len(ids) - partial
+	if got := sum["remaining"].(float64); int(got) != remaining || sum["failed"].(float64) != 0 {
+		t.Errorf("summary: failed %v, remaining %v; want 0 and %d", sum["failed"], got, remaining)
+	}
+	st := runBin(t, nil, "coordinator", "status", "--out", out)
+	if want := fmt.Sprintf("failed 0, remaining %d", remaining); !strings.Contains(st.stdout, want) {
+		t.Errorf("status does not say %q:\n%s", want, st.stdout)
+	}
 
 	res := runBin(t, env, "coordinator", args...)
 	if res.code != 0 {

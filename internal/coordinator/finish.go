@@ -33,7 +33,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	}
 	sum := &summary.Summary{
 		Out: opts.Out, Provider: spec.Provider, Model: spec.Model,
-		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed + stats.Missing,
+		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed, Remaining: stats.Missing,
 		StartedAt: started.UTC(), FinishedAt: deps.Now().UTC(),
 	}
 	sum.WallSeconds = sum.FinishedAt.Sub(sum.StartedAt).Seconds()
@@ -46,7 +46,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		sum.Status = summary.StatusBudgetReached
 	case runErr != nil:
 		sum.Status = summary.StatusError
-	case sum.Failed > 0:
+	case sum.Failed > 0 || sum.Remaining > 0:
 		sum.Status = summary.StatusRecordsFailed
 	default:
 		sum.Status = summary.StatusComplete
@@ -98,7 +98,6 @@ func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *sche
 		Layout:       spec.Layout(sch),
 		OutPath:      dir.FinalResults(),
 		FailuresPath: dir.FinalFailures(),
-		MissingClass: merge.DefaultMissingClass,
 	})
 }
 
@@ -159,7 +158,7 @@ func addTotals(sum *summary.Summary, dir rundir.Dir, layout results.Layout, runs
 }
 
 func printSummary(sum *summary.Summary, w io.Writer) {
-	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Provider, sum.Model)
+	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed, %d remaining  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Remaining, sum.Provider, sum.Model)
 	cost := fmt.Sprintf("$%.4f", sum.CostUSD)
 	if !sum.CostKnown {
 		cost += " (some models' prices are unknown; see --prices)"

@@ -111,7 +111,8 @@ func firstColumn(rows [][]string) []string {
 	return ids
 }
 
-// assertExactlyOnce checks that every input ID is in exactly one of the final files, once.
+// assertExactlyOnce checks that no input ID is in both final files or in one twice, and that the
+// IDs in neither (not done yet) are exactly the run's remaining count in summary.json.
 func assertExactlyOnce(t testing.TB, out string, ids []string) (succeeded, failed int) {
 	t.Helper()
 	seen := map[string]string{}
@@ -128,13 +129,28 @@ func assertExactlyOnce(t testing.TB, out string, ids []string) (succeeded, faile
 			}
 		}
 	}
+	remaining := 0
 	for _, id := range ids {
 		if _, ok := seen[id]; !ok {
-			t.Errorf("ID %s is in neither final file", id)
+			remaining++
 		}
 	}
-	if len(seen) != len(ids) {
-		t.Errorf("final files hold %d IDs, input has %d", len(seen), len(ids))
+	if len(seen)+remaining != len(ids) {
+		t.Errorf("final files hold %d IDs that are not in the input", len(seen)+remaining-len(ids))
+	}
+	var sum struct {
+		Succeeded, Failed, Remaining int
+	}
+	if data, err := os.ReadFile(filepath.Join(out, "summary.json")); err == nil {
+		if err := json.Unmarshal(data, &sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum.Succeeded != succeeded || sum.Failed != failed || sum.Remaining != remaining {
+			t.Errorf("summary.json says %d succeeded, %d failed, %d remaining; the final files say %d, %d and %d",
+				sum.Succeeded, sum.Failed, sum.Remaining, succeeded, failed, remaining)
+		}
+	} else if remaining > 0 {
+		t.Errorf("%d IDs are in neither final file and there is no summary.json to count them", remaining)
 	}
 	return succeeded, failed
 }

@@ -185,9 +185,9 @@ func TestRestartsRunOut(t *testing.T) {
 			if sum.Restarts != int64(restarts) || sum.Workers[1].Restarts != restarts || sum.Workers[1].Processes != restarts+1 {
 				t.Errorf("summary: restarts %d, batch 1 %+v; want %d restarts", sum.Restarts, sum.Workers[1].WorkerRun, restarts)
 			}
-			// Batch 1's 25 records are listed as not processed; the other batches are answered.
-			if sum.Succeeded != 75 || sum.FailedByClass["not_processed"] != 25 {
-				t.Errorf("succeeded %d, failed by class %v; want 75 and 25 not_processed", sum.Succeeded, sum.FailedByClass)
+			// Batch 1's 25 records remain for a rerun; they did not fail. The others are answered.
+			if sum.Succeeded != 75 || sum.Failed != 0 || sum.Remaining != 25 {
+				t.Errorf("succeeded %d, failed %d, remaining %d; want 75, 0 and 25", sum.Succeeded, sum.Failed, sum.Remaining)
 			}
 		})
 	}

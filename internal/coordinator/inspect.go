@@ -178,11 +178,10 @@ func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "merged %d records: %d in %s, %d in %s (%d failed, %d not processed)\n",
-		stats.Records, stats.Succeeded, dir.FinalResults(), stats.Failed+stats.Missing,
-		dir.FinalFailures(), stats.Failed, stats.Missing)
+	fmt.Fprintf(w, "merged %d records: %d in %s, %d failed in %s, %d remaining (not done yet)\n",
+		stats.Records, stats.Succeeded, dir.FinalResults(), stats.Failed, dir.FinalFailures(), stats.Missing)
 	if stats.Failed+stats.Missing > 0 {
-		return fmt.Errorf("%d of %d records failed or are not done: %w", stats.Failed+stats.Missing, stats.Records, exitcode.ErrRecordsFailed)
+		return fmt.Errorf("%d of %d records failed and %d are not done: %w", stats.Failed, stats.Records, stats.Missing, exitcode.ErrRecordsFailed)
 	}
 	return nil
 }

@@ -249,9 +249,14 @@ func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error
 		return runErr
 	case runErr != nil:
 		return runErr
+	case sum.Failed > 0 && sum.Remaining > 0:
+		return fmt.Errorf("%d of %d records failed (listed in %s) and %d are not done; %s: %w",
+			sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), sum.Remaining, resume, exitcode.ErrRecordsFailed)
 	case sum.Failed > 0:
 		return fmt.Errorf("%d of %d records failed (listed in %s); %s to retry them: %w",
 			sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), resume, exitcode.ErrRecordsFailed)
+	case sum.Remaining > 0:
+		return fmt.Errorf("%d of %d records are not done; %s: %w", sum.Remaining, sum.Records, resume, exitcode.ErrRecordsFailed)
 	}
 	return nil
 }

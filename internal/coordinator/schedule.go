@@ -160,7 +160,7 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 			return nil
 		}
 		if restarts >= s.opts.MaxRestarts {
-			log.Error("crashed; no restarts left (--max-restarts), its unfinished records are listed as not_processed", "exit", exit.String(), "restarts", restarts)
+			log.Error("crashed; no restarts left (--max-restarts): its unfinished records remain for a rerun", "exit", exit.String(), "restarts", restarts)
 			return nil
 		}
 		restarts++

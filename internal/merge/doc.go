@@ -3,13 +3,13 @@
 //
 // For each batch in turn, Merge loads that batch's worker_N_results.csv into a map keyed by ID
 // (the first column) and its worker_N_failures.csv likewise, so memory is bounded by one batch,
-// then streams the batch's IDs in input order. Each ID lands in exactly one of the two outputs:
+// then streams the batch's IDs in input order. Each ID lands in at most one of the two outputs:
 //
 //   - a result row if the worker wrote one (the first wins; later duplicates, left by a resumed
 //     run, are counted and dropped), even when the worker also recorded a failure for it;
-//   - otherwise the worker's last failure row for it;
-//   - otherwise a failure row of class Options.MissingClass saying the record was not processed,
-//     so no record silently disappears.
+//   - otherwise the worker's last failure row for it: it failed for good;
+//   - otherwise neither: it is not done yet (an interrupted or stopped run), counted in
+//     Stats.Missing, and a rerun does it. final_failures.csv lists only records that failed.
 //
 // Rows in a worker file whose ID is not in the batch are ignored and counted as stray. Torn last
 // lines (a worker killed mid-write) are ignored and counted.

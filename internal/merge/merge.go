@@ -13,12 +13,6 @@ import (
 	"github.com/trialcat/trialcat/internal/safefile"
 )
 
-// MissingMessage is the message of a failure row written for a record no worker finished.
-const MissingMessage = "no result: the worker did not finish this record; rerun the same command to resume"
-
-// DefaultMissingClass is the error class used when Options.MissingClass is empty.
-const DefaultMissingClass = "not_processed"
-
 // Batch is one worker's share of the input.
 type Batch struct {
 	// Number is the batch (and worker) number N.
@@ -39,16 +33,14 @@ type Options struct {
 	Layout results.Layout
 	// OutPath and FailuresPath are final_results.csv and final_failures.csv.
 	OutPath, FailuresPath string
-	// MissingClass is the error class of records no worker finished; DefaultMissingClass if empty.
-	MissingClass string
 }
 
 // Stats count what Merge wrote.
 type Stats struct {
 	Records   int64 // IDs in the batches
 	Succeeded int64 // rows written to OutPath
-	Failed    int64 // worker failure rows written to FailuresPath
-	Missing   int64 // records no worker finished, written to FailuresPath with MissingClass
+	Failed    int64 // records that failed for good: failure rows written to FailuresPath
+	Missing   int64 // records no worker finished yet (in neither file): a rerun does them
 	// TornLines counts worker files whose torn last line was ignored.
 	TornLines int
 	// DuplicateRows counts result rows dropped because an earlier row had the same ID.
@@ -71,9 +63,6 @@ type BatchStats struct {
 func Merge(ctx context.Context, opts Options) (Stats, error) {
 	if opts.Layout.IDColumn == "" || opts.OutPath == "" || opts.FailuresPath == "" {
 		return Stats{}, errors.New("merge: Layout, OutPath and FailuresPath are required")
-	}
-	if opts.MissingClass == "" {
-		opts.MissingClass = DefaultMissingClass
 	}
 	var stats Stats
 	// final_failures.csv is renamed into place first and final_results.csv last, so the results
@@ -154,8 +143,8 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 			bs.Failed++
 			return writeRow(fail, row)
 		}
-		bs.Missing++
-		return writeRow(fail, results.EncodeFailure(results.Failure{ID: id, Class: opts.MissingClass, Message: MissingMessage, Worker: b.Number}))
+		bs.Missing++ // not done yet: in neither file, and a rerun does it
+		return nil
 	})
 	bs.Stray = int64(len(done) - used)
 	return bs, err

@@ -114,7 +114,6 @@ func TestMergeGolden(t *testing.T) {
 		Layout:       layout,
 		OutPath:      filepath.Join(out, "final_results.csv"),
 		FailuresPath: filepath.Join(out, "final_failures.csv"),
-		MissingClass: "not_processed",
 	}
 	for n := 1; n <= 2; n++ {
 		opts.Batches = append(opts.Batches, Batch{
@@ -192,7 +191,7 @@ func TestMergeSemantics(t *testing.T) {
 		{
 			name:       "no worker files: every record missing",
 			ids:        []string{"A", "B"},
-			wantFailed: []string{"A:not_processed:0", "B:not_processed:0"},
+			wantFailed: nil, // not done: in neither file
 		},
 		{
 			name: "failures and missing interleave in input order",
@@ -202,7 +201,7 @@ func TestMergeSemantics(t *testing.T) {
 				failures: [][]string{{"D", "timeout", "t/o", "2", "1"}},
 			},
 			wantResults: []string{"C"},
-			wantFailed:  []string{"A:not_processed:0", "B:not_processed:0", "D:timeout:2"},
+			wantFailed:  []string{"D:timeout:2"},
 		},
 		{
 			name:        "stray and duplicate rows dropped",
@@ -255,8 +254,9 @@ func TestMergeSemantics(t *testing.T) {
 			if !slices.Equal(gotFailed, tt.wantFailed) {
 				t.Errorf("failures = %q, want %q", gotFailed, tt.wantFailed)
 			}
-			// Every record is accounted for exactly once.
-			if stats.Succeeded+stats.Failed+stats.Missing != stats.Records || stats.Records != int64(len(res)-1+len(fails)-1) {
+			// Every record is accounted for exactly once: answered, failed, or not done (in
+			// neither file).
+			if stats.Succeeded+stats.Failed+stats.Missing != stats.Records || stats.Succeeded+stats.Failed != int64(len(res)-1+len(fails)-1) {
 				t.Errorf("stats %+v do not add up to the %d+%d rows written", stats, len(res)-1, len(fails)-1)
 			}
 		})
@@ -277,18 +277,23 @@ func TestMergeFirstResultWins(t *testing.T) {
 	}
 }
 
-func TestMergeMissingMessage(t *testing.T) {
+func TestMergeLeavesUndoneRecordsOutOfFailures(t *testing.T) {
+	// A record no worker finished (an interrupted run) is not a failure: it is in neither file,
+	// counted as missing, and a rerun does it.
 	dir := t.TempDir()
 	opts := Options{
 		Batches: []Batch{{Number: 4, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf("A")}},
 		Layout:  layout, OutPath: filepath.Join(dir, "out.csv"), FailuresPath: filepath.Join(dir, "fail.csv"),
 	}
-	if _, err := Merge(context.Background(), opts); err != nil {
+	stats, err := Merge(context.Background(), opts)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{layout.FailureHeader(), {"A", DefaultMissingClass, MissingMessage, "0", "4"}}
-	if got := readCSV(t, opts.FailuresPath); !slices.EqualFunc(got, want, slices.Equal) {
-		t.Errorf("final_failures = %q, want %q", got, want)
+	if got := readCSV(t, opts.FailuresPath); len(got) != 1 {
+		t.Errorf("final_failures = %q, want only its header", got)
+	}
+	if stats.Missing != 1 || stats.Failed != 0 {
+		t.Errorf("stats %+v; want 1 missing, 0 failed", stats)
 	}
 }
 

@@ -90,11 +90,11 @@ func (p *page) header(r *run) {
 	case "complete":
 		p.StatusTone, p.StatusText = "ok", "every record succeeded"
 	case "records_failed":
-		p.StatusTone, p.StatusText = "warn", "some records failed: see Failures below; a rerun retries them"
+		p.StatusTone, p.StatusText = "warn", "some records failed or are not done: see Failures below; a rerun retries and finishes them"
 	case "interrupted":
 		p.StatusTone, p.StatusText = "warn", "interrupted: rerun the same command to resume"
 	case "api_refused":
-		p.StatusTone, p.StatusText = "bad", "the API refused the run (bad key, no quota): see Failures"
+		p.StatusTone, p.StatusText = "bad", "the API refused the run (bad key, no quota); the records not done remain for a rerun"
 	case "error":
 		p.StatusTone, p.StatusText = "bad", "the run stopped on an error"
 	default:
@@ -121,6 +121,7 @@ func (p *page) header(r *run) {
 		{Label: "Records", Value: group(s.Records)},
 		{Label: "Succeeded", Value: group(s.Succeeded), Sub: percent(s.Succeeded, s.Records), Tone: "ok"},
 		{Label: "Failed", Value: group(s.Failed), Sub: percent(s.Failed, s.Records), Tone: tone(s.Failed > 0, "bad")},
+		{Label: "Remaining", Value: group(s.Remaining), Sub: "not done yet: a rerun does them", Tone: tone(s.Remaining > 0, "warn")},
 		{Label: "Provider · model", Value: model},
 		{Label: "Wall time", Value: seconds(s.WallSeconds), Sub: rate(s.Succeeded+s.Failed, s.WallSeconds)},
 		tokens,

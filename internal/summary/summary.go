@@ -70,7 +70,10 @@ type Summary struct {
 	Model             string           `json:"model"`
 	Records           int64            `json:"records"`
 	Succeeded         int64            `json:"succeeded"`
-	Failed            int64            `json:"failed"`
+	Failed            int64            `json:"failed"` // failed for good (final_failures.csv)
+	// Remaining counts records not done yet (interrupted, stopped, or a worker out of
+	// restarts): in neither final file; rerunning the same command does them.
+	Remaining int64 `json:"remaining"`
 	FailedByClass     map[string]int64 `json:"failed_by_class"`
 	InputTokens       int64            `json:"input_tokens"`
 	CachedInputTokens int64            `json:"cached_input_tokens"`
