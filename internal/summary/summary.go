@@ -64,16 +64,16 @@ type WorkerSummary struct {
 
 // Summary is summary.json.
 type Summary struct {
-	Status            string           `json:"status"` // one of the Status constants
-	Out               string           `json:"out"`
-	Provider          string           `json:"provider"`
-	Model             string           `json:"model"`
-	Records           int64            `json:"records"`
-	Succeeded         int64            `json:"succeeded"`
-	Failed            int64            `json:"failed"` // failed for good (final_failures.csv)
+	Status    string `json:"status"` // one of the Status constants
+	Out       string `json:"out"`
+	Provider  string `json:"provider"`
+	Model     string `json:"model"`
+	Records   int64  `json:"records"`
+	Succeeded int64  `json:"succeeded"`
+	Failed    int64  `json:"failed"` // failed for good (final_failures.csv)
 	// Remaining counts records not done yet (interrupted, stopped, or a worker out of
 	// restarts): in neither final file; rerunning the same command does them.
-	Remaining int64 `json:"remaining"`
+	Remaining         int64            `json:"remaining"`
 	FailedByClass     map[string]int64 `json:"failed_by_class"`
 	InputTokens       int64            `json:"input_tokens"`
 	CachedInputTokens int64            `json:"cached_input_tokens"`
