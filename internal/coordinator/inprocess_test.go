@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -286,5 +287,50 @@ func TestRerunAsksOnlyWhatIsLeft(t *testing.T) {
 		if after, _ := os.ReadFile(dir.Worker(n).Results); !bytes.Equal(after, b) {
 			t.Errorf("batch %d's results changed on the rerun; it was done", n)
 		}
+	}
+}
+
+func TestIDsWithLineBreaksAreDoneOnce(t *testing.T) {
+	// IDs that hold CR, LF or CRLF must count as done when read back, byte for byte: a rerun
+	// asks nothing again.
+	ids := []string{"A\r\nB", "C\nD", "E\rF", "plain", "G\r\n\r\nH"} // (IDs are trimmed: inner breaks only)
+	var in bytes.Buffer
+	for _, id := range ids {
+		line, _ := json.Marshal(map[string]string{"nct_id": id, "brief_title": "A study of " + id, "conditions": "Asthma"})
+		in.Write(append(line, '\n'))
+	}
+	input := filepath.Join(t.TempDir(), "ids.jsonl")
+	if err := os.WriteFile(input, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	mod := func(o *coordinator.Options) { o.Input, o.Workers = input, 2 }
+	sum, err, _ := runInProcessIn(t, out, fakePlan{}, mod)
+	if err != nil || sum.Succeeded != int64(len(ids)) {
+		t.Fatalf("first run: %v, %d succeeded", err, sum.Succeeded)
+	}
+	dir := rundir.New(out)
+	before := map[int][]byte{}
+	for _, n := range []int{0, 1} {
+		before[n], _ = os.ReadFile(dir.Worker(n).Results)
+	}
+	sum, err, _ = runInProcessIn(t, out, fakePlan{}, mod)
+	if err != nil || sum.Succeeded != int64(len(ids)) || sum.Remaining != 0 {
+		t.Fatalf("rerun: %v, %d succeeded, %d remaining", err, sum.Succeeded, sum.Remaining)
+	}
+	for n, b := range before {
+		if after, _ := os.ReadFile(dir.Worker(n).Results); !bytes.Equal(after, b) {
+			t.Errorf("batch %d was answered again on the rerun:\n%q", n, after)
+		}
+	}
+	var got []string
+	if _, err := results.ReadFile(dir.FinalResults(), func(_ results.Layout, r results.Row) error {
+		got = append(got, r.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("final results IDs %q, want %q", got, ids)
 	}
 }

@@ -14,8 +14,9 @@
 // whose header differs from the one asked for: such a file belongs to a different run (another
 // schema or ID column), and mixing rows would corrupt both.
 //
-// Cells round-trip exactly, with one exception from encoding/csv: a "\r\n" inside a quoted cell
-// reads back as "\n".
+// Cells round-trip exactly, byte for byte: the reader is the package's own, because encoding/csv's
+// reads a "\r\n" inside a quoted cell back as "\n", and an ID with one would never match its
+// record again.
 //
 // # Spreadsheet formula guard
 //

@@ -1,7 +1,6 @@
 package results
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
@@ -207,8 +206,7 @@ func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (
 	}
 	endsWithNewline := last[0] == '\n'
 
-	cr := csv.NewReader(bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10))
-	cr.FieldsPerRecord = -1 // checked here, so a short last row counts as torn rather than an error
+	cr := newCSVReader(io.NewSectionReader(r, 0, size))
 	type row struct {
 		rec  []string
 		end  int64 // offset just past the row
@@ -234,7 +232,7 @@ func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (
 	}
 	var pending *row // judged once the next row was read, because only the last may be torn
 	for {
-		rec, err := cr.Read()
+		rec, line, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
@@ -246,10 +244,7 @@ func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (
 				return res, err
 			}
 		}
-		pending = &row{rec: rec, end: cr.InputOffset(), err: err}
-		if err == nil {
-			pending.line, _ = cr.FieldPos(0)
-		}
+		pending = &row{rec: rec, end: cr.offset, line: line, err: err}
 	}
 	if pending != nil {
 		if check(pending) != nil || !endsWithNewline {

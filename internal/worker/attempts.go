@@ -2,15 +2,18 @@ package worker
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 )
 
-// attemptLog is the append-only journal of attempts: one line with the record ID per attempt,
-// written and flushed before the request is sent, so attempts survive worker restarts.
+// attemptLog is the append-only journal of attempts: one line per attempt, the record ID as a JSON
+// string (so no byte of an ID can break a line), written before the request is sent, so
+// attempts survive worker restarts.
 type attemptLog struct {
 	mu sync.Mutex
 	f  *os.File
@@ -36,7 +39,7 @@ func openAttemptLog(path string) (*attemptLog, map[string]int, error) {
 			return nil, nil, fmt.Errorf("read attempts log: %w", err)
 		}
 		size += int64(len(line))
-		if id := line[:len(line)-1]; id != "" {
+		if id, ok := decodeAttempt(line[:len(line)-1]); ok {
 			counts[id]++
 		}
 	}
@@ -55,10 +58,29 @@ func openAttemptLog(path string) (*attemptLog, map[string]int, error) {
 func (a *attemptLog) Record(id string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, err := a.f.WriteString(id + "\n"); err != nil {
+	if _, err := a.f.Write(encodeAttempt(id)); err != nil {
 		return fmt.Errorf("write attempts log: %w", err)
 	}
 	return nil
 }
 
 func (a *attemptLog) Close() error { return a.f.Close() }
+
+// encodeAttempt is the journal line of one attempt of id.
+func encodeAttempt(id string) []byte {
+	b, _ := json.Marshal(id) // a string always marshals
+	return append(b, '\n')
+}
+
+// decodeAttempt reads a journal line (without its newline). A line that is not a JSON string
+// is a raw ID, as journals written before IDs were encoded hold.
+func decodeAttempt(line string) (string, bool) {
+	if !strings.HasPrefix(line, `"`) {
+		return line, line != ""
+	}
+	var id string
+	if json.Unmarshal([]byte(line), &id) != nil || id == "" {
+		return "", false
+	}
+	return id, true
+}
