@@ -174,8 +174,10 @@ func runInProcessIn(t *testing.T, out string, plan fakePlan, mod func(*coordinat
 }
 
 func TestRestartsRunOut(t *testing.T) {
+	t.Parallel()
 	for _, restarts := range []int{0, 2} {
 		t.Run(fmt.Sprint(restarts), func(t *testing.T) {
+			t.Parallel()
 			sum, err, out := runInProcess(t, fakePlan{CrashAlways: []int{1}}, func(o *coordinator.Options) { o.MaxRestarts = restarts })
 			if !errors.Is(err, exitcode.ErrRecordsFailed) {
 				t.Fatalf("Run = %v; want records failed", err)
@@ -195,6 +197,7 @@ func TestRestartsRunOut(t *testing.T) {
 }
 
 func TestRestartedWorkerResumesWithoutRedoing(t *testing.T) {
+	t.Parallel()
 	sum, err, out := runInProcess(t, fakePlan{CrashFirstAfter: map[int]int{0: 10, 2: 1}}, nil)
 	if err != nil {
 		t.Fatalf("Run = %v; want every record answered", err)
@@ -227,6 +230,7 @@ func TestRestartedWorkerResumesWithoutRedoing(t *testing.T) {
 }
 
 func TestRefusedRunStopsEveryWorker(t *testing.T) {
+	t.Parallel()
 	sum, err, _ := runInProcess(t, fakePlan{Refuse: []int{0}}, func(o *coordinator.Options) { o.Workers = 1 })
 	if !errors.Is(err, exitcode.ErrFatalAPI) {
 		t.Fatalf("Run = %v; want the API's refusal", err)
@@ -243,6 +247,7 @@ func TestRefusedRunStopsEveryWorker(t *testing.T) {
 }
 
 func TestBudgetStopsEveryWorkerInProcess(t *testing.T) {
+	t.Parallel()
 	fake, url := startFake(t, fakeai.Config{})
 	sum, err, _ := runInProcess(t, fakePlan{}, func(o *coordinator.Options) {
 		o.Provider, o.BaseURL, o.MaxCostUSD, o.Workers = "openai", url, 0.005, 2
@@ -264,6 +269,7 @@ func TestBudgetStopsEveryWorkerInProcess(t *testing.T) {
 }
 
 func TestRerunAsksOnlyWhatIsLeft(t *testing.T) {
+	t.Parallel()
 	out := t.TempDir()
 	// First pass: batch 2 crashes every time and gets no restart.
 	_, err, _ := runInProcessIn(t, out, fakePlan{CrashAlways: []int{2}}, func(o *coordinator.Options) { o.MaxRestarts = 0 })
@@ -291,6 +297,7 @@ func TestRerunAsksOnlyWhatIsLeft(t *testing.T) {
 }
 
 func TestIDsWithLineBreaksAreDoneOnce(t *testing.T) {
+	t.Parallel()
 	// IDs that hold CR, LF or CRLF must count as done when read back, byte for byte: a rerun
 	// asks nothing again.
 	ids := []string{"A\r\nB", "C\nD", "E\rF", "plain", "G\r\n\r\nH"} // (IDs are trimmed: inner breaks only)
