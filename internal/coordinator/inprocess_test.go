@@ -18,6 +18,8 @@ import (
 	"github.com/trialcat/trialcat/internal/coordinator"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/offline"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/signals"
@@ -44,6 +46,8 @@ type fakePlan struct {
 	CrashFirstAfter map[int]int `json:"crash_first_after"`
 	// Refuse batches report that the API refused the run and exit 3.
 	Refuse []int `json:"refuse"`
+	// Poison is a record ID whose request kills its worker process, every time.
+	Poison string `json:"poison"`
 }
 
 func fakeWorkerMain(args []string) int {
@@ -79,8 +83,16 @@ func fakeWorkerMain(args []string) int {
 	}
 	ctx, _, stop := signals.Context(context.Background())
 	defer stop()
-	err = worker.Run(ctx, worker.Options{BatchPath: batchPath, Events: true},
-		worker.Deps{Stdin: os.Stdin, Stdout: out, Stderr: os.Stderr, Getenv: os.Getenv})
+	deps := worker.Deps{Stdin: os.Stdin, Stdout: out, Stderr: os.Stderr, Getenv: os.Getenv}
+	if plan.Poison != "" {
+		deps.Provider = llm.ProviderFunc(func(ctx context.Context, req llm.Request) (llm.Reply, error) {
+			if req.RecordID == plan.Poison {
+				os.Exit(137) // as the kernel's OOM killer would end it
+			}
+			return offline.Provider{}.Complete(ctx, req)
+		})
+	}
+	err = worker.Run(ctx, worker.Options{BatchPath: batchPath, Events: true}, deps)
 	return exitcode.WorkerCode(err)
 }
 
@@ -339,5 +351,67 @@ func TestIDsWithLineBreaksAreDoneOnce(t *testing.T) {
 	}
 	if !slices.Equal(got, ids) {
 		t.Errorf("final results IDs %q, want %q", got, ids)
+	}
+}
+
+func TestRecordThatKillsItsWorkerFailsAlone(t *testing.T) {
+	t.Parallel()
+	ids := sampleIDs(t, sample)
+	poison := ids[30] // batch 1 of 4, with concurrency 2 beside it
+	sum, err, out := runInProcess(t, fakePlan{Poison: poison}, func(o *coordinator.Options) { o.Concurrency = 2 })
+	if !errors.Is(err, exitcode.ErrRecordsFailed) {
+		t.Fatalf("Run = %v; want records failed", err)
+	}
+	// With default flags the record ends as worker_crashed; every other record is answered.
+	if sum.Succeeded != 99 || sum.Failed != 1 || sum.Remaining != 0 || sum.FailedByClass["worker_crashed"] != 1 {
+		t.Errorf("succeeded %d failed %d remaining %d by class %v; want 99, 1 worker_crashed, 0", sum.Succeeded, sum.Failed, sum.Remaining, sum.FailedByClass)
+	}
+	var failures []results.Failure
+	if _, err := (results.Layout{IDColumn: "nct_id"}).ReadFailures(rundir.New(out).FinalFailures(), func(f results.Failure) error {
+		failures = append(failures, f)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(failures) != 1 || failures[0].ID != poison || failures[0].Attempts != coordinator.DefaultMaxAttempts {
+		t.Errorf("failures %+v; want %s after %d attempts", failures, poison, coordinator.DefaultMaxAttempts)
+	}
+	// It killed its worker at most --max-attempts times.
+	if starts := countStarts(out)[1]; starts > coordinator.DefaultMaxAttempts+1 {
+		t.Errorf("batch 1 was started %d times; the poison record may take at most %d", starts, coordinator.DefaultMaxAttempts)
+	}
+}
+
+func TestFinishedRunAskedAgainDoesNothing(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	if _, err, _ := runInProcessIn(t, out, fakePlan{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, out)
+	starts := countStarts(out)
+	sum, err, _ := runInProcessIn(t, out, fakePlan{}, nil)
+	if err != nil || sum == nil || sum.Succeeded != 100 {
+		t.Fatalf("rerun of a finished run = %v (%+v); want success with its summary", err, sum)
+	}
+	if after := snapshot(t, out); after != before {
+		t.Error("the rerun of a finished run changed its folder")
+	}
+	if got := countStarts(out); fmt.Sprint(got) != fmt.Sprint(starts) {
+		t.Errorf("workers started %v, before %v: a finished run needs none", got, starts)
+	}
+	// Without its final files, it merges them again, still without a worker.
+	dir := rundir.New(out)
+	if err := os.Remove(dir.FinalResults()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err, _ := runInProcessIn(t, out, fakePlan{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir.FinalResults()); err != nil {
+		t.Error("final_results.csv was not merged again")
+	}
+	if got := countStarts(out); fmt.Sprint(got) != fmt.Sprint(starts) {
+		t.Errorf("workers started %v, before %v", got, starts)
 	}
 }

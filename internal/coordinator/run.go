@@ -10,6 +10,7 @@ import (
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/summary"
@@ -101,22 +102,37 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		return nil, err
 	}
 	defer lk.release()
-	resumed, err := prepareOut(ctx, &opts, &deps, spec, inOpts)
+	layout := spec.Layout(sch)
+	state, err := prepareOut(ctx, &opts, &deps, spec, inOpts, layout)
 	if err != nil {
 		return nil, err
 	}
-	if resumed {
+	s := newScheduler(&opts, &deps, spec, workerBin)
+	var runErr error
+	switch state {
+	case runComplete:
+		// A finished run asked again: nothing to ask, nothing to move.
+		if merged(dir) {
+			log.Info(fmt.Sprintf("all %d records in %s are done: nothing to do (add --fresh to start over)", stats.Records, opts.Out))
+			sum, err := summary.Load(dir.Summary())
+			if err == nil {
+				printSummary(sum, deps.Stdout)
+			}
+			return sum, err
+		}
+		log.Info(fmt.Sprintf("all %d records in %s are done; merging them again", stats.Records, opts.Out))
+	case runResumed:
 		log.Info("resuming the run in "+opts.Out, "batches", len(spec.Batches))
-	} else {
+	default:
 		log.Info("wrote batches", "batches", len(spec.Batches), "records", stats.Records, "out", opts.Out)
 	}
-	if err := runspec.Save(dir.Run(), spec); err != nil {
-		return nil, err
+	if state != runComplete {
+		if err := runspec.Save(dir.Run(), spec); err != nil {
+			return nil, err
+		}
+		phases.BatchesReadyAt = deps.Now().UTC()
+		runErr = s.run(ctx)
 	}
-	phases.BatchesReadyAt = deps.Now().UTC()
-
-	s := newScheduler(&opts, &deps, spec, workerBin)
-	runErr := s.run(ctx)
 
 	sum, mergeErr := finish(ctx, &opts, &deps, spec, sch, s, started, phases, runErr)
 	if mergeErr != nil {
@@ -125,52 +141,71 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	return sum, decide(runErr, sum, &opts, &deps)
 }
 
+// prepareState is what prepareOut found.
+type prepareState int
+
+const (
+	runFresh    prepareState = iota // batch files written
+	runResumed                      // an earlier pass's run, with records left to do
+	runComplete                     // an earlier pass's run with every record answered
+)
+
 // prepareOut decides between a fresh run and a resume, and writes the batch files of a fresh run.
-// It reports whether the run resumes.
-func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, inOpts input.Options) (bool, error) {
+func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, inOpts input.Options, layout results.Layout) (prepareState, error) {
 	dir := rundir.New(opts.Out)
 	old, err := runspec.Load(dir.Run())
 	switch {
 	case err == nil && !opts.Fresh:
 		if err := checkResumable(opts, spec); err != nil {
-			return false, err
+			return runFresh, err
 		}
 		spec.CreatedAt = old.CreatedAt
 		spec.Batches = old.Batches
 		for _, b := range spec.Batches {
 			if _, err := os.Stat(dir.Batch(b.Number)); err != nil {
-				return false, usagef("%s: run.json lists batch %d but %s is missing; add --fresh to start over", opts.Out, b.Number, rundir.BatchName(b.Number))
+				return runFresh, usagef("%s: run.json lists batch %d but %s is missing; add --fresh to start over", opts.Out, b.Number, rundir.BatchName(b.Number))
 			}
 		}
-		if err := retryFailures(opts, deps, spec); err != nil {
-			return false, err
+		var done int64
+		for _, b := range spec.Batches {
+			bs, err := readBatch(dir, layout, b)
+			if err != nil {
+				return runFresh, err
+			}
+			done += bs.Done
 		}
-		return true, nil
+		if done == spec.Input.Records {
+			return runComplete, nil
+		}
+		if err := retryFailures(opts, deps, spec, layout); err != nil {
+			return runFresh, err
+		}
+		return runResumed, nil
 	case err != nil && !errors.Is(err, runspec.ErrNoRun) && !opts.Fresh:
-		return false, err
+		return runFresh, err
 	}
 	names, err := dir.Owned()
 	if err != nil {
-		return false, err
+		return runFresh, err
 	}
 	if len(names) > 0 {
 		if !opts.Fresh && hasWork(names) {
-			return false, usagef("%s holds results but no run.json, so they cannot be matched to this input; use another --out, or add --fresh to move them aside and start over", opts.Out)
+			return runFresh, usagef("%s holds results but no run.json, so they cannot be matched to this input; use another --out, or add --fresh to move them aside and start over", opts.Out)
 		}
 		// Batch files without run.json are an interrupted split: nothing ran on them.
 		prev, err := archive(dir, names, deps.Now())
 		if err != nil {
-			return false, err
+			return runFresh, err
 		}
 		deps.Log.Info("moved the previous run's files aside", "to", prev)
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-		return false, fmt.Errorf("create --out %s: %w", opts.Out, err)
+		return runFresh, fmt.Errorf("create --out %s: %w", opts.Out, err)
 	}
 	if err := writeBatches(ctx, opts.Input, inOpts, dir, spec.Batches); err != nil {
-		return false, err
+		return runFresh, err
 	}
-	return false, nil
+	return runFresh, nil
 }
 
 // checkResumable refuses to resume a run in opts.Out whose settings differ from spec's.
@@ -199,6 +234,16 @@ func checkResumable(opts *Options, spec *runspec.Spec) error {
 	return nil
 }
 
+// merged reports whether a run's final files and summary are all there.
+func merged(dir rundir.Dir) bool {
+	for _, p := range []string{dir.FinalResults(), dir.FinalFailures(), dir.Summary()} {
+		if _, err := os.Stat(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // hasWork reports whether names hold anything but a split (run.json and batch files).
 func hasWork(names []string) bool {
 	for _, n := range names {
@@ -210,27 +255,60 @@ func hasWork(names []string) bool {
 }
 
 // retryFailures gives the records that failed in an earlier pass a fresh set of attempts: their
-// failure rows and attempt counts move to previous-<time>/, so the workers try them again.
-func retryFailures(opts *Options, deps *Deps, spec *runspec.Spec) error {
+// failure rows move to previous-<time>/, and their lines leave the attempts journal (a copy of
+// it moves there too), so the workers try them again. Records that never ended keep their
+// attempt counts: a record that kills its worker cannot reset them by a rerun.
+func retryFailures(opts *Options, deps *Deps, spec *runspec.Spec, layout results.Layout) error {
 	dir := rundir.New(opts.Out)
-	var names []string
+	failed := map[int]map[string]bool{}
 	for _, b := range spec.Batches {
 		f := dir.Worker(b.Number)
-		if st, err := os.Stat(f.Failures); err == nil && st.Size() > 0 {
-			names = append(names, filepath.Base(f.Failures))
-			if _, err := os.Stat(f.Attempts); err == nil {
-				names = append(names, filepath.Base(f.Attempts))
-			}
+		ids := map[string]bool{}
+		if _, err := layout.ReadFailures(f.Failures, func(fr results.Failure) error {
+			ids[fr.ID] = true
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			failed[b.Number] = ids
 		}
 	}
-	if len(names) == 0 {
+	if len(failed) == 0 {
 		return nil
 	}
-	prev, err := archive(dir, names, deps.Now())
-	if err != nil {
-		return err
+	prev := dir.Previous(deps.Now())
+	if err := os.MkdirAll(prev, 0o755); err != nil {
+		return fmt.Errorf("archive old failures: %w", err)
 	}
-	deps.Log.Info("retrying the records that failed before", "old_failures_moved_to", prev)
+	for n, ids := range failed {
+		f := dir.Worker(n)
+		if err := copyFile(f.Attempts, filepath.Join(prev, filepath.Base(f.Attempts))); err != nil {
+			return err
+		}
+		if err := results.FilterAttempts(f.Attempts, func(id string) bool { return !ids[id] }); err != nil {
+			return err
+		}
+		if err := os.Rename(f.Failures, filepath.Join(prev, filepath.Base(f.Failures))); err != nil {
+			return fmt.Errorf("archive old failures: %w", err)
+		}
+	}
+	deps.Log.Info("retrying the records that failed before", "batches", len(failed), "old_failures_moved_to", prev)
+	return nil
+}
+
+// copyFile copies src to dst (a missing src copies nothing).
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
 	return nil
 }
 

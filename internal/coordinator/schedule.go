@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -113,6 +114,7 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		before := progress(s.dir.Worker(b.Number))
 		s.tally.WorkerStarted(b.Number, b.Count)
 		s.display.WorkerStarted(b.Number)
 		p, err := proc.Start(ctx, proc.Spec{
@@ -159,14 +161,35 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 			log.Warn("stopped on its own", "exit", exit.String())
 			return nil
 		}
+		// A process that answered or failed records, or spent attempts, made progress: its
+		// restart is free. Spent attempts bound this (a record whose every attempt died with
+		// its worker fails as worker_crashed), so only crashes that do nothing use up
+		// --max-restarts.
+		if progress(s.dir.Worker(b.Number)) > before {
+			s.tally.Restart(b.Number)
+			log.Warn("crashed; restarting it on the same batch, it resumes where it was (it made progress: not counted against --max-restarts)", "exit", exit.String())
+			continue
+		}
 		if restarts >= s.opts.MaxRestarts {
 			log.Error("crashed; no restarts left (--max-restarts): its unfinished records remain for a rerun", "exit", exit.String(), "restarts", restarts)
 			return nil
 		}
 		restarts++
 		s.tally.Restart(b.Number)
-		log.Warn("crashed; restarting it on the same batch, it resumes where it was", "exit", exit.String(), "restart", restarts, "of", s.opts.MaxRestarts)
+		log.Warn("crashed without progress; restarting it on the same batch", "exit", exit.String(), "restart", restarts, "of", s.opts.MaxRestarts)
 	}
+}
+
+// progress is how much a batch's worker has written: its results, failures and attempts files
+// only grow, so a larger sum after a process ended means it did something.
+func progress(f rundir.Worker) int64 {
+	var n int64
+	for _, p := range []string{f.Results, f.Failures, f.Attempts} {
+		if st, err := os.Stat(p); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
 }
 
 func (s *scheduler) grace() time.Duration {

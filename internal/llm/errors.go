@@ -61,6 +61,9 @@ const (
 	ClassTooLong Class = "too_long"
 	// ClassCanceled is an attempt stopped because the parent context ended: not retried.
 	ClassCanceled Class = "canceled"
+	// ClassWorkerCrashed marks a record whose every attempt ended with the worker process dying
+	// (killed, out of memory, a crash): it is not sent again.
+	ClassWorkerCrashed Class = "worker_crashed"
 )
 
 // Error is a classified failure of one attempt.

@@ -51,8 +51,16 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 			}
 		}()
 	}
+	// Records that were in flight when an earlier process of this batch died (attempts spent,
+	// no outcome) may be what killed it: they go last and one at a time, so that they cannot
+	// take the batch's other records down with them again.
+	var suspects []record.Record
 	readErr := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
 		if r.skip[rec.ID] {
+			return nil
+		}
+		if r.prior[rec.ID] > 0 {
+			suspects = append(suspects, rec)
 			return nil
 		}
 		select {
@@ -64,6 +72,15 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 	})
 	close(work)
 	wg.Wait()
+	for _, rec := range suspects {
+		if ctx.Err() != nil || fatal != nil {
+			break
+		}
+		if err := r.process(ctx, rec); err != nil {
+			fatal = err
+			cancel(err)
+		}
+	}
 
 	r.mu.Lock()
 	answered, failed, abandoned := r.answered, r.failed, r.abandoned
@@ -105,6 +122,13 @@ func (r *runner) batchSize() (int64, error) {
 
 // process handles one record. It returns an error only when the whole run must stop.
 func (r *runner) process(ctx context.Context, rec record.Record) error {
+	if n := r.prior[rec.ID]; n >= r.spec.MaxAttempts {
+		// Every attempt was spent and none ended: each time, the worker process died with this
+		// record in flight (killed, out of memory, a crash in a library). It is not sent again.
+		r.fail(rec.ID, string(llm.ClassWorkerCrashed), fmt.Sprintf("the worker process ended %d times with this record in flight "+
+			"(killed, out of memory, or a crash); it is not sent again in this run, and a rerun tries it afresh", n), llm.Result{Attempts: n})
+		return nil
+	}
 	req := llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
 	if r.priority[rec.ID] && r.spec.PriorityModel != "" {
 		req.Model = r.spec.PriorityModel
@@ -266,6 +290,13 @@ func (r *runner) fail(id, class, msg string, res llm.Result) {
 }
 
 func (r *runner) onAttempt(a llm.Attempt) {
+	if a.Err != nil && a.Err.Class == llm.ClassCanceled {
+		// Abandoned because the run is stopping, not the record's fault: give the attempt back.
+		if err := r.attempts.Refund(a.RecordID); err != nil {
+			r.log.Error().Err(err).Str("id", a.RecordID).Msg("cannot give back an abandoned attempt")
+		}
+		return
+	}
 	// Per-request lines go to the log file only; the coordinator counts retries from events.
 	ev := r.log.Debug().Str("id", a.RecordID).Int("attempt", a.Attempt).Int64("latency_ms", a.Latency.Milliseconds()).
 		Int64("input_tokens", a.Usage.InputTokens).Int64("output_tokens", a.Usage.OutputTokens).Str("model", a.Model)

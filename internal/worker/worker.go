@@ -45,7 +45,10 @@ type Deps struct {
 	Stderr     io.Writer // log lines at info and above
 	Getenv     func(string) string
 	HTTPClient *http.Client // nil: the SDK's default
-	Prices     *price.Table // nil: the embedded table
+	// Provider, when set, answers instead of the one run.json names (tests that make a worker
+	// misbehave on a given record).
+	Provider llm.Provider
+	Prices   *price.Table // nil: the embedded table
 }
 
 // Run processes one batch. It returns nil when every record of the batch was answered or failed
@@ -147,7 +150,7 @@ type runner struct {
 	events   *wire.Writer // nil: no coordinator listens
 	results  *results.Writer
 	failures *results.Writer
-	attempts *attemptLog
+	attempts *results.AttemptLog
 	prior    map[string]int
 	skip     map[string]bool
 	priority map[string]bool
@@ -179,6 +182,9 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 	provider, err := newProvider(spec, sch, deps)
 	if err != nil {
 		return nil, err
+	}
+	if deps.Provider != nil {
+		provider = deps.Provider
 	}
 	if spec.Provider != runspec.ProviderOffline {
 		if r.tmpl, err = prompt.Parse(spec.PromptSource, spec.Prompt); err != nil {
@@ -217,7 +223,7 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		r.close()
 		return nil, err
 	}
-	if r.attempts, r.prior, err = openAttemptLog(files.Attempts); err != nil {
+	if r.attempts, r.prior, err = results.OpenAttemptLog(files.Attempts); err != nil {
 		r.close()
 		return nil, err
 	}
