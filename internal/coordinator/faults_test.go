@@ -608,3 +608,25 @@ func TestHangupStopsGracefullyAndMerges(t *testing.T) {
 	}
 	assertExactlyOnce(t, out, ids)
 }
+
+func TestHandRunWorkerBesideTheCoordinatorIsRefused(t *testing.T) {
+	t.Parallel()
+	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 150 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	env := []string{"OPENAI_API_KEY=" + testKey}
+	cmd, logs := startBin(t, env, "coordinator", "--workers", "2", "--input", sample, "--out", out, "--base-url", url)
+	waitFor(t, "a few answered rows", 60*time.Second, func() bool { return countRows(t, out) >= 3 })
+	res := runBin(t, env, "worker", "--batch", filepath.Join(out, "batch_0.json"))
+	if res.code != 2 || !strings.Contains(res.stderr, "is being worked on by another worker (pid") {
+		t.Errorf("hand-run worker beside the coordinator: exit %d\n%s", res.code, res.stderr)
+	}
+	if code := exitCodeOf(cmd.Wait()); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, tail(logs.String(), 20))
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	for id, n := range fake.Stats().PerID {
+		if n > 1 {
+			t.Errorf("%s was requested %d times", id, n)
+		}
+	}
+}

@@ -101,7 +101,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	if err != nil {
 		return nil, err
 	}
-	defer lk.release()
+	defer lk.Release()
 	layout := spec.Layout(sch)
 	state, err := prepareOut(ctx, &opts, &deps, spec, inOpts, layout)
 	if err != nil {

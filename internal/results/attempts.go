@@ -28,7 +28,7 @@ type AttemptLog struct {
 // A torn last line (the process died mid-write, before the request was sent) is not counted.
 func OpenAttemptLog(path string) (*AttemptLog, map[string]int, error) {
 	counts := map[string]int{}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open attempts log: %w", err)
 	}

@@ -24,6 +24,7 @@ const (
 	failuresFile      = "worker_%d_failures.csv"
 	logFile           = "worker_%d_log.txt"
 	attemptsFile      = "worker_%d_attempts.log"
+	batchLockFile     = ".batch_%d.lock"
 	previousPrefix    = "previous-"
 	previousTime      = "20060102T150405.000Z"
 )
@@ -87,6 +88,7 @@ type Worker struct {
 	Failures string // worker_N_failures.csv
 	Log      string // worker_N_log.txt
 	Attempts string // worker_N_attempts.log
+	Lock     string // .batch_N.lock, held by the one worker working on the batch
 }
 
 // Worker names the files of batch n's worker.
@@ -94,7 +96,7 @@ func (d Dir) Worker(n int) Worker {
 	p := func(format string) string { return d.join(fmt.Sprintf(format, n)) }
 	return Worker{
 		Dir: d, Number: n, Batch: p(batchFile), Results: p(resultsFile), Failures: p(failuresFile),
-		Log: p(logFile), Attempts: p(attemptsFile),
+		Log: p(logFile), Attempts: p(attemptsFile), Lock: p(batchLockFile),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/offline"
 	"github.com/trialcat/trialcat/internal/price"
@@ -71,6 +72,17 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 		return err
 	}
 	applyOverrides(spec, opts)
+
+	// One worker per batch: a second one (by hand beside the coordinator's, or two scheduler
+	// tasks) would ask every record twice and interleave the files.
+	lock, holder, err := lockfile.Acquire(files.Lock)
+	if errors.Is(err, lockfile.ErrHeld) {
+		return fmt.Errorf("batch %d is being worked on by another worker (pid %s); wait for it to end or stop it: %w", files.Number, holder, exitcode.ErrUsage)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 
 	logFile, err := os.OpenFile(files.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {

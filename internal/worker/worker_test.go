@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -264,5 +266,28 @@ func TestTooLongRecordFailsWithoutARequest(t *testing.T) {
 	}
 	if got := len(resultIDs(t, filepath.Join(dir, "worker_0_results.csv"))); got+len(fails) != len(ids) {
 		t.Errorf("%d answered + %d too long != %d", got, len(fails), len(ids))
+	}
+}
+
+func TestSecondWorkerOnABatchIsRefused(t *testing.T) {
+	dir, fake, _ := setup(t, 3, fakeai.Config{}, 3)
+	files, err := rundir.ForBatch(filepath.Join(dir, "batch_0.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _, err := lockfile.Acquire(files.Lock) // the first worker
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), Options{BatchPath: files.Batch}, deps())
+	held.Release()
+	if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "another worker (pid "+strconv.Itoa(os.Getpid())+")") {
+		t.Fatalf("second worker: %v; want a usage error naming the holder", err)
+	}
+	if n := fake.Stats().Requests; n != 0 {
+		t.Errorf("the refused worker made %d requests", n)
+	}
+	if _, err := os.Stat(files.Results); err == nil {
+		t.Error("the refused worker created its results file")
 	}
 }
