@@ -314,3 +314,39 @@ func TestUsageErrorsLeaveOutputUntouched(t *testing.T) {
 		})
 	}
 }
+
+func TestCredentialsInTheBaseURLAreNeverStoredOrShown(t *testing.T) {
+	t.Parallel()
+	_, url := startFake(t, fakeai.Config{})
+	const secret = "pa55-w0rd-xyz"
+	withCreds := strings.Replace(url, "http://", "http://someone:"+secret+"@", 1)
+	out := filepath.Join(t.TempDir(), "out")
+	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "2", "--input", sample, "--out", out,
+		"--base-url", withCreds, "--log-level", "debug")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr, 20))
+	}
+	if strings.Contains(res.stderr+res.stdout, secret) {
+		t.Error("the password of --base-url is in the coordinator's output")
+	}
+	err := filepath.Walk(out, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(data), secret) {
+			t.Errorf("the password of --base-url is in %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		BaseURL string `json:"base_url"`
+	}
+	data, _ := os.ReadFile(filepath.Join(out, "run.json"))
+	if err := json.Unmarshal(data, &spec); err != nil || spec.BaseURL != url {
+		t.Errorf("run.json base_url %q, want %q (no user:password)", spec.BaseURL, url)
+	}
+}

@@ -415,3 +415,25 @@ func TestFinishedRunAskedAgainDoesNothing(t *testing.T) {
 		t.Errorf("workers started %v, before %v", got, starts)
 	}
 }
+
+func TestStartRemovesTemporaryFilesOfAKilledWrite(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	if _, err, _ := runInProcessIn(t, out, fakePlan{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	left := []string{".batch_2.json.tmp-81723", ".final_results.csv.tmp-11", ".report.html.tmp-990"}
+	for _, n := range left {
+		if err := os.WriteFile(filepath.Join(out, n), []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err, _ := runInProcessIn(t, out, fakePlan{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range left {
+		if _, err := os.Stat(filepath.Join(out, n)); err == nil {
+			t.Errorf("%s is still there after a start", n)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
@@ -76,6 +77,10 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	} else if spec.BaseURL == "" {
 		spec.BaseURL = deps.Getenv("OPENAI_BASE_URL")
 	}
+	// A user:password in the base URL is a secret: run.json and every message get the URL
+	// without it, and the workers get the whole URL in their environment.
+	fullBaseURL := spec.BaseURL
+	spec.BaseURL, _ = runspec.PublicURL(spec.BaseURL)
 	if err := routing(&opts, &deps, spec); err != nil {
 		return nil, err
 	}
@@ -102,12 +107,16 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		return nil, err
 	}
 	defer lk.Release()
+	removeTemps(dir, log)
 	layout := spec.Layout(sch)
 	state, err := prepareOut(ctx, &opts, &deps, spec, inOpts, layout)
 	if err != nil {
 		return nil, err
 	}
 	s := newScheduler(&opts, &deps, spec, workerBin)
+	if fullBaseURL != spec.BaseURL {
+		s.extraEnv = []string{"OPENAI_BASE_URL=" + fullBaseURL}
+	}
 	var runErr error
 	switch state {
 	case runComplete:
@@ -232,6 +241,23 @@ func checkResumable(opts *Options, spec *runspec.Spec) error {
 		return usagef("%s holds a run with other settings:\n%s\nrerun with the same input and flags to resume it, use another --out, or add --fresh to start over (the old files are moved to %s/previous-<time>/)", opts.Out, diff, opts.Out)
 	}
 	return nil
+}
+
+// removeTemps deletes what a kill mid-write left (under the run lock: nothing else is writing).
+func removeTemps(dir rundir.Dir, log hclog.Logger) {
+	temps, err := dir.Temps()
+	if err != nil {
+		log.Warn("cannot list temporary files", "error", err)
+		return
+	}
+	for _, p := range temps {
+		if err := os.Remove(p); err != nil {
+			log.Warn("cannot remove a temporary file left by an earlier run", "path", p, "error", err)
+		}
+	}
+	if len(temps) > 0 {
+		log.Info("removed temporary files left by an interrupted write", "count", len(temps))
+	}
 }
 
 // merged reports whether a run's final files and summary are all there.

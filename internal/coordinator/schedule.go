@@ -26,6 +26,8 @@ type scheduler struct {
 	spec      *runspec.Spec
 	dir       rundir.Dir
 	workerBin string
+	// extraEnv is added to every worker's environment (secrets that must not be in run.json).
+	extraEnv []string
 	// tally is the run's accounting; the display only draws it.
 	tally   *tally.Tally
 	display *display.Display
@@ -121,7 +123,7 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 			Name:   name,
 			Path:   s.workerBin,
 			Args:   []string{"--batch", s.dir.Batch(b.Number), "--events"},
-			Env:    workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI),
+			Env:    append(workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI), s.extraEnv...),
 			Logger: s.deps.Log,
 			// Grants go to the process's stdin, known before its first line is read.
 			OnStart:  func(p *proc.Process) { s.permits.Attach(ctx, b.Number, p.Stdin()) },

@@ -246,16 +246,34 @@ var (
 // Redacted replaces a secret in redacted text.
 const Redacted = "[REDACTED]"
 
-// Redact removes secrets from s: every occurrence of each non-empty secret, every
-// "Bearer <token>" value and every sk-... key.
+// Redact removes secrets from s: every occurrence of each non-empty secret in any letter case,
+// percent- or \u-escaped, or split by white space or escaped line breaks (a server that echoes
+// a key may quote it in any of these forms), every "Bearer <token>" value and every sk-... key.
 func Redact(s string, secrets ...string) string {
 	for _, sec := range secrets {
-		if sec != "" {
+		if len(sec) >= 4 {
+			s = secretPattern(sec).ReplaceAllString(s, Redacted)
+		} else if sec != "" {
 			s = strings.ReplaceAll(s, sec, Redacted)
 		}
 	}
 	s = bearerRE.ReplaceAllString(s, "${1}"+Redacted)
 	return skKeyRE.ReplaceAllString(s, "sk-"+Redacted)
+}
+
+// secretPattern matches sec in the forms Redact removes: each byte as itself (any case), %XX or
+// \u00XX, with white space or an escaped \n, \r or \t allowed between bytes.
+func secretPattern(sec string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("(?i)")
+	for i := 0; i < len(sec); i++ {
+		if i > 0 {
+			b.WriteString(`(?:\s|\\[nrt])*`)
+		}
+		c := sec[i]
+		fmt.Fprintf(&b, `(?:%s|%%%02x|\\u00%02x)`, regexp.QuoteMeta(string(c)), c, c)
+	}
+	return regexp.MustCompile(b.String())
 }
 
 // redactError returns a copy of e whose message is redacted of secrets.

@@ -205,3 +205,24 @@ func TestBackoffDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactCatchesEveryFormOfTheKey(t *testing.T) {
+	const key = "tk-Live-7f3a9c1e5b2d"
+	for _, leak := range []string{
+		key,
+		"TK-LIVE-7F3A9C1E5B2D",           // another case
+		"tk-Live-7f3a 9c1e5b2d",          // split by a space
+		"tk-Live-7f3a\n9c1e5b2d",         // by a line break
+		`tk-Live-7f3a\n9c1e5b2d`,         // by an escaped one
+		"tk%2DLive%2D7f3a9c1e5b2d",       // percent-escaped
+		`tk\u002dLive\u002d7f3a9c1e5b2d`, // JSON-escaped
+	} {
+		got := Redact("the server said: "+leak+" is wrong", key)
+		if strings.Contains(strings.ToLower(got), "9c1e") || !strings.Contains(got, Redacted) {
+			t.Errorf("Redact(%q) = %q; the key is still there", leak, got)
+		}
+	}
+	if got := Redact("nothing secret here: tk-other", key); got != "nothing secret here: tk-other" {
+		t.Errorf("Redact changed a text without the key: %q", got)
+	}
+}

@@ -194,6 +194,25 @@ func Classify(name string) Kind {
 	return NotOwned
 }
 
+// Temps lists the paths of temporary files left in the folder by atomic writes that did not finish
+// (a kill mid-write).
+func (d Dir) Temps() ([]string, error) {
+	entries, err := os.ReadDir(d.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", d.path, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() && IsTemp(e.Name()) {
+			out = append(out, d.join(e.Name()))
+		}
+	}
+	return out, nil
+}
+
 // IsTemp reports whether name is a temporary file left by an atomic write that did not finish.
 func IsTemp(name string) bool { return tempName.MatchString(name) }
 

@@ -73,6 +73,9 @@ func TestListing(t *testing.T) {
 	if !IsTemp(".batch_3.json.tmp-123") || IsTemp("batch_3.json") || IsTemp(".lock") {
 		t.Error("IsTemp is wrong")
 	}
+	if temps, err := d.Temps(); err != nil || !slices.Equal(temps, []string{filepath.Join(dir, ".batch_3.json.tmp-123")}) {
+		t.Errorf("Temps = %v, %v", temps, err)
+	}
 	if got, err := New(filepath.Join(dir, "missing")).Batches(); err != nil || got != nil {
 		t.Errorf("Batches of a missing folder = %v, %v; want none", got, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -180,6 +181,30 @@ func short(s string) string {
 		return s[:24] + "…"
 	}
 	return s
+}
+
+// PublicURL is raw without its user:password part, the form of a base URL that may be stored
+// and shown; hadSecret reports whether there was one. A URL that does not parse is returned as
+// is.
+func PublicURL(raw string) (public string, hadSecret bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw, false
+	}
+	u.User = nil
+	return u.String(), true
+}
+
+// FullBaseURL is the base URL a worker should call: the one in the environment (OPENAI_BASE_URL,
+// where the coordinator puts a URL with credentials, never in run.json) when it is the run's URL
+// with credentials added, else the run's.
+func (s *Spec) FullBaseURL(getenv func(string) string) string {
+	if env := getenv("OPENAI_BASE_URL"); env != "" {
+		if pub, secret := PublicURL(env); secret && pub == s.BaseURL {
+			return env
+		}
+	}
+	return s.BaseURL
 }
 
 // Layout is the column layout of this run's results files for its parsed schema.

@@ -266,7 +266,7 @@ func newProvider(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.Provide
 			return nil, fmt.Errorf("OPENAI_API_KEY is not set: this run uses provider openai; export the key in the environment (never as a flag): %w", exitcode.ErrUsage)
 		}
 		return llm.NewOpenAI(llm.OpenAIConfig{
-			BaseURL:             spec.BaseURL,
+			BaseURL:             spec.FullBaseURL(getenv),
 			APIKey:              key,
 			SchemaName:          sch.Name,
 			Schema:              sch.StrictJSON(),
