@@ -98,6 +98,7 @@ func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *sche
 		Layout:       spec.Layout(sch),
 		OutPath:      dir.FinalResults(),
 		FailuresPath: dir.FinalFailures(),
+		MarkerPath:   dir.Merging(),
 	})
 }
 

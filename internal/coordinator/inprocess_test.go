@@ -437,3 +437,32 @@ func TestStartRemovesTemporaryFilesOfAKilledWrite(t *testing.T) {
 		}
 	}
 }
+
+func TestStartRepairsAMergeCutBetweenItsRenames(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	if _, err, _ := runInProcessIn(t, out, fakePlan{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// What a kill between the two renames leaves: new results, the old failures (listing an ID
+	// that is answered now), and the marker.
+	dir := rundir.New(out)
+	id := sampleIDs(t, sample)[5]
+	old := "nct_id,error_class,message,attempts,worker\n" + id + ",server_error,boom,5,0\n"
+	if err := os.WriteFile(dir.FinalFailures(), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir.Merging(), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err, _ := runInProcessIn(t, out, fakePlan{}, nil)
+	if err != nil || sum.Failed != 0 || sum.Succeeded != 100 {
+		t.Fatalf("start after a cut merge: %v, %+v", err, sum)
+	}
+	if rows := readCSV(t, dir.FinalFailures()); len(rows) != 1 {
+		t.Errorf("final_failures.csv still lists %q; the start should have merged again", rows[1:])
+	}
+	if _, err := os.Stat(dir.Merging()); err == nil {
+		t.Error("the merge marker is still there")
+	}
+}

@@ -260,8 +260,12 @@ func removeTemps(dir rundir.Dir, log hclog.Logger) {
 	}
 }
 
-// merged reports whether a run's final files and summary are all there.
+// merged reports whether a run's final files and summary are all there and no merge was cut
+// short between its renames.
 func merged(dir rundir.Dir) bool {
+	if _, err := os.Stat(dir.Merging()); err == nil {
+		return false
+	}
 	for _, p := range []string{dir.FinalResults(), dir.FinalFailures(), dir.Summary()} {
 		if _, err := os.Stat(p); err != nil {
 			return false

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
@@ -33,6 +34,8 @@ type Options struct {
 	Layout results.Layout
 	// OutPath and FailuresPath are final_results.csv and final_failures.csv.
 	OutPath, FailuresPath string
+	// MarkerPath, when set, marks a merge in progress (see Merge).
+	MarkerPath string
 }
 
 // Stats count what Merge wrote.
@@ -58,24 +61,44 @@ type BatchStats struct {
 }
 
 // Merge writes opts.OutPath and opts.FailuresPath from the batches' worker files; see the package
-// documentation. On error neither existing output is replaced. A worker file whose header differs
-// from the expected one is an error wrapping exitcode.ErrUsage.
+// documentation. On error before the first rename neither existing output is replaced. A worker
+// file whose header differs from the expected one is an error wrapping exitcode.ErrUsage.
+//
+// The two files cannot be replaced together, so the order is the one a crash can afford:
+// results first, then failures. Results only grow between merges, so a crash between the two
+// renames can leave an ID in both files (the old failure beside its new answer), never in
+// neither. MarkerPath, when set, exists from before the first rename until after the second:
+// a start that finds it merges again, which repairs the pair.
 func Merge(ctx context.Context, opts Options) (Stats, error) {
 	if opts.Layout.IDColumn == "" || opts.OutPath == "" || opts.FailuresPath == "" {
 		return Stats{}, errors.New("merge: Layout, OutPath and FailuresPath are required")
 	}
+	if opts.MarkerPath != "" {
+		if err := safefile.Write(opts.MarkerPath, 0o644, func(io.Writer) error { return nil }); err != nil {
+			return Stats{}, fmt.Errorf("merge: %w", err)
+		}
+	}
 	var stats Stats
-	// final_failures.csv is renamed into place first and final_results.csv last, so the results
-	// file appearing marks a finished merge. An error before the inner rename replaces neither.
-	err := safefile.Write(opts.OutPath, 0o644, func(rw io.Writer) error {
-		return safefile.Write(opts.FailuresPath, 0o644, func(fw io.Writer) error {
+	resultsRenamed := false
+	err := safefile.Write(opts.FailuresPath, 0o644, func(fw io.Writer) error {
+		err := safefile.Write(opts.OutPath, 0o644, func(rw io.Writer) error {
 			s, err := merge(ctx, opts, csv.NewWriter(rw), csv.NewWriter(fw))
 			stats = s
 			return err
 		})
+		resultsRenamed = err == nil
+		return err
 	})
 	if err != nil {
+		if !resultsRenamed && opts.MarkerPath != "" {
+			_ = os.Remove(opts.MarkerPath) // nothing was replaced: the old pair stands
+		}
 		return stats, fmt.Errorf("merge: %w", err)
+	}
+	if opts.MarkerPath != "" {
+		if err := os.Remove(opts.MarkerPath); err != nil {
+			return stats, fmt.Errorf("merge: %w", err)
+		}
 	}
 	return stats, nil
 }

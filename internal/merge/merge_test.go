@@ -488,3 +488,46 @@ func TestMergeReplacesOutputsOnSuccess(t *testing.T) {
 		t.Errorf("directory holds %q, want only the two outputs", names)
 	}
 }
+
+func TestMergeReplacesResultsFirstAndMarksTheGap(t *testing.T) {
+	// The failures file cannot be replaced (a non-empty folder holds its name): the merge fails
+	// after results were renamed. Results first means an ID can at worst be in both files, never
+	// in neither; the marker stays so that the next start merges again.
+	dir := t.TempDir()
+	b := Batch{Number: 1, ResultsPath: filepath.Join(dir, "r.csv"), FailuresPath: filepath.Join(dir, "f.csv"), IDs: idsOf("A")}
+	writeWorkerFile(t, b.ResultsPath, header, [][]string{resultRow("A", "now answered", "1")})
+	opts := Options{Batches: []Batch{b}, Layout: layout, OutPath: filepath.Join(dir, "out.csv"),
+		FailuresPath: filepath.Join(dir, "fail"), MarkerPath: filepath.Join(dir, ".merging")}
+	if err := os.MkdirAll(filepath.Join(opts.FailuresPath, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Merge(context.Background(), opts); err == nil {
+		t.Fatal("merge succeeded though its failures file could not be replaced")
+	}
+	if rows := readCSV(t, opts.OutPath); len(rows) != 2 || rows[1][0] != "A" {
+		t.Errorf("results %q; want the new results in place (renamed first)", rows)
+	}
+	if _, err := os.Stat(opts.MarkerPath); err != nil {
+		t.Errorf("the merge marker is gone after a half-done merge: %v", err)
+	}
+	// A merge that fails before any rename leaves no marker and nothing replaced.
+	opts.Batches[0].IDs = func(func(string) error) error { return errors.New("batch unreadable") }
+	os.Remove(opts.MarkerPath)
+	if err := os.RemoveAll(opts.FailuresPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Merge(context.Background(), opts); err == nil {
+		t.Fatal("merge of an unreadable batch succeeded")
+	}
+	if _, err := os.Stat(opts.MarkerPath); err == nil {
+		t.Error("a merge that replaced nothing left its marker")
+	}
+	// A whole merge removes it.
+	opts.Batches[0].IDs = idsOf("A")
+	if _, err := Merge(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(opts.MarkerPath); err == nil {
+		t.Error("the marker is still there after a whole merge")
+	}
+}

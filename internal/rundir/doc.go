@@ -13,6 +13,7 @@
 //	worker_N_attempts.log      one line per attempt, written before the request is sent
 //	.lock                      held (flock) by a coordinator for its whole run
 //	.batch_N.lock              held (flock) by the worker working on batch N
+//	.merging                   present while the two final files are being replaced
 //	final_results.csv          the merged results, in input order
 //	final_failures.csv         the merged failures
 //	summary.json               how the run ended (package summary)

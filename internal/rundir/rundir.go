@@ -19,6 +19,7 @@ const (
 	finalResultsFile  = "final_results.csv"
 	finalFailuresFile = "final_failures.csv"
 	lockFile          = ".lock"
+	mergingFile       = ".merging"
 	batchFile         = "batch_%d.json"
 	resultsFile       = "worker_%d_results.csv"
 	failuresFile      = "worker_%d_failures.csv"
@@ -61,6 +62,10 @@ func (d Dir) FinalResults() string { return d.join(finalResultsFile) }
 
 // FinalFailures is final_failures.csv.
 func (d Dir) FinalFailures() string { return d.join(finalFailuresFile) }
+
+// Merging marks a merge whose two final files may not both be new yet: a start that finds it
+// merges again.
+func (d Dir) Merging() string { return d.join(mergingFile) }
 
 // Lock is the coordinator's lock file.
 func (d Dir) Lock() string { return d.join(lockFile) }
