@@ -25,6 +25,8 @@ var (
 	ErrAttemptsExhausted = errors.New("no attempts left")
 	// ErrNoProvider is returned by Caller.Call when Caller.Provider is nil.
 	ErrNoProvider = errors.New("no provider")
+	// ErrResponseTooLarge is a response body over OpenAIConfig.MaxResponseBytes.
+	ErrResponseTooLarge = errors.New("response too large")
 )
 
 // Class says what kind of failure an attempt had.
@@ -61,6 +63,8 @@ const (
 	ClassTooLong Class = "too_long"
 	// ClassCanceled is an attempt stopped because the parent context ended: not retried.
 	ClassCanceled Class = "canceled"
+	// ClassResponseTooLarge is an answer whose body passed OpenAIConfig.MaxResponseBytes.
+	ClassResponseTooLarge Class = "response_too_large"
 	// ClassWorkerCrashed marks a record whose every attempt ended with the worker process dying
 	// (killed, out of memory, a crash): it is not sent again.
 	ClassWorkerCrashed Class = "worker_crashed"
@@ -108,7 +112,7 @@ func (e *Error) Unwrap() error { return e.cause }
 func (e *Error) Retryable() bool {
 	switch e.Class {
 	case ClassRateLimited, ClassServerError, ClassTimeout, ClassConnection,
-		ClassInvalidJSON, ClassSchemaViolation, ClassRefusal, ClassTruncated:
+		ClassInvalidJSON, ClassSchemaViolation, ClassRefusal, ClassTruncated, ClassResponseTooLarge:
 		return true
 	}
 	return false
@@ -141,6 +145,9 @@ func Classify(err error) *Error {
 	var le *Error
 	if errors.As(err, &le) {
 		return le
+	}
+	if errors.Is(err, ErrResponseTooLarge) {
+		return &Error{Class: ClassResponseTooLarge, Message: Redact(rootMessage(err)), cause: err}
 	}
 	var ae *openai.Error
 	if errors.As(err, &ae) {

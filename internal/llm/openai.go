@@ -2,6 +2,8 @@ package llm
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -14,6 +16,12 @@ import (
 
 // DefaultBaseURL is the OpenAI API used when OpenAIConfig.BaseURL is empty.
 const DefaultBaseURL = "https://api.openai.com/v1/"
+
+// DefaultMaxResponseBytes bounds the body of one answer, counted after decompression: an answer
+// of the categorization schemas is a few kilobytes, and a server that sends more (a huge, a
+// compressed-bomb or an endless body) fails the attempt as response_too_large instead of
+// filling the worker's memory.
+const DefaultMaxResponseBytes = 8 << 20
 
 // OpenAIConfig configures an OpenAI-compatible Chat Completions provider.
 type OpenAIConfig struct {
@@ -39,6 +47,9 @@ type OpenAIConfig struct {
 	// HTTPClient is optional; nil means a client on a clone of http.DefaultTransport with 64
 	// idle connections per host.
 	HTTPClient *http.Client
+	// MaxResponseBytes bounds a response body after decompression; 0 means
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int64
 }
 
 // OpenAI is a Provider for OpenAI-compatible Chat Completions servers (OpenAI, vLLM, Ollama,
@@ -64,11 +75,22 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 	if cfg.SchemaName == "" {
 		cfg.SchemaName = "answer"
 	}
+	limit := cfg.MaxResponseBytes
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
 	opts := []option.RequestOption{
 		option.WithBaseURL(base),
 		option.WithAPIKey(cfg.APIKey),
 		option.WithHTTPClient(hc),
 		option.WithMaxRetries(0),
+		option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+			res, err := next(req)
+			if res != nil && res.Body != nil {
+				res.Body = &cappedBody{rc: res.Body, left: limit, limit: limit}
+			}
+			return res, err
+		}),
 	}
 	if cfg.Timeout > 0 {
 		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
@@ -165,3 +187,29 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// cappedBody reads at most limit bytes of a response body; one more is ErrResponseTooLarge.
+type cappedBody struct {
+	rc          io.ReadCloser
+	left, limit int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		if n, err := b.rc.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("%w: the body is over %d bytes", ErrResponseTooLarge, b.limit)
+		} else if err != nil {
+			return 0, err
+		}
+		return 0, nil
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }

@@ -1,10 +1,16 @@
 package llm
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/modelinfo"
@@ -165,5 +171,65 @@ func TestOpenAIRefusalKeepsUsage(t *testing.T) {
 	}
 	if rep.Usage.InputTokens == 0 {
 		t.Errorf("usage = %+v, want the billed tokens of the refusal", rep.Usage)
+	}
+}
+
+func TestHostileBodiesAreCapped(t *testing.T) {
+	const limit = 1 << 20
+	big := bytes.Repeat([]byte(" "), 8<<20) // valid JSON padding, 8 MB
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	for range 200 { // 200 MB of spaces, about 200 KB compressed
+		zw.Write(big[:1<<20])
+	}
+	zw.Close()
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+	}{
+		{"huge", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"id":"x",`))
+			w.Write(big)
+		}},
+		{"gzip bomb", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz.Bytes())
+		}},
+		{"endless", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"id":"x",`))
+			for r.Context().Err() == nil {
+				if _, err := w.Write(big[:64<<10]); err != nil {
+					return
+				}
+			}
+		}},
+		{"huge error body", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write(big)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.h)
+			defer srv.Close()
+			p := NewOpenAI(OpenAIConfig{BaseURL: srv.URL, APIKey: "k", Schema: map[string]any{"type": "object"},
+				MaxResponseBytes: limit, Timeout: 30 * time.Second})
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := p.Complete(t.Context(), Request{RecordID: "NCT1", Model: "gpt-4o-mini", User: "x"})
+			runtime.ReadMemStats(&after)
+			e := Classify(err)
+			if e == nil || e.Class != ClassResponseTooLarge || !e.Retryable() {
+				t.Fatalf("Complete = %v (class %v); want a retryable response_too_large", err, e)
+			}
+			// Reading stops at the cap: the process allocates a few times the cap, not the body.
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 16*limit {
+				t.Errorf("allocated %d MB for a body capped at %d MB", grew>>20, limit>>20)
+			}
+		})
 	}
 }
