@@ -24,6 +24,8 @@ type Attempt struct {
 	Delay time.Duration
 	// RateLimit holds the answer's rate-limit headers, nil when there were none.
 	RateLimit http.Header
+	// Warning is the answer's Reply.Warning.
+	Warning string
 }
 
 // Caller asks a Provider until an answer passes validation, an error is not retryable, or
@@ -130,7 +132,7 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 				req.Model = c.EscalateModel
 			}
 		}
-		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model, RateLimit: rep.RateLimit}
+		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model, RateLimit: rep.RateLimit, Warning: rep.Warning}
 		if e != nil && e.RateLimit != nil {
 			at.RateLimit = e.RateLimit
 		}

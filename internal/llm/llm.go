@@ -3,7 +3,9 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Usage counts the tokens of one or more attempts.
@@ -14,6 +16,45 @@ type Usage struct {
 	CachedInputTokens int64
 	// OutputTokens counts completion tokens, reasoning tokens included.
 	OutputTokens int64
+}
+
+// Bounds of believable usage for one request: above them a server's numbers are wrong.
+const (
+	maxInputTokens  = 10_000_000 // no model takes more per request
+	maxOutputTokens = 1_000_000
+)
+
+// Sane returns u with the values that cannot be right fixed, and what was fixed ("" when
+// nothing): negative counts become 0, counts over what any model takes per request (or over
+// model's known input window) are dropped to 0, and cached tokens are at most the input tokens.
+// Cost is computed from the result, so it is never negative or absurd.
+func (u Usage) Sane(window int) (Usage, string) {
+	var notes []string
+	fix := func(name string, v *int64, limit int64) {
+		switch {
+		case *v < 0:
+			notes = append(notes, fmt.Sprintf("%s %d is negative", name, *v))
+			*v = 0
+		case *v > limit:
+			notes = append(notes, fmt.Sprintf("%s %d is over %d", name, *v, limit))
+			*v = 0
+		}
+	}
+	inLimit := int64(maxInputTokens)
+	if window > 0 {
+		inLimit = int64(window) + int64(window)/10 // a little over: counting differs between tokenizers
+	}
+	fix("prompt_tokens", &u.InputTokens, inLimit)
+	fix("completion_tokens", &u.OutputTokens, maxOutputTokens)
+	fix("cached_tokens", &u.CachedInputTokens, inLimit)
+	if u.CachedInputTokens > u.InputTokens {
+		notes = append(notes, fmt.Sprintf("cached_tokens %d is over prompt_tokens %d", u.CachedInputTokens, u.InputTokens))
+		u.CachedInputTokens = u.InputTokens
+	}
+	if len(notes) == 0 {
+		return u, ""
+	}
+	return u, "the server reported usage that cannot be right (" + strings.Join(notes, "; ") + "); it was set to 0 or clamped"
 }
 
 // Add returns the sum of u and v.
@@ -50,6 +91,8 @@ type Reply struct {
 	// RateLimit holds the rate-limit headers of the answer (x-ratelimit-*, retry-after), nil
 	// when there were none.
 	RateLimit http.Header
+	// Warning says what was wrong with the answer's metadata and was fixed (absurd usage).
+	Warning string
 }
 
 // Provider makes ONE attempt at a request. It does not retry.

@@ -156,11 +156,11 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 	if rep.Model == "" {
 		rep.Model = req.Model
 	}
-	rep.Usage = Usage{
+	rep.Usage, rep.Warning = Usage{
 		InputTokens:       resp.Usage.PromptTokens,
 		CachedInputTokens: resp.Usage.PromptTokensDetails.CachedTokens,
 		OutputTokens:      resp.Usage.CompletionTokens,
-	}
+	}.Sane(modelinfo.ContextWindow(req.Model))
 	if len(resp.Choices) == 0 {
 		return rep, &Error{Class: ClassServerError, Message: "response has no choices"}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -229,6 +230,44 @@ func TestHostileBodiesAreCapped(t *testing.T) {
 			// Reading stops at the cap: the process allocates a few times the cap, not the body.
 			if grew := after.TotalAlloc - before.TotalAlloc; grew > 16*limit {
 				t.Errorf("allocated %d MB for a body capped at %d MB", grew>>20, limit>>20)
+			}
+		})
+	}
+}
+
+func TestAbsurdUsageIsFixed(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		in, cached    int64
+		out           int64
+		wantIn, wantC int64
+		wantOut       int64
+		warned        bool
+	}{
+		{"sane", 1200, 200, 300, 1200, 200, 300, false},
+		{"negative", -5, 0, -1, 0, 0, 0, true},
+		{"over a billion", 1_500_000_000, 0, 2_000_000_000, 0, 0, 0, true},
+		{"over the model's window", 400_000, 0, 100, 0, 0, 100, true},
+		{"cached above prompt", 100, 900, 10, 100, 100, 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"{}"}}],`+
+					`"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":%d}}}`, tc.in, tc.out, tc.cached)
+			}))
+			defer srv.Close()
+			p := NewOpenAI(OpenAIConfig{BaseURL: srv.URL, APIKey: "k", Schema: map[string]any{"type": "object"}})
+			rep, err := p.Complete(t.Context(), Request{RecordID: "NCT1", Model: "gpt-4o-mini", User: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := rep.Usage
+			if u.InputTokens != tc.wantIn || u.CachedInputTokens != tc.wantC || u.OutputTokens != tc.wantOut {
+				t.Errorf("usage %+v; want in %d cached %d out %d", u, tc.wantIn, tc.wantC, tc.wantOut)
+			}
+			if (rep.Warning != "") != tc.warned {
+				t.Errorf("warning %q; want one: %v", rep.Warning, tc.warned)
 			}
 		})
 	}

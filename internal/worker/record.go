@@ -290,6 +290,9 @@ func (r *runner) fail(id, class, msg string, res llm.Result) {
 }
 
 func (r *runner) onAttempt(a llm.Attempt) {
+	if a.Warning != "" {
+		r.log.Warn().Str("id", a.RecordID).Int("attempt", a.Attempt).Msg(a.Warning)
+	}
 	if a.Err != nil && a.Err.Class == llm.ClassCanceled {
 		// Abandoned because the run is stopping, not the record's fault: give the attempt back.
 		if err := r.attempts.Refund(a.RecordID); err != nil {
