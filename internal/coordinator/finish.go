@@ -44,6 +44,8 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		sum.Status = summary.StatusAPIRefused
 	case errors.Is(runErr, exitcode.ErrBudget):
 		sum.Status = summary.StatusBudgetReached
+	case errors.Is(runErr, exitcode.ErrStorage):
+		sum.Status = summary.StatusStorage
 	case runErr != nil:
 		sum.Status = summary.StatusError
 	case sum.Failed > 0 || sum.Remaining > 0:

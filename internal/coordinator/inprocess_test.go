@@ -48,6 +48,8 @@ type fakePlan struct {
 	Refuse []int `json:"refuse"`
 	// Poison is a record ID whose request kills its worker process, every time.
 	Poison string `json:"poison"`
+	// DiskFull batches report that they cannot write their files and exit 4.
+	DiskFull []int `json:"disk_full"`
 }
 
 func fakeWorkerMain(args []string) int {
@@ -76,6 +78,13 @@ func fakeWorkerMain(args []string) int {
 		if n == files.Number {
 			_ = wire.NewWriter(out).Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "auth", Status: 401, Message: "invalid key"})
 			return exitcode.FatalAPI
+		}
+	}
+	for _, n := range plan.DiskFull {
+		if n == files.Number {
+			msg := fmt.Sprintf("no space left on device writing worker_%d_results.csv; free space in %s and rerun the same command", n, dir)
+			_ = wire.NewWriter(out).Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "storage", Message: msg})
+			return exitcode.Storage
 		}
 	}
 	if k, ok := plan.CrashFirstAfter[files.Number]; ok && starts == 1 {
@@ -464,5 +473,19 @@ func TestStartRepairsAMergeCutBetweenItsRenames(t *testing.T) {
 	}
 	if _, err := os.Stat(dir.Merging()); err == nil {
 		t.Error("the merge marker is still there")
+	}
+}
+
+func TestFullDiskStopsTheRunSayingSo(t *testing.T) {
+	t.Parallel()
+	sum, err, _ := runInProcess(t, fakePlan{DiskFull: []int{2}}, func(o *coordinator.Options) { o.Workers = 1 })
+	if !errors.Is(err, exitcode.ErrStorage) || exitcode.Code(err) != exitcode.Failed {
+		t.Fatalf("Run = %v; want the storage error (exit 1)", err)
+	}
+	if !strings.HasPrefix(err.Error(), "no space left on device writing worker_2_results.csv") {
+		t.Errorf("error %q; want it to say the disk is full and where", err)
+	}
+	if sum.Status != summary.StatusStorage || sum.Workers[3].Started {
+		t.Errorf("status %q, batch 3 started %v; want storage_error and no batch after the full disk", sum.Status, sum.Workers[3].Started)
 	}
 }

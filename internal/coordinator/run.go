@@ -352,6 +352,9 @@ func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error
 	case errors.Is(runErr, exitcode.ErrBudget):
 		deps.Log.Warn("budget reached: merged what was done; " + resume + " with a higher --max-cost")
 		return runErr
+	case errors.Is(runErr, exitcode.ErrStorage):
+		deps.Log.Error("a worker could not write its files; merged what was done; fix the cause below, then " + resume)
+		return runErr
 	case errors.Is(runErr, exitcode.ErrFatalAPI):
 		deps.Log.Error("the API refused the run; merged what was done; fix the cause below, then " + resume)
 		return runErr

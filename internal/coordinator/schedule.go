@@ -98,7 +98,7 @@ func (s *scheduler) run(ctx context.Context) error {
 
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, exitcode.ErrFatalAPI), errors.Is(cause, exitcode.ErrBudget):
+	case errors.Is(cause, exitcode.ErrFatalAPI), errors.Is(cause, exitcode.ErrBudget), errors.Is(cause, exitcode.ErrStorage):
 		return cause
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: %w", cause, exitcode.ErrInterrupted)
@@ -151,6 +151,12 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		case exit.Code == exitcode.Failed:
 			log.Warn("finished with failed records", "exit", exit.String())
 			return nil
+		case exit.Code == exitcode.Storage:
+			msg := s.tally.Snapshot().FatalMessage
+			if msg == "" {
+				msg = name + " could not write its files"
+			}
+			return exitcode.StorageFailed(msg)
 		case exit.Code == exitcode.FatalAPI:
 			if msg := s.tally.Snapshot().FatalMessage; msg != "" {
 				return exitcode.Refused(msg)

@@ -63,7 +63,10 @@ func overallExtra(s tally.Snapshot) []string {
 		"cost " + costString(s, "+?"),
 		fmt.Sprintf("tokens %s/%s", fmtCount(s.InputTokens), fmtCount(s.OutputTokens)),
 	}
-	if s.Fatal {
+	switch {
+	case s.Fatal && s.FatalClass == "storage":
+		f = append([]string{"CANNOT WRITE THE RUN'S FILES"}, f...)
+	case s.Fatal:
 		f = append([]string{"API REFUSED THE RUN"}, f...)
 	}
 	return f

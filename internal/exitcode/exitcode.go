@@ -14,6 +14,10 @@ const (
 	// FatalAPI is the worker's code when the API refused the run (bad key, no quota): retrying
 	// the same batch will not help. The coordinator exits 1 in that case.
 	FatalAPI = 3
+	// Storage is the worker's code when it cannot write its files (a full disk, a read-only or
+	// failing file system): retrying elsewhere may help, here it will not. The coordinator
+	// exits 1.
+	Storage = 4
 )
 
 // Sentinel errors. Wrap them with fmt.Errorf("...: %w", ErrX) so Code can find them.
@@ -26,6 +30,9 @@ var (
 	ErrFatalAPI = errors.New("the API refused the run")
 	// ErrBudget marks a run stopped because --max-cost was reached: exit 1.
 	ErrBudget = errors.New("budget reached")
+	// ErrStorage marks a run stopped because its files could not be written: exit 1 (4 for a
+	// worker).
+	ErrStorage = errors.New("cannot write the run's files")
 	// ErrInterrupted marks a run stopped by a signal: exit 130.
 	ErrInterrupted = errors.New("interrupted")
 )
@@ -47,17 +54,27 @@ func Code(err error) int {
 // WorkerCode maps an error returned by a worker's run to the worker process's exit code: Code,
 // except FatalAPI when the API refused the run. Schedulers act on it (see the README's exit codes).
 func WorkerCode(err error) int {
-	if errors.Is(err, ErrFatalAPI) {
+	switch {
+	case errors.Is(err, ErrFatalAPI):
 		return FatalAPI
+	case errors.Is(err, ErrStorage):
+		return Storage
 	}
 	return Code(err)
 }
 
 // Refused returns an error that reads msg and is ErrFatalAPI: the message says what the API
 // refused and what to check, without the sentinel's words repeated after it.
-func Refused(msg string) error { return refusedError(msg) }
+func Refused(msg string) error { return sentenceError{msg, ErrFatalAPI} }
 
-type refusedError string
+// StorageFailed returns an error that reads msg and is ErrStorage.
+func StorageFailed(msg string) error { return sentenceError{msg, ErrStorage} }
 
-func (e refusedError) Error() string        { return string(e) }
-func (e refusedError) Is(target error) bool { return target == ErrFatalAPI }
+// sentenceError reads as its message alone and is its sentinel.
+type sentenceError struct {
+	msg  string
+	kind error
+}
+
+func (e sentenceError) Error() string        { return e.msg }
+func (e sentenceError) Is(target error) bool { return target == e.kind }

@@ -14,6 +14,7 @@ const (
 	StatusInterrupted   = "interrupted"
 	StatusAPIRefused    = "api_refused"
 	StatusBudgetReached = "budget_reached"
+	StatusStorage       = "storage_error" // a worker could not write its files (a full disk)
 	StatusError         = "error"
 )
 

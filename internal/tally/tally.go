@@ -27,9 +27,10 @@ type Snapshot struct {
 	OutputTokens int64
 	CostUSD      float64 // of the answered records whose model has a known price, plus AddCost
 	CostUnknown  bool    // some answered record's model has no known price
-	Fatal        bool    // a worker reported that the API refused the run
-	// FatalMessage is the first such report: what was refused and what to check.
-	FatalMessage string
+	Fatal        bool    // a worker reported that the run cannot go on (the API refused it, a full disk)
+	// FatalMessage is the first such report: what was refused and what to check; FatalClass its
+	// class ("storage" when a worker could not write its files).
+	FatalMessage, FatalClass string
 
 	Running int           // worker processes running now
 	Elapsed time.Duration // since Start
@@ -120,7 +121,7 @@ type state struct {
 	inputTokens, cachedTokens, outputTok int64
 	cost                                 float64
 	costUnknown, fatal                   bool
-	fatalMessage                         string
+	fatalMessage, fatalClass             string
 
 	batches map[int]*batchState
 }
@@ -179,7 +180,7 @@ func (t *Tally) Event(ev wire.Msg) {
 		}
 	case wire.Fatal:
 		if !s.fatal {
-			s.fatalMessage = ev.Message
+			s.fatalMessage, s.fatalClass = ev.Message, ev.Class
 		}
 		s.fatal = true
 	case wire.End:
@@ -265,7 +266,7 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		Total: s.total, Succeeded: s.succeeded, Failed: s.failed,
 		Retries: s.retries, RateLimited: s.rateLimited, Restarts: s.restarts,
 		InputTokens: s.inputTokens, CachedTokens: s.cachedTokens, OutputTokens: s.outputTok,
-		CostUSD: s.cost, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage,
+		CostUSD: s.cost, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage, FatalClass: s.fatalClass,
 		Workers: make([]WorkerSnapshot, 0, len(s.batches)),
 	}
 	for n, b := range s.batches {

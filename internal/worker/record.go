@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
@@ -125,9 +126,8 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	if n := r.prior[rec.ID]; n >= r.spec.MaxAttempts {
 		// Every attempt was spent and none ended: each time, the worker process died with this
 		// record in flight (killed, out of memory, a crash in a library). It is not sent again.
-		r.fail(rec.ID, string(llm.ClassWorkerCrashed), fmt.Sprintf("the worker process ended %d times with this record in flight "+
+		return r.fail(rec.ID, string(llm.ClassWorkerCrashed), fmt.Sprintf("the worker process ended %d times with this record in flight "+
 			"(killed, out of memory, or a crash); it is not sent again in this run, and a rerun tries it afresh", n), llm.Result{Attempts: n})
-		return nil
 	}
 	req := llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
 	if r.priority[rec.ID] && r.spec.PriorityModel != "" {
@@ -136,13 +136,11 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	if r.tmpl != nil {
 		msgs, err := r.tmpl.Render(rec)
 		if err != nil {
-			r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]})
-			return nil
+			return r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]})
 		}
 		req.System, req.User = msgs.System, msgs.User
 		if msg := r.tooLong(req); msg != "" {
-			r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]})
-			return nil
+			return r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]})
 		}
 	}
 	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
@@ -156,7 +154,10 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			if err := r.permits.Wait(ctx, est); err != nil {
 				return err
 			}
-			return r.attempts.Record(id) // after the permit: an attempt waited out was not made
+			if err := r.attempts.Record(id); err != nil { // after the permit: an attempt waited out was not made
+				return r.writeFailed(r.files.Attempts, err)
+			}
+			return nil
 		}
 		caller.OnAttempt = func(a llm.Attempt) {
 			r.onAttempt(a)
@@ -180,12 +181,13 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			Msg("the API refused the run; stopping")
 		r.emit(wire.Msg{Type: wire.Fatal, ID: rec.ID, Class: string(le.Class), Status: le.Status, Message: le.Refusal()})
 		return exitcode.Refused(le.Refusal())
+	case errors.Is(err, exitcode.ErrStorage):
+		return err // the attempts journal could not be written
 	case errors.As(err, &le):
-		r.fail(rec.ID, string(le.Class), le.Message, res)
+		return r.fail(rec.ID, string(le.Class), le.Message, res)
 	default:
-		r.fail(rec.ID, "internal", err.Error(), res)
+		return r.fail(rec.ID, "internal", err.Error(), res)
 	}
-	return nil
 }
 
 func (r *runner) succeed(id string, res llm.Result) error {
@@ -194,13 +196,14 @@ func (r *runner) succeed(id string, res llm.Result) error {
 	row, err := r.layout.Encode(results.Row{ID: id, Values: r.schema.Cells(res.Values), Model: res.Model,
 		InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostKnown: known,
 		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number})
-	if err == nil {
-		r.writeMu.Lock()
-		err = r.results.Append(row)
-		r.writeMu.Unlock()
-	}
 	if err != nil {
 		return fmt.Errorf("record %s: %w", id, err)
+	}
+	r.writeMu.Lock()
+	err = r.results.Append(row)
+	r.writeMu.Unlock()
+	if err != nil {
+		return r.writeFailed(r.files.Results, err)
 	}
 	r.mu.Lock()
 	r.answered++
@@ -270,7 +273,9 @@ func (r *runner) cost(res llm.Result) (usd float64, known bool) {
 	return usd, known
 }
 
-func (r *runner) fail(id, class, msg string, res llm.Result) {
+// fail records a record that failed for good. It returns an error only when that record could
+// not be written (the run must stop).
+func (r *runner) fail(id, class, msg string, res llm.Result) error {
 	attempts := res.Attempts
 	cost, known := r.cost(res)
 	row := results.EncodeFailure(results.Failure{ID: id, Class: class, Message: msg, Attempts: attempts, Worker: r.files.Number})
@@ -278,7 +283,7 @@ func (r *runner) fail(id, class, msg string, res llm.Result) {
 	err := r.failures.Append(row)
 	r.writeMu.Unlock()
 	if err != nil {
-		r.log.Error().Err(err).Str("id", id).Msg("cannot record failure")
+		return r.writeFailed(r.files.Failures, err)
 	}
 	r.log.Warn().Str("id", id).Str("class", class).Int("attempts", attempts).Str("error", msg).Msg("record failed")
 	r.mu.Lock()
@@ -287,6 +292,19 @@ func (r *runner) fail(id, class, msg string, res llm.Result) {
 	r.emit(wire.Msg{Type: wire.Record, ID: id, Class: class, Message: msg, Attempts: attempts,
 		InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens, OutputTokens: res.Usage.OutputTokens,
 		CostUSD: cost, CostUnknown: !known})
+	return nil
+}
+
+// writeFailed reports that one of the batch's files could not be written, to the log and to the
+// coordinator, and returns the error that stops the worker (exit code 4).
+func (r *runner) writeFailed(path string, err error) error {
+	msg := fmt.Sprintf("cannot write %s: %v", filepath.Base(path), err)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		msg = fmt.Sprintf("no space left on device writing %s; free space in %s and rerun the same command", filepath.Base(path), r.files.Dir.Path())
+	}
+	r.log.Error().Err(err).Msg(msg)
+	r.emit(wire.Msg{Type: wire.Fatal, Class: "storage", Message: msg})
+	return exitcode.StorageFailed(msg)
 }
 
 func (r *runner) onAttempt(a llm.Attempt) {

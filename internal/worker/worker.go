@@ -223,7 +223,10 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		Timeout:     time.Duration(spec.Timeout),
 		OnAttempt:   r.onAttempt,
 		BeforeAttempt: func(ctx context.Context, id string, attempt int) error {
-			return r.attempts.Record(id)
+			if err := r.attempts.Record(id); err != nil {
+				return r.writeFailed(files.Attempts, err)
+			}
+			return nil
 		},
 		EscalateModel: spec.EscalateModel,
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -289,5 +291,49 @@ func TestSecondWorkerOnABatchIsRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(files.Results); err == nil {
 		t.Error("the refused worker created its results file")
+	}
+}
+
+// tmpfs mounts a small file system for a test (root only; skips elsewhere).
+func tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+func TestFullDiskIsReportedAsSuch(t *testing.T) {
+	disk := tmpfs(t, "2m")
+	src, _, _ := setup(t, 40, fakeai.Config{}, 3)
+	for _, n := range []string{"batch_0.json", "run.json"} {
+		data, err := os.ReadFile(filepath.Join(src, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(disk, n), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Leave room for the header and a few rows.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(disk, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if err := os.WriteFile(filepath.Join(disk, "filler"), make([]byte, free-12<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	d := deps()
+	d.Stderr = &stderr
+	err := Run(context.Background(), Options{BatchPath: filepath.Join(disk, "batch_0.json")}, d)
+	if !errors.Is(err, exitcode.ErrStorage) || exitcode.WorkerCode(err) != exitcode.Storage {
+		t.Fatalf("Run on a full disk = %v (exit %d); want the storage error, exit 4", err, exitcode.WorkerCode(err))
+	}
+	if !strings.Contains(err.Error(), "no space left on device writing worker_0_") {
+		t.Errorf("message %q does not say the disk is full and which file", err)
 	}
 }
