@@ -252,11 +252,14 @@ func TestRestartedWorkerResumesWithoutRedoing(t *testing.T) {
 
 func TestRefusedRunStopsEveryWorker(t *testing.T) {
 	t.Parallel()
-	sum, err, _ := runInProcess(t, fakePlan{Refuse: []int{0}}, func(o *coordinator.Options) { o.Workers = 1 })
+	sum, err, _ := runInProcess(t, fakePlan{Refuse: []int{0}}, func(o *coordinator.Options) { o.Workers, o.Batches = 1, "4" })
 	if !errors.Is(err, exitcode.ErrFatalAPI) {
 		t.Fatalf("Run = %v; want the API's refusal", err)
 	}
 	// One worker at a time: batch 0 refuses, so no later batch may start.
+	if len(sum.Workers) != 4 {
+		t.Fatalf("%d batches; want 4", len(sum.Workers))
+	}
 	for _, w := range sum.Workers[1:] {
 		if w.Started {
 			t.Errorf("batch %d started after the API refused the run", w.Batch)
@@ -478,9 +481,9 @@ func TestStartRepairsAMergeCutBetweenItsRenames(t *testing.T) {
 
 func TestFullDiskStopsTheRunSayingSo(t *testing.T) {
 	t.Parallel()
-	sum, err, _ := runInProcess(t, fakePlan{DiskFull: []int{2}}, func(o *coordinator.Options) { o.Workers = 1 })
+	sum, err, _ := runInProcess(t, fakePlan{DiskFull: []int{2}}, func(o *coordinator.Options) { o.Workers, o.Batches = 1, "4" })
 	if !errors.Is(err, exitcode.ErrStorage) || exitcode.Code(err) != exitcode.Failed {
-		t.Fatalf("Run = %v; want the storage error (exit 1)", err)
+		t.Fatalf("Run = %v (%+v); want the storage error (exit 1)", err, sum)
 	}
 	if !strings.HasPrefix(err.Error(), "no space left on device writing worker_2_results.csv") {
 		t.Errorf("error %q; want it to say the disk is full and where", err)
