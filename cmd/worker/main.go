@@ -37,8 +37,9 @@ func run(ctx context.Context, args []string) error {
 		Description: "Reads OUT/run.json beside the batch, appends each answer to OUT/worker_N_results.csv as soon as it has it,\n" +
 			"records failures in OUT/worker_N_failures.csv and logs JSON lines to OUT/worker_N_log.txt. Started again it\n" +
 			"skips the records already answered or failed. The API key is read from OPENAI_API_KEY only.\n\n" +
-			"Exit codes: 0 every record answered; 1 some records failed; 2 usage error; 3 the API refused the run\n" +
-			"(bad key, no quota); 130 interrupted.",
+			"Exit codes: 0 every record answered; 1 some records failed; 2 usage error (or another worker holds the\n" +
+			"batch); 3 the API refused the run (bad key, no quota); 4 the worker cannot write its files (a full disk);\n" +
+			"130 interrupted.",
 		HideHelpCommand: true,
 		OnUsageError:    usage.OnError("worker"),
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string) error {
 			&cli.StringFlag{Name: "base-url", Usage: "override the run's OpenAI-compatible base URL"},
 			&cli.IntFlag{Name: "concurrency", Usage: "override the requests in flight (default: the run's)"},
 			&cli.BoolFlag{Name: "events", Usage: "write progress events to stdout and stop when stdin closes (used by the coordinator)", Hidden: true},
+			&cli.DurationFlag{Name: "heartbeat", Usage: "interval of heartbeat lines with --events (used by the coordinator)", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			ran = true
@@ -65,6 +67,7 @@ func run(ctx context.Context, args []string) error {
 				BaseURL:     c.String("base-url"),
 				Concurrency: c.Int("concurrency"),
 				Events:      c.Bool("events"),
+				Heartbeat:   c.Duration("heartbeat"),
 			}, worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 		},
 	}

@@ -630,3 +630,39 @@ func TestHandRunWorkerBesideTheCoordinatorIsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestStoppedWorkerIsKilledAndRestarted(t *testing.T) {
+	t.Parallel()
+	input, ids := replicate(t, t.TempDir(), 2)
+	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 30 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, logs := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator",
+		"--workers", "4", "--input", input, "--out", out, "--base-url", url, "--stall-after", "3s")
+	waitFor(t, "20 answered rows", 60*time.Second, func() bool { return countRows(t, out) >= 20 })
+	kids := childPIDs(cmd.Process.Pid)
+	if len(kids) == 0 {
+		t.Fatal("no workers running")
+	}
+	// A stopped process does nothing and says nothing; SIGTERM would not move it either.
+	if err := syscall.Kill(kids[0], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := exitCodeOf(err); code != 0 {
+			t.Fatalf("exit %d\n%s", code, tail(logs.String(), 30))
+		}
+	case <-time.After(90 * time.Second):
+		_ = syscall.Kill(kids[0], syscall.SIGCONT)
+		t.Fatalf("the run hangs on a stopped worker\n%s", tail(logs.String(), 30))
+	}
+	if !strings.Contains(logs.String(), "killing a stalled worker") || !strings.Contains(logs.String(), "not heard from for") {
+		t.Errorf("the kill is not logged with its reason:\n%s", tail(logs.String(), 30))
+	}
+	if ok, _ := assertExactlyOnce(t, out, ids); ok != len(ids) {
+		t.Errorf("%d of %d answered", ok, len(ids))
+	}
+	assertRedoneAtMost(t, fake.Stats(), 1) // only what the stopped worker had in flight
+}

@@ -50,6 +50,9 @@ type Options struct {
 	WorkerBin      string
 	Grace          time.Duration
 	ProgressEvery  time.Duration
+	// StallAfter is how long a worker may go unheard (no line at all: stopped, deadlocked) before
+	// it is killed and restarted; 0 means DefaultStallAfter.
+	StallAfter time.Duration
 }
 
 // Deps are the coordinator's connections to the outside world.
@@ -95,6 +98,7 @@ const (
 	DefaultTimeout     = 120 * time.Second
 	DefaultMaxRestarts = 3
 	DefaultGrace       = 10 * time.Second
+	DefaultStallAfter  = 60 * time.Second
 )
 
 func usagef(format string, args ...any) error {
@@ -119,6 +123,8 @@ func (o *Options) check() error {
 		return usagef("--max-restarts %d: cannot be negative", o.MaxRestarts)
 	case o.RPM < 0 || o.TPM < 0:
 		return usagef("--rpm and --tpm cannot be negative (0 means unlimited)")
+	case o.StallAfter < 0:
+		return usagef("--stall-after %s: cannot be negative", o.StallAfter)
 	case o.MaxCostUSD < 0:
 		return usagef("--max-cost %v: cannot be negative (0 means no budget)", o.MaxCostUSD)
 	case (o.PriorityIDsFile == "") != (o.PriorityModel == ""):

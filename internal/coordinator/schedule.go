@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
@@ -36,6 +37,8 @@ type scheduler struct {
 
 	mu   sync.Mutex
 	live map[int]*proc.Process
+	// heard is when each running worker was last heard from and last made progress.
+	heard map[int]*liveness
 
 	// stop ends the run early with a cause (the budget was reached).
 	stop       context.CancelCauseFunc
@@ -46,7 +49,7 @@ func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin strin
 	return &scheduler{opts: opts, deps: deps, spec: spec, dir: rundir.New(opts.Out), workerBin: workerBin,
 		tally: tally.New(deps.Now), display: deps.Display,
 		permits: ratelimit.NewServer(ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})),
-		live:    map[int]*proc.Process{}}
+		live:    map[int]*proc.Process{}, heard: map[int]*liveness{}}
 }
 
 // run keeps opts.Workers worker processes busy until every batch is done, the API refuses the
@@ -122,7 +125,7 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		p, err := proc.Start(ctx, proc.Spec{
 			Name:   name,
 			Path:   s.workerBin,
-			Args:   []string{"--batch", s.dir.Batch(b.Number), "--events"},
+			Args:   []string{"--batch", s.dir.Batch(b.Number), "--events", "--heartbeat", s.heartbeat().String()},
 			Env:    append(workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI), s.extraEnv...),
 			Logger: s.deps.Log,
 			// Grants go to the process's stdin, known before its first line is read.
@@ -138,7 +141,9 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		}
 		s.setLive(b.Number, p)
 		log.Debug("started", "pid", p.PID(), "batch", b.Number, "records", b.Count)
+		stopWatch := s.watch(ctx, b.Number, p, log)
 		exit := p.Wait()
+		stopWatch()
 		s.setLive(b.Number, nil)
 		s.permits.Forget(b.Number)
 		s.tally.WorkerEnded(b.Number, exit.String(), exit.Code)
@@ -185,6 +190,103 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		restarts++
 		s.tally.Restart(b.Number)
 		log.Warn("crashed without progress; restarting it on the same batch", "exit", exit.String(), "restart", restarts, "of", s.opts.MaxRestarts)
+	}
+}
+
+// liveness is what the coordinator last heard from one worker process.
+type liveness struct {
+	heard, progressed time.Time
+	started, done     int64 // the last heartbeat's counters
+}
+
+// heartbeat is the interval the workers are asked to beat at: often enough that a few beats
+// fit in --stall-after.
+func (s *scheduler) heartbeat() time.Duration {
+	return min(5*time.Second, max(s.stallAfter()/4, 50*time.Millisecond))
+}
+
+func (s *scheduler) stallAfter() time.Duration {
+	if s.opts.StallAfter > 0 {
+		return s.opts.StallAfter
+	}
+	return DefaultStallAfter
+}
+
+// hear notes a line from worker n: it is alive, and it made progress when a heartbeat's
+// counters moved, a request waits for a permit (waiting on us is not a stall), or a record or
+// attempt was reported.
+func (s *scheduler) hear(n int, m wire.Msg) {
+	now := s.deps.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.heard[n]
+	if l == nil {
+		return
+	}
+	l.heard = now
+	switch m.Type {
+	case wire.Heartbeat:
+		if m.Started != l.started || m.Done != l.done || m.Waiting > 0 {
+			l.progressed, l.started, l.done = now, m.Started, m.Done
+		}
+	case wire.Record, wire.Retry, wire.Start, wire.Acquire:
+		l.progressed = now
+	}
+}
+
+// watch kills worker n's process p (SIGKILL: a stopped process does not act on SIGTERM) when it
+// has not been heard from for --stall-after, or has started no attempt and finished no record
+// for 2 × --timeout + 60 s while it has work (a deadlock, a hung file system). The run then
+// restarts it like a crashed one. The returned func stops the watch.
+func (s *scheduler) watch(ctx context.Context, n int, p *proc.Process, log hclog.Logger) (stop func()) {
+	now := s.deps.Now()
+	s.mu.Lock()
+	s.heard[n] = &liveness{heard: now, progressed: now}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	stallAfter := s.stallAfter()
+	idleAfter := 2*time.Duration(s.spec.Timeout) + time.Minute
+	go func() {
+		t := time.NewTicker(min(max(min(stallAfter, idleAfter)/10, 10*time.Millisecond), time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			now := s.deps.Now()
+			s.mu.Lock()
+			lp := s.heard[n]
+			var l liveness
+			if lp != nil {
+				l = *lp
+			}
+			s.mu.Unlock()
+			if lp == nil {
+				return
+			}
+			var why string
+			switch {
+			case now.Sub(l.heard) > stallAfter:
+				why = fmt.Sprintf("not heard from for %s (--stall-after %s): stopped, deadlocked or stuck on a hung file system", now.Sub(l.heard).Round(time.Second), stallAfter)
+			case now.Sub(l.progressed) > idleAfter:
+				why = fmt.Sprintf("started no request and finished no record for %s (2 × --timeout + 60s)", now.Sub(l.progressed).Round(time.Second))
+			default:
+				continue
+			}
+			log.Warn("killing a stalled worker; it is restarted on its batch like a crashed one", "pid", p.PID(), "why", why)
+			p.Kill()
+			return
+		}
+	}()
+	return func() {
+		close(done)
+		s.mu.Lock()
+		delete(s.heard, n)
+		s.mu.Unlock()
 	}
 }
 
@@ -248,10 +350,15 @@ func (s *scheduler) onLine(n int, line []byte) {
 		return
 	}
 	if m.IsPermit() {
+		s.hear(n, m)
 		s.permits.Handle(n, m)
 		return
 	}
 	m.Worker = n // the coordinator knows better than the worker's output
+	s.hear(n, m)
+	if m.Type == wire.Heartbeat {
+		return
+	}
 	s.tally.Event(m)
 	if max := s.opts.MaxCostUSD; max > 0 && m.Type == wire.Record {
 		if spent := s.tally.Snapshot().CostUSD; spent >= max {

@@ -21,6 +21,9 @@ const (
 	Retry  = "retry"
 	Fatal  = "fatal"
 	End    = "end"
+	// Heartbeat says the worker is alive, every few seconds: attempts started and records
+	// finished so far by this process, and how many of its requests wait for a permit.
+	Heartbeat = "heartbeat"
 	// Coordinator to worker.
 	Grant = "grant"
 )
@@ -68,6 +71,10 @@ type Msg struct {
 	Done         int64   `json:"done,omitempty"`
 	// MaxRSSKB is the worker's peak resident set size (end).
 	MaxRSSKB int64 `json:"max_rss_kb,omitempty"`
+	// Started and Waiting are a heartbeat's attempts started and requests waiting for a
+	// permit; its records finished are in Done.
+	Started int64 `json:"started,omitempty"`
+	Waiting int64 `json:"waiting,omitempty"`
 }
 
 // IsPermit reports whether m belongs to the rate-permit protocol rather than to the events.
@@ -89,7 +96,7 @@ func Decode(line []byte) (Msg, error) {
 		return m, fmt.Errorf("wire: %w: %w", err, ErrUnknown)
 	}
 	switch m.Type {
-	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End:
+	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat:
 		return m, nil
 	}
 	return m, fmt.Errorf("wire: type %q: %w", m.Type, ErrUnknown)

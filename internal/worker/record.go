@@ -151,12 +151,16 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			est = r.counter.Estimate(req.System, req.User, r.outTokens) + r.schemaTokens
 		}
 		caller.BeforeAttempt = func(ctx context.Context, id string, attempt int) error {
-			if err := r.permits.Wait(ctx, est); err != nil {
+			r.waiting.Add(1)
+			err := r.permits.Wait(ctx, est)
+			r.waiting.Add(-1)
+			if err != nil {
 				return err
 			}
 			if err := r.attempts.Record(id); err != nil { // after the permit: an attempt waited out was not made
 				return r.writeFailed(r.files.Attempts, err)
 			}
+			r.started.Add(1)
 			return nil
 		}
 		caller.OnAttempt = func(a llm.Attempt) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,6 +38,8 @@ type Options struct {
 	BaseURL     string // overrides run.json
 	Concurrency int    // overrides run.json when > 0
 	Events      bool   // write events to stdout and stop when stdin closes (set by the coordinator)
+	// Heartbeat is the interval of heartbeat lines with Events; 0 means DefaultHeartbeat.
+	Heartbeat time.Duration
 }
 
 // Deps are the worker's connections to the outside world.
@@ -51,6 +54,9 @@ type Deps struct {
 	Provider llm.Provider
 	Prices   *price.Table // nil: the embedded table
 }
+
+// DefaultHeartbeat is the interval of a worker's heartbeat lines.
+const DefaultHeartbeat = 5 * time.Second
 
 // Run processes one batch. It returns nil when every record of the batch was answered or failed
 // for good, an error wrapping exitcode.ErrRecordsFailed when some failed, exitcode.ErrFatalAPI
@@ -114,6 +120,7 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 			case <-ctx.Done():
 			}
 		}()
+		go w.heartbeat(ctx, opts.Heartbeat)
 	} else {
 		// Run by hand: this worker has the whole budget to itself.
 		w.permits = ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})
@@ -176,6 +183,8 @@ type runner struct {
 
 	mu                          sync.Mutex
 	answered, failed, abandoned int64
+	// started counts attempts begun by this process, waiting the requests waiting for a permit.
+	started, waiting atomic.Int64
 }
 
 func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.Logger) (*runner, error) {
@@ -226,6 +235,7 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 			if err := r.attempts.Record(id); err != nil {
 				return r.writeFailed(files.Attempts, err)
 			}
+			r.started.Add(1)
 			return nil
 		},
 		EscalateModel: spec.EscalateModel,
@@ -293,5 +303,27 @@ func (r *runner) close() {
 	}
 	if r.attempts != nil {
 		r.attempts.Close()
+	}
+}
+
+// heartbeat tells the coordinator every interval that this process is alive and what it has
+// done, until ctx ends. A process that is stopped (SIGSTOP), deadlocked or stuck on a hung file
+// system sends none, and the coordinator kills it.
+func (r *runner) heartbeat(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = DefaultHeartbeat
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		done := r.answered + r.failed
+		r.mu.Unlock()
+		r.emit(wire.Msg{Type: wire.Heartbeat, Started: r.started.Load(), Done: done, Waiting: r.waiting.Load()})
 	}
 }

@@ -1,0 +1,79 @@
+package coordinator
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/trialcat/trialcat/internal/proc"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/wire"
+)
+
+// fakeNow is a clock the test moves.
+type fakeNow struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeNow) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeNow) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestWatchKillsAWorkerThatIsAliveButDoesNothing(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	s := &scheduler{opts: &Options{StallAfter: time.Hour}, deps: &Deps{Now: clk.Now},
+		spec: &runspec.Spec{Timeout: runspec.Duration(time.Second)}, heard: map[int]*liveness{}}
+	p, err := proc.Start(t.Context(), proc.Spec{Path: "/bin/sleep", Args: []string{"60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := s.watch(t.Context(), 3, p, hclog.NewNullLogger())
+	defer stop()
+	// Heartbeats keep coming, with the same counters: alive, but no attempt and no record.
+	beat := wire.Msg{Type: wire.Heartbeat, Started: 4, Done: 2}
+	for range 30 {
+		s.hear(3, beat)
+		clk.Add(2 * time.Second) // 60 s in all: under 2 × 1 s + 60 s
+	}
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-exited(p):
+		t.Fatal("killed within 2 × --timeout + 60 s")
+	default:
+	}
+	// A request waiting for a permit is waiting on the coordinator, not stalled.
+	s.hear(3, wire.Msg{Type: wire.Heartbeat, Started: 4, Done: 2, Waiting: 1})
+	clk.Add(61 * time.Second)
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-exited(p):
+		t.Fatal("killed while waiting for a permit")
+	default:
+	}
+	clk.Add(2 * time.Second) // 63 s since the last progress
+	select {
+	case <-exited(p):
+	case <-time.After(10 * time.Second):
+		t.Fatal("a worker that did nothing for 2 × --timeout + 60 s was not killed")
+	}
+}
+
+func exited(p *proc.Process) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		p.Wait()
+		close(c)
+	}()
+	return c
+}
