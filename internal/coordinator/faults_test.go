@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -665,4 +668,140 @@ func TestStoppedWorkerIsKilledAndRestarted(t *testing.T) {
 		t.Errorf("%d of %d answered", ok, len(ids))
 	}
 	assertRedoneAtMost(t, fake.Stats(), 1) // only what the stopped worker had in flight
+}
+
+func TestUnreachableServerStopsTheRunFast(t *testing.T) {
+	t.Parallel()
+	_, url := startFake(t, fakeai.Config{})
+	// A port nothing listens on: take one, then close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String() + "/v1"
+	l.Close()
+	for _, tc := range []struct {
+		name, url, last string
+	}{
+		{"connection refused", dead, "coordinator: cannot reach " + dead + ": connection refused; check --base-url or OPENAI_BASE_URL and that the server is running"},
+		{"wrong path", strings.TrimSuffix(url, "/v1") + "/api", "coordinator: " + strings.TrimSuffix(url, "/v1") + "/api answered 404 for its chat completions endpoint"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "out")
+			start := time.Now()
+			res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "8", "--input", sample, "--out", out, "--base-url", tc.url)
+			took := time.Since(start)
+			if res.code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", res.code, tail(res.stderr, 20))
+			}
+			if last := tail(strings.TrimSpace(res.stderr), 1); !strings.HasPrefix(last, tc.last) {
+				t.Errorf("last line\n %s\nwant it to start with\n %s", last, tc.last)
+			}
+			if took > 40*time.Second {
+				t.Errorf("took %s to give up on a server it cannot reach; want about 10s", took)
+			}
+			// Nothing failed: every record stays to do, with its attempts intact.
+			if succeeded, failed := assertExactlyOnce(t, out, sampleIDs(t, sample)); succeeded != 0 || failed != 0 {
+				t.Errorf("%d succeeded, %d failed; want every record left to do", succeeded, failed)
+			}
+			if n := strings.Count(res.stderr, "[WARN]"); n > 40 {
+				t.Errorf("%d warnings for one unreachable server", n)
+			}
+		})
+	}
+}
+
+// flakyProxy forwards TCP connections to target and can go away and come back on its address.
+type flakyProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	l            net.Listener
+	conns        map[net.Conn]bool
+}
+
+func newFlakyProxy(t *testing.T, target string) *flakyProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &flakyProxy{addr: l.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	p.serve(l)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *flakyProxy) serve(l net.Listener) {
+	p.mu.Lock()
+	p.l = l
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns[c] = true
+			p.mu.Unlock()
+			go func() {
+				defer func() {
+					c.Close()
+					p.mu.Lock()
+					delete(p.conns, c)
+					p.mu.Unlock()
+				}()
+				u, err := net.Dial("tcp", p.target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				io.Copy(c, u)
+			}()
+		}
+	}()
+}
+
+func (p *flakyProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.l != nil {
+		p.l.Close()
+		p.l = nil
+	}
+	for c := range p.conns { // kept-alive connections go down too
+		c.Close()
+	}
+}
+
+func (p *flakyProxy) up(t *testing.T) {
+	l, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(l)
+}
+
+func TestOutageMidRunIsWaitedOutWithoutSpendingAttempts(t *testing.T) {
+	t.Parallel()
+	input, ids := replicate(t, t.TempDir(), 2)
+	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 20 * time.Millisecond}})
+	proxy := newFlakyProxy(t, strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/v1"))
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, logs := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--concurrency", "2",
+		"--input", input, "--out", out, "--base-url", "http://"+proxy.addr+"/v1", "--max-attempts", "2")
+	waitFor(t, "40 answered rows", 60*time.Second, func() bool { return countRows(t, out) >= 40 })
+	proxy.down()
+	time.Sleep(4 * time.Second) // longer than the fail-fast window: the run has answers, so it waits
+	proxy.up(t)
+	if code := exitCodeOf(cmd.Wait()); code != 0 {
+		t.Fatalf("exit %d after an outage\n%s", code, tail(logs.String(), 30))
+	}
+	// Two attempts a record, and an outage of many backoff rounds: none was spent on it.
+	if ok, failed := assertExactlyOnce(t, out, ids); ok != len(ids) || failed != 0 {
+		t.Errorf("%d succeeded, %d failed after an outage", ok, failed)
+	}
+	assertAttemptsBounded(t, fake.Stats(), 2)
 }

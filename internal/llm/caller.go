@@ -61,7 +61,14 @@ type Caller struct {
 	EscalateModel string
 	// EscalateAfter is the number of invalid answers before escalating; below 1 means 2.
 	EscalateAfter int
+	// MaxUnreachable bounds how long one record keeps trying a server it cannot reach (those
+	// attempts do not count toward MaxAttempts); 0 means DefaultMaxUnreachable. Past it, Call
+	// returns the unreachable error: the record is not at fault and stays to do.
+	MaxUnreachable time.Duration
 }
+
+// DefaultMaxUnreachable is Caller.MaxUnreachable's default.
+const DefaultMaxUnreachable = 10 * time.Minute
 
 // Result is the outcome of Call.
 type Result struct {
@@ -105,6 +112,12 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 	if sleep == nil {
 		sleep = SleepContext
 	}
+	maxUnreachable := c.MaxUnreachable
+	if maxUnreachable <= 0 {
+		maxUnreachable = DefaultMaxUnreachable
+	}
+	var unreachableSince time.Time
+	unreachableTries := 0
 	for n := priorAttempts + 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("record %s: attempt %d: %w", req.RecordID, n, canceled(ctx))
@@ -141,6 +154,27 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 			c.report(at)
 			return res, nil
 		}
+		if e.Class == ClassUnreachable {
+			// The request reached no server: not an attempt of the record's. Try again after
+			// a backoff, without counting, for as long as MaxUnreachable allows.
+			if unreachableSince.IsZero() {
+				unreachableSince = time.Now()
+			}
+			res.Attempts = n - 1
+			if time.Since(unreachableSince) >= maxUnreachable {
+				c.report(at)
+				return res, fmt.Errorf("record %s: unreachable for %s: %w", req.RecordID, maxUnreachable, e)
+			}
+			unreachableTries++
+			at.Delay = c.Backoff.Delay(unreachableTries, e, c.Rand)
+			c.report(at)
+			if err := sleep(ctx, at.Delay); err != nil {
+				return res, fmt.Errorf("record %s: waiting before attempt %d: %w", req.RecordID, n, canceled(ctx))
+			}
+			n--
+			continue
+		}
+		unreachableSince, unreachableTries = time.Time{}, 0
 		if !e.Retryable() || n >= maxAttempts {
 			c.report(at)
 			return res, fmt.Errorf("record %s: attempt %d of %d: %w", req.RecordID, n, maxAttempts, e)

@@ -32,7 +32,7 @@ func TestCallerFaultClasses(t *testing.T) {
 		{"refusal", fakeai.Config{RateRefusal: 1}, "", ClassRefusal, 3, false},
 		{"truncated", fakeai.Config{RateLength: 1}, "", ClassTruncated, 3, false},
 		{"bad request", fakeai.Config{FailIDs: map[string]int{id: 400}}, "", ClassBadRequest, 1, false},
-		{"not found", fakeai.Config{FailIDs: map[string]int{id: 404}}, "", ClassBadRequest, 1, false},
+		{"not found", fakeai.Config{FailIDs: map[string]int{id: 404}}, "", ClassEndpointNotFound, 3, false},
 		{"unprocessable", fakeai.Config{FailIDs: map[string]int{id: 422}}, "", ClassBadRequest, 1, false},
 		{"forbidden", fakeai.Config{FailIDs: map[string]int{id: 403}}, "", ClassAuth, 1, true},
 		{"wrong key", fakeai.Config{}, "sk-wrong-key-9876543210", ClassAuth, 1, true},
@@ -310,11 +310,15 @@ func TestCallerConnectionRefused(t *testing.T) {
 	ts := startServer(t, http.NotFoundHandler())
 	p := newProvider(ts, testKey, nil)
 	ts.Close()
-	c := &Caller{Provider: p, MaxAttempts: 2, Sleep: (&sleepRecorder{}).Sleep}
-	res, err := c.Call(context.Background(), Request{RecordID: "X", User: "Record ID: X", Model: "gpt-4o-mini"}, 0)
+	tries := 0
+	c := &Caller{Provider: p, MaxAttempts: 2, Sleep: (&sleepRecorder{}).Sleep, MaxUnreachable: 200 * time.Millisecond,
+		OnAttempt: func(Attempt) { tries++ }}
+	res, err := c.Call(context.Background(), Request{RecordID: "X", User: "Record ID: X", Model: "gpt-4o-mini"}, 1)
 	var e *Error
-	if !errors.As(err, &e) || e.Class != ClassConnection || res.Attempts != 2 {
-		t.Fatalf("err = %v attempts = %d, want connection error retried to 2 attempts", err, res.Attempts)
+	// A server that cannot be reached is not the record's fault: tried again and again for
+	// MaxUnreachable without using up its attempts, then given up as unreachable.
+	if !errors.As(err, &e) || e.Class != ClassUnreachable || res.Attempts != 1 || tries <= 2 {
+		t.Fatalf("err = %v attempts = %d tries = %d; want unreachable, still 1 attempt (the prior one), more than 2 tries", err, res.Attempts, tries)
 	}
 }
 

@@ -2,6 +2,8 @@ package llm
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +65,13 @@ const (
 	ClassTooLong Class = "too_long"
 	// ClassCanceled is an attempt stopped because the parent context ended: not retried.
 	ClassCanceled Class = "canceled"
+	// ClassUnreachable is a request that never reached a server: the connection was refused, the
+	// name did not resolve, the TLS handshake failed, no route. It does not use up a record's
+	// attempts (the record is not at fault); see Caller.MaxUnreachable.
+	ClassUnreachable Class = "unreachable"
+	// ClassEndpointNotFound is a 404 for the chat completions endpoint: usually a base URL
+	// that is not an OpenAI-compatible API root.
+	ClassEndpointNotFound Class = "endpoint_not_found"
 	// ClassResponseTooLarge is an answer whose body passed OpenAIConfig.MaxResponseBytes.
 	ClassResponseTooLarge Class = "response_too_large"
 	// ClassWorkerCrashed marks a record whose every attempt ended with the worker process dying
@@ -112,7 +121,8 @@ func (e *Error) Unwrap() error { return e.cause }
 func (e *Error) Retryable() bool {
 	switch e.Class {
 	case ClassRateLimited, ClassServerError, ClassTimeout, ClassConnection,
-		ClassInvalidJSON, ClassSchemaViolation, ClassRefusal, ClassTruncated, ClassResponseTooLarge:
+		ClassInvalidJSON, ClassSchemaViolation, ClassRefusal, ClassTruncated, ClassResponseTooLarge,
+		ClassUnreachable, ClassEndpointNotFound:
 		return true
 	}
 	return false
@@ -168,6 +178,9 @@ func Classify(err error) *Error {
 	if errors.As(err, &se) || errors.As(err, &te) {
 		return &Error{Class: ClassServerError, Message: "malformed response: " + Redact(err.Error())}
 	}
+	if unreachable(err) {
+		return &Error{Class: ClassUnreachable, Message: Redact(rootMessage(err)), cause: err}
+	}
 	var ue *url.Error
 	var oe *net.OpError
 	if errors.As(err, &ue) || errors.As(err, &oe) ||
@@ -178,6 +191,23 @@ func Classify(err error) *Error {
 	}
 	// What is left are request setup errors of the SDK: retrying will not fix them.
 	return &Error{Class: ClassBadRequest, Message: Redact(err.Error())}
+}
+
+// unreachable reports whether err means the request never reached a server: refused, a name
+// that does not resolve, a failed TLS handshake, no route or network.
+func unreachable(err error) bool {
+	var dns *net.DNSError
+	var cert *tls.CertificateVerificationError
+	var rec tls.RecordHeaderError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.As(err, &dns), errors.As(err, &cert), errors.As(err, &rec), errors.As(err, &ua), errors.As(err, &hn):
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // rootMessage returns the message of the innermost error of a *url.Error, which carries the
@@ -211,6 +241,8 @@ func classifyAPI(ae *openai.Error) *Error {
 		e.Class = ClassTimeout
 	case s == http.StatusConflict || s >= 500:
 		e.Class = ClassServerError
+	case s == http.StatusNotFound && !strings.Contains(code, "model"):
+		e.Class = ClassEndpointNotFound
 	case s == http.StatusRequestEntityTooLarge || strings.Contains(code, "context_length_exceeded"):
 		e.Class = ClassTooLong
 	default:

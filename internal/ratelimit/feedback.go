@@ -24,6 +24,9 @@ type Feedback struct {
 	// ResetRequests and ResetTokens are x-ratelimit-reset-requests and -tokens: when the
 	// server's budget is whole again; 0 when unknown.
 	ResetRequests, ResetTokens time.Duration
+	// Outage says the request reached no server (refused, DNS, TLS): every grant pauses for
+	// RetryAfter, then one request at a time probes until an answer comes back.
+	Outage bool
 }
 
 // StatusOnly returns the Feedback of an answer with status and no rate-limit headers.

@@ -24,6 +24,9 @@ const (
 	DefaultPause = time.Second
 	// MaxPause caps a pause asked for by a server.
 	MaxPause = time.Minute
+	// probeHold is how long the other requests wait for a probe's answer during an outage
+	// before another request probes (the probe's worker may have died).
+	probeHold = 30 * time.Second
 )
 
 // How 429s steer the rates: multiplicative decrease, additive recovery.
@@ -88,12 +91,16 @@ type Limiter struct {
 	lastCut     time.Time
 	nextRecover time.Time
 	pausedUntil time.Time
-	reqHint     hint
-	tokHint     hint
-	timer       Timer
-	timerAt     time.Time
-	timerGen    uint64
-	stats       State
+	// probing is set by an outage: one grant at a time (probeOut, granted at probeAt) until an
+	// answer comes back.
+	probing, probeOut bool
+	probeAt           time.Time
+	reqHint           hint
+	tokHint           hint
+	timer             Timer
+	timerAt           time.Time
+	timerGen          uint64
+	stats             State
 
 	// observe, when set (by tests), sees every grant under the lock.
 	observe func(at time.Time, tokens int)
@@ -237,6 +244,16 @@ func (l *Limiter) Feedback(fb Feedback) {
 	defer l.mu.Unlock()
 	now := l.clock.Now()
 	l.refresh(now)
+	switch {
+	case fb.Outage:
+		// The server cannot be reached: everyone waits, then one request probes at a time.
+		l.probing, l.probeOut = true, false
+		if until := now.Add(min(max(fb.RetryAfter, time.Second), MaxPause)); until.After(l.pausedUntil) {
+			l.pausedUntil = until
+		}
+	case fb.Status > 0 && l.probing:
+		l.probing, l.probeOut = false, false // an answer came back: the server is there
+	}
 	if fb.Status == http.StatusTooManyRequests {
 		l.stats.RateLimited++
 		pause := fb.RetryAfter
@@ -307,6 +324,11 @@ func (l *Limiter) fill(t time.Time) {
 func (l *Limiter) dispatch(now time.Time) {
 	for len(l.queue) > 0 {
 		w := l.queue[0]
+		if l.probing && l.probeOut && now.Before(l.probeAt.Add(probeHold)) {
+			// A probe is out: the others wait for its answer (or, if none comes, probeHold).
+			l.arm(now, l.probeAt.Add(probeHold))
+			return
+		}
 		if at := l.readyAt(now, w.tokens); at.After(now) {
 			if l.factor < 1 && l.nextRecover.Before(at) {
 				at = l.nextRecover // the rates rise then: look again
@@ -315,6 +337,9 @@ func (l *Limiter) dispatch(now time.Time) {
 			return
 		}
 		l.grant(now, w.tokens)
+		if l.probing {
+			l.probeOut, l.probeAt = true, now
+		}
 		l.queue[0] = nil
 		l.queue = l.queue[1:]
 		close(w.ready)

@@ -412,3 +412,56 @@ func TestInjectedClock(t *testing.T) {
 		}
 	})
 }
+
+func TestOutagePausesEveryoneThenProbesOneAtATime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(Config{}) // no limits: grants at once but for outages
+		if err := l.Wait(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		l.Feedback(Feedback{Outage: true, RetryAfter: 2 * time.Second})
+		var granted atomicCount
+		for range 5 {
+			go func() {
+				if l.Wait(t.Context(), 1) == nil {
+					granted.add()
+				}
+			}()
+		}
+		time.Sleep(1900 * time.Millisecond)
+		synctest.Wait()
+		if n := granted.get(); n != 0 {
+			t.Fatalf("%d granted during the outage pause", n)
+		}
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if n := granted.get(); n != 1 {
+			t.Fatalf("%d granted after the pause; want one probe", n)
+		}
+		// The probe fails too: pause again, one more probe after it.
+		l.Feedback(Feedback{Outage: true, RetryAfter: time.Second})
+		time.Sleep(1100 * time.Millisecond)
+		synctest.Wait()
+		if n := granted.get(); n != 2 {
+			t.Fatalf("%d granted; want a second probe", n)
+		}
+		// It answers: everyone goes.
+		l.Feedback(StatusOnly(200))
+		synctest.Wait()
+		if n := granted.get(); n != 5 {
+			t.Fatalf("%d granted once the server answered; want all 5", n)
+		}
+	})
+}
+
+type atomicCount struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCount) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *atomicCount) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}

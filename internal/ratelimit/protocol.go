@@ -33,6 +33,7 @@ func feedbackMsg(fb Feedback) wire.Msg {
 		LimitTokens:       fb.LimitTokens,
 		ResetRequestsMS:   ceilMS(fb.ResetRequests),
 		ResetTokensMS:     ceilMS(fb.ResetTokens),
+		Outage:            fb.Outage,
 	}
 }
 
@@ -48,6 +49,7 @@ func feedbackFrom(m wire.Msg) Feedback {
 		LimitTokens:       m.LimitTokens,
 		ResetRequests:     ms(m.ResetRequestsMS),
 		ResetTokens:       ms(m.ResetTokensMS),
+		Outage:            m.Outage,
 	}
 }
 

@@ -51,6 +51,7 @@ type Msg struct {
 	LimitTokens       int   `json:"limit_tokens,omitempty"`
 	ResetRequestsMS   int64 `json:"reset_requests_ms,omitempty"`
 	ResetTokensMS     int64 `json:"reset_tokens_ms,omitempty"`
+	Outage            bool  `json:"outage,omitempty"` // the request reached no server
 
 	// Events.
 	ID           string  `json:"id,omitempty"`

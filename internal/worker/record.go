@@ -24,6 +24,8 @@ import (
 
 func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error {
 	start := time.Now()
+	r.cancel = cancel
+	defer r.reach.stop()
 	// What is left, so progress has a total: the batch's size comes from run.json's plan when
 	// the batch is one of the run's (a file named by hand is counted with one extra pass).
 	done := int64(len(r.skip))
@@ -94,6 +96,8 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 	switch {
 	case fatal != nil:
 		return fatal
+	case errors.Is(context.Cause(ctx), exitcode.ErrFatalAPI):
+		return context.Cause(ctx) // the server could not be reached at all
 	case ctx.Err() != nil:
 		cause := context.Cause(ctx)
 		r.log.Warn().Str("cause", cause.Error()).Int64("abandoned", abandoned).Msg("stopped before the batch was done; run again to resume")
@@ -174,8 +178,9 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	}
 	var le *llm.Error
 	switch {
-	case ctx.Err() != nil, errors.Is(err, ratelimit.ErrCoordinatorGone):
-		// Interrupted: the record is neither answered nor failed, and a rerun resumes it.
+	case ctx.Err() != nil, errors.Is(err, ratelimit.ErrCoordinatorGone), errors.As(err, &le) && le.Class == llm.ClassUnreachable:
+		// Interrupted, or the server could not be reached for a long time: the record is
+		// neither answered nor failed, and a rerun resumes it.
 		r.mu.Lock()
 		r.abandoned++
 		r.mu.Unlock()
@@ -224,8 +229,11 @@ func (r *runner) rateFeedback(est int, a llm.Attempt) {
 	fb.Status = 200
 	if a.Err != nil {
 		fb.Status = a.Err.Status
-		if a.Err.Class == llm.ClassRateLimited {
+		switch a.Err.Class {
+		case llm.ClassRateLimited:
 			fb.Status, fb.RetryAfter = 429, a.Err.RetryAfter
+		case llm.ClassUnreachable:
+			fb.Outage, fb.RetryAfter = true, a.Delay // every worker waits, then one probes
 		}
 	}
 	r.permits.Feedback(fb)
@@ -312,6 +320,13 @@ func (r *runner) writeFailed(path string, err error) error {
 }
 
 func (r *runner) onAttempt(a llm.Attempt) {
+	r.reach.note(r, a)
+	if a.Err != nil && a.Err.Class == llm.ClassUnreachable {
+		// The request reached no server: it was no attempt of the record's.
+		if err := r.attempts.Refund(a.RecordID); err != nil {
+			r.log.Error().Err(err).Str("id", a.RecordID).Msg("cannot give back an attempt that reached no server")
+		}
+	}
 	if a.Warning != "" {
 		r.log.Warn().Str("id", a.RecordID).Int("attempt", a.Attempt).Msg(a.Warning)
 	}

@@ -185,6 +185,9 @@ type runner struct {
 	answered, failed, abandoned int64
 	// started counts attempts begun by this process, waiting the requests waiting for a permit.
 	started, waiting atomic.Int64
+	// cancel stops the batch with a cause; reach decides when the server cannot be reached.
+	cancel context.CancelCauseFunc
+	reach  reachability
 }
 
 func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.Logger) (*runner, error) {
