@@ -48,8 +48,10 @@ type scheduler struct {
 func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin string) *scheduler {
 	return &scheduler{opts: opts, deps: deps, spec: spec, dir: rundir.New(opts.Out), workerBin: workerBin,
 		tally: tally.New(deps.Now), display: deps.Display,
-		permits: ratelimit.NewServer(ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})),
-		live:    map[int]*proc.Process{}, heard: map[int]*liveness{}}
+		permits: ratelimit.NewServer(ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM, OnLearn: func(what string, limit int) {
+			deps.Log.Info(fmt.Sprintf("the server says this key allows %d %s a minute: the whole run keeps to that", limit, what))
+		}})),
+		live: map[int]*proc.Process{}, heard: map[int]*liveness{}}
 }
 
 // run keeps opts.Workers worker processes busy until every batch is done, the API refuses the

@@ -61,14 +61,20 @@ type Caller struct {
 	EscalateModel string
 	// EscalateAfter is the number of invalid answers before escalating; below 1 means 2.
 	EscalateAfter int
-	// MaxUnreachable bounds how long one record keeps trying a server it cannot reach (those
-	// attempts do not count toward MaxAttempts); 0 means DefaultMaxUnreachable. Past it, Call
-	// returns the unreachable error: the record is not at fault and stays to do.
-	MaxUnreachable time.Duration
+	// FreeRetryFor bounds how long one record keeps retrying attempts that failed through no
+	// fault of its own, a server it cannot reach or a 429 (they do not count toward
+	// MaxAttempts); 0 means DefaultFreeRetryFor. Past it, Call returns the last such error: the
+	// record stays to do.
+	FreeRetryFor time.Duration
 }
 
-// DefaultMaxUnreachable is Caller.MaxUnreachable's default.
-const DefaultMaxUnreachable = 10 * time.Minute
+// DefaultFreeRetryFor is Caller.FreeRetryFor's default.
+const DefaultFreeRetryFor = 10 * time.Minute
+
+// Free reports whether an attempt that failed so is not the record's fault and does not count
+// toward its attempts: the server could not be reached, or asked to slow down (a 429 the rate
+// limiter could not avoid).
+func (e *Error) Free() bool { return e.Class == ClassUnreachable || e.Class == ClassRateLimited }
 
 // Result is the outcome of Call.
 type Result struct {
@@ -112,12 +118,12 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 	if sleep == nil {
 		sleep = SleepContext
 	}
-	maxUnreachable := c.MaxUnreachable
-	if maxUnreachable <= 0 {
-		maxUnreachable = DefaultMaxUnreachable
+	freeFor := c.FreeRetryFor
+	if freeFor <= 0 {
+		freeFor = DefaultFreeRetryFor
 	}
-	var unreachableSince time.Time
-	unreachableTries := 0
+	var freeSince time.Time
+	freeTries := 0
 	for n := priorAttempts + 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("record %s: attempt %d: %w", req.RecordID, n, canceled(ctx))
@@ -154,19 +160,19 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 			c.report(at)
 			return res, nil
 		}
-		if e.Class == ClassUnreachable {
-			// The request reached no server: not an attempt of the record's. Try again after
-			// a backoff, without counting, for as long as MaxUnreachable allows.
-			if unreachableSince.IsZero() {
-				unreachableSince = time.Now()
+		if e.Free() {
+			// Not an attempt of the record's: try again after a backoff, without counting, for
+			// as long as FreeRetryFor allows.
+			if freeSince.IsZero() {
+				freeSince = time.Now()
 			}
 			res.Attempts = n - 1
-			if time.Since(unreachableSince) >= maxUnreachable {
+			if time.Since(freeSince) >= freeFor {
 				c.report(at)
-				return res, fmt.Errorf("record %s: unreachable for %s: %w", req.RecordID, maxUnreachable, e)
+				return res, fmt.Errorf("record %s: %s for %s: %w", req.RecordID, e.Class, freeFor, e)
 			}
-			unreachableTries++
-			at.Delay = c.Backoff.Delay(unreachableTries, e, c.Rand)
+			freeTries++
+			at.Delay = c.Backoff.Delay(freeTries, e, c.Rand)
 			c.report(at)
 			if err := sleep(ctx, at.Delay); err != nil {
 				return res, fmt.Errorf("record %s: waiting before attempt %d: %w", req.RecordID, n, canceled(ctx))
@@ -174,7 +180,7 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 			n--
 			continue
 		}
-		unreachableSince, unreachableTries = time.Time{}, 0
+		freeSince, freeTries = time.Time{}, 0
 		if !e.Retryable() || n >= maxAttempts {
 			c.report(at)
 			return res, fmt.Errorf("record %s: attempt %d of %d: %w", req.RecordID, n, maxAttempts, e)

@@ -23,7 +23,7 @@ func TestCallerFaultClasses(t *testing.T) {
 		wantTries int // attempts made with MaxAttempts 3
 		wantFatal bool
 	}{
-		{"rate limited", fakeai.Config{Rate429: 1}, "", ClassRateLimited, 3, false},
+		{"rate limited", fakeai.Config{Rate429: 1}, "", ClassRateLimited, -1, false}, // free: not counted
 		{"server error 500", fakeai.Config{Rate500: 1}, "", ClassServerError, 3, false},
 		{"server error 503", fakeai.Config{Rate503: 1}, "", ClassServerError, 3, false},
 		{"dropped connection", fakeai.Config{RateDrop: 1}, "", ClassConnection, 3, false},
@@ -50,11 +50,12 @@ func TestCallerFaultClasses(t *testing.T) {
 			var sl sleepRecorder
 			var log attemptLog
 			c := &Caller{
-				Provider:    newProvider(ts, key, nil),
-				Validate:    validateTop(testSchema()),
-				MaxAttempts: 3,
-				Sleep:       sl.Sleep,
-				OnAttempt:   log.On,
+				Provider:     newProvider(ts, key, nil),
+				Validate:     validateTop(testSchema()),
+				MaxAttempts:  3,
+				Sleep:        sl.Sleep,
+				OnAttempt:    log.On,
+				FreeRetryFor: 100 * time.Millisecond,
 			}
 			req := Request{RecordID: id, User: "Record ID: " + id, Model: "gpt-4o-mini"}
 			res, err := c.Call(context.Background(), req, 0)
@@ -65,11 +66,18 @@ func TestCallerFaultClasses(t *testing.T) {
 			if e.Class != tt.wantClass || e.Fatal() != tt.wantFatal {
 				t.Errorf("class = %s fatal = %v, want %s fatal = %v (%v)", e.Class, e.Fatal(), tt.wantClass, tt.wantFatal, err)
 			}
-			if res.Attempts != tt.wantTries || len(log.all()) != tt.wantTries {
-				t.Errorf("attempts = %d, OnAttempt calls = %d, want %d", res.Attempts, len(log.all()), tt.wantTries)
-			}
-			if len(sl.delays) != tt.wantTries-1 {
-				t.Errorf("sleeps = %d, want %d (one between attempts)", len(sl.delays), tt.wantTries-1)
+			if tt.wantTries < 0 {
+				// Not the record's fault: retried for FreeRetryFor, none of it counted.
+				if res.Attempts != 0 || len(log.all()) <= 3 {
+					t.Errorf("attempts = %d after %d tries; want 0 counted and more than MaxAttempts tried", res.Attempts, len(log.all()))
+				}
+			} else {
+				if res.Attempts != tt.wantTries || len(log.all()) != tt.wantTries {
+					t.Errorf("attempts = %d, OnAttempt calls = %d, want %d", res.Attempts, len(log.all()), tt.wantTries)
+				}
+				if len(sl.delays) != tt.wantTries-1 {
+					t.Errorf("sleeps = %d, want %d (one between attempts)", len(sl.delays), tt.wantTries-1)
+				}
 			}
 			for _, s := range []string{err.Error(), e.Message} {
 				if strings.Contains(s, key) || strings.Contains(s, testKey) {
@@ -167,18 +175,19 @@ func TestCallerHonoursRetryAfter(t *testing.T) {
 			_, ts := startFake(t, fakeai.Config{APIKey: testKey, Rate429: 1, RetryAfter: tt.retryAfter})
 			var sl sleepRecorder
 			c := &Caller{
-				Provider:    newProvider(ts, testKey, nil),
-				MaxAttempts: 3,
-				Backoff:     Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, MaxRetryAfter: tt.maxRA},
-				Sleep:       sl.Sleep,
+				Provider:     newProvider(ts, testKey, nil),
+				MaxAttempts:  3,
+				Backoff:      Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, MaxRetryAfter: tt.maxRA},
+				Sleep:        sl.Sleep,
+				FreeRetryFor: 50 * time.Millisecond, // 429s do not count: bounded by time
 			}
 			_, err := c.Call(context.Background(), Request{RecordID: "R", User: "Record ID: R", Model: "gpt-4o-mini"}, 0)
 			var e *Error
 			if !errors.As(err, &e) || e.Class != ClassRateLimited || e.RetryAfter != tt.retryAfter {
 				t.Fatalf("err = %v, want rate_limited with retry-after %s", err, tt.retryAfter)
 			}
-			if len(sl.delays) != 2 {
-				t.Fatalf("delays = %v, want 2", sl.delays)
+			if len(sl.delays) < 2 {
+				t.Fatalf("delays = %v, want at least 2", sl.delays)
 			}
 			for _, d := range sl.delays {
 				if d != tt.want {
@@ -311,7 +320,7 @@ func TestCallerConnectionRefused(t *testing.T) {
 	p := newProvider(ts, testKey, nil)
 	ts.Close()
 	tries := 0
-	c := &Caller{Provider: p, MaxAttempts: 2, Sleep: (&sleepRecorder{}).Sleep, MaxUnreachable: 200 * time.Millisecond,
+	c := &Caller{Provider: p, MaxAttempts: 2, Sleep: (&sleepRecorder{}).Sleep, FreeRetryFor: 200 * time.Millisecond,
 		OnAttempt: func(Attempt) { tries++ }}
 	res, err := c.Call(context.Background(), Request{RecordID: "X", User: "Record ID: X", Model: "gpt-4o-mini"}, 1)
 	var e *Error

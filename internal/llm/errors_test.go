@@ -45,7 +45,7 @@ func TestKeyNeverInErrors(t *testing.T) {
 				key, r.Header.Get("Authorization"))
 		}))
 		var log attemptLog
-		c := &Caller{Provider: newProvider(ts, key, nil), MaxAttempts: 2, Sleep: (&sleepRecorder{}).Sleep, OnAttempt: log.On}
+		c := &Caller{Provider: newProvider(ts, key, nil), MaxAttempts: 2, Sleep: (&sleepRecorder{}).Sleep, OnAttempt: log.On, FreeRetryFor: 20 * time.Millisecond}
 		_, err := c.Call(context.Background(), Request{RecordID: "K", User: "Record ID: K", Model: "m"}, 0)
 		if err == nil {
 			t.Fatalf("status %d: want an error", status)

@@ -72,6 +72,10 @@ type Config struct {
 	Margin time.Duration
 	// Clock is the time source; nil means the system clock.
 	Clock Clock
+	// OnLearn, when set, is told when the limiter adopts a limit the server stated in its
+	// x-ratelimit-limit-* headers (what is "requests" or "tokens", limit per minute). It is
+	// called with the limiter locked: it must not call the limiter.
+	OnLearn func(what string, limit int)
 }
 
 // Limiter is an in-process budget of requests and tokens, safe for concurrent use. See the
@@ -101,6 +105,8 @@ type Limiter struct {
 	timerAt           time.Time
 	timerGen          uint64
 	stats             State
+
+	onLearn func(what string, limit int)
 
 	// observe, when set (by tests), sees every grant under the lock.
 	observe func(at time.Time, tokens int)
@@ -132,6 +138,8 @@ type hint struct {
 type State struct {
 	// Factor is the share of the configured rates in force: 1 normally, lower after 429s.
 	Factor float64
+	// RPM and TPM are the limits in force, configured or learned from the server; 0 unlimited.
+	RPM, TPM int
 	// Paused is how long grants stay paused after a 429; 0 when they are not.
 	Paused time.Duration
 	// Waiting counts callers waiting for a grant.
@@ -145,11 +153,12 @@ type State struct {
 // New returns a limiter for cfg. Negative limits count as 0 (unlimited).
 func New(cfg Config) *Limiter {
 	l := &Limiter{
-		clock:  cfg.Clock,
-		rpm:    float64(max(cfg.RPM, 0)),
-		tpm:    float64(max(cfg.TPM, 0)),
-		burst:  cfg.Burst,
-		factor: 1,
+		clock:   cfg.Clock,
+		rpm:     float64(max(cfg.RPM, 0)),
+		tpm:     float64(max(cfg.TPM, 0)),
+		burst:   cfg.Burst,
+		factor:  1,
+		onLearn: cfg.OnLearn,
 	}
 	if l.clock == nil {
 		l.clock = SystemClock{}
@@ -271,9 +280,28 @@ func (l *Limiter) Feedback(fb Feedback) {
 		}
 		l.nextRecover = now.Add(recoverEvery)
 	}
+	// The key's own limits, when the server states them: a run without --rpm/--tpm adopts them,
+	// and a configured limit above them comes down to them.
+	l.learn(now, &l.rpm, &l.req, fb.LimitRequests, "requests")
+	l.learn(now, &l.tpm, &l.tok, fb.LimitTokens, "tokens")
 	l.reqHint.update(now, fb.RemainingRequests, fb.LimitRequests, fb.ResetRequests)
 	l.tokHint.update(now, fb.RemainingTokens, fb.LimitTokens, fb.ResetTokens)
 	l.dispatch(now)
+}
+
+// learn adopts limit (per minute) for the budget *cur when the server stated it and it is lower
+// than what is in force, or nothing is.
+func (l *Limiter) learn(now time.Time, cur *float64, b *bucket, limit int, what string) {
+	if limit <= 0 || (*cur > 0 && float64(limit) >= *cur) {
+		return
+	}
+	l.fill(now)
+	*cur = float64(limit)
+	l.configured = true
+	b.level = min(b.level, l.capacity(l.rate(*cur)))
+	if l.onLearn != nil {
+		l.onLearn(what, limit)
+	}
 }
 
 // State returns a snapshot.
@@ -284,6 +312,7 @@ func (l *Limiter) State() State {
 	l.refresh(now)
 	s := l.stats
 	s.Factor = l.factor
+	s.RPM, s.TPM = int(l.rpm), int(l.tpm)
 	s.Waiting = len(l.queue)
 	if l.pausedUntil.After(now) {
 		s.Paused = l.pausedUntil.Sub(now)

@@ -465,3 +465,35 @@ func (c *atomicCount) get() int {
 	defer c.mu.Unlock()
 	return c.n
 }
+
+func TestLearnsTheKeysLimitsFromTheServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var learned []string
+		l := New(Config{TPM: 1_000_000, OnLearn: func(what string, n int) { learned = append(learned, fmt.Sprint(what, " ", n)) }})
+		g := observe(l)
+		// No --rpm: the first answer says the key allows 120 requests a minute, and 200,000
+		// tokens, below the configured 1,000,000.
+		l.Feedback(Feedback{Status: 200, LimitRequests: 120, LimitTokens: 200_000, RemainingRequests: -1, RemainingTokens: -1})
+		if s := l.State(); s.RPM != 120 || s.TPM != 200_000 {
+			t.Fatalf("limits in force %d RPM, %d TPM; want the server's 120 and 200000", s.RPM, s.TPM)
+		}
+		if fmt.Sprint(learned) != "[requests 120 tokens 200000]" {
+			t.Errorf("learned %v", learned)
+		}
+		// A higher stated limit later does not raise it.
+		l.Feedback(Feedback{Status: 200, LimitRequests: 10_000, RemainingRequests: -1, RemainingTokens: -1})
+		if s := l.State(); s.RPM != 120 {
+			t.Errorf("RPM %d after a higher limit was stated; want 120", s.RPM)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
+		busy(ctx, l, 16, one)()
+		at, tok := g.snapshot()
+		if n, _ := windowMax(at, tok, Window); n > 120 {
+			t.Errorf("%d grants in one minute after learning a limit of 120", n)
+		}
+		if len(at) < 3*120*95/100 {
+			t.Errorf("%d grants in 3 minutes at a learned 120 RPM; want nearly all of it", len(at))
+		}
+	})
+}

@@ -178,9 +178,9 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	}
 	var le *llm.Error
 	switch {
-	case ctx.Err() != nil, errors.Is(err, ratelimit.ErrCoordinatorGone), errors.As(err, &le) && le.Class == llm.ClassUnreachable:
-		// Interrupted, or the server could not be reached for a long time: the record is
-		// neither answered nor failed, and a rerun resumes it.
+	case ctx.Err() != nil, errors.Is(err, ratelimit.ErrCoordinatorGone), errors.As(err, &le) && le.Free():
+		// Interrupted, or the server could not be reached (or kept answering 429) for a long
+		// time: the record is neither answered nor failed, and a rerun resumes it.
 		r.mu.Lock()
 		r.abandoned++
 		r.mu.Unlock()
@@ -321,10 +321,10 @@ func (r *runner) writeFailed(path string, err error) error {
 
 func (r *runner) onAttempt(a llm.Attempt) {
 	r.reach.note(r, a)
-	if a.Err != nil && a.Err.Class == llm.ClassUnreachable {
-		// The request reached no server: it was no attempt of the record's.
+	if a.Err != nil && a.Err.Free() {
+		// The request reached no server, or was rate limited: no attempt of the record's.
 		if err := r.attempts.Refund(a.RecordID); err != nil {
-			r.log.Error().Err(err).Str("id", a.RecordID).Msg("cannot give back an attempt that reached no server")
+			r.log.Error().Err(err).Str("id", a.RecordID).Msg("cannot give back an attempt that was not the record's fault")
 		}
 	}
 	if a.Warning != "" {

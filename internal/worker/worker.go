@@ -123,7 +123,9 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 		go w.heartbeat(ctx, opts.Heartbeat)
 	} else {
 		// Run by hand: this worker has the whole budget to itself.
-		w.permits = ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM})
+		w.permits = ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM, OnLearn: func(what string, limit int) {
+			log.Info().Int("limit", limit).Str("of", what).Msg("the server says this key allows this many a minute: keeping to it")
+		}})
 		if opts.Events {
 			w.events = wire.NewWriter(deps.Stdout)
 		}
