@@ -61,10 +61,12 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	if err := addTotals(sum, dir, spec.Layout(sch), s.workerRuns()); err != nil {
 		return nil, err
 	}
+	sum.Pass = summary.Pass{Answered: snap.Succeeded, Failed: snap.Failed, InputTokens: snap.InputTokens,
+		OutputTokens: snap.OutputTokens, CostUSD: snap.PassCostUSD, RequestSeconds: snap.RequestSeconds, WallSeconds: sum.WallSeconds}
 	if sum.WallSeconds > 0 {
-		sum.Speedup = sum.RequestSeconds / sum.WallSeconds
+		sum.Speedup = sum.Pass.RequestSeconds / sum.WallSeconds
 		slots := float64(min(opts.Workers, len(spec.Batches)) * spec.Concurrency)
-		sum.OutsideRequests = max(0, 1-sum.RequestSeconds/(sum.WallSeconds*slots))
+		sum.OutsideRequests = max(0, 1-sum.Pass.RequestSeconds/(sum.WallSeconds*slots))
 	}
 	if err := safefile.WriteJSON(dir.Summary(), sum); err != nil {
 		return nil, fmt.Errorf("write summary: %w", err)
@@ -166,11 +168,13 @@ func printSummary(sum *summary.Summary, w io.Writer) {
 	if !sum.CostKnown {
 		cost += " (some models' prices are unknown; see --prices)"
 	}
-	fmt.Fprintf(w, "tokens in %d, out %d; estimated cost %s; wall %.1fs; retries %d (429s %d); worker restarts %d\n",
-		sum.InputTokens, sum.OutputTokens, cost, sum.WallSeconds, sum.Retries, sum.RateLimited, sum.Restarts)
-	if sum.Provider != runspec.ProviderOffline && sum.RequestSeconds > 0 {
-		fmt.Fprintf(w, "time in requests %.1fs: %.1fx faster than one sequential worker; %.0f%% of worker time spent outside requests\n",
-			sum.RequestSeconds, sum.Speedup, 100*sum.OutsideRequests)
+	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, cost)
+	p := sum.Pass
+	fmt.Fprintf(w, "this pass: %d answered, %d failed in %.1fs; tokens in %d, out %d; cost $%.4f; retries %d (429s %d); worker restarts %d\n",
+		p.Answered, p.Failed, sum.WallSeconds, p.InputTokens, p.OutputTokens, p.CostUSD, sum.Retries, sum.RateLimited, sum.Restarts)
+	if sum.Provider != runspec.ProviderOffline && p.RequestSeconds > 0 {
+		fmt.Fprintf(w, "this pass: time in requests %.1fs: %.1fx faster than one sequential worker; %.0f%% of worker time spent outside requests\n",
+			p.RequestSeconds, sum.Speedup, 100*sum.OutsideRequests)
 	}
 	if len(sum.FailedByClass) > 0 {
 		classes := make([]string, 0, len(sum.FailedByClass))

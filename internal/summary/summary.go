@@ -39,6 +39,17 @@ type WorkerRun struct {
 	ExitSeenMS   float64 `json:"exit_seen_ms"`
 }
 
+// Pass is one pass of a run: one start of the coordinator.
+type Pass struct {
+	Answered       int64   `json:"answered"`
+	Failed         int64   `json:"failed"`
+	InputTokens    int64   `json:"input_tokens"`
+	OutputTokens   int64   `json:"output_tokens"`
+	CostUSD        float64 `json:"estimated_cost_usd"`
+	RequestSeconds float64 `json:"request_seconds"`
+	WallSeconds    float64 `json:"wall_seconds"`
+}
+
 // Phases are when the coordinator passed each step of a run, for timing it from outside (the
 // benchmarks) without reading log text. A phase not reached is the zero time.
 type Phases struct {
@@ -84,15 +95,20 @@ type Summary struct {
 	Retries           int64            `json:"retries"`
 	RateLimited       int64            `json:"rate_limited_429s"`
 	Restarts          int64            `json:"restarts"`
-	WallSeconds       float64          `json:"wall_seconds"`
-	// RequestSeconds sums the latency of every answered record: the time one sequential worker
-	// would have spent waiting for the API.
+	// WallSeconds is this pass's wall time (this start of the coordinator to its end).
+	WallSeconds float64 `json:"wall_seconds"`
+	// RequestSeconds sums the latency of every answered record of the whole run (all passes).
 	RequestSeconds float64 `json:"request_seconds"`
-	// Speedup is RequestSeconds over WallSeconds: the gain over one sequential worker.
+	// Speedup is Pass.RequestSeconds over WallSeconds: this pass's gain over one sequential
+	// worker.
 	Speedup float64 `json:"speedup_vs_sequential"`
-	// OutsideRequests is the share of the request slots' time (wall × workers × concurrency)
-	// not spent waiting for answers: start-up, retries' backoff, merging, idle tails.
+	// OutsideRequests is the share of this pass's request slots' time (wall × workers ×
+	// concurrency) not spent waiting for answers: start-up, retries' backoff, merging, idle
+	// tails.
 	OutsideRequests float64 `json:"outside_requests_share"`
+	// Pass is what this pass of the run did (a resumed run has earlier passes); the totals
+	// above (records, tokens, cost) are for the whole run.
+	Pass Pass `json:"this_pass"`
 	// CoordinatorMaxRSSKB is the coordinator's own peak resident set size.
 	CoordinatorMaxRSSKB int64           `json:"coordinator_max_rss_kb"`
 	StartedAt           time.Time       `json:"started_at"`

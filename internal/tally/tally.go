@@ -26,8 +26,13 @@ type Snapshot struct {
 	CachedTokens int64
 	OutputTokens int64
 	CostUSD      float64 // of the answered records whose model has a known price, plus AddCost
-	CostUnknown  bool    // some answered record's model has no known price
-	Fatal        bool    // a worker reported that the run cannot go on (the API refused it, a full disk)
+	// PassCostUSD is CostUSD without AddCost: what this pass spent.
+	PassCostUSD float64
+	// RequestSeconds sums the latency of the records answered since Start: the time one
+	// sequential worker would have waited for them.
+	RequestSeconds float64
+	CostUnknown    bool // some answered record's model has no known price
+	Fatal          bool // a worker reported that the run cannot go on (the API refused it, a full disk)
 	// FatalMessage is the first such report: what was refused and what to check; FatalClass its
 	// class ("storage" when a worker could not write its files).
 	FatalMessage, FatalClass string
@@ -119,7 +124,7 @@ type state struct {
 	succeeded, failed                    int64
 	retries, rateLimited, restarts       int64
 	inputTokens, cachedTokens, outputTok int64
-	cost                                 float64
+	cost, priorCost, requestMS           float64
 	costUnknown, fatal                   bool
 	fatalMessage, fatalClass             string
 
@@ -172,6 +177,9 @@ func (t *Tally) Event(ev wire.Msg) {
 		s.outputTok += ev.OutputTokens
 		s.cost += ev.CostUSD
 		s.costUnknown = s.costUnknown || ev.CostUnknown
+		if ev.OK {
+			s.requestMS += float64(ev.LatencyMS)
+		}
 	case wire.Retry:
 		s.retries++
 		s.batch(ev.Worker).retries++
@@ -230,6 +238,7 @@ func (t *Tally) AddCost(usd float64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.st.cost += usd
+	t.st.priorCost += usd
 }
 
 // Restart counts a restart of a batch's crashed worker.
@@ -266,7 +275,7 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		Total: s.total, Succeeded: s.succeeded, Failed: s.failed,
 		Retries: s.retries, RateLimited: s.rateLimited, Restarts: s.restarts,
 		InputTokens: s.inputTokens, CachedTokens: s.cachedTokens, OutputTokens: s.outputTok,
-		CostUSD: s.cost, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage, FatalClass: s.fatalClass,
+		CostUSD: s.cost, PassCostUSD: s.cost - s.priorCost, RequestSeconds: s.requestMS / 1000, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage, FatalClass: s.fatalClass,
 		Workers: make([]WorkerSnapshot, 0, len(s.batches)),
 	}
 	for n, b := range s.batches {

@@ -31,7 +31,7 @@ func TestCountersFromEvents(t *testing.T) {
 				d.Event(wire.Msg{Type: wire.Retry, Worker: 1})
 			},
 			want: Snapshot{Total: 10, Done: 2, Succeeded: 1, Failed: 1, Retries: 3, RateLimited: 1,
-				InputTokens: 200, CachedTokens: 20, OutputTokens: 40, CostUSD: 1, Running: 1},
+				InputTokens: 200, CachedTokens: 20, OutputTokens: 40, CostUSD: 1, PassCostUSD: 1, Running: 1},
 			workers: []WorkerSnapshot{{Batch: 1, Records: 3, Done: 2, Running: true, Retries: 3}},
 		},
 		{
@@ -43,7 +43,7 @@ func TestCountersFromEvents(t *testing.T) {
 				d.WorkerEnded(2, "exit status 0", 1)
 			},
 			want: Snapshot{Total: 10, Done: 5, Skipped: 4, Succeeded: 1,
-				InputTokens: 100, CachedTokens: 10, OutputTokens: 20, CostUSD: 0.5},
+				InputTokens: 100, CachedTokens: 10, OutputTokens: 20, CostUSD: 0.5, PassCostUSD: 0.5},
 			workers: []WorkerSnapshot{{Batch: 2, Records: 5, Done: 5, Exit: "exit status 0", ExitCode: 1}},
 		},
 		{
@@ -58,7 +58,7 @@ func TestCountersFromEvents(t *testing.T) {
 				d.Event(rec(1, true))
 			},
 			want: Snapshot{Total: 10, Done: 3, Skipped: 1, Succeeded: 2, Restarts: 1,
-				InputTokens: 200, CachedTokens: 20, OutputTokens: 40, CostUSD: 1, Running: 1},
+				InputTokens: 200, CachedTokens: 20, OutputTokens: 40, CostUSD: 1, PassCostUSD: 1, Running: 1},
 			workers: []WorkerSnapshot{{Batch: 1, Records: 4, Done: 3, Restarts: 1, Running: true}},
 		},
 		{
@@ -71,7 +71,7 @@ func TestCountersFromEvents(t *testing.T) {
 				d.Event(wire.Msg{Type: wire.Start, Worker: 1, Done: 3, Pending: 1})
 			},
 			want: Snapshot{Total: 10, Done: 3, Succeeded: 1, Restarts: 1,
-				InputTokens: 100, CachedTokens: 10, OutputTokens: 20, CostUSD: 0.5, Running: 1},
+				InputTokens: 100, CachedTokens: 10, OutputTokens: 20, CostUSD: 0.5, PassCostUSD: 0.5, Running: 1},
 			workers: []WorkerSnapshot{{Batch: 1, Records: 4, Done: 3, Restarts: 1, Running: true}},
 		},
 		{
@@ -80,7 +80,7 @@ func TestCountersFromEvents(t *testing.T) {
 				d.AddCost(2)
 				d.Event(rec(1, true))
 			},
-			want:    Snapshot{Total: 10, Done: 1, Succeeded: 1, InputTokens: 100, CachedTokens: 10, OutputTokens: 20, CostUSD: 2.5},
+			want:    Snapshot{Total: 10, Done: 1, Succeeded: 1, InputTokens: 100, CachedTokens: 10, OutputTokens: 20, CostUSD: 2.5, PassCostUSD: 0.5},
 			workers: []WorkerSnapshot{{Batch: 1, Done: 1}},
 		},
 		{
@@ -254,5 +254,18 @@ func TestProcessTimings(t *testing.T) {
 	s := tl.Snapshot()
 	if !s.FirstWorkerAt.Equal(t0) || !s.LastExitAt.Equal(end) {
 		t.Errorf("first worker %s, last exit %s; want %s and %s", s.FirstWorkerAt, s.LastExitAt, t0, end)
+	}
+}
+
+func TestPassTotalsLeaveEarlierPassesOut(t *testing.T) {
+	tl := New(newClock().Now)
+	tl.Start(10)
+	tl.AddCost(3) // spent by an earlier pass
+	tl.Event(wire.Msg{Type: wire.Record, Worker: 0, OK: true, CostUSD: 0.25, LatencyMS: 1500})
+	tl.Event(wire.Msg{Type: wire.Record, Worker: 0, OK: true, CostUSD: 0.25, LatencyMS: 500})
+	tl.Event(wire.Msg{Type: wire.Record, Worker: 0, Class: "bad_request", LatencyMS: 9000})
+	s := tl.Snapshot()
+	if s.CostUSD != 3.5 || s.PassCostUSD != 0.5 || s.RequestSeconds != 2 {
+		t.Errorf("cost %v (pass %v), request seconds %v; want 3.5 for the budget, 0.5 this pass, 2 s of answered requests", s.CostUSD, s.PassCostUSD, s.RequestSeconds)
 	}
 }
