@@ -162,6 +162,42 @@ func addTotals(sum *summary.Summary, dir rundir.Dir, layout results.Layout, runs
 	return nil
 }
 
+// slotRow sums the batches one worker slot ran.
+type slotRow struct {
+	summary.WorkerSummary
+	batches int
+}
+
+// bySlot sums the started batches per worker slot, in slot order.
+func bySlot(ws []summary.WorkerSummary) []slotRow {
+	var rows []slotRow
+	at := map[int]int{}
+	for _, w := range ws {
+		if !w.Started {
+			continue
+		}
+		i, ok := at[w.Slot]
+		if !ok {
+			i = len(rows)
+			at[w.Slot] = i
+			rows = append(rows, slotRow{WorkerSummary: summary.WorkerSummary{WorkerRun: summary.WorkerRun{Slot: w.Slot}}})
+		}
+		r := &rows[i]
+		r.batches++
+		r.Records += w.Records
+		r.Succeeded += w.Succeeded
+		r.Failed += w.Failed
+		r.Seconds += w.Seconds
+		r.Retries += w.Retries
+		r.Restarts += w.Restarts
+		r.InputTokens += w.InputTokens
+		r.OutputTokens += w.OutputTokens
+		r.CostUSD += w.CostUSD
+	}
+	sort.Slice(rows, func(a, b int) bool { return rows[a].Slot < rows[b].Slot })
+	return rows
+}
+
 func printSummary(sum *summary.Summary, w io.Writer) {
 	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed, %d remaining  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Remaining, sum.Provider, sum.Model)
 	cost := fmt.Sprintf("$%.4f", sum.CostUSD)
@@ -189,10 +225,19 @@ func printSummary(sum *summary.Summary, w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "worker\trecords\tsucceeded\tfailed\tseconds\tretries\trestarts\ttokens in/out\tcost\texit\t")
-	for _, ws := range sum.Workers {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d/%d\t$%.4f\t%s\t\n", ws.Batch, ws.Records, ws.Succeeded, ws.Failed,
-			ws.Seconds, ws.Retries, ws.Restarts, ws.InputTokens, ws.OutputTokens, ws.CostUSD, ws.Exit)
+	if rows := bySlot(sum.Workers); len(rows) < len(sum.Workers) {
+		// More batches than workers: one row per worker slot, so the table stays short.
+		fmt.Fprintln(tw, "worker\tbatches\trecords\tsucceeded\tfailed\tseconds\tretries\trestarts\ttokens in/out\tcost\t")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d/%d\t$%.4f\t\n", r.Slot, r.batches, r.Records, r.Succeeded, r.Failed,
+				r.Seconds, r.Retries, r.Restarts, r.InputTokens, r.OutputTokens, r.CostUSD)
+		}
+	} else {
+		fmt.Fprintln(tw, "worker\trecords\tsucceeded\tfailed\tseconds\tretries\trestarts\ttokens in/out\tcost\texit\t")
+		for _, ws := range sum.Workers {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d/%d\t$%.4f\t%s\t\n", ws.Batch, ws.Records, ws.Succeeded, ws.Failed,
+				ws.Seconds, ws.Retries, ws.Restarts, ws.InputTokens, ws.OutputTokens, ws.CostUSD, ws.Exit)
+		}
 	}
 	tw.Flush()
 	dir := rundir.New(sum.Out)

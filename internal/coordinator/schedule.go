@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,17 +81,19 @@ func (s *scheduler) run(ctx context.Context) error {
 
 	queue := make(chan batch.Range)
 	var wg sync.WaitGroup
-	for i := 0; i < s.opts.Workers && i < len(s.spec.Batches); i++ {
+	for slot := 0; slot < s.opts.Workers && slot < len(s.spec.Batches); slot++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer s.display.WorkerEnded(slot)
 			for b := range queue {
-				if err := s.runBatch(ctx, b); err != nil {
+				if err := s.runBatch(ctx, slot, b); err != nil {
 					cancel(err)
 				}
 			}
 		}()
 	}
+	go s.logRetries(ctx, 10*time.Second)
 	for _, b := range s.spec.Batches {
 		select {
 		case queue <- b:
@@ -113,7 +118,7 @@ func (s *scheduler) run(ctx context.Context) error {
 
 // runBatch runs one batch's worker, restarting it after a crash up to --max-restarts times.
 // It returns an error only when the whole run must stop.
-func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
+func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range) error {
 	name := fmt.Sprintf("worker-%d", b.Number)
 	log := s.deps.Log.Named(name)
 	restarts := 0
@@ -123,7 +128,8 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		}
 		before := progress(s.dir.Worker(b.Number))
 		s.tally.WorkerStarted(b.Number, b.Count)
-		s.display.WorkerStarted(b.Number)
+		s.tally.SetSlot(b.Number, slot)
+		s.display.WorkerStarted(slot, b.Number)
 		p, err := proc.Start(ctx, proc.Spec{
 			Name:   name,
 			Path:   s.workerBin,
@@ -138,7 +144,6 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		})
 		if err != nil {
 			s.tally.WorkerEnded(b.Number, "not started", -1)
-			s.display.WorkerEnded(b.Number)
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		s.setLive(b.Number, p)
@@ -149,7 +154,6 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		s.setLive(b.Number, nil)
 		s.permits.Forget(b.Number)
 		s.tally.WorkerEnded(b.Number, exit.String(), exit.Code)
-		s.display.WorkerEnded(b.Number)
 
 		switch {
 		case exit.Code == exitcode.OK:
@@ -192,6 +196,32 @@ func (s *scheduler) runBatch(ctx context.Context, b batch.Range) error {
 		restarts++
 		s.tally.Restart(b.Number)
 		log.Warn("crashed without progress; restarting it on the same batch", "exit", exit.String(), "restart", restarts, "of", s.opts.MaxRestarts)
+	}
+}
+
+// logRetries logs, every interval, the failed attempts of the last interval by class, so that
+// retries show in the log at info in aggregate rather than one line each.
+func (s *scheduler) logRetries(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := map[string]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.tally.Snapshot().RetriesByClass
+		var parts []string
+		for _, c := range slices.Sorted(maps.Keys(now)) {
+			if d := now[c] - last[c]; d > 0 {
+				parts = append(parts, fmt.Sprintf("%d × %s", d, c))
+			}
+		}
+		last = now
+		if len(parts) > 0 {
+			s.deps.Log.Info(fmt.Sprintf("retries in the last %s: %s", every, strings.Join(parts, ", ")))
+		}
 	}
 }
 
@@ -387,7 +417,7 @@ func (s *scheduler) workerRuns() []summary.WorkerRun {
 		}
 		out = append(out, summary.WorkerRun{Batch: b.Number, Records: b.Count, Seconds: w.Seconds, Exit: w.Exit,
 			ExitCode: w.ExitCode, Restarts: int(w.Restarts), Started: true, MaxRSSKB: w.MaxRSSKB, Retries: w.Retries,
-			Processes: w.Processes, SpawnReadyMS: w.ReadyMS, ExitSeenMS: w.ExitSeenMS})
+			Processes: w.Processes, SpawnReadyMS: w.ReadyMS, ExitSeenMS: w.ExitSeenMS, Slot: w.Slot})
 	}
 	return out
 }

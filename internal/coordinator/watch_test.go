@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/summary"
 	"github.com/trialcat/trialcat/internal/wire"
 )
 
@@ -76,4 +78,27 @@ func exited(p *proc.Process) <-chan struct{} {
 		close(c)
 	}()
 	return c
+}
+
+func TestSummaryTableHasARowPerWorkerNotPerBatch(t *testing.T) {
+	sum := &summary.Summary{Out: "out", Records: 116}
+	for b := range 116 {
+		sum.Workers = append(sum.Workers, summary.WorkerSummary{
+			WorkerRun: summary.WorkerRun{Batch: b, Records: 1, Started: true, Slot: b % 4, Retries: 1},
+			Succeeded: 1})
+	}
+	var out strings.Builder
+	printSummary(sum, &out)
+	rows := 0
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) == 10 && f[0] != "worker" {
+			rows++
+			if f[1] != "29" || f[6] != "29" {
+				t.Errorf("row %q; want 29 batches and 29 retries per worker", l)
+			}
+		}
+	}
+	if rows != 4 {
+		t.Errorf("%d rows for 4 workers over 116 batches:\n%s", rows, out.String())
+	}
 }

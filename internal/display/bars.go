@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync/atomic"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -27,8 +28,9 @@ type frame struct {
 
 type row struct {
 	d       *Display
-	overall bool // the overall bar, or a worker's
-	batch   int
+	overall bool // the overall bar, or a worker slot's
+	slot    int
+	batch   atomic.Int64 // the batch the slot works on now
 	f       frame
 }
 
@@ -43,9 +45,10 @@ func (r *row) refresh() {
 		}
 		return
 	}
-	w, _ := r.d.tally.Worker(r.batch)
+	batch := int(r.batch.Load())
+	w, _ := r.d.tally.Worker(batch)
 	r.f = frame{
-		name: fmt.Sprintf("batch %d", r.batch), count: fmt.Sprintf("%d/%d", w.Done, w.Records),
+		name: fmt.Sprintf("worker %d · batch %d", r.slot, batch), count: fmt.Sprintf("%d/%d", w.Done, w.Records),
 		pct:  fmt.Sprintf("%.1f%%", percent(w.Done, w.Records)),
 		rate: fmtRate(w.Rate) + " rec/min", last: fmt.Sprintf("restarts %d", w.Restarts),
 		done: w.Done, total: w.Records,
@@ -141,25 +144,31 @@ func (d *Display) startBars() {
 	d.overall = d.progress.New(0, mpb.BarStyle(), r.options(math.MaxInt32)...)
 }
 
-func (d *Display) addBar(batch int) {
+func (d *Display) addBar(slot, batch int) {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
-	if d.progress == nil || d.bars[batch] != nil {
+	if d.progress == nil {
 		return
 	}
-	r := &row{d: d, batch: batch}
-	b, err := d.progress.Add(0, mpb.BarStyle().Build(), r.options(batch)...)
+	if r := d.rows[slot]; r != nil {
+		r.batch.Store(int64(batch)) // the slot's next batch: same bar
+		return
+	}
+	r := &row{d: d, slot: slot}
+	r.batch.Store(int64(batch))
+	b, err := d.progress.Add(0, mpb.BarStyle().Build(), r.options(slot)...)
 	if err != nil {
 		return // the container has stopped
 	}
-	d.bars[batch] = b
+	d.bars[slot], d.rows[slot] = b, r
 }
 
-func (d *Display) removeBar(batch int) {
+func (d *Display) removeBar(slot int) {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
-	if b := d.bars[batch]; b != nil {
+	if b := d.bars[slot]; b != nil {
 		b.Abort(true)
-		delete(d.bars, batch)
+		delete(d.bars, slot)
+		delete(d.rows, slot)
 	}
 }

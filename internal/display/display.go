@@ -84,7 +84,8 @@ type Display struct {
 	closed   bool
 	progress *mpb.Progress // non-nil while bars are on screen
 	overall  *mpb.Bar
-	bars     map[int]*mpb.Bar
+	bars     map[int]*mpb.Bar // by worker slot
+	rows     map[int]*row
 	partial  []byte
 
 	stopTick  chan struct{}
@@ -121,7 +122,7 @@ func New(opts Options) (*Display, error) {
 	d := &Display{
 		mode: mode, out: opts.Out, every: opts.Every, width: opts.Width, isTerm: isTerm,
 		color: mode == TTY && isTerm, ticker: realTicker,
-		bars: map[int]*mpb.Bar{},
+		bars: map[int]*mpb.Bar{}, rows: map[int]*row{},
 	}
 	return d, nil
 }
@@ -227,6 +228,7 @@ func (d *Display) Close() {
 			for n, b := range d.bars {
 				b.Abort(true)
 				delete(d.bars, n)
+				delete(d.rows, n)
 			}
 			d.overall.Abort(false)
 			d.progress.Wait()
@@ -242,18 +244,18 @@ func (d *Display) Close() {
 	})
 }
 
-// WorkerStarted shows a bar for a batch whose worker started (TTY mode); a restarted worker
-// keeps its bar.
-func (d *Display) WorkerStarted(batch int) {
+// WorkerStarted shows the bar of worker slot (one of --workers) working on batch (TTY mode): one
+// bar per slot, however many batches it works through, so the bars fit a small terminal.
+func (d *Display) WorkerStarted(slot, batch int) {
 	if d != nil {
-		d.addBar(batch)
+		d.addBar(slot, batch)
 	}
 }
 
-// WorkerEnded takes a batch's bar away (TTY mode).
-func (d *Display) WorkerEnded(batch int) {
+// WorkerEnded takes a slot's bar away once it has no batch left (TTY mode).
+func (d *Display) WorkerEnded(slot int) {
 	if d != nil {
-		d.removeBar(batch)
+		d.removeBar(slot)
 	}
 }
 

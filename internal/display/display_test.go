@@ -183,7 +183,7 @@ func TestTTYUnderLoad(t *testing.T) {
 			t.Errorf("log line appears %d times as a whole line, want once: %q", seen[l], l)
 		}
 	}
-	workerBar := regexp.MustCompile(`^batch 3 +\d+/25 \[[=>-]*\] +\d+\.\d% +[\d.]+ rec/min restarts 0 *$`)
+	workerBar := regexp.MustCompile(`^worker 3 · batch 3 +\d+/25 \[[=>-]*\] +\d+\.\d% +[\d.]+ rec/min restarts 0 *$`)
 	bars := 0
 	for _, l := range written(out.String()) {
 		if strings.HasPrefix(l, "total ") || strings.HasPrefix(l, "batch ") || strings.HasPrefix(l, "  workers ") {
@@ -327,7 +327,7 @@ func TestCloseIsSafe(t *testing.T) {
 	t.Run("nil", func(t *testing.T) {
 		var d *Display
 		d.Start(tally.New(nil))
-		d.WorkerStarted(1)
+		d.WorkerStarted(1, 1)
 		d.WorkerEnded(1)
 		fmt.Fprintln(d.LogWriter(), "discarded")
 		if d.Mode() != Off {

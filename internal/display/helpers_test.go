@@ -70,7 +70,7 @@ func (r *testRun) Start(total int64) {
 
 func (r *testRun) WorkerStarted(batch int, records int64) {
 	r.tl.WorkerStarted(batch, records)
-	r.Display.WorkerStarted(batch)
+	r.Display.WorkerStarted(batch, batch) // one slot per batch in these tests
 }
 
 func (r *testRun) WorkerEnded(batch int, exit string) {

@@ -37,6 +37,8 @@ type WorkerRun struct {
 	// batch read; ExitSeenMS from its end event to its exit being seen by the coordinator.
 	SpawnReadyMS float64 `json:"spawn_ready_ms"`
 	ExitSeenMS   float64 `json:"exit_seen_ms"`
+	// Slot is the worker slot (0 to --workers-1) that ran the batch.
+	Slot int `json:"slot"`
 }
 
 // Pass is one pass of a run: one start of the coordinator.

@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -18,9 +19,11 @@ type Snapshot struct {
 	Succeeded int64 // answered since Start
 	Failed    int64 // failed for good since Start
 
-	Retries     int64 // attempts that failed and were retried
-	RateLimited int64 // of which HTTP 429
-	Restarts    int64 // worker restarts after a crash
+	Retries int64 // attempts that failed and were retried
+	// RetriesByClass splits Retries by error class.
+	RetriesByClass map[string]int64
+	RateLimited    int64 // of which HTTP 429
+	Restarts       int64 // worker restarts after a crash
 
 	InputTokens  int64
 	CachedTokens int64
@@ -69,6 +72,8 @@ type WorkerSnapshot struct {
 	Seconds float64
 	// Processes counts the worker processes started on the batch.
 	Processes int
+	// Slot is the worker slot (0 to --workers-1) that ran the batch last.
+	Slot int
 	// ReadyMS is the time from its last process's start to that process's start event (its
 	// batch read); ExitSeenMS from that process's end event to its exit being seen.
 	ReadyMS, ExitSeenMS float64
@@ -89,6 +94,7 @@ type batchState struct {
 	running                bool
 	exit                   string
 	exitCode               int
+	slot                   int
 }
 
 // Tally is the run's accounting, owned by the coordinator: what every worker reported and how
@@ -125,6 +131,7 @@ type state struct {
 	retries, rateLimited, restarts       int64
 	inputTokens, cachedTokens, outputTok int64
 	cost, priorCost, requestMS           float64
+	retriesByClass                       map[string]int64
 	costUnknown, fatal                   bool
 	fatalMessage, fatalClass             string
 
@@ -182,6 +189,10 @@ func (t *Tally) Event(ev wire.Msg) {
 		}
 	case wire.Retry:
 		s.retries++
+		if s.retriesByClass == nil {
+			s.retriesByClass = map[string]int64{}
+		}
+		s.retriesByClass[ev.Class]++
 		s.batch(ev.Worker).retries++
 		if ev.Status == 429 {
 			s.rateLimited++
@@ -215,6 +226,13 @@ func (t *Tally) WorkerStarted(batch int, records int64) {
 	b.procStart, b.procDone = now, 0
 	b.procs++
 	b.sawProcStart, b.endEvent = false, time.Time{}
+}
+
+// SetSlot records which worker slot runs a batch.
+func (t *Tally) SetSlot(batch, slot int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.batch(batch).slot = slot
 }
 
 // WorkerEnded records that a batch's worker process ended: exit is how ("exit status 0"),
@@ -275,7 +293,8 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		Total: s.total, Succeeded: s.succeeded, Failed: s.failed,
 		Retries: s.retries, RateLimited: s.rateLimited, Restarts: s.restarts,
 		InputTokens: s.inputTokens, CachedTokens: s.cachedTokens, OutputTokens: s.outputTok,
-		CostUSD: s.cost, PassCostUSD: s.cost - s.priorCost, RequestSeconds: s.requestMS / 1000, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage, FatalClass: s.fatalClass,
+		RetriesByClass: maps.Clone(s.retriesByClass),
+		CostUSD:        s.cost, PassCostUSD: s.cost - s.priorCost, RequestSeconds: s.requestMS / 1000, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage, FatalClass: s.fatalClass,
 		Workers: make([]WorkerSnapshot, 0, len(s.batches)),
 	}
 	for n, b := range s.batches {
@@ -304,7 +323,7 @@ func (s *state) snapshot(now time.Time) Snapshot {
 func (b *batchState) snapshot(n int, now time.Time) WorkerSnapshot {
 	w := WorkerSnapshot{Batch: n, Records: b.records, Done: b.done, Restarts: b.restarts, Running: b.running,
 		Exit: b.exit, ExitCode: b.exitCode, Retries: b.retries, MaxRSSKB: b.maxRSS,
-		Processes: b.procs, ReadyMS: b.readyMS, ExitSeenMS: b.exitSeenMS}
+		Processes: b.procs, ReadyMS: b.readyMS, ExitSeenMS: b.exitSeenMS, Slot: b.slot}
 	end := b.lastEnd
 	if b.running {
 		w.Rate = perMinute(b.procDone, now.Sub(b.procStart))

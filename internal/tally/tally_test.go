@@ -121,6 +121,7 @@ func TestCountersFromEvents(t *testing.T) {
 			workers := got.Workers
 			got.Workers, got.Rate, got.ETA, got.ETAKnown, got.Elapsed = nil, 0, 0, false, 0
 			got.FirstWorkerAt, got.LastExitAt = time.Time{}, time.Time{}
+			got.RetriesByClass = nil // checked in TestPassTotalsLeaveEarlierPassesOut
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("snapshot\n got %+v\nwant %+v", got, tt.want)
 			}
@@ -264,7 +265,13 @@ func TestPassTotalsLeaveEarlierPassesOut(t *testing.T) {
 	tl.Event(wire.Msg{Type: wire.Record, Worker: 0, OK: true, CostUSD: 0.25, LatencyMS: 1500})
 	tl.Event(wire.Msg{Type: wire.Record, Worker: 0, OK: true, CostUSD: 0.25, LatencyMS: 500})
 	tl.Event(wire.Msg{Type: wire.Record, Worker: 0, Class: "bad_request", LatencyMS: 9000})
+	tl.Event(wire.Msg{Type: wire.Retry, Worker: 0, Class: "rate_limited", Status: 429})
+	tl.Event(wire.Msg{Type: wire.Retry, Worker: 1, Class: "rate_limited", Status: 429})
+	tl.Event(wire.Msg{Type: wire.Retry, Worker: 1, Class: "server_error", Status: 500})
 	s := tl.Snapshot()
+	if s.RetriesByClass["rate_limited"] != 2 || s.RetriesByClass["server_error"] != 1 {
+		t.Errorf("retries by class %v", s.RetriesByClass)
+	}
 	if s.CostUSD != 3.5 || s.PassCostUSD != 0.5 || s.RequestSeconds != 2 {
 		t.Errorf("cost %v (pass %v), request seconds %v; want 3.5 for the budget, 0.5 this pass, 2 s of answered requests", s.CostUSD, s.PassCostUSD, s.RequestSeconds)
 	}
