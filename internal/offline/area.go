@@ -242,6 +242,8 @@ func compile(rules []areaRule) [][]string {
 	for i, r := range rules {
 		for _, k := range r.keywords {
 			switch {
+			case strings.HasPrefix(k, "*") && strings.HasSuffix(k, "$"): // the end of a word
+				out[i] = append(out[i], strings.TrimLeft(normalize(k[1:len(k)-1]), " "))
 			case strings.HasPrefix(k, "*"):
 				out[i] = append(out[i], strings.TrimSpace(normalize(k[1:])))
 			case strings.HasSuffix(k, "$"):
@@ -297,8 +299,24 @@ var compiledRules = sync.OnceValues(func() ([]areaRule, [][]string) {
 // each area it matches, except that an item naming a cancer counts for oncology only. The first
 // tier with any match decides; among its areas the highest count wins, ties go to the later tiers'
 // counts and then to the order of areaRules. branches are browse-branch abbreviations (tier 3).
-func decideArea(tiers [numTiers][]item, branches []item) areaDecision {
+func decideArea(f facts) areaDecision {
+	tiers, branches := f.areaTiers, f.branches
+	if d, ok := healthyNoDisease(f); ok {
+		return d
+	}
 	rules, keywords := compiledRules()
+	// Areas the titles or intervention names aim at: among several conditions, the one the
+	// intervention targets wins over the others.
+	var targeted [numAreas]bool
+	for _, t := range f.targets {
+		if t == "" {
+			continue
+		}
+		text := normalize(t)
+		for a := range rules {
+			targeted[a] = targeted[a] || matchesAny(text, keywords[a])
+		}
+	}
 	var counts [numTiers][numAreas]int
 	var first [numTiers][numAreas]*item
 	for t := range tiers {
@@ -335,9 +353,13 @@ func decideArea(tiers [numTiers][]item, branches []item) areaDecision {
 		}
 	}
 	for t := range counts {
+		anyTargeted := false
+		for a := range counts[t] {
+			anyTargeted = anyTargeted || (counts[t][a] > 0 && targeted[a])
+		}
 		best := -1
 		for a := range counts[t] {
-			if counts[t][a] == 0 {
+			if counts[t][a] == 0 || (anyTargeted && !targeted[a]) {
 				continue
 			}
 			if best < 0 || better(counts, t, a, best) {
@@ -361,4 +383,40 @@ func better(counts [numTiers][numAreas]int, t, a, b int) bool {
 		}
 	}
 	return false
+}
+
+// keywords compiles a keyword list (see areaRule) once.
+func keywords(words ...string) func() []string {
+	return sync.OnceValue(func() []string { return compile([]areaRule{{keywords: words}})[0] })
+}
+
+// noDisease marks a condition that is no disease: a study of healthy people or of normal
+// physiology (the taxonomy's "other"); healthyWords a condition that says so itself.
+var (
+	noDisease    = keywords("healthy", "volunteer", "perception", "physiolog", "normal subjects")
+	healthyWords = keywords("healthy", "volunteer")
+)
+
+// healthyNoDisease decides area other for a trial of healthy volunteers whose conditions name no
+// disease ("Healthy", "Pain Perception").
+func healthyNoDisease(f facts) (areaDecision, bool) {
+	var conditions []item
+	for _, it := range f.areaTiers[tierRecord] {
+		if it.source == "conditions" {
+			conditions = append(conditions, it)
+		}
+	}
+	if len(conditions) == 0 {
+		return areaDecision{}, false
+	}
+	for _, c := range conditions {
+		text := normalize(c.text)
+		if !matchesAny(text, noDisease()) {
+			return areaDecision{}, false
+		}
+		if !f.healthy && !matchesAny(text, healthyWords()) {
+			return areaDecision{}, false
+		}
+	}
+	return areaDecision{area: areaOther, source: "healthy volunteers, conditions", evidence: conditions[0].text}, true
 }

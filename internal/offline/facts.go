@@ -10,10 +10,16 @@ import (
 
 // facts are the fields of a record the rules use, from either record shape.
 type facts struct {
-	areaTiers  [numTiers][]item
-	branches   []item
-	types      []string // interventions' ClinicalTrials.gov types (DRUG, ...), one per intervention
-	typesFrom  string
+	areaTiers [numTiers][]item
+	branches  []item
+	types     []string // interventions' ClinicalTrials.gov types (DRUG, ...), one per intervention
+	names     []string // the interventions' names, beside types ("" where unknown)
+	typesFrom string
+	// targets are the texts that say what the trial aims at (titles, intervention names): among
+	// several conditions, the area they name wins.
+	targets []string
+	// healthy says the trial takes healthy volunteers (eligibilityModule.healthyVolunteers).
+	healthy    bool
 	studyType  string // INTERVENTIONAL, OBSERVATIONAL, EXPANDED_ACCESS or ""
 	typeFrom   string
 	purpose    string // primaryPurpose spelled as ClinicalTrials.gov does (TREATMENT, ...) or ""
@@ -66,10 +72,21 @@ func extractCTGov(m map[string]any) facts {
 			f.branches = append(f.branches, item{source: "MeSH branch", text: str(bm["name"]), key: str(bm["abbrev"])})
 		}
 	}
-	for _, t := range field(get(ps+"armsInterventionsModule.interventions"), "type") {
-		f.types = append(f.types, canonicalType(t, "OTHER"))
+	if list, ok := get(ps + "armsInterventionsModule.interventions").([]any); ok {
+		for _, e := range list {
+			em, _ := e.(map[string]any)
+			if t := str(em["type"]); t != "" {
+				f.types = append(f.types, canonicalType(t, "OTHER"))
+				f.names = append(f.names, str(em["name"]))
+			}
+		}
 	}
 	f.typesFrom = "interventions[].type"
+	for _, p := range []string{"identificationModule.briefTitle", "identificationModule.officialTitle"} {
+		f.targets = append(f.targets, str(get(ps+p)))
+	}
+	f.targets = append(f.targets, f.names...)
+	f.healthy, _ = get(ps + "eligibilityModule.healthyVolunteers").(bool)
 	f.studyType, f.typeFrom = canonicalStudyType(str(get(ps+"designModule.studyType"))), "studyType"
 	f.purpose, f.purposeOf = upperSnake(str(get(ps+"designModule.designInfo.primaryPurpose"))), "primaryPurpose"
 	for _, a := range strs(get(ps + "eligibilityModule.stdAges")) {
@@ -109,11 +126,18 @@ func extractFlat(m map[string]any) facts {
 	for _, c := range []string{"title", "brieftitle", "officialtitle", "studytitle"} {
 		if v, k := first(c); k != "" {
 			f.areaTiers[tierRecord] = append(f.areaTiers[tierRecord], item{source: k, text: str(v)})
+			f.targets = append(f.targets, str(v))
+		}
+	}
+	if v, k := first("healthyvolunteers", "acceptshealthyvolunteers"); k != "" {
+		switch strings.ToLower(strings.TrimSpace(str(v))) {
+		case "yes", "true", "y", "accepts healthy volunteers":
+			f.healthy = true
 		}
 	}
 	if v, k := first("conditions", "condition"); k != "" {
 		for _, c := range splitList(v) {
-			f.areaTiers[tierRecord] = append(f.areaTiers[tierRecord], item{source: k, text: c})
+			f.areaTiers[tierRecord] = append(f.areaTiers[tierRecord], item{source: "conditions", text: c})
 		}
 	}
 	for _, c := range []string{"keywords", "keyword", "meshterms", "conditionmeshterms"} {

@@ -28,7 +28,8 @@ func Categorize(data json.RawMessage) (map[string]any, error) {
 		return nil, fmt.Errorf("offline: %w", err)
 	}
 	f := extract(m)
-	area := decideArea(f.areaTiers, f.branches)
+	biologicsByName(&f)
+	area := decideArea(f)
 	itype, iwhy := decideIntervention(f)
 	purpose, pwhy := decidePurpose(f)
 	pop, popWhy := decidePopulation(f)

@@ -136,9 +136,26 @@ func TestSampleAgreesWithRecordFields(t *testing.T) {
 		got := categorize(t, r.id, r.data)
 		studyType := lookupString(r.m, "protocolSection.designModule.studyType")
 		types := objectsField(r.m, "protocolSection.armsInterventionsModule.interventions", "type")
+		names := objectsField(r.m, "protocolSection.armsInterventionsModule.interventions", "name")
 		distinct := map[string]bool{}
 		for _, ty := range types {
 			distinct[ty] = true
+		}
+		// Antibodies, cell and gene therapies are biologicals whatever type the registry gives.
+		biologic := regexp.MustCompile(`(?i)mab\b|\bcar[- ]?t\b|cell therap|vaccin|gene therap`)
+		some, all := false, len(names) > 0
+		for _, n := range names {
+			some = some || biologic.MatchString(n)
+			all = all && biologic.MatchString(n)
+		}
+		if all {
+			checked["biologic by name"]++
+			if it := got["intervention_type"]; it != "biological" {
+				t.Errorf("record %s: every intervention is a biologic by name (%q), but intervention_type = %v", r.id, names, it)
+			}
+		}
+		if some {
+			distinct = nil // the one-type rule does not apply: the majority rule does
 		}
 		switch {
 		case studyType == "OBSERVATIONAL" && len(types) == 0:
@@ -171,7 +188,7 @@ func TestSampleAgreesWithRecordFields(t *testing.T) {
 		}
 	}
 	t.Logf("records checked per rule: %v", checked)
-	for _, rule := range []string{"observational without interventions", "one intervention type", "observational purpose", "primary purpose", "stdAges"} {
+	for _, rule := range []string{"observational without interventions", "one intervention type", "observational purpose", "primary purpose", "stdAges", "biologic by name"} {
 		if checked[rule] == 0 {
 			t.Errorf("no sample record exercised the rule %q", rule)
 		}
@@ -202,8 +219,19 @@ func TestSampleTherapeuticAreas(t *testing.T) {
 				neoplasmOncology++
 			}
 		}
+		// Among several conditions, the one the title aims at wins: a cancer that is only one of
+		// them does not make the trial an oncology one when the title names another.
+		titleAimsElsewhere := false
+		for _, c := range conditions {
+			if cancer.MatchString(c) {
+				continue
+			}
+			for _, w := range strings.Fields(strings.ToLower(c)) {
+				titleAimsElsewhere = titleAimsElsewhere || (len(w) >= 5 && strings.Contains(strings.ToLower(titles), w))
+			}
+		}
 		switch {
-		case named && area != "oncology":
+		case named && area != "oncology" && !(titleAimsElsewhere && !cancer.MatchString(titles)):
 			t.Errorf("record %s: a cancer is named in the conditions or titles (%q), but area = %s (%s)", r.id, conditions, area, got["rationale"])
 		case !named && neoplasms:
 			t.Logf("record %s: MeSH branch Neoplasms, but no cancer in its conditions or titles (%q): area %s", r.id, conditions, area)
@@ -279,6 +307,22 @@ func TestFlatRecords(t *testing.T) {
 			name: "intervention objects with a majority",
 			data: `{"nct_id":"X5","title":"Hepatitis C cure","interventions":[{"type":"DRUG","name":"a"},{"type":"DRUG","name":"b"},{"type":"BEHAVIORAL","name":"c"}]}`,
 			want: map[string]string{"therapeutic_area": "infectious_disease", "intervention_type": "drug"},
+		},
+		{
+			name: "CAR-T cells registered as a drug",
+			data: `{"nct_id":"X8","title":"CD19 CAR-T in relapsed lymphoma","interventions":[{"type":"DRUG","name":"CD19 CAR-T cells"},{"type":"DRUG","name":"Fludarabine"}],"intervention_type":"DRUG"}`,
+			want: map[string]string{"therapeutic_area": "oncology"},
+		},
+		{
+			name: "healthy volunteers, no disease",
+			data: `{"nct_id":"X9","title":"Pain perception under virtual reality","conditions":"Pain Perception","healthy_volunteers":"Yes"}`,
+			want: map[string]string{"therapeutic_area": "other"},
+			why:  []string{"healthy volunteers"},
+		},
+		{
+			name: "the condition the title aims at",
+			data: `{"nct_id":"X10","title":"An app for stress relief before surgery","conditions":"Psychological Stress; Knee Replacement; Prostate Cancer"}`,
+			want: map[string]string{"therapeutic_area": "psychiatry_mental_health"},
 		},
 		{
 			name: "nothing recognizable",

@@ -9,6 +9,29 @@ import (
 	"strings"
 )
 
+// biologicNames are words in an intervention's name that make it a biological whatever type the
+// registry gives it (cell and gene therapies, antibodies, vaccines are often registered as DRUG
+// or GENETIC). "*mab$" is the ending of every monoclonal antibody's name.
+var biologicNames = keywords(
+	"car t$", "car nk$", "chimeric antigen receptor", "cell therap", "t cell", "nk cell", "stem cell",
+	"mesenchymal", "dendritic cell", "til$", "tils$", "tumor infiltrating lymphocyte", "autologous", "allogeneic",
+	"gene therap", "gene transfer", "aav", "lentivir", "retrovir", "oncolytic", "*mab$", "vaccin", "immunoglobulin",
+	"plasma$", "antibod",
+)
+
+// biologicsByName turns DRUG, GENETIC and OTHER interventions whose names are biologics into
+// BIOLOGICAL (the taxonomy's "vaccines, antibodies, cell therapies").
+func biologicsByName(f *facts) {
+	for i, t := range f.types {
+		if i >= len(f.names) || f.names[i] == "" || (t != "DRUG" && t != "GENETIC" && t != "OTHER") {
+			continue
+		}
+		if matchesAny(normalize(f.names[i]), biologicNames()) {
+			f.types[i] = "BIOLOGICAL"
+		}
+	}
+}
+
 // decideIntervention applies the intervention rules of the README.
 func decideIntervention(f facts) (string, string) {
 	observational := f.studyType == "OBSERVATIONAL"
