@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -32,7 +33,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		return nil, err
 	}
 	sum := &summary.Summary{
-		Out: opts.Out, Provider: spec.Provider, Model: spec.Model,
+		Out: opts.Out, Provider: spec.Provider, Model: spec.Model, Server: serverHost(spec.BaseURL),
 		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed, Remaining: stats.Missing,
 		StartedAt: started.UTC(), FinishedAt: deps.Now().UTC(),
 	}
@@ -77,6 +78,15 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	}
 	printSummary(sum, deps.Stdout)
 	return sum, nil
+}
+
+// serverHost is the host:port of a base URL ("" for none or one that does not parse).
+func serverHost(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // utc is t in UTC, keeping the zero time zero.

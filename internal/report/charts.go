@@ -73,12 +73,14 @@ func maxInt(a, b int64) int64 {
 }
 
 type histView struct {
-	Title  string
-	Bars   []histBar
-	XTicks []axisLabel
-	YTicks []axisLabel
-	Stats  string
-	Empty  string
+	Title string
+	// YTitle and XTitle name the axes: what is counted, and in what unit.
+	YTitle, XTitle string
+	Bars           []histBar
+	XTicks         []axisLabel
+	YTicks         []axisLabel
+	Stats          string
+	Empty          string
 }
 
 type histBar struct {
@@ -90,8 +92,8 @@ type axisLabel struct {
 }
 
 // newHistView lays out h; unit formats a value ("850ms", "1.2k").
-func newHistView(title string, h *histogram, unit func(float64) string) *histView {
-	v := &histView{Title: title}
+func newHistView(title, xTitle string, h *histogram, unit func(float64) string) *histView {
+	v := &histView{Title: title, YTitle: "records", XTitle: xTitle}
 	bks := h.buckets(histBars)
 	if len(bks) == 0 {
 		v.Empty = "no values"
@@ -104,7 +106,7 @@ func newHistView(title string, h *histogram, unit func(float64) string) *histVie
 	step := niceStep(float64(max), 4)
 	top := math.Ceil(float64(max)/step) * step
 	plotH := histBottom - histTop
-	slot := math.Min((histRight-histLeft)/float64(len(bks)), 48)
+	slot := (histRight - histLeft) / float64(len(bks)) // the whole plot's width, however few the buckets
 	gap := math.Min(2, slot*0.15)
 	every := int(math.Ceil(40 / slot)) // labels need about 40 units
 	for i, b := range bks {

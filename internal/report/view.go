@@ -117,12 +117,19 @@ func (p *page) header(r *run) {
 	if s.Provider != "" && s.Provider != s.Model {
 		model = s.Provider + " · " + s.Model
 	}
+	server := "no server (offline)"
+	if s.Provider != "offline" {
+		server = "server " + s.Server
+		if s.Server == "" {
+			server = "server api.openai.com"
+		}
+	}
 	p.Tiles = []tile{
 		{Label: "Records", Value: group(s.Records)},
 		{Label: "Succeeded", Value: group(s.Succeeded), Sub: percent(s.Succeeded, s.Records), Tone: "ok"},
 		{Label: "Failed", Value: group(s.Failed), Sub: percent(s.Failed, s.Records), Tone: tone(s.Failed > 0, "bad")},
 		{Label: "Remaining", Value: group(s.Remaining), Sub: "not done yet: a rerun does them", Tone: tone(s.Remaining > 0, "warn")},
-		{Label: "Provider · model", Value: model},
+		{Label: "Provider · model", Value: model, Sub: server},
 		{Label: "Wall time", Value: seconds(s.WallSeconds), Sub: rate(s.Succeeded+s.Failed, s.WallSeconds)},
 		tokens,
 		cost,
@@ -197,9 +204,13 @@ const (
 
 func (p *page) histograms(r *run) {
 	res := r.res
-	p.Latency = newHistView("Latency per record (all attempts)", res.latency, millis)
-	p.InputTokens = newHistView("Input tokens per record", res.input, count)
-	p.OutputTokens = newHistView("Output tokens per record", res.output, count)
+	p.Latency = newHistView("Latency of the answering attempt, per answered record", "latency", res.latency, millis)
+	p.InputTokens = newHistView("Input tokens per answered record", "input tokens (all its attempts)", res.input, count)
+	p.OutputTokens = newHistView("Output tokens per answered record", "output tokens (all its attempts)", res.output, count)
+	if res.input.max == 0 && res.output.max == 0 {
+		// An offline run makes no requests: no all-zero charts.
+		p.InputTokens.Empty, p.OutputTokens.Empty = "No tokens: no answer came from a model (an offline run).", "No tokens."
+	}
 	if res.attempts.rows > 0 {
 		top, restRows, restValues := res.attempts.top(topValues, func(a, b valueCount) bool {
 			x, errX := strconv.Atoi(a.Value)

@@ -78,10 +78,13 @@ type WorkerSummary struct {
 
 // Summary is summary.json.
 type Summary struct {
-	Status    string `json:"status"` // one of the Status constants
-	Out       string `json:"out"`
-	Provider  string `json:"provider"`
-	Model     string `json:"model"`
+	Status   string `json:"status"` // one of the Status constants
+	Out      string `json:"out"`
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	// Server is the host (and port) of the API the run asked, never its user:password; ""
+	// means OpenAI's.
+	Server    string `json:"server,omitempty"`
 	Records   int64  `json:"records"`
 	Succeeded int64  `json:"succeeded"`
 	Failed    int64  `json:"failed"` // failed for good (final_failures.csv)
