@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,29 +10,12 @@ import (
 	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/summary"
+	"github.com/trialcat/trialcat/internal/testclock"
 	"github.com/trialcat/trialcat/internal/wire"
 )
 
-// fakeNow is a clock the test moves.
-type fakeNow struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeNow) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeNow) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestWatchKillsAWorkerThatIsAliveButDoesNothing(t *testing.T) {
-	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	s := &scheduler{opts: &Options{StallAfter: time.Hour}, deps: &Deps{Now: clk.Now},
 		spec: &runspec.Spec{Timeout: runspec.Duration(time.Second)}, heard: map[int]*liveness{}}
 	p, err := proc.Start(t.Context(), proc.Spec{Path: "/bin/sleep", Args: []string{"60"}})

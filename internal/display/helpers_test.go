@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/trialcat/trialcat/internal/tally"
+	"github.com/trialcat/trialcat/internal/testclock"
 	"github.com/trialcat/trialcat/internal/wire"
 )
 
@@ -19,25 +20,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// clock is a stub clock safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use (mpb writes from its own goroutine).
 type syncBuffer struct {
@@ -83,7 +66,7 @@ func (r *testRun) Restart(batch int)        { r.tl.Restart(batch) }
 func (r *testRun) Snapshot() tally.Snapshot { return r.tl.Snapshot() }
 
 // newDisplay returns a Display writing to a buffer, with a stub clock, not started.
-func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*testRun, *syncBuffer, *clock) {
+func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*testRun, *syncBuffer, *testclock.Clock) {
 	tb.Helper()
 	out, clk := &syncBuffer{}, newClock()
 	opts := Options{

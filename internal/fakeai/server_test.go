@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/testclock"
 )
 
 const key = "test-key"
@@ -214,26 +215,8 @@ func TestFaultRatesAreShares(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestRateLimitRPM(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(Config{APIKey: key, RPM: 2, Now: clk.Now})
 	schema := loadSchema(t)
 	send := func() *httptest.ResponseRecorder {
@@ -272,7 +255,7 @@ func TestRateLimitRPM(t *testing.T) {
 }
 
 func TestRateLimitTPM(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	schema := loadSchema(t)
 	body := chatBody(t, "NCT1", "gpt-4o-mini", schema, nil)
 	var req ChatRequest

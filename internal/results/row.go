@@ -160,33 +160,28 @@ func RowID(cells []string) string { return cells[0] }
 // ReadRows streams the complete rows of a results file with this layout (see Read); a missing
 // file has none. A header other than l's is an error.
 func (l Layout) ReadRows(path string, fn func(Row) error) (torn bool, err error) {
-	want := l.Header()
-	header, torn, err := Read(path, func(cells []string) error {
-		r, err := l.Decode(cells)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		return fn(r)
-	})
-	if err == nil && header != nil && !slices.Equal(header, want) {
-		return torn, mismatch(path, header, want)
-	}
-	return torn, err
+	return readAs(path, l.Header(), l.Decode, fn)
 }
 
 // ReadFailures streams the complete rows of a failures file (see Read); a missing file has none.
 func (l Layout) ReadFailures(path string, fn func(Failure) error) (torn bool, err error) {
-	want := l.FailureHeader()
-	header, torn, err := Read(path, func(cells []string) error {
-		f, err := DecodeFailure(cells)
+	return readAs(path, l.FailureHeader(), DecodeFailure, fn)
+}
+
+// readAs streams path's rows decoded by decode, after checking its header is want.
+func readAs[T any](path string, want []string, decode func([]string) (T, error), fn func(T) error) (bool, error) {
+	_, torn, err := read(path, func(header []string) error {
+		if !slices.Equal(header, want) {
+			return mismatch(path, header, want)
+		}
+		return nil
+	}, func(cells []string) error {
+		v, err := decode(cells)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		return fn(f)
+		return fn(v)
 	})
-	if err == nil && header != nil && !slices.Equal(header, want) {
-		return torn, mismatch(path, header, want)
-	}
 	return torn, err
 }
 

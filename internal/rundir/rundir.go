@@ -202,20 +202,11 @@ func Classify(name string) Kind {
 // Temps lists the paths of temporary files left in the folder by atomic writes that did not finish
 // (a kill mid-write).
 func (d Dir) Temps() ([]string, error) {
-	entries, err := os.ReadDir(d.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	names, err := d.names(IsTemp)
+	for i, n := range names {
+		names[i] = d.join(n)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", d.path, err)
-	}
-	var out []string
-	for _, e := range entries {
-		if !e.IsDir() && IsTemp(e.Name()) {
-			out = append(out, d.join(e.Name()))
-		}
-	}
-	return out, nil
+	return names, err
 }
 
 // IsTemp reports whether name is a temporary file left by an atomic write that did not finish.
@@ -224,6 +215,11 @@ func IsTemp(name string) bool { return tempName.MatchString(name) }
 // Owned lists the base names of the run's own files in the folder (never the lock, temporary
 // files, sub-folders or anything else a user keeps there).
 func (d Dir) Owned() ([]string, error) {
+	return d.names(func(name string) bool { return Classify(name) != NotOwned })
+}
+
+// names lists the base names of the files (not folders) in the folder that keep accepts.
+func (d Dir) names(keep func(string) bool) ([]string, error) {
 	entries, err := os.ReadDir(d.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -233,7 +229,7 @@ func (d Dir) Owned() ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if !e.IsDir() && Classify(e.Name()) != NotOwned {
+		if !e.IsDir() && keep(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}

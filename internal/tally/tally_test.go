@@ -2,10 +2,10 @@ package tally
 
 import (
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/testclock"
 	"github.com/trialcat/trialcat/internal/wire"
 )
 
@@ -201,26 +201,6 @@ func TestWorkerRateIsOfItsCurrentProcess(t *testing.T) {
 	}
 }
 
-// clock is a stub clock safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestProcessTimings(t *testing.T) {
 	clk := newClock()
 	tl := New(clk.Now)
@@ -276,3 +256,5 @@ func TestPassTotalsLeaveEarlierPassesOut(t *testing.T) {
 		t.Errorf("cost %v (pass %v), request seconds %v; want 3.5 for the budget, 0.5 this pass, 2 s of answered requests", s.CostUSD, s.PassCostUSD, s.RequestSeconds)
 	}
 }
+
+func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
