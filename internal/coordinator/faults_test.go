@@ -614,7 +614,7 @@ func TestHangupStopsGracefullyAndMerges(t *testing.T) {
 
 func TestHandRunWorkerBesideTheCoordinatorIsRefused(t *testing.T) {
 	t.Parallel()
-	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 150 * time.Millisecond}})
+	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 60 * time.Millisecond}})
 	out := filepath.Join(t.TempDir(), "out")
 	env := []string{"OPENAI_API_KEY=" + testKey}
 	cmd, logs := startBin(t, env, "coordinator", "--workers", "2", "--input", sample, "--out", out, "--base-url", url)
@@ -794,7 +794,7 @@ func TestOutageMidRunIsWaitedOutWithoutSpendingAttempts(t *testing.T) {
 		"--input", input, "--out", out, "--base-url", "http://"+proxy.addr+"/v1", "--max-attempts", "2")
 	waitFor(t, "40 answered rows", 60*time.Second, func() bool { return countRows(t, out) >= 40 })
 	proxy.down()
-	time.Sleep(4 * time.Second) // longer than the fail-fast window: the run has answers, so it waits
+	time.Sleep(2500 * time.Millisecond) // several backoff rounds; the run has answers, so it waits
 	proxy.up(t)
 	if code := exitCodeOf(cmd.Wait()); code != 0 {
 		t.Fatalf("exit %d after an outage\n%s", code, tail(logs.String(), 30))

@@ -78,6 +78,7 @@ func TestClientCoordinatorGone(t *testing.T) {
 		default:
 			t.Error("Done not closed")
 		}
+		synctest.Wait() // the server's acquire goroutines see the worker forgotten
 		if s := l.State(); s.Waiting != 0 {
 			t.Errorf("%d acquires of the gone worker still wait at the server; want 0", s.Waiting)
 		}
