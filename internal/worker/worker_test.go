@@ -326,10 +326,7 @@ func TestFullDiskIsReportedAsSuch(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(disk, "filler"), make([]byte, free-12<<10), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	d := deps()
-	d.Stderr = &stderr
-	err := Run(context.Background(), Options{BatchPath: filepath.Join(disk, "batch_0.json")}, d)
+	err := Run(context.Background(), Options{BatchPath: filepath.Join(disk, "batch_0.json")}, deps())
 	if !errors.Is(err, exitcode.ErrStorage) || exitcode.WorkerCode(err) != exitcode.Storage {
 		t.Fatalf("Run on a full disk = %v (exit %d); want the storage error, exit 4", err, exitcode.WorkerCode(err))
 	}
