@@ -108,7 +108,7 @@ func newHistView(title, xTitle string, h *histogram, unit func(float64) string) 
 	plotH := histBottom - histTop
 	slot := (histRight - histLeft) / float64(len(bks)) // the whole plot's width, however few the buckets
 	gap := math.Min(2, slot*0.15)
-	every := int(math.Ceil(40 / slot)) // labels need about 40 units
+	lastLabel := math.Inf(-1) // x of the last label: labels need about 40 units
 	for i, b := range bks {
 		bh := plotH * float64(b.Count) / top
 		if b.Count > 0 && bh < 1 {
@@ -123,12 +123,15 @@ func newHistView(title, xTitle string, h *histogram, unit func(float64) string) 
 		}
 		v.Bars = append(v.Bars, histBar{X: num(x + gap/2), Y: num(histBottom - bh), W: num(slot - gap), H: num(bh),
 			Title: fmt.Sprintf("%s: %s (%s)", rng, group(b.Count), percent(b.Count, h.n))})
-		if i%every == 0 {
+		// The buckets grow like 1, 2, 5 × 10^k: label the bounds that are such round values, so
+		// the ticks step evenly along the axis (10ms, 20ms, 50ms, 100ms).
+		if (i == 0 || roundValue(b.Lo)) && x-lastLabel >= 40 {
 			label := unit(b.Lo)
 			if b.Lo == 0 && b.Hi <= 1 {
 				label = "0"
 			}
 			v.XTicks = append(v.XTicks, axisLabel{X: num(x), Y: num(histBottom + 16), Text: label})
+			lastLabel = x
 		}
 	}
 	for y := 0.0; y <= top+step/2; y += step {
@@ -140,6 +143,23 @@ func newHistView(title, xTitle string, h *histogram, unit func(float64) string) 
 		v.Stats += fmt.Sprintf(" · %s invalid", group(h.invalid))
 	}
 	return v
+}
+
+// roundValue reports whether v is 0 or 1, 2 or 5 times a power of ten.
+func roundValue(v float64) bool {
+	if v == 0 {
+		return true
+	}
+	if v < 0 || math.IsInf(v, 0) {
+		return false
+	}
+	m := v / math.Pow(10, math.Floor(math.Log10(v)))
+	for _, r := range []float64{1, 2, 5, 10} {
+		if math.Abs(m-r) < 1e-9 {
+			return true
+		}
+	}
+	return false
 }
 
 // niceStep returns a round step (1, 2 or 5 times a power of ten) giving about n steps up to max.
