@@ -82,6 +82,20 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				}),
 			},
 			{
+				Name:         "split",
+				OnUsageError: usage.OnError("coordinator split"),
+				Usage:        "check the input as a run does and write the batch files and run.json, starting nothing (for GNU parallel, Slurm, Kubernetes)",
+				UsageText:    "coordinator split --input trials.json --out DIR [--batches M|auto] [the run's flags]",
+				Flags:        runFlags(),
+				Action: act(func(c *cli.Context) error {
+					opts, err := optionsFrom(c)
+					if err != nil {
+						return err
+					}
+					return coordinator.Split(c.Context, opts, plainDeps())
+				}),
+			},
+			{
 				Name:         "status",
 				OnUsageError: usage.OnError("coordinator status"),
 				Usage:        "show the progress of a running or finished run from its files, without disturbing it",

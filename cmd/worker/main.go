@@ -31,9 +31,10 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	ran := false
 	app := &cli.App{
-		Name:      "worker",
-		Usage:     "categorize the records of one batch file (normally started by the coordinator)",
-		UsageText: "worker --batch OUT/batch_N.json [--model M] [--base-url URL] [--concurrency C]",
+		Name:  "worker",
+		Usage: "categorize the records of one batch file (normally started by the coordinator)",
+		UsageText: "worker --batch OUT/batch_N.json [--model M] [--base-url URL] [--concurrency C]\n" +
+			"   worker --run-dir OUT [--index N]   (N from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when not given)",
 		Description: "Reads OUT/run.json beside the batch, appends each answer to OUT/worker_N_results.csv as soon as it has it,\n" +
 			"records failures in OUT/worker_N_failures.csv and logs JSON lines to OUT/worker_N_log.txt. Started again it\n" +
 			"skips the records already answered or failed. The API key is read from OPENAI_API_KEY only.\n\n" +
@@ -44,7 +45,9 @@ func run(ctx context.Context, args []string) error {
 		OnUsageError:    usage.OnError("worker"),
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "batch", Usage: "the batch file `OUT/batch_N.json` (required)"},
+			&cli.StringFlag{Name: "batch", Usage: "the batch file `OUT/batch_N.json`"},
+			&cli.StringFlag{Name: "run-dir", Usage: "the run folder `OUT`; the batch is --index N, else $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX"},
+			&cli.IntFlag{Name: "index", Value: -1, Usage: "the batch `N` of --run-dir", DefaultText: "from the scheduler"},
 			&cli.StringFlag{Name: "run", Usage: "the run file (default: run.json beside the batch)"},
 			&cli.StringFlag{Name: "model", Usage: "override the run's model"},
 			&cli.StringFlag{Name: "base-url", Usage: "override the run's OpenAI-compatible base URL"},
@@ -57,11 +60,10 @@ func run(ctx context.Context, args []string) error {
 			if c.NArg() > 0 {
 				return fmt.Errorf("unexpected arguments %q; the batch is given with --batch (see worker --help): %w", c.Args().Slice(), exitcode.ErrUsage)
 			}
-			if c.String("batch") == "" {
-				return fmt.Errorf("--batch is required: the batch file OUT/batch_N.json to work on (see worker --help): %w", exitcode.ErrUsage)
-			}
 			return worker.Run(c.Context, worker.Options{
 				BatchPath:   c.String("batch"),
+				RunDir:      c.String("run-dir"),
+				Index:       c.Int("index"),
 				RunPath:     c.String("run"),
 				Model:       c.String("model"),
 				BaseURL:     c.String("base-url"),

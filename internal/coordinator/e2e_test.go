@@ -1,15 +1,19 @@
 package coordinator_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/lockfile"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/taxonomy"
 )
 
@@ -348,5 +352,63 @@ func TestCredentialsInTheBaseURLAreNeverStoredOrShown(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(out, "run.json"))
 	if err := json.Unmarshal(data, &spec); err != nil || spec.BaseURL != url {
 		t.Errorf("run.json base_url %q, want %q (no user:password)", spec.BaseURL, url)
+	}
+}
+
+func TestGNUParallelRecipe(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	par, err := exec.LookPath("parallel")
+	if err != nil {
+		t.Skip("GNU parallel is not installed (.ci/run installs it)")
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	env := []string{"PATH=" + binDir + ":" + os.Getenv("PATH")}
+	if res := runBin(t, env, "coordinator", "split", "--workers", "4", "--input", sample, "--out", out); res.code != 0 ||
+		!strings.Contains(res.stdout, "100 records in 4 batches") {
+		t.Fatalf("split: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "final_results.csv")); err == nil {
+		t.Fatal("split ran something: final_results.csv exists")
+	}
+	// Batch 2 is held by "another worker": its job fails, the others run.
+	held, _, err := lockfile.Acquire(rundir.New(out).Worker(2).Lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches, _ := filepath.Glob(filepath.Join(out, "batch_*.json"))
+	runParallel := func(extra ...string) int {
+		args := append([]string{"-j", "4", "--joblog", filepath.Join(out, "parallel.log")}, extra...)
+		args = append(args, filepath.Join(binDir, "worker"), "--batch", "{}", ":::")
+		cmd := exec.Command(par, append(args, batches...)...)
+		cmd.Env = append([]string{"HOME=" + t.TempDir()}, env...)
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		return exitCodeOf(cmd.Run())
+	}
+	if code := runParallel(); code != 1 {
+		t.Fatalf("parallel exit %d; want 1 (one job failed)", code)
+	}
+	m := runBin(t, env, "coordinator", "merge", "--out", out)
+	if m.code != 1 || !strings.Contains(m.stdout, "batches not finished: 2 (25 to do)") || !strings.Contains(m.stdout, "batch_2.json") {
+		t.Errorf("merge after a failed job: exit %d\n%s", m.code, m.stdout)
+	}
+	held.Release()
+	// The recipe's rerun: only the failed job runs again.
+	if code := runParallel("--resume-failed"); code != 0 {
+		t.Fatalf("parallel --resume-failed exit %d", code)
+	}
+	if m := runBin(t, env, "coordinator", "merge", "--out", out); m.code != 0 || !strings.Contains(m.stdout, "merged 100 records: 100 in") {
+		t.Fatalf("final merge: exit %d\n%s%s", m.code, m.stdout, m.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	log, _ := os.ReadFile(filepath.Join(out, "parallel.log"))
+	if n := strings.Count(string(log), "batch_2.json"); n != 2 {
+		t.Errorf("batch 2 ran %d times in the joblog; want 2 (failed, then resumed)", n)
+	}
+	for _, b := range []string{"batch_0.json", "batch_1.json", "batch_3.json"} {
+		if n := strings.Count(string(log), b); n != 1 {
+			t.Errorf("%s ran %d times; want once", b, n)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/trialcat/trialcat/internal/batch"
@@ -180,8 +181,30 @@ func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
 	}
 	fmt.Fprintf(w, "merged %d records: %d in %s, %d failed in %s, %d remaining (not done yet)\n",
 		stats.Records, stats.Succeeded, dir.FinalResults(), stats.Failed, dir.FinalFailures(), stats.Missing)
-	if stats.Failed+stats.Missing > 0 {
+	// Batches with records not done (a task that failed, was cancelled or never ran): the
+	// command that runs just those again.
+	var unfinished []string
+	var paths []string
+	for _, b := range stats.PerBatch {
+		if b.Missing > 0 {
+			unfinished = append(unfinished, fmt.Sprintf("%d (%d to do)", b.Number, b.Missing))
+			paths = append(paths, dir.Batch(b.Number))
+		}
+	}
+	if len(unfinished) > 0 {
+		fmt.Fprintf(w, "batches not finished: %s\nrun just those again, then merge:\n  parallel -j 4 worker --batch {} ::: %s\n",
+			strings.Join(unfinished, ", "), strings.Join(paths, " "))
+		if len(paths) == 1 {
+			fmt.Fprintf(w, "  (or: worker --batch %s)\n", paths[0])
+		}
+	}
+	switch {
+	case stats.Failed > 0 && stats.Missing > 0:
 		return fmt.Errorf("%d of %d records failed and %d are not done: %w", stats.Failed, stats.Records, stats.Missing, exitcode.ErrRecordsFailed)
+	case stats.Failed > 0:
+		return fmt.Errorf("%d of %d records failed: %w", stats.Failed, stats.Records, exitcode.ErrRecordsFailed)
+	case stats.Missing > 0:
+		return fmt.Errorf("%d of %d records are not done: %w", stats.Missing, stats.Records, exitcode.ErrRecordsFailed)
 	}
 	return nil
 }

@@ -6,49 +6,62 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/summary"
 )
 
-// Run categorizes opts.Input into opts.Out. The returned error decides the exit code (see
-// package exitcode); the summary is returned whenever the run got as far as merging.
-func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error) {
-	deps.defaults()
+// prepared is a run whose input was checked and whose folder is ready: the batch files and
+// run.json are written (or found, on a resume). Its lock is held until release.
+type prepared struct {
+	spec        *runspec.Spec
+	sch         *schema.Schema
+	dir         rundir.Dir
+	state       prepareState
+	records     int64
+	fullBaseURL string // the base URL with its user:password, for the workers' environment
+	phases      summary.Phases
+	lock        *lockfile.Lock
+}
+
+func (p *prepared) release() { p.lock.Release() }
+
+// prepare checks everything a run needs and splits the input (or finds an earlier split to
+// resume), holding the run lock. It writes nothing before the input is known to be good.
+func prepare(ctx context.Context, opts *Options, deps *Deps, started time.Time) (*prepared, error) {
 	log := deps.Log
-	started := deps.Now()
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	provider, err := resolveProvider(&opts, &deps)
+	provider, err := resolveProvider(opts, deps)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkModelParams(&opts, &deps, provider); err != nil {
+	if err := checkModelParams(opts, deps, provider); err != nil {
 		return nil, err
 	}
-	sch, schemaRaw, schemaSrc, tmpl, promptText, promptSrc, err := loadSchemaAndPrompt(&opts, provider)
-	if err != nil {
-		return nil, err
-	}
-	workerBin, err := findWorker(&opts, &deps)
+	sch, schemaRaw, schemaSrc, tmpl, promptText, promptSrc, err := loadSchemaAndPrompt(opts, provider)
 	if err != nil {
 		return nil, err
 	}
 	inOpts := input.Options{IDField: opts.IDField, Dedupe: opts.Dedupe}
-	var phases summary.Phases
-	phases.CheckingInputAt = deps.Now().UTC()
+	p := &prepared{sch: sch, dir: rundir.New(opts.Out)}
+	p.phases.CheckingInputAt = deps.Now().UTC()
 	log.Info("checking input", "path", opts.Input)
 	stats, err := input.Scan(ctx, opts.Input, inOpts)
 	if err != nil {
 		return nil, err
 	}
+	p.records = stats.Records
 	for _, d := range stats.Dropped {
 		log.Warn("duplicate ID dropped (--dedupe keeps the first)", "id", d.ID, "index", d.Index, "first_index", d.FirstIndex)
 	}
@@ -71,6 +84,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		Workers: opts.Workers, BatchMode: opts.batchMode(),
 		Input: runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
 	}
+	p.spec = spec
 	if provider == runspec.ProviderOffline {
 		spec.Model = "offline"
 		spec.BaseURL = ""
@@ -79,9 +93,9 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	}
 	// A user:password in the base URL is a secret: run.json and every message get the URL
 	// without it, and the workers get the whole URL in their environment.
-	fullBaseURL := spec.BaseURL
+	p.fullBaseURL = spec.BaseURL
 	spec.BaseURL, _ = runspec.PublicURL(spec.BaseURL)
-	if err := routing(&opts, &deps, spec); err != nil {
+	if err := routing(opts, deps, spec); err != nil {
 		return nil, err
 	}
 	n, err := opts.batchCount()
@@ -94,60 +108,110 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		spec.Batches = batch.Equal(stats.Records, n)
 	}
 
-	dir := rundir.New(opts.Out)
 	// Refuse a mismatched rerun before touching anything, even the lock file.
-	if err := checkResumable(&opts, spec); err != nil {
+	if err := checkResumable(opts, spec); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("create --out %s: %w", opts.Out, err)
 	}
-	lk, err := acquireLock(dir)
+	if p.lock, err = acquireLock(p.dir); err != nil {
+		return nil, err
+	}
+	removeTemps(p.dir, log)
+	if p.state, err = prepareOut(ctx, opts, deps, spec, inOpts, spec.Layout(sch)); err != nil {
+		p.release()
+		return nil, err
+	}
+	switch p.state {
+	case runResumed:
+		log.Info("resuming the run in "+opts.Out, "batches", len(spec.Batches))
+	case runFresh:
+		log.Info("wrote batches", "batches", len(spec.Batches), "records", stats.Records, "out", opts.Out)
+	}
+	if p.state != runComplete {
+		if err := runspec.Save(p.dir.Run(), spec); err != nil {
+			p.release()
+			return nil, err
+		}
+		p.phases.BatchesReadyAt = deps.Now().UTC()
+	}
+	return p, nil
+}
+
+// Run categorizes opts.Input into opts.Out. The returned error decides the exit code (see
+// package exitcode); the summary is returned whenever the run got as far as merging.
+func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error) {
+	deps.defaults()
+	log := deps.Log
+	started := deps.Now()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	workerBin, err := findWorker(&opts, &deps)
 	if err != nil {
 		return nil, err
 	}
-	defer lk.Release()
-	removeTemps(dir, log)
-	layout := spec.Layout(sch)
-	state, err := prepareOut(ctx, &opts, &deps, spec, inOpts, layout)
+	p, err := prepare(ctx, &opts, &deps, started)
 	if err != nil {
 		return nil, err
 	}
+	defer p.release()
+	spec, dir := p.spec, p.dir
 	s := newScheduler(&opts, &deps, spec, workerBin)
-	if fullBaseURL != spec.BaseURL {
-		s.extraEnv = []string{"OPENAI_BASE_URL=" + fullBaseURL}
+	if p.fullBaseURL != spec.BaseURL {
+		s.extraEnv = []string{"OPENAI_BASE_URL=" + p.fullBaseURL}
 	}
 	var runErr error
-	switch state {
-	case runComplete:
+	if p.state == runComplete {
 		// A finished run asked again: nothing to ask, nothing to move.
 		if merged(dir) {
-			log.Info(fmt.Sprintf("all %d records in %s are done: nothing to do (add --fresh to start over)", stats.Records, opts.Out))
+			log.Info(fmt.Sprintf("all %d records in %s are done: nothing to do (add --fresh to start over)", p.records, opts.Out))
 			sum, err := summary.Load(dir.Summary())
 			if err == nil {
 				printSummary(sum, deps.Stdout)
 			}
 			return sum, err
 		}
-		log.Info(fmt.Sprintf("all %d records in %s are done; merging them again", stats.Records, opts.Out))
-	case runResumed:
-		log.Info("resuming the run in "+opts.Out, "batches", len(spec.Batches))
-	default:
-		log.Info("wrote batches", "batches", len(spec.Batches), "records", stats.Records, "out", opts.Out)
-	}
-	if state != runComplete {
-		if err := runspec.Save(dir.Run(), spec); err != nil {
-			return nil, err
-		}
-		phases.BatchesReadyAt = deps.Now().UTC()
+		log.Info(fmt.Sprintf("all %d records in %s are done; merging them again", p.records, opts.Out))
+	} else {
 		runErr = s.run(ctx)
 	}
 
-	sum, mergeErr := finish(ctx, &opts, &deps, spec, sch, s, started, phases, runErr)
+	sum, mergeErr := finish(ctx, &opts, &deps, spec, p.sch, s, started, p.phases, runErr)
 	if mergeErr != nil {
 		return sum, errors.Join(runErr, mergeErr)
 	}
 	return sum, decide(runErr, sum, &opts, &deps)
+}
+
+// Split checks the input exactly as a run does and writes the batch files and run.json, starting
+// nothing: another engine (GNU parallel, a Slurm array, Kubernetes) runs the workers, and
+// `coordinator merge` joins their results. It prints the batch count and the next commands.
+func Split(ctx context.Context, opts Options, deps Deps) error {
+	deps.defaults()
+	p, err := prepare(ctx, &opts, &deps, deps.Now())
+	if err != nil {
+		return err
+	}
+	defer p.release()
+	n := len(p.spec.Batches)
+	out := opts.Out
+	fmt.Fprintf(deps.Stdout, "%s: %d records in %d batches (batch_0.json to batch_%d.json)", out, p.records, n, n-1)
+	switch p.state {
+	case runComplete:
+		fmt.Fprintf(deps.Stdout, ", every record done already\n")
+	case runResumed:
+		fmt.Fprintf(deps.Stdout, ", resumed: the workers go on where they were\n")
+	default:
+		fmt.Fprintln(deps.Stdout)
+	}
+	fmt.Fprintf(deps.Stdout, "run each batch with any engine, one worker per batch:\n"+
+		"  worker --run-dir %[1]s --index N                  # N = 0 to %[2]d (or SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX)\n"+
+		"  parallel -j 4 --joblog %[1]s/parallel.log worker --batch {} ::: %[1]s/batch_*.json\n"+
+		"then merge:\n"+
+		"  coordinator merge --out %[1]s\n", out, n-1)
+	return nil
 }
 
 // prepareState is what prepareOut found.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +34,13 @@ import (
 
 // Options are the worker's flags.
 type Options struct {
-	BatchPath   string
+	BatchPath string
+	// RunDir and Index name the batch instead of BatchPath: batch Index of the run folder
+	// RunDir. Index below 0 means unset: it is then read from SLURM_ARRAY_TASK_ID (a Slurm
+	// array task) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), so that one command line
+	// serves every task of a scheduler.
+	RunDir      string
+	Index       int
 	RunPath     string // default: run.json beside the batch
 	Model       string // overrides run.json
 	BaseURL     string // overrides run.json
@@ -62,7 +70,15 @@ const DefaultHeartbeat = 5 * time.Second
 // for good, an error wrapping exitcode.ErrRecordsFailed when some failed, exitcode.ErrFatalAPI
 // when the API refused the run, and the context's error when interrupted.
 func Run(ctx context.Context, opts Options, deps Deps) error {
-	files, err := rundir.ForBatch(opts.BatchPath)
+	getenv := deps.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	batchPath, err := ResolveBatch(opts, getenv)
+	if err != nil {
+		return err
+	}
+	files, err := rundir.ForBatch(batchPath)
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 	}
@@ -131,6 +147,52 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 		}
 	}
 	return w.run(ctx, cancel)
+}
+
+// IndexVars are the environment variables a scheduler gives each task its index in, in the
+// order they are read when --index is not given.
+var IndexVars = []string{"SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"}
+
+// ResolveBatch is the batch file opts name: BatchPath, or batch Index (or the scheduler's index
+// variable) of RunDir.
+func ResolveBatch(opts Options, getenv func(string) string) (string, error) {
+	switch {
+	case opts.BatchPath != "" && opts.RunDir != "":
+		return "", fmt.Errorf("--batch and --run-dir both name a batch; give one: %w", exitcode.ErrUsage)
+	case opts.BatchPath != "":
+		return opts.BatchPath, nil
+	case opts.RunDir == "":
+		return "", fmt.Errorf("--batch OUT/batch_N.json or --run-dir OUT is required: the batch to work on (see worker --help): %w", exitcode.ErrUsage)
+	}
+	idx, from := opts.Index, "--index"
+	if idx < 0 {
+		for _, v := range IndexVars {
+			if s := strings.TrimSpace(getenv(v)); s != "" {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 0 {
+					return "", fmt.Errorf("%s=%q is not a batch number: %w", v, s, exitcode.ErrUsage)
+				}
+				idx, from = n, v
+				break
+			}
+		}
+	}
+	if idx < 0 {
+		return "", fmt.Errorf("--run-dir %s needs the batch number: --index N, or %s (a Slurm array task) or %s (a Kubernetes Indexed Job) in the environment: %w",
+			opts.RunDir, IndexVars[0], IndexVars[1], exitcode.ErrUsage)
+	}
+	dir := rundir.New(opts.RunDir)
+	path := dir.Batch(idx)
+	if _, err := os.Stat(path); err != nil {
+		have, _ := dir.Batches()
+		span := "none"
+		if len(have) > 0 {
+			span = fmt.Sprintf("%d to %d", have[0], have[len(have)-1])
+		}
+		return "", fmt.Errorf("batch %d (from %s) is not in %s (its batches: %s); split the run first (coordinator split): %w",
+			idx, from, opts.RunDir, span, exitcode.ErrUsage)
+	}
+	return path, nil
 }
 
 func applyOverrides(spec *runspec.Spec, opts Options) {

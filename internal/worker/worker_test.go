@@ -334,3 +334,51 @@ func TestFullDiskIsReportedAsSuch(t *testing.T) {
 		t.Errorf("message %q does not say the disk is full and which file", err)
 	}
 }
+
+func TestResolveBatchFromTheScheduler(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, 2} {
+		if err := os.WriteFile(rundir.New(dir).Batch(n), []byte("[]"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		getenv  func(string) string
+		want    int // batch number, or -1 for a usage error
+		message string
+	}{
+		{"--index", Options{RunDir: dir, Index: 2}, env("SLURM_ARRAY_TASK_ID", "1"), 2, ""},
+		{"Slurm array task", Options{RunDir: dir, Index: -1}, env("SLURM_ARRAY_TASK_ID", "1", "JOB_COMPLETION_INDEX", "0"), 1, ""},
+		{"Kubernetes Indexed Job", Options{RunDir: dir, Index: -1}, env("JOB_COMPLETION_INDEX", "2"), 2, ""},
+		{"no index", Options{RunDir: dir, Index: -1}, env(), -1, "--index N, or SLURM_ARRAY_TASK_ID (a Slurm array task) or JOB_COMPLETION_INDEX"},
+		{"not a number", Options{RunDir: dir, Index: -1}, env("SLURM_ARRAY_TASK_ID", "x"), -1, `SLURM_ARRAY_TASK_ID="x"`},
+		{"no such batch", Options{RunDir: dir, Index: 7}, env(), -1, "its batches: 0 to 2"},
+		{"both", Options{RunDir: dir, BatchPath: "b", Index: 1}, env(), -1, "give one"},
+		{"neither", Options{Index: -1}, env(), -1, "is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ResolveBatch(tc.opts, tc.getenv)
+			if tc.want < 0 {
+				if !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), tc.message) {
+					t.Errorf("ResolveBatch = %q, %v; want a usage error saying %q", got, err, tc.message)
+				}
+				return
+			}
+			if err != nil || got != rundir.New(dir).Batch(tc.want) {
+				t.Errorf("ResolveBatch = %q, %v; want batch %d", got, err, tc.want)
+			}
+		})
+	}
+}
