@@ -20,6 +20,7 @@ import (
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/summary"
+	"github.com/trialcat/trialcat/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,7 +78,7 @@ func runProc(ctx context.Context, path string, args, env []string, timeout time.
 		return nil, err
 	}
 	// Stdin stays open until the process has exited: a worker run with --events takes its end
-	// as its coordinator going away.
+	// as its coordinator going away, and reads its permits there.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -107,10 +108,15 @@ func runProc(ctx context.Context, path string, args, env []string, timeout time.
 		defer wg.Done()
 		sc := bufio.NewScanner(stdoutR)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		grants := wire.NewWriter(stdin)
 		for sc.Scan() {
 			run.Events = append(run.Events, logLine{At: time.Since(run.Started), Text: sc.Text()})
 			stdout.Write(sc.Bytes())
 			stdout.WriteByte('\n')
+			// A worker run with --events asks its coordinator for rate permits: grant them.
+			if m, err := wire.Decode(sc.Bytes()); err == nil && m.Type == wire.Acquire {
+				_ = grants.Send(wire.Msg{Type: wire.Grant, Seq: m.Seq})
+			}
 		}
 		_, _ = io.Copy(io.Discard, stdoutR)
 	}()
