@@ -393,7 +393,7 @@ func (s *scheduler) onLine(n int, line []byte) {
 	}
 	s.tally.Event(m)
 	if max := s.opts.MaxCostUSD; max > 0 && m.Type == wire.Record {
-		if spent := s.tally.Snapshot().CostUSD; spent >= max {
+		if spent := s.tally.Spent(); spent >= max {
 			s.budgetOnce.Do(func() {
 				s.deps.Log.Warn(fmt.Sprintf("budget reached: $%.4f spent of --max-cost $%.4f; stopping all workers (no new requests)", spent, max))
 				s.stop(s.budgetError(spent))

@@ -152,24 +152,15 @@ func (d Dir) Logs() ([]int, error) {
 }
 
 func (d Dir) numbered(match func(string) (int, bool)) ([]int, error) {
-	entries, err := os.ReadDir(d.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", d.path, err)
-	}
 	var out []int
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		if n, ok := match(e.Name()); ok {
+	_, err := d.names(func(name string) bool {
+		if n, ok := match(name); ok {
 			out = append(out, n)
 		}
-	}
+		return false
+	})
 	sort.Ints(out)
-	return out, nil
+	return out, err
 }
 
 // Kind tells what a run file is, by its name.

@@ -275,6 +275,14 @@ func (t *Tally) Snapshot() Snapshot {
 	return t.st.snapshot(now)
 }
 
+// Spent is the cost so far (CostUSD of a Snapshot, earlier passes included), without building a
+// Snapshot: the budget check asks it for every answered record.
+func (t *Tally) Spent() float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.st.cost
+}
+
 // Worker returns one batch's progress (cheaper than a Snapshot); ok is false for a batch that
 // has not started.
 func (t *Tally) Worker(n int) (w WorkerSnapshot, ok bool) {

@@ -252,6 +252,9 @@ func TestPassTotalsLeaveEarlierPassesOut(t *testing.T) {
 	if s.RetriesByClass["rate_limited"] != 2 || s.RetriesByClass["server_error"] != 1 {
 		t.Errorf("retries by class %v", s.RetriesByClass)
 	}
+	if tl.Spent() != s.CostUSD {
+		t.Errorf("Spent %v, Snapshot's cost %v", tl.Spent(), s.CostUSD)
+	}
 	if s.CostUSD != 3.5 || s.PassCostUSD != 0.5 || s.RequestSeconds != 2 {
 		t.Errorf("cost %v (pass %v), request seconds %v; want 3.5 for the budget, 0.5 this pass, 2 s of answered requests", s.CostUSD, s.PassCostUSD, s.RequestSeconds)
 	}
