@@ -151,7 +151,8 @@ func (st *RunStatus) Print(w io.Writer) {
 	switch {
 	case st.RunningPID != "":
 	case st.Remaining > 0 || st.Failed > 0:
-		fmt.Fprintln(w, "to finish: rerun the coordinator with the same input and flags (it resumes and retries failures)")
+		fmt.Fprintln(w, "to finish: rerun the coordinator with the same input and flags (it resumes and retries failures);")
+		fmt.Fprintf(w, "  or, when another engine runs the workers (coordinator split), run the unfinished batches and then: coordinator merge --out %s\n", st.Out)
 	case !st.Merged:
 		fmt.Fprintf(w, "all records are done but not merged: coordinator merge --out %s\n", st.Out)
 	}
