@@ -420,7 +420,7 @@ func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error
 		deps.Log.Error("a worker could not write its files; merged what was done; fix the cause below, then " + resume)
 		return runErr
 	case errors.Is(runErr, exitcode.ErrFatalAPI):
-		deps.Log.Error("the API refused the run; merged what was done; fix the cause below, then " + resume)
+		deps.Log.Error("the run cannot go on (the API refused it, or its server cannot be reached); merged what was done; fix the cause below, then " + resume)
 		return runErr
 	case runErr != nil:
 		return runErr
