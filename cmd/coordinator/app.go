@@ -96,6 +96,58 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				}),
 			},
 			{
+				Name:         "slurm",
+				OnUsageError: usage.OnError("coordinator slurm"),
+				Usage:        "run a split run's unfinished batches as a Slurm job array (with --input: split first)",
+				UsageText: "coordinator slurm --out DIR [--max-parallel K] [--partition P] [--time T] [--mem M] [--sbatch-arg ARG ...]\n" +
+					"                  [--task-prelude FILE] [--wait [--limit-server]]   (or with --input and the run's flags)",
+				Description: "Writes DIR/slurm/array.sbatch (one array task per batch, each running worker --run-dir DIR), submits it\n" +
+					"with sbatch and records the job ID in DIR/slurm/jobs.json. Run again, it submits only the batches with\n" +
+					"records not done or failed, never one whose task is queued or running. The API key reaches the tasks\n" +
+					"through sbatch's export of this environment (--export=ALL, its default); it is never written to a file.\n\n" +
+					"--wait follows the job, logs progress, merges when it ends and exits as a run does: 0 every record\n" +
+					"done, 1 some failed or not done (run the same command again to resubmit them), 2 usage, 130 stopped\n" +
+					"waiting (the job goes on: scancel JOB, or come back with --wait).",
+				Flags: append(runFlags(),
+					&cli.IntFlag{Name: "max-parallel", Usage: "array tasks running at once (the array's %`K`); also the number of equal shares of --rpm/--tpm"},
+					&cli.StringFlag{Name: "partition", Usage: "Slurm `PARTITION`"},
+					&cli.StringFlag{Name: "time", Usage: "time limit per task (Slurm's `TIME` format, e.g. 2:00:00)"},
+					&cli.StringFlag{Name: "mem", Usage: "memory per task (e.g. 1G)"},
+					&cli.StringSliceFlag{Name: "sbatch-arg", Usage: "another sbatch option for the script, one per flag (e.g. --sbatch-arg=--account=lab)"},
+					&cli.StringFlag{Name: "task-prelude", Usage: "shell `FILE` each task sources before the worker (start a local model server, add to WORKER_ARGS)"},
+					&cli.BoolFlag{Name: "wait", Usage: "follow the job to its end, then merge"},
+					&cli.BoolFlag{Name: "limit-server", Usage: "while waiting, serve the run's one rate limit to every task over TCP (see coordinator limits)"},
+					&cli.StringFlag{Name: "limit-listen", Value: coordinator.DefaultLimitListen, Usage: "listen `ADDR` of the limit server (tasks dial this host's name and the port)"},
+				),
+				Action: act(func(c *cli.Context) error {
+					opts, err := optionsFrom(c)
+					if err != nil {
+						return err
+					}
+					if !c.IsSet("input") {
+						opts.Input = ""
+					}
+					return coordinator.Slurm(c.Context, coordinator.SlurmOptions{
+						Options: opts, MaxParallel: c.Int("max-parallel"), Partition: c.String("partition"), Time: c.String("time"),
+						Mem: c.String("mem"), SbatchArgs: c.StringSlice("sbatch-arg"), TaskPrelude: c.String("task-prelude"),
+						Wait: c.Bool("wait"), LimitServer: c.Bool("limit-server"), LimitListen: c.String("limit-listen"),
+					}, plainDeps())
+				}),
+			},
+			{
+				Name:         "limits",
+				OnUsageError: usage.OnError("coordinator limits"),
+				Usage:        "serve a split run's one rate limit (--rpm/--tpm) over TCP to workers a scheduler runs, until Ctrl-C",
+				UsageText:    "coordinator limits --out DIR [--listen ADDR]",
+				Description: "Writes DIR/limits.json (the address and a random token, mode 0600). Workers run with --run-dir DIR read it,\n" +
+					"authenticate with the token and take their permits here, so the whole limit is used however many run at once.\n" +
+					"A worker that cannot reach it keeps to its equal share (--rate-share) and says so.",
+				Flags: []cli.Flag{outFlag, &cli.StringFlag{Name: "listen", Value: coordinator.DefaultLimitListen, Usage: "listen `ADDR`"}},
+				Action: act(func(c *cli.Context) error {
+					return coordinator.Limits(c.Context, coordinator.LimitsOptions{Out: c.String("out"), Listen: c.String("listen")}, plainDeps())
+				}),
+			},
+			{
 				Name:         "status",
 				OnUsageError: usage.OnError("coordinator status"),
 				Usage:        "show the progress of a running or finished run from its files, without disturbing it",

@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string) error {
 			&cli.StringFlag{Name: "model", Usage: "override the run's model"},
 			&cli.StringFlag{Name: "base-url", Usage: "override the run's OpenAI-compatible base URL"},
 			&cli.IntFlag{Name: "concurrency", Usage: "override the requests in flight (default: the run's)"},
+			&cli.IntFlag{Name: "rate-share", Usage: "this worker is one of `K` running at once (a scheduler's tasks): keep to 1/K of the run's --rpm and --tpm unless the run's limit server (limits.json) answers"},
 			&cli.BoolFlag{Name: "events", Usage: "write progress events to stdout and stop when stdin closes (used by the coordinator)", Hidden: true},
 			&cli.DurationFlag{Name: "heartbeat", Usage: "interval of heartbeat lines with --events (used by the coordinator)", Hidden: true},
 		},
@@ -70,6 +71,7 @@ func run(ctx context.Context, args []string) error {
 				Concurrency: c.Int("concurrency"),
 				Events:      c.Bool("events"),
 				Heartbeat:   c.Duration("heartbeat"),
+				RateShare:   c.Int("rate-share"),
 			}, worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 		},
 	}

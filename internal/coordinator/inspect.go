@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/slurm"
 )
 
 // BatchStatus is one batch's progress, read from its files.
@@ -39,6 +41,10 @@ type RunStatus struct {
 	CostUSD    float64       `json:"cost_usd"`
 	Batches    []BatchStatus `json:"batches"`
 	Merged     bool          `json:"merged"`
+	// Slurm is the state of each batch's Slurm task, when the run was submitted to Slurm;
+	// SlurmErr says why it could not be read.
+	Slurm    slurm.Board `json:"slurm,omitempty"`
+	SlurmErr string      `json:"slurm_error,omitempty"`
 }
 
 func loadRun(dir rundir.Dir) (*runspec.Spec, *schema.Schema, error) {
@@ -69,6 +75,7 @@ func Status(ctx context.Context, opts StatusOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
+	lookSlurm(ctx, st, &deps)
 	st.Print(deps.Stdout)
 	return nil
 }
@@ -101,6 +108,25 @@ func ReadStatus(ctx context.Context, out string) (*RunStatus, error) {
 		st.Merged = true
 	}
 	return st, nil
+}
+
+// lookSlurm adds the Slurm state of each batch when the run was submitted to Slurm.
+func lookSlurm(ctx context.Context, st *RunStatus, deps *Deps) {
+	files := rundir.New(st.Out).Slurm()
+	if _, err := os.Stat(files.Jobs); err != nil {
+		return
+	}
+	jobs, err := slurm.LoadJobs(files.Jobs)
+	if err == nil {
+		runner := deps.Slurm
+		if runner == nil {
+			runner = slurm.Exec{Env: deps.Environ()}
+		}
+		st.Slurm, _, err = slurm.Look(ctx, runner, jobs)
+	}
+	if err != nil {
+		st.SlurmErr = err.Error()
+	}
 }
 
 // readBatch counts one batch's answered, failed and remaining records and its cost from the
@@ -142,14 +168,31 @@ func (st *RunStatus) Print(w io.Writer) {
 	fmt.Fprintf(w, "input %s (%s, %d records), provider %s, model %s\n", st.Spec.Input.Path, st.Spec.Input.Format, st.Records, st.Spec.Provider, st.Spec.Model)
 	fmt.Fprintf(w, "done %d, failed %d, remaining %d (%.1f%% done), cost so far $%.4f\n",
 		st.Done, st.Failed, st.Remaining, pct(st.Done+st.Failed, st.Records), st.CostUSD)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "batch\trecords\tdone\tfailed\tremaining\tcost_usd\t")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "batch\trecords\tdone\tfailed\tremaining\tcost_usd\t"
+	if st.Slurm != nil {
+		head += "slurm task\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, b := range st.Batches {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%.4f\t\n", b.Batch, b.Records, b.Done, b.Failed, b.Remaining, b.CostUSD)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%.4f\t", b.Batch, b.Records, b.Done, b.Failed, b.Remaining, b.CostUSD)
+		if st.Slurm != nil {
+			task := "-"
+			if s, ok := st.Slurm[b.Batch]; ok {
+				task = s.Job + "_" + strconv.Itoa(b.Batch) + " " + s.String()
+			}
+			fmt.Fprintf(tw, "%s\t", task)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	if st.SlurmErr != "" {
+		fmt.Fprintf(w, "Slurm state not available: %s\n", st.SlurmErr)
+	}
 	switch {
 	case st.RunningPID != "":
+	case (st.Remaining > 0 || st.Failed > 0) && st.Slurm != nil:
+		fmt.Fprintf(w, "to finish: coordinator slurm --out %s --wait   (resubmits the unfinished batches whose tasks are not queued or running, then merges)\n", st.Out)
 	case st.Remaining > 0 || st.Failed > 0:
 		fmt.Fprintln(w, "to finish: rerun the coordinator with the same input and flags (it resumes and retries failures);")
 		fmt.Fprintf(w, "  or, when another engine runs the workers (coordinator split), run the unfinished batches and then: coordinator merge --out %s\n", st.Out)
@@ -199,13 +242,8 @@ func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
 			fmt.Fprintf(w, "  (or: worker --batch %s)\n", paths[0])
 		}
 	}
-	switch {
-	case stats.Failed > 0 && stats.Missing > 0:
-		return fmt.Errorf("%d of %d records failed and %d are not done: %w", stats.Failed, stats.Records, stats.Missing, exitcode.ErrRecordsFailed)
-	case stats.Failed > 0:
-		return fmt.Errorf("%d of %d records failed: %w", stats.Failed, stats.Records, exitcode.ErrRecordsFailed)
-	case stats.Missing > 0:
-		return fmt.Errorf("%d of %d records are not done: %w", stats.Missing, stats.Records, exitcode.ErrRecordsFailed)
+	if stats.Failed > 0 || stats.Missing > 0 {
+		return fmt.Errorf("%s: %w", notDone(stats.Failed, stats.Missing, stats.Records), exitcode.ErrRecordsFailed)
 	}
 	return nil
 }

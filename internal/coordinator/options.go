@@ -13,6 +13,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/slurm"
 )
 
 // Options are the coordinator's flags.
@@ -53,6 +54,10 @@ type Options struct {
 	// StallAfter is how long a worker may go unheard (no line at all: stopped, deadlocked) before
 	// it is killed and restarted; 0 means DefaultStallAfter.
 	StallAfter time.Duration
+
+	// keepFailures leaves an earlier pass's failures in place on a resume (a scheduler's
+	// command retries them per batch, never under a running task).
+	keepFailures bool
 }
 
 // Deps are the coordinator's connections to the outside world.
@@ -67,6 +72,10 @@ type Deps struct {
 	Now      func() time.Time
 	// Display draws live progress from the run's tally; nil shows none.
 	Display *display.Display
+	// Environ is the environment of the scheduler commands (sbatch hands it to the tasks).
+	Environ func() []string
+	// Slurm runs Slurm's commands; nil runs the real ones with Environ.
+	Slurm slurm.Runner
 }
 
 func (d *Deps) defaults() {
@@ -87,6 +96,9 @@ func (d *Deps) defaults() {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Environ == nil {
+		d.Environ = os.Environ
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -250,8 +251,10 @@ func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Sp
 		if done == spec.Input.Records {
 			return runComplete, nil
 		}
-		if err := retryFailures(opts, deps, spec, layout); err != nil {
-			return runFresh, err
+		if !opts.keepFailures {
+			if err := retryFailures(dir, deps, spec, layout, nil); err != nil {
+				return runFresh, err
+			}
 		}
 		return runResumed, nil
 	case err != nil && !errors.Is(err, runspec.ErrNoRun) && !opts.Fresh:
@@ -351,11 +354,14 @@ func hasWork(names []string) bool {
 // retryFailures gives the records that failed in an earlier pass a fresh set of attempts: their
 // failure rows move to previous-<time>/, and their lines leave the attempts journal (a copy of
 // it moves there too), so the workers try them again. Records that never ended keep their
-// attempt counts: a record that kills its worker cannot reset them by a rerun.
-func retryFailures(opts *Options, deps *Deps, spec *runspec.Spec, layout results.Layout) error {
-	dir := rundir.New(opts.Out)
+// attempt counts: a record that kills its worker cannot reset them by a rerun. With only set,
+// just those batches are touched.
+func retryFailures(dir rundir.Dir, deps *Deps, spec *runspec.Spec, layout results.Layout, only []int) error {
 	failed := map[int]map[string]bool{}
 	for _, b := range spec.Batches {
+		if only != nil && !slices.Contains(only, b.Number) {
+			continue
+		}
 		f := dir.Worker(b.Number)
 		ids := map[string]bool{}
 		if _, err := layout.ReadFailures(f.Failures, func(fr results.Failure) error {

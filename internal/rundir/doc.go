@@ -19,7 +19,11 @@
 //	summary.json               how the run ended (package summary)
 //	report.html                the run as one self-contained page (package report)
 //	previous-<time>/           files of an earlier run moved aside by --fresh or a retry
-//	<engine>/                  files of a scheduler that ran the workers (Sub)
+//	limits.json                the address and token of a running limit server (mode 0600)
+//	slurm/array.sbatch         the Slurm job array's batch script (coordinator slurm)
+//	slurm/jobs.json            the job ID of every submission
+//	slurm/task_N.log           the output of the Slurm task of batch N
+//	k8s/job.yaml               the Kubernetes Indexed Job (coordinator k8s)
 //
 // Files that must be whole are written through a temporary ".<name>.tmp-*" in the same folder
 // and renamed into place; IsTemp recognises those leftovers.

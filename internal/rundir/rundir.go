@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,13 @@ const (
 	logFile           = "worker_%d_log.txt"
 	attemptsFile      = "worker_%d_attempts.log"
 	batchLockFile     = ".batch_%d.lock"
+	limitsFile        = "limits.json"
+	slurmDir          = "slurm"
+	slurmScript       = "array.sbatch"
+	slurmJobs         = "jobs.json"
+	slurmTaskLog      = "task_%a.log" // %a: Slurm's array index
+	k8sDir            = "k8s"
+	k8sJob            = "job.yaml"
 	previousPrefix    = "previous-"
 	previousTime      = "20060102T150405.000Z"
 )
@@ -78,8 +86,30 @@ func (d Dir) Previous(t time.Time) string {
 	return d.join(previousPrefix + t.UTC().Format(previousTime))
 }
 
-// Sub is the folder of an engine's own files (slurm, k8s, ...).
-func (d Dir) Sub(engine string) string { return d.join(engine) }
+// Limits is limits.json: the address and token of a running limit server (mode 0600).
+func (d Dir) Limits() string { return d.join(limitsFile) }
+
+// Slurm are the files of a run's Slurm job array.
+type Slurm struct {
+	Dir     string // slurm/
+	Script  string // slurm/array.sbatch, the array's batch script
+	Jobs    string // slurm/jobs.json, every submission's job ID
+	TaskLog string // the name of a task's log in Dir, with Slurm's %a for the array index
+}
+
+// Slurm names the files of the run's Slurm job array.
+func (d Dir) Slurm() Slurm {
+	sub := d.join(slurmDir)
+	return Slurm{Dir: sub, Script: filepath.Join(sub, slurmScript), Jobs: filepath.Join(sub, slurmJobs), TaskLog: slurmTaskLog}
+}
+
+// TaskLogOf is the log of the Slurm task of batch n.
+func (s Slurm) TaskLogOf(n int) string {
+	return filepath.Join(s.Dir, strings.Replace(s.TaskLog, "%a", strconv.Itoa(n), 1))
+}
+
+// K8sJob is k8s/job.yaml, the run's Kubernetes Indexed Job.
+func (d Dir) K8sJob() string { return filepath.Join(d.join(k8sDir), k8sJob) }
 
 // BatchName is the base name of batch n's file, batch_N.json.
 func BatchName(n int) string { return fmt.Sprintf(batchFile, n) }
@@ -173,6 +203,7 @@ const (
 	KindBatch       // batch_N.json
 	KindWorker      // worker_N_*: what a worker wrote
 	KindFinal       // final files, summary.json, report.html
+	KindEngine      // a scheduler's folder (slurm/, k8s/) or limits.json
 )
 
 // Classify says which of the run's files name is, or NotOwned.
@@ -186,6 +217,8 @@ func Classify(name string) Kind {
 		return KindWorker
 	case name == summaryFile || name == reportFile || name == finalResultsFile || name == finalFailuresFile:
 		return KindFinal
+	case name == slurmDir || name == k8sDir || name == limitsFile:
+		return KindEngine
 	}
 	return NotOwned
 }

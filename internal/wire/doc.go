@@ -23,6 +23,10 @@
 //
 //	grant      answers an acquire: seq, and error when refused
 //
+// A worker that runs under a scheduler instead (Slurm, Kubernetes) may speak the permit lines
+// over TCP to a limit server (coordinator limits): it opens with hello and the server's token,
+// the server answers hello, and from then on the lines are the same as on the pipes.
+//
 // The coordinator holds the worker's stdin open for its whole life; EOF there means the
 // coordinator has gone and the worker stops. Stderr is the worker's log, never protocol.
 // Events are not the record of truth: the results files are. A line of an unknown type is an

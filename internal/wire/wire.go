@@ -26,6 +26,9 @@ const (
 	Heartbeat = "heartbeat"
 	// Coordinator to worker.
 	Grant = "grant"
+	// Hello opens a permit connection to a limit server over TCP (worker to server, with the
+	// token) and accepts it (server to worker, without).
+	Hello = "hello"
 )
 
 // Msg is one line. Fields a type does not use are left zero and omitted on the wire.
@@ -39,6 +42,7 @@ type Msg struct {
 	Estimated int    `json:"estimated,omitempty"`
 	Actual    int    `json:"actual,omitempty"`
 	Error     string `json:"error,omitempty"`
+	Token     string `json:"token,omitempty"` // hello
 
 	// Status is the HTTP status of an answer: feedback, retry and fatal lines.
 	Status int `json:"status,omitempty"`
@@ -97,7 +101,7 @@ func Decode(line []byte) (Msg, error) {
 		return m, fmt.Errorf("wire: %w: %w", err, ErrUnknown)
 	}
 	switch m.Type {
-	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat:
+	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat, Hello:
 		return m, nil
 	}
 	return m, fmt.Errorf("wire: type %q: %w", m.Type, ErrUnknown)

@@ -48,6 +48,9 @@ type Options struct {
 	Events      bool   // write events to stdout and stop when stdin closes (set by the coordinator)
 	// Heartbeat is the interval of heartbeat lines with Events; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
+	// RateShare, when above 1, says this worker is one of that many running at once under a
+	// scheduler: without a limit server it keeps to 1/RateShare of the run's --rpm and --tpm.
+	RateShare int
 }
 
 // Deps are the worker's connections to the outside world.
@@ -138,15 +141,58 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 		}()
 		go w.heartbeat(ctx, opts.Heartbeat)
 	} else {
-		// Run by hand: this worker has the whole budget to itself.
-		w.permits = ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM, OnLearn: func(what string, limit int) {
-			log.Info().Int("limit", limit).Str("of", what).Msg("the server says this key allows this many a minute: keeping to it")
-		}})
+		permits, closeFn := standalonePermits(ctx, spec, files.Dir, opts.RateShare, log)
+		defer closeFn()
+		w.permits = permits
 		if opts.Events {
 			w.events = wire.NewWriter(deps.Stdout)
 		}
 	}
 	return w.run(ctx, cancel)
+}
+
+// limitDialTimeout bounds reaching a run's limit server.
+const limitDialTimeout = 5 * time.Second
+
+// standalonePermits is the budget of a worker without a coordinator: the run's limit server when
+// one serves the run folder (falling back to the share when it goes away), else this worker's
+// share of the run's limit, all of it when run by hand (share 0 or 1).
+func standalonePermits(ctx context.Context, spec *runspec.Spec, dir rundir.Dir, share int, log zerolog.Logger) (ratelimit.Permits, func()) {
+	share = max(share, 1)
+	cfg := ratelimit.Config{RPM: shareOf(spec.RPM, share), TPM: shareOf(spec.TPM, share), OnLearn: func(what string, limit int) {
+		log.Info().Int("limit", limit).Str("of", what).Msg("the server says this key allows this many a minute: keeping to it")
+	}}
+	local := ratelimit.New(cfg)
+	shareText := fmt.Sprintf("1/%d of the run's limit (rpm %d, tpm %d)", share, cfg.RPM, cfg.TPM)
+	ep, err := ratelimit.LoadEndpoint(dir.Limits())
+	if errors.Is(err, os.ErrNotExist) {
+		if share > 1 && (spec.RPM > 0 || spec.TPM > 0) {
+			log.Info().Msg("keeping to an equal share of the rate limit: " + shareText)
+		}
+		return local, func() {}
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot read the limit server's address; keeping to " + shareText)
+		return local, func() {}
+	}
+	client, conn, err := ratelimit.Dial(ctx, ep, limitDialTimeout)
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot reach the run's limit server; keeping to " + shareText)
+		return local, func() {}
+	}
+	log.Info().Str("address", ep.Address).Msg("taking rate permits from the run's limit server")
+	return ratelimit.NewFallback(client, local, func(err error) {
+		log.Warn().Err(err).Msg("lost the run's limit server; keeping to " + shareText + " from now on")
+	}), func() { conn.Close() }
+}
+
+// shareOf is one of k equal shares of limit, rounded down so that k shares never exceed it (but
+// at least 1); 0 (unlimited) stays 0.
+func shareOf(limit, k int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return max(1, limit/k)
 }
 
 // IndexVars are the environment variables a scheduler gives each task its index in, in the
