@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -51,11 +52,17 @@ func runBin(t testing.TB, env []string, name string, args ...string) runResult {
 // startFake serves the fake OpenAI-compatible API and returns its base URL.
 func startFake(t testing.TB, cfg fakeai.Config) (*fakeai.Server, string) {
 	t.Helper()
+	return startFakeWrapped(t, cfg, func(h http.Handler) http.Handler { return h })
+}
+
+// startFakeWrapped serves the fake behind wrap (which may watch every request).
+func startFakeWrapped(t testing.TB, cfg fakeai.Config, wrap func(http.Handler) http.Handler) (*fakeai.Server, string) {
+	t.Helper()
 	if cfg.APIKey == "" {
 		cfg.APIKey = testKey
 	}
 	s := fakeai.New(cfg)
-	hs := httptest.NewServer(s)
+	hs := httptest.NewServer(wrap(s))
 	t.Cleanup(hs.Close)
 	return s, hs.URL + "/v1"
 }

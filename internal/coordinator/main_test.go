@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// binDir holds coordinator and worker binaries built once for the end-to-end tests.
+// binDir holds coordinator, worker and fakeai binaries built once for the end-to-end tests.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -36,7 +36,7 @@ func runMain(m *testing.M) int {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "../../cmd/coordinator", "../../cmd/worker")
+	args = append(args, "../../cmd/coordinator", "../../cmd/worker", "../../cmd/fakeai")
 	cmd := exec.Command("go", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -24,7 +24,11 @@ func TestNames(t *testing.T) {
 		{d.Worker(3).Log, "out/worker_3_log.txt"},
 		{d.Worker(3).Attempts, "out/worker_3_attempts.log"},
 		{d.Previous(time.Date(2026, 12, 1, 9, 5, 7, 123e6, time.UTC)), "out/previous-20261201T090507.123Z"},
-		{d.Sub("slurm"), "out/slurm"},
+		{d.Slurm().Script, "out/slurm/array.sbatch"},
+		{d.Slurm().Jobs, "out/slurm/jobs.json"},
+		{d.Slurm().TaskLogOf(7), "out/slurm/task_7.log"},
+		{d.Limits(), "out/limits.json"},
+		{d.K8sJob(), "out/k8s/job.yaml"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %s, want %s", tc.got, tc.want)

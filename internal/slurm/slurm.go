@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,15 +36,16 @@ type Exec struct {
 // Run runs name with args, waits for it and returns its standard output; a failure carries the
 // command's standard error.
 func (e Exec) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	path, err := e.lookPath(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not on PATH: run this on a Slurm login node (or install Slurm's client commands): %w", name, ErrNoSlurm)
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = e.Env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return out, fmt.Errorf("%s is not on PATH: run this on a Slurm login node (or install Slurm's client commands): %w", name, ErrNoSlurm)
-		}
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -50,6 +53,23 @@ func (e Exec) Run(ctx context.Context, name string, args ...string) ([]byte, err
 		return out, fmt.Errorf("%s %s: %s: %w", name, strings.Join(args, " "), msg, err)
 	}
 	return out, nil
+}
+
+// lookPath finds name on the PATH of Env (the PATH the tasks get too), or on this process's
+// when Env has none.
+func (e Exec) lookPath(name string) (string, error) {
+	for i := len(e.Env) - 1; i >= 0; i-- {
+		if dirs, ok := strings.CutPrefix(e.Env[i], "PATH="); ok {
+			for _, d := range filepath.SplitList(dirs) {
+				p := filepath.Join(d, name)
+				if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+					return p, nil
+				}
+			}
+			return "", exec.ErrNotFound
+		}
+	}
+	return exec.LookPath(name)
 }
 
 // ErrNoSlurm means Slurm's commands are not installed here.
