@@ -135,6 +135,37 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				}),
 			},
 			{
+				Name:         "k8s",
+				OnUsageError: usage.OnError("coordinator k8s"),
+				Usage:        "write a split run as a Kubernetes Indexed Job (DIR/k8s/job.yaml) to apply with kubectl (with --input: split first)",
+				UsageText:    "coordinator k8s --out DIR --image IMG --pvc CLAIM [--parallelism K] [--namespace NS] [--secret NAME]",
+				Description: "One completion index per batch; each pod runs worker --run-dir DIR, which reads JOB_COMPLETION_INDEX. The\n" +
+					"run folder is the PersistentVolumeClaim, mounted in every pod at DIR's absolute path; the API key comes from\n" +
+					"the Secret by secretKeyRef. Exit 3 (the API refused the run), 2 and 1 fail an index for good; crashes and\n" +
+					"evictions are retried (backoffLimitPerIndex). Build the image with the Dockerfile.",
+				Flags: append(runFlags(),
+					&cli.StringFlag{Name: "image", Usage: "container `IMAGE` holding the worker (see the Dockerfile)"},
+					&cli.StringFlag{Name: "pvc", Usage: "the PersistentVolumeClaim `NAME` holding the run folder"},
+					&cli.IntFlag{Name: "parallelism", Usage: "pods running at once (default: 4, or fewer batches); also the number of equal shares of --rpm/--tpm"},
+					&cli.StringFlag{Name: "namespace", Usage: "the Job's `NAMESPACE` (default: kubectl's)"},
+					&cli.StringFlag{Name: "secret", Value: "trialcat-openai", Usage: "the Secret `NAME` with the key OPENAI_API_KEY"},
+					&cli.StringFlag{Name: "mount-path", Usage: "where the pods mount the run folder (default: its absolute path here)"},
+				),
+				Action: act(func(c *cli.Context) error {
+					opts, err := optionsFrom(c)
+					if err != nil {
+						return err
+					}
+					if !c.IsSet("input") {
+						opts.Input = ""
+					}
+					return coordinator.K8s(c.Context, coordinator.K8sOptions{
+						Options: opts, Image: c.String("image"), PVC: c.String("pvc"), Parallelism: c.Int("parallelism"),
+						Namespace: c.String("namespace"), Secret: c.String("secret"), MountPath: c.String("mount-path"),
+					}, plainDeps())
+				}),
+			},
+			{
 				Name:         "limits",
 				OnUsageError: usage.OnError("coordinator limits"),
 				Usage:        "serve a split run's one rate limit (--rpm/--tpm) over TCP to workers a scheduler runs, until Ctrl-C",

@@ -107,7 +107,7 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		return err
 	}
 	if jobs.Name == "" {
-		jobs.Name = slurmJobName(abs, spec)
+		jobs.Name = runJobName(abs, spec)
 	}
 
 	board, _, err := slurm.Look(ctx, runner, jobs)
@@ -185,9 +185,9 @@ func (o *SlurmOptions) checkSlurm() error {
 	return nil
 }
 
-// slurmJobName is the job name of every submission of the run in dir: the same for a rerun, so
-// a job whose ID never reached jobs.json is still found.
-func slurmJobName(dir string, spec *runspec.Spec) string {
+// runJobName names the scheduler jobs of the run in dir: the same for a rerun, so a Slurm job
+// whose ID never reached jobs.json is still found; a DNS label, as Kubernetes wants.
+func runJobName(dir string, spec *runspec.Spec) string {
 	h := sha256.Sum256([]byte(dir + "\x00" + spec.CreatedAt.UTC().Format(time.RFC3339Nano)))
 	return "trialcat-" + hex.EncodeToString(h[:4])
 }
