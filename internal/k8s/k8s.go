@@ -166,7 +166,7 @@ func Render(j Job) (string, error) {
 	var b strings.Builder
 	err := tmpl.Execute(&b, struct {
 		Job
-		UID                                      int
+		UID                                        int
 		ExitRecordsFailed, ExitUsage, ExitFatalAPI int
 	}{j, UID, exitcode.Failed, exitcode.Usage, exitcode.FatalAPI})
 	if err != nil {
