@@ -7,13 +7,16 @@ export GOFLAGS ?= -buildvcs=false
 # Binaries are built with cgo: the race detector needs it.
 export CGO_ENABLED ?= 1
 
-.PHONY: help build test test-short lint demo smoke bench tidy-check clean
+.PHONY: help build static test test-short lint demo smoke bench tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build coordinator, worker, fakeai and bench into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+static: ## build static coordinator and worker (no cgo), as the Dockerfile does, into ./bin/static
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/static/ ./cmd/coordinator ./cmd/worker
 
 test: build ## run every test with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 15m ./...
