@@ -110,9 +110,19 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		jobs.Name = runJobName(abs, spec)
 	}
 
-	board, _, err := slurm.Look(ctx, runner, jobs)
+	board, ids, err := slurm.Look(ctx, runner, jobs)
+	if errors.Is(err, slurm.ErrNoSlurm) {
+		return usagef("%w", err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("ask Slurm for the run's jobs: %w", err)
+	}
+	if adopted := jobs.Adopt(ids, board, deps.Now().UTC()); len(adopted) > 0 {
+		// Submitted by hand, or by a run that crashed before it recorded the ID.
+		deps.Log.Info("found jobs of this run not in its record; following them too", "jobs", strings.Join(adopted, ","))
+		if err := jobs.Save(files.Jobs); err != nil {
+			return err
+		}
 	}
 	todo, busy, err := slurmTodo(ctx, dir, spec, sch, board)
 	if err != nil {
@@ -145,6 +155,8 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		}
 	} else if len(busy) == 0 {
 		fmt.Fprintf(deps.Stdout, "every batch of %s is done: nothing to submit\n", opts.Out)
+	} else if !opts.Wait {
+		fmt.Fprintf(deps.Stdout, "follow them: coordinator slurm --out %s --wait   (merges when they end)\n", opts.Out)
 	}
 	if !opts.Wait {
 		return nil
@@ -259,7 +271,7 @@ func submitSlurm(ctx context.Context, opts *SlurmOptions, deps *Deps, runner slu
 		if errors.Is(err, slurm.ErrNoSlurm) {
 			return "", usagef("%w; the script is written: %s", err, files.Script)
 		}
-		return "", fmt.Errorf("submit %s: %w", files.Script, err)
+		return "", fmt.Errorf("sbatch refused the job (%w); fix the flag, or edit %s and submit it by hand", err, files.Script)
 	}
 	jobs.Jobs = append(jobs.Jobs, slurm.Job{ID: id, Batches: todo, SubmittedAt: deps.Now().UTC()})
 	if err := jobs.Save(files.Jobs); err != nil {

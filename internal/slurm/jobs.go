@@ -18,7 +18,7 @@ import (
 type Jobs struct {
 	// Name is the job name every submission of the run carries.
 	Name string `json:"name"`
-	Jobs []Job  `json:"jobs"`
+	Jobs []Job  `json:"jobs"` // oldest first
 }
 
 // Job is one submission.
@@ -32,7 +32,7 @@ type Job struct {
 func LoadJobs(path string) (*Jobs, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return &Jobs{}, nil
+		return &Jobs{Jobs: []Job{}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the Slurm job record: %w", err)
@@ -67,6 +67,32 @@ func (j *Jobs) Last() *Job {
 		return nil
 	}
 	return &j.Jobs[len(j.Jobs)-1]
+}
+
+// Adopt records the jobs among ids that the record lacks (found by the run's name: submitted by
+// hand, or by a run that crashed before writing the ID), with the batches board shows them
+// running, and returns their IDs.
+func (j *Jobs) Adopt(ids []string, board Board, at time.Time) []string {
+	known := map[string]bool{}
+	for _, id := range j.IDs() {
+		known[id] = true
+	}
+	var added []string
+	for _, id := range ids {
+		if known[id] {
+			continue
+		}
+		var batches []int
+		for n, s := range board {
+			if s.Job == id {
+				batches = append(batches, n)
+			}
+		}
+		sort.Ints(batches)
+		j.Jobs = append(j.Jobs, Job{ID: id, Batches: batches, SubmittedAt: at})
+		added = append(added, id)
+	}
+	return added
 }
 
 // Board is the newest Slurm state of each batch's task over every job of a run.

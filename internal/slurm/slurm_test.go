@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseIndices(t *testing.T) {
@@ -92,9 +93,15 @@ func TestLookKeepsTheNewestTaskOfEachBatch(t *testing.T) {
 		"scontrol -o show job 31":                  "JobId=31 ArrayJobId=31 ArrayTaskId=1 JobState=RUNNING ExitCode=0:0\n",
 		// 9 was recorded but Slurm has forgotten it: no tasks, no error.
 	}
-	b, ids, err := Look(context.Background(), r, &Jobs{Name: "trialcat-1", Jobs: []Job{{ID: "9"}, {ID: "20"}}})
+	jobs := &Jobs{Name: "trialcat-1", Jobs: []Job{{ID: "9"}, {ID: "20"}}}
+	b, ids, err := Look(context.Background(), r, jobs)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Job 31 carries the run's name but is not recorded (submitted by hand, or the ID was lost
+	// to a crash): it is adopted with the batch it runs.
+	if added := jobs.Adopt(ids, b, time.Time{}); fmt.Sprint(added) != "[31]" || fmt.Sprint(jobs.Last().Batches) != "[1]" {
+		t.Errorf("Adopt = %v, last job %+v; want job 31 of batch 1", added, jobs.Last())
 	}
 	if fmt.Sprint(ids) != "[9 20 31]" {
 		t.Errorf("jobs looked at: %v", ids)
