@@ -254,6 +254,10 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: 20, Usage: "worker processes running at once"},
 		&cli.StringFlag{Name: "batches", Usage: "`N` batches (at least --workers; a new worker starts on the next batch as one finishes), or auto (guided self-scheduling); default one batch per worker"},
 		&cli.IntFlag{Name: "concurrency", Value: 1, Usage: "requests in flight per worker"},
+		&cli.StringFlag{Name: "backend", Value: "live", Usage: "live (request by request) or batch-api (the OpenAI Batch API: half the price, answers within 24 hours)"},
+		&cli.IntFlag{Name: "batch-max-requests", Usage: "with --backend batch-api, at most `N` requests per input file (default and most: 50,000); lower it to stay under a model's enqueued-token limit"},
+		&cli.Int64Flag{Name: "batch-max-bytes", Usage: "with --backend batch-api, at most this many bytes per input file (default and most: 200 MB)", Hidden: true},
+		&cli.DurationFlag{Name: "batch-poll", Usage: "with --backend batch-api, the first interval of the status polls (backing off to 12 times it; default 5s)", Hidden: true},
 		&cli.StringFlag{Name: "id-field", Usage: "dotted `PATH` of the record ID (default: nct_id, nctId, NCTId or protocolSection.identificationModule.nctId)"},
 		&cli.BoolFlag{Name: "dedupe", Usage: "keep the first of records with the same ID instead of refusing the input"},
 		&cli.StringFlag{Name: "provider", Value: "auto", Usage: "auto (openai when OPENAI_API_KEY is set, else offline), openai or offline"},
@@ -297,6 +301,8 @@ func optionsFrom(c *cli.Context) (coordinator.Options, error) {
 		ProgressEvery:   c.Duration("progress-every"),
 		PriorityIDsFile: c.String("priority-ids"), PriorityModel: c.String("priority-model"),
 		EscalateModel: c.String("escalate-model"), MaxCostUSD: c.Float64("max-cost"), PricesFile: c.String("prices"),
+		Backend: c.String("backend"), BatchPoll: c.Duration("batch-poll"), BatchMaxRequests: c.Int("batch-max-requests"),
+		BatchMaxBytes: c.Int64("batch-max-bytes"),
 	}
 	if c.IsSet("temperature") {
 		t := c.Float64("temperature")

@@ -75,6 +75,14 @@ func newApp(stdout io.Writer, getenv func(string) string) *cli.App {
 			&cli.DurationFlag{Name: "latency-base", Usage: "base latency of an answer"},
 			&cli.DurationFlag{Name: "latency-per-token", Usage: "extra latency per prompt token"},
 			&cli.Float64Flag{Name: "latency-sigma", Usage: "lognormal sigma of the latency jitter (0: none)"},
+			&cli.DurationFlag{Name: "batch-validating", Usage: "Batch API: how long a batch validates"},
+			&cli.DurationFlag{Name: "batch-in-progress", Value: time.Second, Usage: "Batch API: how long a batch runs (the 24h window, scaled down)"},
+			&cli.DurationFlag{Name: "batch-finalizing", Usage: "Batch API: how long a batch finalizes (and a cancel takes)"},
+			&cli.Float64Flag{Name: "batch-expire-share", Usage: "Batch API: expire every batch with only this share (0..1) of its requests done"},
+			&cli.BoolFlag{Name: "batch-fail-validation", Usage: "Batch API: fail every batch in validation"},
+			&cli.BoolFlag{Name: "batch-no-output", Usage: "Batch API: complete batches without an output file"},
+			&cli.BoolFlag{Name: "batch-malformed-line", Usage: "Batch API: put a line that is not JSON in every output file"},
+			&cli.BoolFlag{Name: "batch-unknown-id", Usage: "Batch API: add an answer for a custom_id that was not asked"},
 		},
 		Action: func(c *cli.Context) error {
 			opts, err := parseOptions(c, getenv)
@@ -108,6 +116,11 @@ func parseOptions(c *cli.Context, getenv func(string) string) (options, error) {
 			PerPromptToken: c.Duration("latency-per-token"),
 			Sigma:          c.Float64("latency-sigma"),
 		},
+		Batch: fakeai.BatchConfig{
+			Validating: c.Duration("batch-validating"), InProgress: c.Duration("batch-in-progress"), Finalizing: c.Duration("batch-finalizing"),
+			ExpireAfterShare: c.Float64("batch-expire-share"), FailValidation: c.Bool("batch-fail-validation"),
+			NoOutputFile: c.Bool("batch-no-output"), MalformedLine: c.Bool("batch-malformed-line"), UnknownCustomID: c.Bool("batch-unknown-id"),
+		},
 	}
 	rates := []struct {
 		flag string
@@ -129,7 +142,10 @@ func parseOptions(c *cli.Context, getenv func(string) string) (options, error) {
 	if sum > 1 {
 		return options{}, fmt.Errorf("fault rates sum to %v: they are shares of the traffic and must sum to at most 1: %w", sum, exitcode.ErrUsage)
 	}
-	for _, f := range []string{"stall-for", "retry-after", "latency-base", "latency-per-token"} {
+	if v := c.Float64("batch-expire-share"); v < 0 || v > 1 {
+		return options{}, fmt.Errorf("--batch-expire-share %v: must be between 0 and 1: %w", v, exitcode.ErrUsage)
+	}
+	for _, f := range []string{"stall-for", "retry-after", "latency-base", "latency-per-token", "batch-validating", "batch-in-progress", "batch-finalizing"} {
 		if c.Duration(f) < 0 {
 			return options{}, fmt.Errorf("--%s %s: must not be negative: %w", f, c.Duration(f), exitcode.ErrUsage)
 		}

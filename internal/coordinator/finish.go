@@ -33,7 +33,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		return nil, err
 	}
 	sum := &summary.Summary{
-		Out: opts.Out, Provider: spec.Provider, Model: spec.Model, Server: serverHost(spec.BaseURL),
+		Out: opts.Out, Provider: spec.Provider, Model: spec.Model, Backend: spec.Backend, Server: serverHost(spec.BaseURL),
 		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed, Remaining: stats.Missing,
 		StartedAt: started.UTC(), FinishedAt: deps.Now().UTC(),
 	}

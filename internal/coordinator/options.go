@@ -13,6 +13,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/slurm"
 )
 
@@ -54,6 +55,14 @@ type Options struct {
 	// StallAfter is how long a worker may go unheard (no line at all: stopped, deadlocked) before
 	// it is killed and restarted; 0 means DefaultStallAfter.
 	StallAfter time.Duration
+
+	// Backend is live (request by request) or batch-api (the OpenAI Batch API, half price,
+	// within 24 hours); "" means live.
+	Backend string
+	// BatchPoll, BatchMaxRequests and BatchMaxBytes tune the Batch API backend (0: defaults).
+	BatchPoll        time.Duration
+	BatchMaxRequests int
+	BatchMaxBytes    int64
 
 	// keepFailures leaves an earlier pass's failures in place on a resume (a scheduler's
 	// command retries them per batch, never under a running task).
@@ -146,6 +155,14 @@ func (o *Options) check() error {
 	case "auto", "openai", "offline":
 	default:
 		return usagef("--provider %q: want auto, openai or offline", o.Provider)
+	}
+	switch o.Backend {
+	case "", runspec.BackendLive, runspec.BackendBatchAPI:
+	default:
+		return usagef("--backend %q: want live or batch-api", o.Backend)
+	}
+	if o.BatchMaxRequests < 0 || o.BatchMaxBytes < 0 || o.BatchPoll < 0 {
+		return usagef("--batch-max-requests, --batch-max-bytes and --batch-poll cannot be negative")
 	}
 	if _, err := o.batchCount(); err != nil {
 		return err

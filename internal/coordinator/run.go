@@ -82,10 +82,14 @@ func prepare(ctx context.Context, opts *Options, deps *Deps, started time.Time) 
 		SchemaSource: schemaSrc, Schema: schemaRaw, IDField: opts.IDField, IDColumn: idColumn(opts.IDField),
 		Dedupe: opts.Dedupe, MaxAttempts: opts.MaxAttempts, Timeout: runspec.Duration(opts.Timeout),
 		Concurrency: opts.Concurrency, RPM: opts.RPM, TPM: opts.TPM, MaxInputTokens: opts.MaxInputTokens,
-		Workers: opts.Workers, BatchMode: opts.batchMode(),
+		Workers: opts.Workers, BatchMode: opts.batchMode(), Backend: opts.Backend,
+		BatchAPI: runspec.BatchAPI{Poll: runspec.Duration(opts.BatchPoll), MaxRequests: opts.BatchMaxRequests, MaxBytes: opts.BatchMaxBytes},
 		Input: runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
 	}
 	p.spec = spec
+	if spec.IsBatchAPI() && provider != runspec.ProviderOpenAI {
+		return nil, usagef("--backend batch-api sends the requests to the OpenAI Batch API: it needs OPENAI_API_KEY (provider openai); the offline categorizer answers at once without it")
+	}
 	if provider == runspec.ProviderOffline {
 		spec.Model = "offline"
 		spec.BaseURL = ""
@@ -416,6 +420,9 @@ func copyFile(src, dst string) error {
 func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error {
 	resume := fmt.Sprintf("rerun the same command to resume (--out %s)", opts.Out)
 	switch {
+	case errors.Is(runErr, exitcode.ErrInterrupted) && opts.Backend == runspec.BackendBatchAPI:
+		deps.Log.Warn(fmt.Sprintf("interrupted: merged what was done; the Batch API batches go on: %s to collect them, or cancel them with coordinator cancel --out %s", resume, opts.Out))
+		return runErr
 	case errors.Is(runErr, exitcode.ErrInterrupted):
 		deps.Log.Warn("interrupted: merged what was done; " + resume)
 		return runErr

@@ -74,8 +74,12 @@ type Config struct {
 	// schema.
 	Answer func(recordID string, req ChatRequest) map[string]any
 
-	// Now is the clock of the rate-limit window and of Stats.Accepted; nil means time.Now.
+	// Now is the clock of the rate-limit window, of Stats.Accepted and of the Batch API's
+	// lifecycle; nil means time.Now.
 	Now func() time.Time
+
+	// Batch sets the Batch API's timing and faults.
+	Batch BatchConfig
 }
 
 // LatencyModel is the delay of an answer: (Base + PerPromptToken*promptTokens) times a
@@ -104,6 +108,9 @@ type Stats struct {
 type Server struct {
 	cfg Config
 	now func() time.Time
+
+	batchOnce sync.Once
+	batch     *batchAPI
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -158,8 +165,16 @@ func (s *Server) count(kind string) {
 	s.mu.Unlock()
 }
 
-// ServeHTTP serves POST /v1/chat/completions and /chat/completions.
+// ServeHTTP serves POST /v1/chat/completions and /chat/completions, and the Batch API:
+// /v1/files (upload, retrieve, content) and /v1/batches (create, retrieve, list, cancel).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveBatchAPI(w, r) {
+		return
+	}
+	s.serveChat(w, r)
+}
+
+func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.Requests++
 	s.mu.Unlock()

@@ -224,6 +224,16 @@ func (c *Caller) attempt(ctx context.Context, req Request) (map[string]any, Repl
 	return vals, rep, lat, e
 }
 
+// Check validates an answer obtained outside Call (a Batch API output line) as Call would:
+// JSON, then the schema. A failure is an *Error of class invalid_json or schema_violation.
+func (c *Caller) Check(content []byte) (map[string]any, error) {
+	m, e := c.validate(content)
+	if e != nil {
+		return nil, e
+	}
+	return m, nil
+}
+
 func (c *Caller) validate(content []byte) (map[string]any, *Error) {
 	if !json.Valid(content) {
 		return nil, &Error{Class: ClassInvalidJSON, Message: fmt.Sprintf("content is not JSON: %q", clip(string(content), 120))}

@@ -75,6 +75,12 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 	if cfg.SchemaName == "" {
 		cfg.SchemaName = "answer"
 	}
+	return &OpenAI{cfg: cfg, chat: openai.NewChatCompletionService(clientOptions(cfg, base, hc, true)...)}
+}
+
+// clientOptions are the SDK options of every client: base URL, key, HTTP client, no SDK
+// retries, and (for answers, capped) the response body bound.
+func clientOptions(cfg OpenAIConfig, base string, hc *http.Client, capped bool) []option.RequestOption {
 	limit := cfg.MaxResponseBytes
 	if limit <= 0 {
 		limit = DefaultMaxResponseBytes
@@ -84,19 +90,22 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 		option.WithAPIKey(cfg.APIKey),
 		option.WithHTTPClient(hc),
 		option.WithMaxRetries(0),
-		option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	}
+	if capped {
+		opts = append(opts, option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 			res, err := next(req)
 			if res != nil && res.Body != nil {
 				res.Body = &cappedBody{rc: res.Body, left: limit, limit: limit}
 			}
 			return res, err
-		}),
+		}))
 	}
 	if cfg.Timeout > 0 {
 		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
 	}
-	return &OpenAI{cfg: cfg, chat: openai.NewChatCompletionService(opts...)}
+	return opts
 }
+
 
 // defaultHTTPClient keeps enough idle connections for a worker's concurrent requests and, like
 // the SDK's default, bounds the wait for response headers.
@@ -149,10 +158,16 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 	if err != nil {
 		return Reply{}, redactError(Classify(err), o.cfg.APIKey)
 	}
-	rep := Reply{Model: resp.Model}
+	var h http.Header
 	if raw != nil {
-		rep.RateLimit = RateHeaders(raw.Header)
+		h = raw.Header
 	}
+	return o.reply(req, resp, h)
+}
+
+// reply reads an answer: its model, usage and content, a refusal or a truncation.
+func (o *OpenAI) reply(req Request, resp *openai.ChatCompletion, header http.Header) (Reply, error) {
+	rep := Reply{Model: resp.Model, RateLimit: RateHeaders(header)}
 	if rep.Model == "" {
 		rep.Model = req.Model
 	}
@@ -177,7 +192,9 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 	return rep, nil
 }
 
-// clip shortens s to at most n bytes without splitting a UTF-8 sequence, marking the cut.
+// Clip shortens s to at most n bytes without splitting a UTF-8 sequence, marking the cut.
+func Clip(s string, n int) string { return clip(s, n) }
+
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s

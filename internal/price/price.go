@@ -19,6 +19,28 @@ type Rate struct {
 	Input       float64 `json:"input"`
 	CachedInput float64 `json:"cached_input"`
 	Output      float64 `json:"output"`
+	// Batch is the rate through the Batch API; nil means half of this one (OpenAI's Batch
+	// API discount).
+	Batch *BatchRate `json:"batch,omitempty"`
+}
+
+// BatchRate is a model's price through the Batch API, USD per 1M tokens.
+type BatchRate struct {
+	Input       float64 `json:"input"`
+	CachedInput float64 `json:"cached_input"`
+	Output      float64 `json:"output"`
+}
+
+// BatchDiscount is the share of the standard price the Batch API charges where a rate does
+// not say.
+const BatchDiscount = 0.5
+
+// AtBatch is the rate through the Batch API.
+func (r Rate) AtBatch() Rate {
+	if r.Batch != nil {
+		return Rate{Input: r.Batch.Input, CachedInput: r.Batch.CachedInput, Output: r.Batch.Output}
+	}
+	return Rate{Input: r.Input * BatchDiscount, CachedInput: r.CachedInput * BatchDiscount, Output: r.Output * BatchDiscount}
 }
 
 // Table maps model names to rates.
@@ -129,9 +151,21 @@ func (t *Table) Cost(model string, input, cachedInput, output int64) (usd float6
 	if !ok {
 		return 0, false
 	}
+	return r.cost(input, cachedInput, output), true
+}
+
+// BatchCost is Cost at the model's Batch API rate.
+func (t *Table) BatchCost(model string, input, cachedInput, output int64) (usd float64, ok bool) {
+	r, ok := t.Lookup(model)
+	if !ok {
+		return 0, false
+	}
+	return r.AtBatch().cost(input, cachedInput, output), true
+}
+
+func (r Rate) cost(input, cachedInput, output int64) float64 {
 	if cachedInput > input {
 		cachedInput = input
 	}
-	usd = (float64(input-cachedInput)*r.Input + float64(cachedInput)*r.CachedInput + float64(output)*r.Output) / 1e6
-	return usd, true
+	return (float64(input-cachedInput)*r.Input + float64(cachedInput)*r.CachedInput + float64(output)*r.Output) / 1e6
 }

@@ -11,6 +11,8 @@
 //	worker_N_failures.csv      one row per record that failed for good
 //	worker_N_log.txt           the worker's JSON-lines log
 //	worker_N_attempts.log      one line per attempt, written before the request is sent
+//	worker_N_batchapi.json     the Batch API backend's input files and batches of worker N
+//	worker_N_part_K.jsonl      worker N's K-th Batch API input file
 //	.lock                      held (flock) by a coordinator for its whole run
 //	.batch_N.lock              held (flock) by the worker working on batch N
 //	.merging                   present while the two final files are being replaced
@@ -24,6 +26,7 @@
 //	slurm/jobs.json            the job ID of every submission
 //	slurm/task_N.log           the output of the Slurm task of batch N
 //	k8s/job.yaml               the Kubernetes Indexed Job (coordinator k8s)
+//	export/batch_N.jsonl       batch N's requests in the Batch API's input format (coordinator export)
 //
 // Files that must be whole are written through a temporary ".<name>.tmp-*" in the same folder
 // and renamed into place; IsTemp recognises those leftovers.

@@ -27,6 +27,9 @@ const (
 	logFile           = "worker_%d_log.txt"
 	attemptsFile      = "worker_%d_attempts.log"
 	batchLockFile     = ".batch_%d.lock"
+	batchAPIFile      = "worker_%d_batchapi.json"
+	batchPartFile     = "worker_%d_part_%d.jsonl"
+	exportDir         = "export"
 	limitsFile        = "limits.json"
 	slurmDir          = "slurm"
 	slurmScript       = "array.sbatch"
@@ -41,7 +44,7 @@ const (
 var (
 	batchName = regexp.MustCompile(`^batch_(\d+)\.json$`)
 	// workerName matches the files a worker writes; group 1 is N, group 2 the kind.
-	workerName = regexp.MustCompile(`^worker_(\d+)_(results\.csv|failures\.csv|log\.txt|attempts\.log)$`)
+	workerName = regexp.MustCompile(`^worker_(\d+)_(results\.csv|failures\.csv|log\.txt|attempts\.log|batchapi\.json|part_\d+\.jsonl)$`)
 	tempName   = regexp.MustCompile(`^\..+\.tmp-[0-9]+$`)
 )
 
@@ -108,6 +111,12 @@ func (s Slurm) TaskLogOf(n int) string {
 	return filepath.Join(s.Dir, strings.Replace(s.TaskLog, "%a", strconv.Itoa(n), 1))
 }
 
+// Export is export/batch_N.jsonl, batch n's requests in the Batch API's input format (for
+// vllm run-batch or a manual upload).
+func (d Dir) Export(n int) string {
+	return filepath.Join(d.join(exportDir), fmt.Sprintf("batch_%d.jsonl", n))
+}
+
 // K8sJob is k8s/job.yaml, the run's Kubernetes Indexed Job.
 func (d Dir) K8sJob() string { return filepath.Join(d.join(k8sDir), k8sJob) }
 
@@ -124,6 +133,14 @@ type Worker struct {
 	Log      string // worker_N_log.txt
 	Attempts string // worker_N_attempts.log
 	Lock     string // .batch_N.lock, held by the one worker working on the batch
+	// BatchAPI is worker_N_batchapi.json: the Batch API backend's record of every input file
+	// and batch of this worker, written the moment each exists.
+	BatchAPI string
+}
+
+// Part is worker_N_part_K.jsonl, the K-th Batch API input file of the worker.
+func (w Worker) Part(k int) string {
+	return w.Dir.join(fmt.Sprintf(batchPartFile, w.Number, k))
 }
 
 // Worker names the files of batch n's worker.
@@ -131,7 +148,7 @@ func (d Dir) Worker(n int) Worker {
 	p := func(format string) string { return d.join(fmt.Sprintf(format, n)) }
 	return Worker{
 		Dir: d, Number: n, Batch: p(batchFile), Results: p(resultsFile), Failures: p(failuresFile),
-		Log: p(logFile), Attempts: p(attemptsFile), Lock: p(batchLockFile),
+		Log: p(logFile), Attempts: p(attemptsFile), Lock: p(batchLockFile), BatchAPI: p(batchAPIFile),
 	}
 }
 
@@ -217,7 +234,7 @@ func Classify(name string) Kind {
 		return KindWorker
 	case name == summaryFile || name == reportFile || name == finalResultsFile || name == finalFailuresFile:
 		return KindFinal
-	case name == slurmDir || name == k8sDir || name == limitsFile:
+	case name == slurmDir || name == k8sDir || name == limitsFile || name == exportDir:
 		return KindEngine
 	}
 	return NotOwned

@@ -71,7 +71,33 @@ type Spec struct {
 	BatchMode           string                `json:"batch_mode"`
 	Input               Input                 `json:"input"`
 	Batches             []batch.Range         `json:"batches"`
+	// Backend is how the workers ask: "" or BackendLive, request by request; BackendBatchAPI,
+	// through the OpenAI Batch API at batch prices. It may change between passes (a live pass
+	// finishes what the Batch API left), so it is not part of the fingerprint.
+	Backend string `json:"backend,omitempty"`
+	// BatchAPI tunes the Batch API backend; zero values mean the defaults.
+	BatchAPI BatchAPI `json:"batch_api,omitzero"`
 }
+
+// Backends.
+const (
+	BackendLive     = "live"
+	BackendBatchAPI = "batch-api"
+)
+
+// BatchAPI are the Batch API backend's settings.
+type BatchAPI struct {
+	// Poll is the first interval of the batch status polls (they back off to 12 times it);
+	// 0 means 5s.
+	Poll Duration `json:"poll,omitzero"`
+	// MaxRequests and MaxBytes split a worker's requests into input files below the API's
+	// limits; 0 means the API's (50,000 requests, 200 MB).
+	MaxRequests int   `json:"max_requests,omitzero"`
+	MaxBytes    int64 `json:"max_bytes,omitzero"`
+}
+
+// IsBatchAPI reports whether the workers go through the Batch API.
+func (s *Spec) IsBatchAPI() bool { return s.Backend == BackendBatchAPI }
 
 // Duration is a time.Duration spelled like "2m0s" in JSON.
 type Duration time.Duration

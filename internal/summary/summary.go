@@ -82,6 +82,8 @@ type Summary struct {
 	Out      string `json:"out"`
 	Provider string `json:"provider"`
 	Model    string `json:"model"`
+	// Backend is how this pass asked: live or batch-api (costs at Batch API prices).
+	Backend string `json:"backend,omitempty"`
 	// Server is the host (and port) of the API the run asked, never its user:password; ""
 	// means OpenAI's.
 	Server    string `json:"server,omitempty"`

@@ -133,19 +133,9 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 		return r.fail(rec.ID, string(llm.ClassWorkerCrashed), fmt.Sprintf("the worker process ended %d times with this record in flight "+
 			"(killed, out of memory, or a crash); it is not sent again in this run, and a rerun tries it afresh", n), llm.Result{Attempts: n})
 	}
-	req := llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
-	if r.priority[rec.ID] && r.spec.PriorityModel != "" {
-		req.Model = r.spec.PriorityModel
-	}
-	if r.tmpl != nil {
-		msgs, err := r.tmpl.Render(rec)
-		if err != nil {
-			return r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]})
-		}
-		req.System, req.User = msgs.System, msgs.User
-		if msg := r.tooLong(req); msg != "" {
-			return r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]})
-		}
+	req, fail := r.request(rec)
+	if fail != nil {
+		return fail()
 	}
 	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
 	if r.tmpl != nil {
@@ -197,6 +187,28 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	default:
 		return r.fail(rec.ID, "internal", err.Error(), res)
 	}
+}
+
+// request is the question about rec: its model (the priority model for priority IDs) and its
+// rendered prompt. A record that cannot be asked (a template error, a prompt over the input
+// window) comes back as fail, which records it as failed.
+func (r *runner) request(rec record.Record) (req llm.Request, fail func() error) {
+	req = llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
+	if r.priority[rec.ID] && r.spec.PriorityModel != "" {
+		req.Model = r.spec.PriorityModel
+	}
+	if r.tmpl == nil {
+		return req, nil
+	}
+	msgs, err := r.tmpl.Render(rec)
+	if err != nil {
+		return req, func() error { return r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]}) }
+	}
+	req.System, req.User = msgs.System, msgs.User
+	if msg := r.tooLong(req); msg != "" {
+		return req, func() error { return r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]}) }
+	}
+	return req, nil
 }
 
 func (r *runner) succeed(id string, res llm.Result) error {
@@ -274,11 +286,16 @@ func (r *runner) tooLong(req llm.Request) string {
 	return fmt.Sprintf("the prompt is about %d tokens, over %s (%d); shorten the record or the template (e.g. {{truncate N ...}}), or raise --max-input-tokens", n, source, limit)
 }
 
-// cost prices every attempt at the rate of the model it went to.
+// cost prices every attempt at the rate of the model it went to, at Batch API rates when the
+// answers came through it.
 func (r *runner) cost(res llm.Result) (usd float64, known bool) {
 	known = true
+	price := r.prices.Cost
+	if r.batchPricing {
+		price = r.prices.BatchCost
+	}
 	for model, u := range res.ByModel {
-		c, ok := r.prices.Cost(model, u.InputTokens, u.CachedInputTokens, u.OutputTokens)
+		c, ok := price(model, u.InputTokens, u.CachedInputTokens, u.OutputTokens)
 		usd += c
 		known = known && ok
 	}

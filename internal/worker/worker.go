@@ -148,6 +148,12 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 			w.events = wire.NewWriter(deps.Stdout)
 		}
 	}
+	if spec.IsBatchAPI() {
+		return w.runBatchAPI(ctx, w.batchAPI, w.openai)
+	}
+	if err := w.skipInFlight(); err != nil {
+		return err
+	}
 	return w.run(ctx, cancel)
 }
 
@@ -285,6 +291,11 @@ type runner struct {
 	priority map[string]bool
 	counter  *tokens.Counter
 	permits  ratelimit.Permits
+	// openai and batchAPI are set with the Batch API backend; batchPricing prices answers at
+	// Batch API rates.
+	openai       *llm.OpenAI
+	batchAPI     batchClient
+	batchPricing bool
 	// outTokens and schemaTokens add to each prompt's count for the --tpm estimate.
 	outTokens, schemaTokens int
 
@@ -316,6 +327,14 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 	provider, err := newProvider(spec, sch, deps)
 	if err != nil {
 		return nil, err
+	}
+	if spec.IsBatchAPI() {
+		oa, ok := provider.(*llm.OpenAI)
+		if !ok {
+			return nil, fmt.Errorf("run.json asks for the Batch API backend, which needs provider openai (this run's is %s): %w", spec.Provider, exitcode.ErrUsage)
+		}
+		cfg, _ := openaiConfig(spec, sch, deps)
+		r.openai, r.batchAPI, r.batchPricing = oa, llm.NewBatchAPI(cfg), true
 	}
 	if deps.Provider != nil {
 		provider = deps.Provider
@@ -383,28 +402,37 @@ func newProvider(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.Provide
 	case runspec.ProviderOffline:
 		return offline.Provider{}, nil
 	case runspec.ProviderOpenAI:
-		getenv := deps.Getenv
-		if getenv == nil {
-			getenv = os.Getenv
+		cfg, err := openaiConfig(spec, sch, deps)
+		if err != nil {
+			return nil, err
 		}
-		key := getenv("OPENAI_API_KEY")
-		if key == "" {
-			return nil, fmt.Errorf("OPENAI_API_KEY is not set: this run uses provider openai; export the key in the environment (never as a flag): %w", exitcode.ErrUsage)
-		}
-		return llm.NewOpenAI(llm.OpenAIConfig{
-			BaseURL:             spec.FullBaseURL(getenv),
-			APIKey:              key,
-			SchemaName:          sch.Name,
-			Schema:              sch.StrictJSON(),
-			ReasoningEffort:     spec.ReasoningEffort,
-			Temperature:         spec.Temperature,
-			MaxCompletionTokens: spec.MaxCompletionTokens,
-			Timeout:             time.Duration(spec.Timeout),
-			HTTPClient:          deps.HTTPClient,
-		}), nil
+		return llm.NewOpenAI(cfg), nil
 	default:
 		return nil, fmt.Errorf("run.json names provider %q; want openai or offline: %w", spec.Provider, exitcode.ErrUsage)
 	}
+}
+
+// openaiConfig is the OpenAI-compatible server of the run, with the key from the environment.
+func openaiConfig(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.OpenAIConfig, error) {
+	getenv := deps.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	key := getenv("OPENAI_API_KEY")
+	if key == "" {
+		return llm.OpenAIConfig{}, fmt.Errorf("OPENAI_API_KEY is not set: this run uses provider openai; export the key in the environment (never as a flag): %w", exitcode.ErrUsage)
+	}
+	return llm.OpenAIConfig{
+		BaseURL:             spec.FullBaseURL(getenv),
+		APIKey:              key,
+		SchemaName:          sch.Name,
+		Schema:              sch.StrictJSON(),
+		ReasoningEffort:     spec.ReasoningEffort,
+		Temperature:         spec.Temperature,
+		MaxCompletionTokens: spec.MaxCompletionTokens,
+		Timeout:             time.Duration(spec.Timeout),
+		HTTPClient:          deps.HTTPClient,
+	}, nil
 }
 
 func (r *runner) close() {
