@@ -84,7 +84,7 @@ func prepare(ctx context.Context, opts *Options, deps *Deps, started time.Time) 
 		Concurrency: opts.Concurrency, RPM: opts.RPM, TPM: opts.TPM, MaxInputTokens: opts.MaxInputTokens,
 		Workers: opts.Workers, BatchMode: opts.batchMode(), Backend: opts.Backend,
 		BatchAPI: runspec.BatchAPI{Poll: runspec.Duration(opts.BatchPoll), MaxRequests: opts.BatchMaxRequests, MaxBytes: opts.BatchMaxBytes},
-		Input: runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
+		Input:    runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
 	}
 	p.spec = spec
 	if spec.IsBatchAPI() && provider != runspec.ProviderOpenAI {

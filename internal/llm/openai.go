@@ -106,7 +106,6 @@ func clientOptions(cfg OpenAIConfig, base string, hc *http.Client, capped bool) 
 	return opts
 }
 
-
 // defaultHTTPClient keeps enough idle connections for a worker's concurrent requests and, like
 // the SDK's default, bounds the wait for response headers.
 func defaultHTTPClient() *http.Client {

@@ -202,11 +202,15 @@ func (r *runner) request(rec record.Record) (req llm.Request, fail func() error)
 	}
 	msgs, err := r.tmpl.Render(rec)
 	if err != nil {
-		return req, func() error { return r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]}) }
+		return req, func() error {
+			return r.fail(rec.ID, "prompt_error", err.Error(), llm.Result{Attempts: r.prior[rec.ID]})
+		}
 	}
 	req.System, req.User = msgs.System, msgs.User
 	if msg := r.tooLong(req); msg != "" {
-		return req, func() error { return r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]}) }
+		return req, func() error {
+			return r.fail(rec.ID, string(llm.ClassTooLong), msg, llm.Result{Attempts: r.prior[rec.ID]})
+		}
 	}
 	return req, nil
 }
