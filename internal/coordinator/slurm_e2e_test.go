@@ -62,18 +62,6 @@ func needSlurm(t *testing.T) {
 	})
 }
 
-// eventually polls cond every 100 ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func countLines(path string) int {
 	data, _ := os.ReadFile(path)
 	return bytes.Count(data, []byte("\n"))
@@ -155,7 +143,7 @@ func testSlurmCancelResubmit(t *testing.T) {
 	first, firstOut := startBin(t, env, "coordinator", "slurm", "--input", sample, "--workers", "4", "--base-url", url,
 		"--out", out, "--max-parallel", "2", "--wait")
 	dir := rundir.New(out)
-	eventually(t, 60*time.Second, "batch 0 answers 3 records", func() bool { return countLines(dir.Worker(0).Results) >= 4 })
+	waitFor(t, "batch 0 answers 3 records", 60*time.Second, func() bool { return countLines(dir.Worker(0).Results) >= 4 })
 	jobs := loadJobs(t, out)
 	if len(jobs.Jobs) != 1 {
 		t.Fatalf("jobs.json holds %d jobs; want 1", len(jobs.Jobs))
@@ -164,7 +152,7 @@ func testSlurmCancelResubmit(t *testing.T) {
 	if b, err := exec.Command("scancel", job+"_0").CombinedOutput(); err != nil {
 		t.Fatalf("scancel %s_0: %v %s", job, err, b)
 	}
-	eventually(t, 60*time.Second, "task 0 shows as cancelled", func() bool {
+	waitFor(t, "task 0 shows as cancelled", 60*time.Second, func() bool {
 		st := runBin(t, nil, "coordinator", "status", "--out", out)
 		return strings.Contains(st.stdout, job+"_0 CANCELLED")
 	})

@@ -29,6 +29,12 @@ type BatchConfig struct {
 	MalformedLine bool
 	// UnknownCustomID adds an output line for a custom_id the input did not have.
 	UnknownCustomID bool
+	// DropCreateAnswers drops the connection after creating each of the first N batches: the
+	// batch exists, the client never hears of it (a crash or timeout at that moment).
+	DropCreateAnswers int
+	// StallCreate holds each create request this long before acting on it; a client that
+	// goes away meanwhile creates nothing.
+	StallCreate time.Duration
 	// MaxFileBytes and MaxRequests, when above 0, refuse larger input files (the API's
 	// limits are 200 MB and 50,000 requests).
 	MaxFileBytes int64
@@ -67,6 +73,7 @@ type fakeBatch struct {
 // batchAPI is the Batch API's state; a Server holds one.
 type batchAPI struct {
 	mu      sync.Mutex
+	cfg     BatchConfig
 	files   map[string]*file
 	batches map[string]*fakeBatch
 	order   []string // batch IDs, oldest first
@@ -76,9 +83,24 @@ type batchAPI struct {
 
 func (s *Server) batchState() *batchAPI {
 	s.batchOnce.Do(func() {
-		s.batch = &batchAPI{files: map[string]*file{}, batches: map[string]*fakeBatch{}, stats: BatchStats{CreatedFor: map[string]int{}}}
+		s.batch = &batchAPI{cfg: s.cfg.Batch, files: map[string]*file{}, batches: map[string]*fakeBatch{}, stats: BatchStats{CreatedFor: map[string]int{}}}
 	})
 	return s.batch
+}
+
+// SetBatchConfig changes the Batch API's timing and faults from now on (a test that lets a
+// stalled step go, or ends a long batch).
+func (s *Server) SetBatchConfig(c BatchConfig) {
+	b := s.batchState()
+	b.mu.Lock()
+	b.cfg = c
+	b.mu.Unlock()
+}
+
+func (b *batchAPI) config() BatchConfig {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg
 }
 
 // BatchStats returns a copy of the Batch API's counters.
@@ -172,7 +194,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, b *batchAPI) {
 	if err != nil {
 		return
 	}
-	cfg := s.cfg.Batch
+	cfg := b.config()
 	if cfg.MaxFileBytes > 0 && int64(len(data)) > cfg.MaxFileBytes {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("File is too large: %d bytes, the limit is %d", len(data), cfg.MaxFileBytes), "invalid_request_error", "file", "")
 		return
@@ -201,6 +223,9 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, b *batchAPI
 		writeError(w, http.StatusBadRequest, "fakeai: bad batch body: "+err.Error(), "invalid_request_error", "", "")
 		return
 	}
+	if sleep(r.Context(), b.config().StallCreate) != nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	f := b.files[p.InputFileID]
@@ -218,7 +243,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, b *batchAPI
 	fb := &fakeBatch{id: b.newID("batch"), input: p.InputFileID, endpoint: p.Endpoint, window: p.CompletionWindow,
 		metadata: p.Metadata, created: s.now(), status: "validating", stamps: map[string]int64{}}
 	fb.total = bytes.Count(f.data, []byte("\n"))
-	if max := s.cfg.Batch.MaxRequests; max > 0 && fb.total > max {
+	if max := b.cfg.MaxRequests; max > 0 && fb.total > max {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("The input file has %d requests; the limit is %d", fb.total, max), "invalid_request_error", "input_file_id", "")
 		return
 	}
@@ -227,6 +252,10 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, b *batchAPI
 	b.stats.Created++
 	b.stats.CreatedFor[p.InputFileID]++
 	s.advance(b, fb)
+	if b.stats.Created <= b.cfg.DropCreateAnswers {
+		drop(w)
+		return
+	}
 	writeJSON(w, http.StatusOK, batchJSON(fb))
 }
 
@@ -296,7 +325,7 @@ func (s *Server) getBatch(w http.ResponseWriter, id string, cancel bool) {
 // advance moves a batch along its lifecycle by the server's clock, answering its requests when
 // it leaves in_progress. Called with b.mu held.
 func (s *Server) advance(b *batchAPI, fb *fakeBatch) {
-	cfg := s.cfg.Batch
+	cfg := b.cfg
 	now := s.now()
 	since := now.Sub(fb.created)
 	stamp := func(k string, at time.Duration) {
@@ -353,7 +382,7 @@ func (s *Server) answerBatch(b *batchAPI, fb *fakeBatch) {
 		return
 	}
 	fb.done = true
-	cfg := s.cfg.Batch
+	cfg := b.cfg
 	in := b.files[fb.input]
 	var out, errOut bytes.Buffer
 	if cfg.MalformedLine {

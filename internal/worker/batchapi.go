@@ -496,8 +496,8 @@ func (b *batchRun) collect(ctx context.Context, p *partState, info llm.BatchInfo
 					r.log.Error().Str("batch_id", p.BatchID).Str("custom_id", llm.Clip(l.CustomID, 80)).Msg("the Batch API answered a custom_id this part did not ask; ignored")
 					return nil
 				}
-				if seen[l.CustomID] || r.skip[l.CustomID] {
-					return nil // a file read again after a crash mid-collect
+				if seen[l.CustomID] || r.skip[l.CustomID] || l.Expired() {
+					return nil // read again after a crash mid-collect; or not run (counted below)
 				}
 				seen[l.CustomID] = true
 				return b.answer(l, model)
@@ -551,9 +551,6 @@ func (b *batchRun) collect(ctx context.Context, p *partState, info llm.BatchInfo
 // answer turns one output line into a result row, a failure, or a retry.
 func (b *batchRun) answer(l llm.OutputLine, model string) error {
 	r := b.r
-	if l.Expired() {
-		return nil // counted as missing: a rerun submits it again
-	}
 	req := llm.Request{RecordID: l.CustomID, Model: model}
 	res := llm.Result{Model: model, Attempts: r.prior[l.CustomID], ByModel: map[string]llm.Usage{}}
 	rep, err := b.openai.Reply(req, l)

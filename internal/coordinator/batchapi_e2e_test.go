@@ -1,0 +1,272 @@
+package coordinator_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/lockfile"
+	"github.com/trialcat/trialcat/internal/rundir"
+)
+
+// batchRun runs the coordinator with the Batch API backend against url.
+func batchRun(t *testing.T, url, out string, extra ...string) runResult {
+	t.Helper()
+	args := append([]string{"--workers", "4", "--input", sample, "--out", out, "--base-url", url,
+		"--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off"}, extra...)
+	return runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", args...)
+}
+
+type summaryFile struct {
+	Status, Backend              string
+	Succeeded, Failed, Remaining int
+	EstimatedCostUSD             float64 `json:"estimated_cost_usd"`
+	InputTokens, OutputTokens    int64
+}
+
+func readSummaryFile(t *testing.T, out string) summaryFile {
+	t.Helper()
+	var s summaryFile
+	data, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &s)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// oneBatchPerPart checks that no input file got two batches: nothing was submitted twice.
+func oneBatchPerPart(t *testing.T, api *fakeai.Server, wantBatches int) {
+	t.Helper()
+	st := api.BatchStats()
+	for file, n := range st.CreatedFor {
+		if n != 1 {
+			t.Errorf("input file %s got %d batches: submitted twice", file, n)
+		}
+	}
+	if st.Created != wantBatches {
+		t.Errorf("%d batches created; want %d", st.Created, wantBatches)
+	}
+}
+
+// TestBatchAPIRunMatchesLiveAtHalfThePrice runs the bundled trials through the Batch API and
+// live against the same fake: the same final columns and IDs, one batch per worker batch, and
+// the cost at half.
+func TestBatchAPIRunMatchesLiveAtHalfThePrice(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{Validating: 50 * time.Millisecond, InProgress: 300 * time.Millisecond, Finalizing: 50 * time.Millisecond}})
+	dir := t.TempDir()
+	batchOut, liveOut := filepath.Join(dir, "batch"), filepath.Join(dir, "live")
+	if res := batchRun(t, url, batchOut); res.code != 0 {
+		t.Fatalf("batch-api run: exit %d\n%s", res.code, res.stderr)
+	}
+	live := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--input", sample, "--out", liveOut, "--base-url", url, "--progress", "off")
+	if live.code != 0 {
+		t.Fatalf("live run: exit %d\n%s", live.code, live.stderr)
+	}
+	ids := sampleIDs(t, sample)
+	assertExactlyOnce(t, batchOut, ids)
+	b, l := readCSV(t, filepath.Join(batchOut, "final_results.csv")), readCSV(t, filepath.Join(liveOut, "final_results.csv"))
+	if strings.Join(b[0], ",") != strings.Join(l[0], ",") || strings.Join(firstColumn(b), ",") != strings.Join(firstColumn(l), ",") {
+		t.Errorf("the batch run's columns or IDs differ from the live run's:\n%v\n%v", b[0], l[0])
+	}
+	oneBatchPerPart(t, api, 4)
+	bs, ls := readSummaryFile(t, batchOut), readSummaryFile(t, liveOut)
+	if bs.Backend != "batch-api" || bs.InputTokens != ls.InputTokens || bs.OutputTokens != ls.OutputTokens {
+		t.Errorf("summaries: batch %+v, live %+v; want the same tokens and backend batch-api", bs, ls)
+	}
+	if ratio := bs.EstimatedCostUSD / ls.EstimatedCostUSD; ratio < 0.499 || ratio > 0.501 {
+		t.Errorf("batch cost $%.6f is %.3f of live $%.6f; want half", bs.EstimatedCostUSD, ratio, ls.EstimatedCostUSD)
+	}
+	for n := range 4 {
+		for id, count := range attemptCounts(t, rundir.New(batchOut).Worker(n).Attempts) {
+			if count != 1 {
+				t.Errorf("record %s has %d attempts in the journal; want 1", id, count)
+			}
+		}
+	}
+}
+
+// attemptCounts counts the attempts journal's lines per ID.
+func attemptCounts(t *testing.T, path string) map[string]int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var id string
+		if strings.HasPrefix(line, "-") {
+			if json.Unmarshal([]byte(line[1:]), &id) == nil {
+				out[id]--
+			}
+			continue
+		}
+		if json.Unmarshal([]byte(line), &id) == nil {
+			out[id]++
+		}
+	}
+	return out
+}
+
+// killedAt starts a batch-api run, waits until every worker's record shows cond, kills the
+// coordinator with SIGKILL (its workers die with it) and waits until the batch locks are free.
+func killedAt(t *testing.T, url, out, what string, cond func(part map[string]any) bool) {
+	t.Helper()
+	cmd, _ := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--input", sample,
+		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	waitFor(t, what+" in every worker's record", 60*time.Second, func() bool {
+		for n := range 4 {
+			var st struct{ Parts []map[string]any }
+			data, err := os.ReadFile(rundir.New(out).Worker(n).BatchAPI)
+			if err != nil || json.Unmarshal(data, &st) != nil || len(st.Parts) == 0 || !cond(st.Parts[0]) {
+				return false
+			}
+		}
+		return true
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitFor(t, "the workers die with their coordinator", 30*time.Second, func() bool {
+		for n := range 4 {
+			if lockfile.Holder(rundir.New(out).Worker(n).Lock) != "" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestBatchAPIKilledBetweenUploadAndCreate(t *testing.T) {
+	t.Parallel()
+	// Creates hang: the coordinator is killed with every input file uploaded and no batch.
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{StallCreate: time.Hour}})
+	out := filepath.Join(t.TempDir(), "out")
+	killedAt(t, url, out, "an uploaded input file", func(p map[string]any) bool { return p["input_file_id"] != nil })
+	api.SetBatchConfig(fakeai.BatchConfig{InProgress: 100 * time.Millisecond})
+	if res := batchRun(t, url, out); res.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", res.code, res.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	oneBatchPerPart(t, api, 4)
+	if up := api.BatchStats().Uploads; up != 4 {
+		t.Errorf("%d uploads; want 4 (the recorded input files are reused)", up)
+	}
+}
+
+func TestBatchAPIKilledWhileTheBatchRuns(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
+	out := filepath.Join(t.TempDir(), "out")
+	killedAt(t, url, out, "a created batch", func(p map[string]any) bool { return p["batch_id"] != nil })
+	api.SetBatchConfig(fakeai.BatchConfig{InProgress: 0})
+	if res := batchRun(t, url, out); res.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", res.code, res.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	oneBatchPerPart(t, api, 4)
+	for id, n := range api.Stats().PerID {
+		if n != 1 {
+			t.Errorf("record %s asked %d times; want once", id, n)
+		}
+	}
+}
+
+func TestBatchAPICreateAnswerLostIsNotSubmittedTwice(t *testing.T) {
+	t.Parallel()
+	// Every worker's first create makes the batch and drops the connection before answering.
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{DropCreateAnswers: 4, InProgress: 100 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	if res := batchRun(t, url, out); res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	oneBatchPerPart(t, api, 4)
+}
+
+func TestBatchAPIExpiredThenLive(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: 100 * time.Millisecond, ExpireAfterShare: 0.6}})
+	out := filepath.Join(t.TempDir(), "out")
+	res := batchRun(t, url, out)
+	if res.code != 1 || !strings.Contains(res.stderr, "not answered by the Batch API") {
+		t.Fatalf("an expired batch: exit %d; want 1 saying what was not answered\n%s", res.code, res.stderr)
+	}
+	s := readSummaryFile(t, out)
+	if s.Succeeded != 4*15 || s.Remaining != 4*10 || s.Failed != 0 {
+		t.Errorf("after expiry: %+v; want 60 answered (0.6 of each batch of 25) and 40 remaining, none failed", s)
+	}
+	live := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--input", sample, "--out", out,
+		"--base-url", url, "--backend", "live", "--progress", "off")
+	if live.code != 0 {
+		t.Fatalf("live rerun: exit %d\n%s", live.code, live.stderr)
+	}
+	ids := sampleIDs(t, sample)
+	if ok, _ := assertExactlyOnce(t, out, ids); ok != len(ids) {
+		t.Errorf("%d answered after the live rerun; want %d", ok, len(ids))
+	}
+	for id, n := range api.Stats().PerID {
+		if n != 1 {
+			t.Errorf("record %s asked %d times; want once (the expired requests were never run)", id, n)
+		}
+	}
+}
+
+func TestBatchAPICompletedWithoutOutputFile(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: 50 * time.Millisecond, NoOutputFile: true}})
+	out := filepath.Join(t.TempDir(), "out")
+	res := batchRun(t, url, out)
+	if res.code != 1 || !strings.Contains(res.stderr, "completed with no output file") {
+		t.Fatalf("exit %d; want 1 naming the batch that completed with no output file\n%s", res.code, res.stderr)
+	}
+	if s := readSummaryFile(t, out); s.Remaining != 100 || s.Failed != 0 {
+		t.Errorf("summary %+v; want every record remaining, none failed", s)
+	}
+	api.SetBatchConfig(fakeai.BatchConfig{InProgress: 50 * time.Millisecond})
+	if res := batchRun(t, url, out); res.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", res.code, res.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	oneBatchPerPart(t, api, 8)
+}
+
+func TestBatchAPIMalformedAndStrayLines(t *testing.T) {
+	t.Parallel()
+	_, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: 50 * time.Millisecond, MalformedLine: true, UnknownCustomID: true}})
+	out := filepath.Join(t.TempDir(), "out")
+	if res := batchRun(t, url, out); res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	log, _ := os.ReadFile(rundir.New(out).Worker(0).Log)
+	for _, want := range []string{"is not an answer line", "a custom_id this part did not ask"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("worker_0_log.txt does not say %q", want)
+		}
+	}
+}
+
+func TestBatchAPIInterruptLeavesTheBatchesRunning(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, buf := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--input", sample,
+		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	waitFor(t, "four batches", 60*time.Second, func() bool { return api.BatchStats().Created == 4 })
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := exitCodeOf(cmd.Wait()); code != 130 || !strings.Contains(buf.String(), "coordinator cancel --out") {
+		t.Fatalf("exit %d; want 130 and how to collect or cancel the batches\n%s", code, buf.String())
+	}
+	if st := api.BatchStats(); st.Cancelled != 0 {
+		t.Errorf("Ctrl-C cancelled %d batches; they must go on", st.Cancelled)
+	}
+}
