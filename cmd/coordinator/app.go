@@ -166,6 +166,43 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				}),
 			},
 			{
+				Name:         "cancel",
+				OnUsageError: usage.OnError("coordinator cancel"),
+				Usage:        "cancel the run's batches at the OpenAI Batch API (--backend batch-api)",
+				Flags:        []cli.Flag{outFlag},
+				Action: act(func(c *cli.Context) error {
+					return coordinator.Cancel(c.Context, coordinator.CancelOptions{Out: c.String("out")}, plainDeps())
+				}),
+			},
+			{
+				Name:         "export",
+				OnUsageError: usage.OnError("coordinator export"),
+				Usage:        "write each batch's requests not done yet as a Batch API input file (OUT/export/batch_N.jsonl, what vllm run-batch reads); no API call",
+				UsageText:    "coordinator export --out DIR   (or with --input and the run's flags: split first; no key needed)",
+				Flags:        runFlags(),
+				Action: act(func(c *cli.Context) error {
+					opts, err := optionsFrom(c)
+					if err != nil {
+						return err
+					}
+					if !c.IsSet("input") {
+						opts.Input = ""
+					}
+					return coordinator.Export(c.Context, coordinator.ExportOptions{Options: opts}, plainDeps())
+				}),
+			},
+			{
+				Name:         "import",
+				OnUsageError: usage.OnError("coordinator import"),
+				Usage:        "read answers in the Batch API's output format (the Batch API, vllm run-batch) into the run's results, and merge",
+				UsageText:    "coordinator import --out DIR FILE...",
+				Flags:        []cli.Flag{outFlag},
+				Action: func(c *cli.Context) error {
+					ran = true
+					return coordinator.Import(c.Context, coordinator.ImportOptions{Out: c.String("out"), Files: c.Args().Slice()}, plainDeps())
+				},
+			},
+			{
 				Name:         "limits",
 				OnUsageError: usage.OnError("coordinator limits"),
 				Usage:        "serve a split run's one rate limit (--rpm/--tpm) over TCP to workers a scheduler runs, until Ctrl-C",

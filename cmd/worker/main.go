@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string) error {
 			&cli.StringFlag{Name: "base-url", Usage: "override the run's OpenAI-compatible base URL"},
 			&cli.IntFlag{Name: "concurrency", Usage: "override the requests in flight (default: the run's)"},
 			&cli.IntFlag{Name: "rate-share", Usage: "this worker is one of `K` running at once (a scheduler's tasks): keep to 1/K of the run's --rpm and --tpm unless the run's limit server (limits.json) answers"},
+			&cli.StringFlag{Name: "export", Usage: "write the batch's requests not done yet to `FILE` in the Batch API's input format (for vllm run-batch) and exit; no API call"},
+			&cli.StringFlag{Name: "import", Usage: "read answers from `FILE` in the Batch API's output format (the Batch API, vllm run-batch) into the batch's results; no API call"},
 			&cli.BoolFlag{Name: "events", Usage: "write progress events to stdout and stop when stdin closes (used by the coordinator)", Hidden: true},
 			&cli.DurationFlag{Name: "heartbeat", Usage: "interval of heartbeat lines with --events (used by the coordinator)", Hidden: true},
 		},
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string) error {
 				Events:      c.Bool("events"),
 				Heartbeat:   c.Duration("heartbeat"),
 				RateShare:   c.Int("rate-share"),
+				Export:      c.String("export"),
+				Import:      c.String("import"),
 			}, worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 		},
 	}

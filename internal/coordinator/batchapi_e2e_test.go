@@ -1,7 +1,11 @@
 package coordinator_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,5 +272,104 @@ func TestBatchAPIInterruptLeavesTheBatchesRunning(t *testing.T) {
 	}
 	if st := api.BatchStats(); st.Cancelled != 0 {
 		t.Errorf("Ctrl-C cancelled %d batches; they must go on", st.Cancelled)
+	}
+}
+
+// answerLikeVLLM answers an exported input file the way `vllm run-batch` does: each request's
+// body sent to a chat server, each answer written as an output line.
+func answerLikeVLLM(t *testing.T, url, in, out string) {
+	t.Helper()
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for i, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var req struct {
+			CustomID string          `json:"custom_id"`
+			Body     json.RawMessage `json:"body"`
+		}
+		if err := json.Unmarshal(line, &req); err != nil {
+			t.Fatalf("%s line %d: %v", in, i+1, err)
+		}
+		hr, _ := http.NewRequest(http.MethodPost, url+"/chat/completions", bytes.NewReader(req.Body))
+		hr.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("vllm-%d", i), "custom_id": req.CustomID,
+			"response": map[string]any{"status_code": resp.StatusCode, "body": json.RawMessage(body)}, "error": nil})
+		b.Write(append(out, '\n'))
+	}
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExportThenImportRoundTrip(t *testing.T) {
+	t.Parallel()
+	_, url := startFake(t, fakeai.Config{})
+	out := filepath.Join(t.TempDir(), "out")
+	// No key: export and import call no API.
+	res := runBin(t, nil, "coordinator", "export", "--input", sample, "--workers", "3", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("export: exit %d\n%s", res.code, res.stderr)
+	}
+	var outputs []string
+	for n := range 3 {
+		in := rundir.New(out).Export(n)
+		o := strings.TrimSuffix(in, ".jsonl") + ".out.jsonl"
+		answerLikeVLLM(t, url, in, o)
+		outputs = append(outputs, o)
+	}
+	// A line for a record of no batch is reported, not imported.
+	stray := filepath.Join(t.TempDir(), "stray.jsonl")
+	os.WriteFile(stray, []byte(`{"custom_id":"NCT-NOT-IN-RUN","response":{"status_code":200,"body":{}},"error":null}`+"\n"), 0o644)
+	imp := runBin(t, nil, "coordinator", append([]string{"import", "--out", out}, append(outputs, stray)...)...)
+	if imp.code != 0 || !strings.Contains(imp.stdout, "1 lines matched no record") {
+		t.Fatalf("import: exit %d\n%s%s", imp.code, imp.stdout, imp.stderr)
+	}
+	ids := sampleIDs(t, sample)
+	if ok, _ := assertExactlyOnce(t, out, ids); ok != len(ids) {
+		t.Errorf("%d answered after import; want %d", ok, len(ids))
+	}
+	// Imported twice: nothing doubles.
+	if again := runBin(t, nil, "coordinator", append([]string{"import", "--out", out}, outputs...)...); again.code != 0 {
+		t.Fatalf("second import: exit %d\n%s", again.code, again.stderr)
+	}
+	assertExactlyOnce(t, out, ids)
+	// A second export has nothing left to ask.
+	if res := runBin(t, nil, "coordinator", "export", "--out", out); res.code != 0 {
+		t.Fatalf("second export: exit %d\n%s", res.code, res.stderr)
+	}
+	if data, _ := os.ReadFile(rundir.New(out).Export(0)); len(data) != 0 {
+		t.Errorf("export after everything was imported wrote %d bytes; want none", len(data))
+	}
+}
+
+func TestCancelStopsTheRunsBatches(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, _ := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "2", "--input", sample,
+		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	waitFor(t, "two batches", 60*time.Second, func() bool { return api.BatchStats().Created == 2 })
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	c := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "cancel", "--out", out)
+	if c.code != 0 || api.BatchStats().Cancelled != 2 || !strings.Contains(c.stdout, "may still be billed") {
+		t.Fatalf("cancel: exit %d, %d cancelled\n%s%s", c.code, api.BatchStats().Cancelled, c.stdout, c.stderr)
+	}
+	// The rerun collects the cancelled batches (nothing ran) and leaves their records to do.
+	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "2", "--input", sample,
+		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	if res.code != 1 {
+		t.Errorf("rerun after cancel: exit %d; want 1 (records left to do)\n%s", res.code, res.stderr)
+	}
+	if s := readSummaryFile(t, out); s.Remaining != 100 || s.Failed != 0 {
+		t.Errorf("after cancel and rerun: %+v; want 100 remaining, none failed", s)
 	}
 }

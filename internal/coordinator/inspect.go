@@ -27,6 +27,8 @@ type BatchStatus struct {
 	Failed    int64   `json:"failed"`
 	Remaining int64   `json:"remaining"`
 	CostUSD   float64 `json:"cost_usd"`
+	// BatchAPI is the state of the batch's Batch API parts, when it went through them.
+	BatchAPI string `json:"batch_api,omitempty"`
 }
 
 // RunStatus is what `coordinator status` reports.
@@ -98,6 +100,7 @@ func ReadStatus(ctx context.Context, out string) (*RunStatus, error) {
 		if err != nil {
 			return nil, err
 		}
+		bs.BatchAPI = batchAPIStatus(dir, b.Number)
 		st.Done += bs.Done
 		st.Failed += bs.Failed
 		st.Remaining += bs.Remaining
@@ -170,8 +173,15 @@ func (st *RunStatus) Print(w io.Writer) {
 		st.Done, st.Failed, st.Remaining, pct(st.Done+st.Failed, st.Records), st.CostUSD)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "batch\trecords\tdone\tfailed\tremaining\tcost_usd\t"
+	batchAPI := false
+	for _, b := range st.Batches {
+		batchAPI = batchAPI || b.BatchAPI != ""
+	}
 	if st.Slurm != nil {
 		head += "slurm task\t"
+	}
+	if batchAPI {
+		head += "batch api\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, b := range st.Batches {
@@ -182,6 +192,9 @@ func (st *RunStatus) Print(w io.Writer) {
 				task = s.Job + "_" + strconv.Itoa(b.Batch) + " " + s.String()
 			}
 			fmt.Fprintf(tw, "%s\t", task)
+		}
+		if batchAPI {
+			fmt.Fprintf(tw, "%s\t", b.BatchAPI)
 		}
 		fmt.Fprintln(tw)
 	}

@@ -67,6 +67,8 @@ type Options struct {
 	// keepFailures leaves an earlier pass's failures in place on a resume (a scheduler's
 	// command retries them per batch, never under a running task).
 	keepFailures bool
+	// exportOnly splits a run whose requests will be exported, not sent: no key is needed.
+	exportOnly bool
 }
 
 // Deps are the coordinator's connections to the outside world.

@@ -31,7 +31,7 @@ func resolveProvider(o *Options, d *Deps) (string, error) {
 	hasKey := d.Getenv("OPENAI_API_KEY") != ""
 	switch o.Provider {
 	case "openai":
-		if !hasKey {
+		if !hasKey && !o.exportOnly {
 			return "", usagef("--provider openai needs OPENAI_API_KEY in the environment (export OPENAI_API_KEY=...; it is never taken as a flag), or use --provider offline")
 		}
 		return runspec.ProviderOpenAI, nil

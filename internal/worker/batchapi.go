@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/batchapi"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/record"
@@ -27,42 +27,6 @@ import (
 // at any point never submits a part twice: a rerun resumes each part where it stopped, and a
 // batch whose creation was answered but not recorded is found by its input file.
 
-// partState is one input file and its batch, as worker_N_batchapi.json records it.
-type partState struct {
-	Part        int       `json:"part"`
-	File        string    `json:"file"` // base name of the input file in the run folder
-	Requests    int       `json:"requests"`
-	Bytes       int64     `json:"bytes"`
-	InputFileID string    `json:"input_file_id,omitempty"`
-	BatchID     string    `json:"batch_id,omitempty"`
-	Status      string    `json:"status,omitempty"`
-	Collected   bool      `json:"collected,omitempty"`
-	Note        string    `json:"note,omitempty"`
-	PreparedAt  time.Time `json:"prepared_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-// batchState is worker_N_batchapi.json.
-type batchState struct {
-	Parts []partState `json:"parts"`
-}
-
-func loadBatchState(path string) (*batchState, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return &batchState{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
-	}
-	var st batchState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("%s is damaged (%v): it records the batches submitted for this worker; "+
-			"list them with the API's GET /v1/batches before removing it: %w", filepath.Base(path), err, exitcode.ErrUsage)
-	}
-	return &st, nil
-}
-
 // batchClient is what the backend needs of the Batch API (llm.BatchAPI; tests may replace it).
 type batchClient interface {
 	Upload(ctx context.Context, name string, data []byte) (string, error)
@@ -77,7 +41,7 @@ type batchRun struct {
 	r      *runner
 	api    batchClient
 	openai *llm.OpenAI
-	st     *batchState
+	st     *batchapi.State
 	// expired holds records whose requests expired or were cancelled in this pass: they are
 	// left to a rerun, not resubmitted now.
 	expired map[string]bool
@@ -109,7 +73,7 @@ func (b *batchRun) limits() (int, int64) {
 }
 
 func (b *batchRun) save() error {
-	if err := safefile.WriteJSON(b.r.files.BatchAPI, b.st); err != nil {
+	if err := b.st.Save(b.r.files.BatchAPI); err != nil {
 		return b.r.writeFailed(b.r.files.BatchAPI, err)
 	}
 	return nil
@@ -118,7 +82,7 @@ func (b *batchRun) save() error {
 // runBatchAPI is the worker's run with the Batch API backend.
 func (r *runner) runBatchAPI(ctx context.Context, api batchClient, openai *llm.OpenAI) error {
 	start := time.Now()
-	st, err := loadBatchState(r.files.BatchAPI)
+	st, err := batchapi.Load(r.files.BatchAPI)
 	if err != nil {
 		return err
 	}
@@ -208,7 +172,7 @@ func (b *batchRun) prepare(ctx context.Context) (int, error) {
 		}); err != nil {
 			return r.writeFailed(path, err)
 		}
-		b.st.Parts = append(b.st.Parts, partState{Part: k, File: filepath.Base(path), Requests: count, Bytes: int64(len(data)),
+		b.st.Parts = append(b.st.Parts, batchapi.Part{Part: k, File: filepath.Base(path), Requests: count, Bytes: int64(len(data)),
 			Status: "prepared", PreparedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()})
 		if err := b.save(); err != nil {
 			return err
@@ -218,8 +182,33 @@ func (b *batchRun) prepare(ctx context.Context) (int, error) {
 		count = 0
 		return nil
 	}
-	err := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
-		if r.skip[rec.ID] || inParts[rec.ID] || b.expired[rec.ID] {
+	err := b.eachRequest(ctx, func(id string) bool { return inParts[id] || b.expired[id] }, func(id string, line []byte) error {
+		if count > 0 && (count+1 > maxN || int64(cur.Len()+len(line)) > maxBytes) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if int64(len(line)) > maxBytes {
+			r.skip[id] = true
+			return r.fail(id, string(llm.ClassTooLong), fmt.Sprintf("its request is %d bytes, over the Batch API's %d per input file", len(line), maxBytes), llm.Result{Attempts: r.prior[id]})
+		}
+		cur.Write(line)
+		count++
+		return nil
+	})
+	if err != nil {
+		return made, err
+	}
+	return made, flush()
+}
+
+// eachRequest calls fn with the request line of every record of the batch not done, not
+// failed and not excluded; records that cannot be asked (spent attempts, a template error, a
+// prompt over the input window) are failed on the way.
+func (b *batchRun) eachRequest(ctx context.Context, exclude func(id string) bool, fn func(id string, line []byte) error) error {
+	r := b.r
+	return batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
+		if r.skip[rec.ID] || exclude(rec.ID) {
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -238,27 +227,12 @@ func (b *batchRun) prepare(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		if count > 0 && (count+1 > maxN || int64(cur.Len()+len(line)) > maxBytes) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if int64(len(line)) > maxBytes {
-			r.skip[rec.ID] = true
-			return r.fail(rec.ID, string(llm.ClassTooLong), fmt.Sprintf("its request is %d bytes, over the Batch API's %d per input file", len(line), maxBytes), llm.Result{Attempts: r.prior[rec.ID]})
-		}
-		cur.Write(line)
-		count++
-		return nil
+		return fn(rec.ID, line)
 	})
-	if err != nil {
-		return made, err
-	}
-	return made, flush()
 }
 
 // partIDs lists the custom_ids of a part's input file.
-func (b *batchRun) partIDs(p partState) (map[string]string, error) {
+func (b *batchRun) partIDs(p batchapi.Part) (map[string]string, error) {
 	ids := map[string]string{} // ID → the model asked
 	f, err := os.Open(filepath.Join(b.r.files.Dir.Path(), p.File))
 	if err != nil {
@@ -312,9 +286,12 @@ func (b *batchRun) drive(ctx context.Context) error {
 			}); err != nil {
 				return err
 			}
-			p.Status = info.Status
+			p.Status, p.Completed, p.Failed = info.Status, info.Completed, info.Failed
 			if say := fmt.Sprintf("%s %d/%d", info.Status, info.Completed+info.Failed, info.Total); say != last[p.Part] {
 				last[p.Part] = say
+				if err := b.save(); err != nil {
+					return err
+				}
 				r.log.Info().Str("batch_id", p.BatchID).Int("part", p.Part).Str("status", info.Status).Int64("completed", info.Completed).
 					Int64("failed", info.Failed).Int64("total", info.Total).Msg("Batch API batch")
 			}
@@ -352,7 +329,7 @@ func (b *batchRun) interrupted(ctx context.Context) error {
 }
 
 // submit uploads a part's input file and creates its batch, recording each ID as it comes.
-func (b *batchRun) submit(ctx context.Context, p *partState) error {
+func (b *batchRun) submit(ctx context.Context, p *batchapi.Part) error {
 	r := b.r
 	if p.BatchID != "" {
 		return nil
@@ -469,7 +446,7 @@ func (b *batchRun) call(ctx context.Context, what string, fn func() error) error
 
 // collect reads an ended batch's output and error files into the results, failures and the
 // sets of records to retry or leave for a rerun, then marks the part collected.
-func (b *batchRun) collect(ctx context.Context, p *partState, info llm.BatchInfo) error {
+func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.BatchInfo) error {
 	r := b.r
 	ids, err := b.partIDs(*p)
 	if err != nil {
@@ -592,7 +569,7 @@ func joinErrs(errs []string) string {
 // skipInFlight keeps a live pass off the records that are in Batch API batches still running
 // (a batch-api pass interrupted, then rerun live): the live pass does what the Batch API left.
 func (r *runner) skipInFlight() error {
-	st, err := loadBatchState(r.files.BatchAPI)
+	st, err := batchapi.Load(r.files.BatchAPI)
 	if err != nil {
 		return err
 	}
@@ -615,6 +592,85 @@ func (r *runner) skipInFlight() error {
 	}
 	if n > 0 {
 		r.log.Warn().Int("records", n).Msg("records in Batch API batches that are still running are not asked live; rerun with --backend batch-api to collect them")
+	}
+	return nil
+}
+
+// exportRequests writes the request lines of the batch's records not done yet to path (the
+// Batch API's input format, which vllm run-batch reads), atomically.
+func (r *runner) exportRequests(ctx context.Context, path string) error {
+	b := &batchRun{r: r, openai: r.openai}
+	n := 0
+	err := safefile.Write(path, 0o644, func(w io.Writer) error {
+		return b.eachRequest(ctx, func(string) bool { return false }, func(_ string, line []byte) error {
+			n++
+			_, err := w.Write(line)
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	r.log.Info().Int("requests", n).Str("file", path).Msg("exported the batch's requests")
+	return nil
+}
+
+// importAnswers reads an output file in the Batch API's format (from the Batch API, vllm
+// run-batch, or any tool that writes it) into the batch's results and failures. Lines for
+// records of other batches, or already done, are skipped; an answer a new attempt might fix
+// leaves its record to do.
+func (r *runner) importAnswers(ctx context.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w: %w", path, err, exitcode.ErrUsage)
+	}
+	defer f.Close()
+	ids := map[string]string{}
+	if err := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
+		req, _ := r.request(rec)
+		ids[rec.ID] = req.Model
+		return nil
+	}); err != nil {
+		return err
+	}
+	b := &batchRun{r: r, openai: r.openai, expired: map[string]bool{}, retry: map[string]bool{}}
+	malformed, other, already := 0, 0, 0
+	err = llm.EachLine(f, func(line []byte) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		l, err := llm.ParseOutputLine(line)
+		if err != nil {
+			malformed++
+			return nil
+		}
+		model, ok := ids[l.CustomID]
+		switch {
+		case !ok:
+			other++
+			return nil
+		case r.skip[l.CustomID]:
+			already++
+			return nil
+		case l.Expired():
+			return nil
+		}
+		if err := r.attempts.Record(l.CustomID); err != nil {
+			return r.writeFailed(r.files.Attempts, err)
+		}
+		r.prior[l.CustomID]++
+		return b.answer(l, model)
+	})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	answered, failed := r.answered, r.failed
+	r.mu.Unlock()
+	r.log.Info().Int64("answered", answered).Int64("failed", failed).Int("to_retry", len(b.retry)).Int("malformed", malformed).
+		Int("other_batches", other).Int("already_done", already).Str("file", path).Msg("imported answers")
+	if malformed > 0 {
+		return fmt.Errorf("worker %d: %d lines of %s are not answer lines (skipped; %d imported): %w", r.files.Number, malformed, path, answered, exitcode.ErrRecordsFailed)
 	}
 	return nil
 }

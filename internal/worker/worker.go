@@ -48,6 +48,10 @@ type Options struct {
 	Events      bool   // write events to stdout and stop when stdin closes (set by the coordinator)
 	// Heartbeat is the interval of heartbeat lines with Events; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Export, when set, writes the batch's requests not done yet to this file in the Batch
+	// API's input format and exits; Import reads answers in the Batch API's output format
+	// from this file into the batch's results. Neither calls the API.
+	Export, Import string
 	// RateShare, when above 1, says this worker is one of that many running at once under a
 	// scheduler: without a limit server it keeps to 1/RateShare of the run's --rpm and --tpm.
 	RateShare int
@@ -76,6 +80,17 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 	getenv := deps.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	if (opts.Export != "" || opts.Import != "") && getenv("OPENAI_API_KEY") == "" {
+		// Nothing is sent: the key only fills the provider's configuration.
+		env := getenv
+		getenv = func(k string) string {
+			if k == "OPENAI_API_KEY" {
+				return "unused-by-export-and-import"
+			}
+			return env(k)
+		}
+		deps.Getenv = getenv
 	}
 	batchPath, err := ResolveBatch(opts, getenv)
 	if err != nil {
@@ -148,7 +163,15 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 			w.events = wire.NewWriter(deps.Stdout)
 		}
 	}
-	if spec.IsBatchAPI() {
+	switch {
+	case (opts.Export != "" || opts.Import != "") && w.openai == nil:
+		return fmt.Errorf("export and import need a run with provider openai (this one's is %s): %w", spec.Provider, exitcode.ErrUsage)
+	case opts.Export != "":
+		return w.exportRequests(ctx, opts.Export)
+	case opts.Import != "":
+		w.batchPricing = true
+		return w.importAnswers(ctx, opts.Import)
+	case spec.IsBatchAPI():
 		return w.runBatchAPI(ctx, w.batchAPI, w.openai)
 	}
 	if err := w.skipInFlight(); err != nil {
@@ -328,13 +351,13 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 	if err != nil {
 		return nil, err
 	}
+	r.openai, _ = provider.(*llm.OpenAI)
 	if spec.IsBatchAPI() {
-		oa, ok := provider.(*llm.OpenAI)
-		if !ok {
+		if r.openai == nil {
 			return nil, fmt.Errorf("run.json asks for the Batch API backend, which needs provider openai (this run's is %s): %w", spec.Provider, exitcode.ErrUsage)
 		}
 		cfg, _ := openaiConfig(spec, sch, deps)
-		r.openai, r.batchAPI, r.batchPricing = oa, llm.NewBatchAPI(cfg), true
+		r.batchAPI, r.batchPricing = llm.NewBatchAPI(cfg), true
 	}
 	if deps.Provider != nil {
 		provider = deps.Provider
