@@ -92,6 +92,8 @@ type ModelCost struct {
 	USD float64
 	// Known is false when the price table has no price for the model.
 	Known bool
+	// BatchUSD is the expected cost through the Batch API (--backend batch-api).
+	BatchUSD float64
 	// Output is the expected output per request with this model (reasoning differs by model).
 	Output modelinfo.Output
 	// OutputTokens is Output.PerRequest × records.
@@ -204,6 +206,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		c := ModelCost{Model: model, Output: modelinfo.ExpectedOutput(answer, model, opts.ReasoningEffort, opts.MaxCompletionTokens)}
 		c.OutputTokens = int64(c.Output.PerRequest) * rep.Records
 		c.USD, c.Known = opts.Prices.Cost(model, rep.InputTokens, rep.CachedTokens, c.OutputTokens)
+		c.BatchUSD, _ = opts.Prices.BatchCost(model, rep.InputTokens, rep.CachedTokens, c.OutputTokens)
 		c.ContextWindow = modelinfo.ContextWindow(model)
 		if c.ContextWindow > 0 {
 			// A record is too long when its prompt exceeds what the window leaves for the schema

@@ -56,7 +56,7 @@ func (r *Report) Print(w io.Writer) {
 		asOf = ", prices as of " + r.PricesAsOf
 	}
 	fmt.Fprintf(w, "Cost with cached input at the cached rate (USD%s)\n", asOf)
-	line("  model\toutput/request\tcost\ttoo long\tcontext\twall time")
+	line("  model\toutput/request\tcost live\tbatch api\ttoo long\tcontext\twall time")
 	for i, c := range r.Costs {
 		name := c.Model
 		if i == 0 {
@@ -66,10 +66,11 @@ func (r *Report) Print(w io.Writer) {
 		if c.ContextWindow > 0 {
 			window = thousands(int64(c.ContextWindow))
 		}
-		line("  %s\t%s\t%s\t%s\t%s\t%s", name, thousands(int64(c.Output.PerRequest)), usd(c), thousands(c.TooLong), window, roundDuration(c.Wall))
+		line("  %s\t%s\t%s\t%s\t%s\t%s\t%s", name, thousands(int64(c.Output.PerRequest)), usd(c), batchUSD(c), thousands(c.TooLong), window, roundDuration(c.Wall))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "  * the run's model; the others with the same prompt, --reasoning-effort (or their default) and workers")
+	fmt.Fprintln(w, "  batch api: --backend batch-api, at Batch API prices; answers come within the 24-hour window (often sooner), not in the wall time shown")
 	if run.TooLong > 0 {
 		fmt.Fprintf(w, "  ! %d records do not fit %s's context window of %d tokens with the expected output; they will fail\n", run.TooLong, run.Model, run.ContextWindow)
 	}
@@ -104,8 +105,8 @@ func (r *Report) Print(w io.Writer) {
 	tw.Flush()
 
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "estimate: %d records, ~%d input tokens, ~%d output tokens, ~$%s with %s, ~%s wall time with %d workers\n",
-		r.Records, r.InputTokens, r.OutputTokens, usdPlain(run), r.Model, roundDuration(wall.Total), r.Workers)
+	fmt.Fprintf(w, "estimate: %d records, ~%d input tokens, ~%d output tokens, ~$%s with %s, ~%s wall time with %d workers; ~%s through the Batch API within 24 h\n",
+		r.Records, r.InputTokens, r.OutputTokens, usdPlain(run), r.Model, roundDuration(wall.Total), r.Workers, batchUSD(run))
 }
 
 // noCache says why no cached input is expected.
@@ -164,6 +165,14 @@ func usd(c ModelCost) string {
 		return "unknown price"
 	}
 	return "$" + usdPlain(c)
+}
+
+// batchUSD formats the Batch API cost for the table.
+func batchUSD(c ModelCost) string {
+	if !c.Known {
+		return "?"
+	}
+	return "$" + usdPlain(ModelCost{USD: c.BatchUSD, Known: true})
 }
 
 // usdPlain formats a cost without the dollar sign: "?" when unknown.

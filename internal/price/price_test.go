@@ -53,3 +53,24 @@ func TestLoadOverrides(t *testing.T) {
 		t.Error("missing --prices file accepted")
 	}
 }
+
+func TestBatchRates(t *testing.T) {
+	tab := Default()
+	for model := range tab.Rates {
+		live, ok := tab.Cost(model, 1_000_000, 200_000, 100_000)
+		batch, bok := tab.BatchCost(model, 1_000_000, 200_000, 100_000)
+		if !ok || !bok || math.Abs(batch-live*BatchDiscount) > 1e-9 {
+			t.Errorf("%s: batch $%v, live $%v; want the embedded batch rate at half", model, batch, live)
+		}
+	}
+	// A rate given without a batch rate (--prices) is at half through the Batch API.
+	custom := tab.With(map[string]Rate{"my-model": {Input: 2, CachedInput: 1, Output: 8}})
+	if c, _ := custom.BatchCost("my-model", 1_000_000, 0, 1_000_000); c != 5 {
+		t.Errorf("custom model batch cost $%v; want $5", c)
+	}
+	// An explicit batch rate wins.
+	own := tab.With(map[string]Rate{"m2": {Input: 2, Output: 8, Batch: &BatchRate{Input: 0.5, Output: 1}}})
+	if c, _ := own.BatchCost("m2", 1_000_000, 0, 1_000_000); c != 1.5 {
+		t.Errorf("explicit batch rate cost $%v; want $1.5", c)
+	}
+}
