@@ -373,3 +373,20 @@ func TestCancelStopsTheRunsBatches(t *testing.T) {
 		t.Errorf("after cancel and rerun: %+v; want 100 remaining, none failed", s)
 	}
 }
+
+func TestBatchAPISplitsInputFilesBelowTheLimits(t *testing.T) {
+	t.Parallel()
+	// The fake refuses input files of more than 10 requests, as the API refuses more than
+	// 50,000; --batch-max-requests 10 keeps every file under it.
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: 50 * time.Millisecond, MaxRequests: 10}})
+	out := filepath.Join(t.TempDir(), "out")
+	if res := batchRun(t, url, out, "--batch-max-requests", "10"); res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	oneBatchPerPart(t, api, 4*3) // 25 records a worker: files of 10, 10 and 5
+	if res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--input", sample, "--out", filepath.Join(t.TempDir(), "o2"),
+		"--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off"); res.code != 1 || !strings.Contains(res.stderr, "the limit is 10") {
+		t.Errorf("files over the server's limit: exit %d; want 1 with the server's reason\n%s", res.code, res.stderr)
+	}
+}

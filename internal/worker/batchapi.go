@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
@@ -503,7 +504,11 @@ func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.Batch
 	switch {
 	case info.Status == "failed":
 		p.Note = "the batch failed: " + joinErrs(info.Errors)
-		b.problems = append(b.problems, fmt.Sprintf("batch %s failed (%s)", p.BatchID, joinErrs(info.Errors)))
+		advice := ""
+		if strings.Contains(strings.ToLower(joinErrs(info.Errors)), "token") {
+			advice = "; over the model's enqueued-token limit: rerun with a smaller --batch-max-requests, or fewer workers at once"
+		}
+		b.problems = append(b.problems, fmt.Sprintf("batch %s failed (%s)%s", p.BatchID, joinErrs(info.Errors), advice))
 	case info.Status == "completed" && info.OutputFileID == "" && info.ErrorFileID == "":
 		p.Note = "completed with no output file"
 		b.problems = append(b.problems, fmt.Sprintf("batch %s ended completed with no output file (%d requests unanswered)", p.BatchID, missing))
@@ -559,11 +564,7 @@ func joinErrs(errs []string) string {
 	if len(errs) == 0 {
 		return "no reason given"
 	}
-	out := errs[0]
-	for _, e := range errs[1:] {
-		out += "; " + e
-	}
-	return out
+	return strings.Join(errs, "; ")
 }
 
 // skipInFlight keeps a live pass off the records that are in Batch API batches still running
