@@ -17,7 +17,8 @@
 //	fatal      the API refused the run (bad key, no quota): class, status, message
 //	end        the worker finished its batch: done, max_rss_kb
 //	heartbeat  every few seconds: started (attempts), done (records finished), waiting
-//	           (requests waiting for a permit); a worker not heard from is killed
+//	           (requests waiting for a permit, or queued at the Batch API); a worker not
+//	           heard from is killed
 //
 // Coordinator to worker, on the worker's stdin:
 //
