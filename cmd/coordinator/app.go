@@ -120,12 +120,9 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 					&cli.StringFlag{Name: "limit-listen", Value: coordinator.DefaultLimitListen, Usage: "listen `ADDR` of the limit server (tasks dial this host's name and the port)"},
 				),
 				Action: act(func(c *cli.Context) error {
-					opts, err := optionsFrom(c)
+					opts, err := engineOptions(c)
 					if err != nil {
 						return err
-					}
-					if !c.IsSet("input") {
-						opts.Input = ""
 					}
 					return coordinator.Slurm(c.Context, coordinator.SlurmOptions{
 						Options: opts, MaxParallel: c.Int("max-parallel"), Partition: c.String("partition"), Time: c.String("time"),
@@ -152,12 +149,9 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 					&cli.StringFlag{Name: "mount-path", Usage: "where the pods mount the run folder (default: its absolute path here)"},
 				),
 				Action: act(func(c *cli.Context) error {
-					opts, err := optionsFrom(c)
+					opts, err := engineOptions(c)
 					if err != nil {
 						return err
-					}
-					if !c.IsSet("input") {
-						opts.Input = ""
 					}
 					return coordinator.K8s(c.Context, coordinator.K8sOptions{
 						Options: opts, Image: c.String("image"), PVC: c.String("pvc"), Parallelism: c.Int("parallelism"),
@@ -181,12 +175,9 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				UsageText:    "coordinator export --out DIR   (or with --input and the run's flags: split first; no key needed)",
 				Flags:        runFlags(),
 				Action: act(func(c *cli.Context) error {
-					opts, err := optionsFrom(c)
+					opts, err := engineOptions(c)
 					if err != nil {
 						return err
-					}
-					if !c.IsSet("input") {
-						opts.Input = ""
 					}
 					return coordinator.Export(c.Context, coordinator.ExportOptions{Options: opts}, plainDeps())
 				}),
@@ -324,6 +315,16 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "progress-every", Value: 10 * time.Second, Usage: "interval of the plain progress line"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "trace, debug, info, warn or error"},
 	}
+}
+
+// engineOptions are the run's flags of a command that works on a split run and splits first
+// only when --input is given.
+func engineOptions(c *cli.Context) (coordinator.Options, error) {
+	o, err := optionsFrom(c)
+	if !c.IsSet("input") {
+		o.Input = ""
+	}
+	return o, err
 }
 
 func optionsFrom(c *cli.Context) (coordinator.Options, error) {

@@ -26,6 +26,15 @@ func batchRun(t *testing.T, url, out string, extra ...string) runResult {
 	return runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", args...)
 }
 
+// batchRunComplete runs the Batch API backend to the end: exit 0, every record once.
+func batchRunComplete(t *testing.T, url, out string) {
+	t.Helper()
+	if res := batchRun(t, url, out); res.code != 0 {
+		t.Fatalf("batch-api run: exit %d\n%s", res.code, res.stderr)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
+}
+
 type summaryFile struct {
 	Status, Backend              string
 	Succeeded, Failed, Remaining int
@@ -156,10 +165,7 @@ func TestBatchAPIKilledBetweenUploadAndCreate(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	killedAt(t, url, out, "an uploaded input file", func(p map[string]any) bool { return p["input_file_id"] != nil })
 	api.SetBatchConfig(fakeai.BatchConfig{InProgress: 100 * time.Millisecond})
-	if res := batchRun(t, url, out); res.code != 0 {
-		t.Fatalf("rerun: exit %d\n%s", res.code, res.stderr)
-	}
-	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	batchRunComplete(t, url, out)
 	oneBatchPerPart(t, api, 4)
 	if up := api.BatchStats().Uploads; up != 4 {
 		t.Errorf("%d uploads; want 4 (the recorded input files are reused)", up)
@@ -172,10 +178,7 @@ func TestBatchAPIKilledWhileTheBatchRuns(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	killedAt(t, url, out, "a created batch", func(p map[string]any) bool { return p["batch_id"] != nil })
 	api.SetBatchConfig(fakeai.BatchConfig{InProgress: 0})
-	if res := batchRun(t, url, out); res.code != 0 {
-		t.Fatalf("rerun: exit %d\n%s", res.code, res.stderr)
-	}
-	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	batchRunComplete(t, url, out)
 	oneBatchPerPart(t, api, 4)
 	for id, n := range api.Stats().PerID {
 		if n != 1 {
@@ -189,10 +192,7 @@ func TestBatchAPICreateAnswerLostIsNotSubmittedTwice(t *testing.T) {
 	// Every worker's first create makes the batch and drops the connection before answering.
 	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{DropCreateAnswers: 4, InProgress: 100 * time.Millisecond}})
 	out := filepath.Join(t.TempDir(), "out")
-	if res := batchRun(t, url, out); res.code != 0 {
-		t.Fatalf("exit %d\n%s", res.code, res.stderr)
-	}
-	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	batchRunComplete(t, url, out)
 	oneBatchPerPart(t, api, 4)
 }
 
@@ -236,10 +236,7 @@ func TestBatchAPICompletedWithoutOutputFile(t *testing.T) {
 		t.Errorf("summary %+v; want every record remaining, none failed", s)
 	}
 	api.SetBatchConfig(fakeai.BatchConfig{InProgress: 50 * time.Millisecond})
-	if res := batchRun(t, url, out); res.code != 0 {
-		t.Fatalf("rerun: exit %d\n%s", res.code, res.stderr)
-	}
-	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	batchRunComplete(t, url, out)
 	oneBatchPerPart(t, api, 8)
 }
 
@@ -247,10 +244,7 @@ func TestBatchAPIMalformedAndStrayLines(t *testing.T) {
 	t.Parallel()
 	_, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: 50 * time.Millisecond, MalformedLine: true, UnknownCustomID: true}})
 	out := filepath.Join(t.TempDir(), "out")
-	if res := batchRun(t, url, out); res.code != 0 {
-		t.Fatalf("exit %d\n%s", res.code, res.stderr)
-	}
-	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	batchRunComplete(t, url, out)
 	log, _ := os.ReadFile(rundir.New(out).Worker(0).Log)
 	for _, want := range []string{"is not an answer line", "a custom_id this part did not ask"} {
 		if !strings.Contains(string(log), want) {

@@ -15,11 +15,11 @@ func TestPrint(t *testing.T) {
 		want     []string
 		dontWant []string
 	}{
-		{"gpt-5-mini", 0, `^estimate: 10 records, ~\d+ input tokens, ~\d+ output tokens, ~\$\d+\.\d+ with gpt-5-mini, ~[0-9.hms]+ wall time with 20 workers$`,
+		{"gpt-5-mini", 0, `^estimate: 10 records, ~\d+ input tokens, ~\d+ output tokens, ~\$\d+\.\d+ with gpt-5-mini, ~[0-9.hms]+ wall time with 20 workers; ~\$\d+\.\d+ through the Batch API within 24 h$`,
 			[]string{"largest uncertainty", "latency-bound", "gpt-5-mini *", "gpt-4o-mini", "cached"}, []string{"offline"}},
-		{"gpt-4o-mini", 6, `^estimate: 10 records, ~\d+ input tokens, ~\d+ output tokens, ~\$\d+\.\d+ with gpt-4o-mini, ~1m45s wall time with 20 workers$`,
+		{"gpt-4o-mini", 6, `^estimate: 10 records, ~\d+ input tokens, ~\d+ output tokens, ~\$\d+\.\d+ with gpt-4o-mini, ~1m45s wall time with 20 workers; ~\$\d+\.\d+ through the Batch API within 24 h$`,
 			[]string{"does not reason", "rpm-bound"}, []string{"largest uncertainty"}},
-		{"llama3", 0, `^estimate: 10 records, ~\d+ input tokens, ~\d+ output tokens, ~\$\? with llama3, ~[0-9.hms]+ wall time with 20 workers$`,
+		{"llama3", 0, `^estimate: 10 records, ~\d+ input tokens, ~\d+ output tokens, ~\$\? with llama3, ~[0-9.hms]+ wall time with 20 workers; ~\? through the Batch API within 24 h$`,
 			[]string{"no price for llama3", "unknown price"}, nil},
 	}
 	for _, tt := range tests {

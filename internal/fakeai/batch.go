@@ -136,20 +136,12 @@ func (s *Server) serveBatchAPI(w http.ResponseWriter, r *http.Request) bool {
 	case parts[0] == "files" && len(parts) == 1 && r.Method == http.MethodPost:
 		s.upload(w, r, b)
 	case parts[0] == "files" && len(parts) == 2 && r.Method == http.MethodGet:
-		b.mu.Lock()
-		f := b.files[parts[1]]
-		b.mu.Unlock()
-		if f == nil {
-			writeError(w, http.StatusNotFound, "No such File object: "+parts[1], "invalid_request_error", "id", "")
-			return true
+		if f := b.file(w, parts[1]); f != nil {
+			writeJSON(w, http.StatusOK, fileJSON(f))
 		}
-		writeJSON(w, http.StatusOK, fileJSON(f))
 	case parts[0] == "files" && len(parts) == 3 && parts[2] == "content" && r.Method == http.MethodGet:
-		b.mu.Lock()
-		f := b.files[parts[1]]
-		b.mu.Unlock()
+		f := b.file(w, parts[1])
 		if f == nil {
-			writeError(w, http.StatusNotFound, "No such File object: "+parts[1], "invalid_request_error", "id", "")
 			return true
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -167,6 +159,17 @@ func (s *Server) serveBatchAPI(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusNotFound, "Invalid URL ("+r.Method+" "+r.URL.Path+")", "invalid_request_error", "", "")
 	}
 	return true
+}
+
+// file looks a file up, answering 404 when there is none.
+func (b *batchAPI) file(w http.ResponseWriter, id string) *file {
+	b.mu.Lock()
+	f := b.files[id]
+	b.mu.Unlock()
+	if f == nil {
+		writeError(w, http.StatusNotFound, "No such File object: "+id, "invalid_request_error", "id", "")
+	}
+	return f
 }
 
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {

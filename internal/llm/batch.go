@@ -145,14 +145,7 @@ type BatchAPI struct {
 
 // NewBatchAPI returns a client for cfg's server and key.
 func NewBatchAPI(cfg OpenAIConfig) *BatchAPI {
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = defaultHTTPClient()
-	}
+	base, hc := cfg.endpoint()
 	cfg.Timeout = 0 // uploads and downloads of large files take their time; ctx bounds them
 	opts := clientOptions(cfg, base, hc, false)
 	return &BatchAPI{key: cfg.APIKey, files: openai.NewFileService(opts...), batches: openai.NewBatchService(opts...)}

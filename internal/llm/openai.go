@@ -64,14 +64,7 @@ var _ Provider = (*OpenAI)(nil)
 
 // NewOpenAI returns a provider for cfg. It reads no OPENAI_* environment variables.
 func NewOpenAI(cfg OpenAIConfig) *OpenAI {
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = defaultHTTPClient()
-	}
+	base, hc := cfg.endpoint()
 	if cfg.SchemaName == "" {
 		cfg.SchemaName = "answer"
 	}
@@ -104,6 +97,18 @@ func clientOptions(cfg OpenAIConfig, base string, hc *http.Client, capped bool) 
 		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
 	}
 	return opts
+}
+
+// endpoint is the base URL and HTTP client of cfg, with their defaults.
+func (cfg OpenAIConfig) endpoint() (string, *http.Client) {
+	base, hc := cfg.BaseURL, cfg.HTTPClient
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	if hc == nil {
+		hc = defaultHTTPClient()
+	}
+	return base, hc
 }
 
 // defaultHTTPClient keeps enough idle connections for a worker's concurrent requests and, like
