@@ -236,9 +236,12 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 			}
 			defer disp.Close()
 			log := newLogger(c.String("log-level"), disp.LogWriter())
-			_, err = coordinator.Run(c.Context, opts, coordinator.Deps{
-				Log: log, Stdout: os.Stdout, Getenv: os.Getenv, HardStop: hardStop, Display: disp,
-			})
+			deps := coordinator.Deps{Log: log, Stdout: os.Stdout, Getenv: os.Getenv, HardStop: hardStop, Display: disp}
+			if opts.Stream == "-" {
+				// Standard output carries the records; the summary goes with the logs.
+				deps.Stdout, deps.StreamTo = os.Stderr, os.Stdout
+			}
+			_, err = coordinator.Run(c.Context, opts, deps)
 			return err
 		}),
 	}
@@ -311,6 +314,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker-bin", Usage: "worker binary `PATH` (default: beside the coordinator, then on PATH)"},
 		&cli.DurationFlag{Name: "grace", Value: coordinator.DefaultGrace, Usage: "how long a stopping worker may take before it is killed"},
 		&cli.DurationFlag{Name: "stall-after", Value: coordinator.DefaultStallAfter, Usage: "kill and restart a worker not heard from for this long (stopped, deadlocked, a hung file system)"},
+		&cli.StringFlag{Name: "stream", Usage: "- : write each answered record as a JSON line to stdout as it lands (the summary goes to stderr); OUT/results.jsonl always gets them"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (bars on a terminal, else plain lines), tty, plain or off"},
 		&cli.DurationFlag{Name: "progress-every", Value: 10 * time.Second, Usage: "interval of the plain progress line"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "trace, debug, info, warn or error"},
@@ -340,7 +344,7 @@ func optionsFrom(c *cli.Context) (coordinator.Options, error) {
 		PriorityIDsFile: c.String("priority-ids"), PriorityModel: c.String("priority-model"),
 		EscalateModel: c.String("escalate-model"), MaxCostUSD: c.Float64("max-cost"), PricesFile: c.String("prices"),
 		Backend: c.String("backend"), BatchPoll: c.Duration("batch-poll"), BatchMaxRequests: c.Int("batch-max-requests"),
-		BatchMaxBytes: c.Int64("batch-max-bytes"),
+		BatchMaxBytes: c.Int64("batch-max-bytes"), Stream: c.String("stream"),
 	}
 	if c.IsSet("temperature") {
 		t := c.Float64("temperature")

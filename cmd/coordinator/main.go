@@ -7,12 +7,17 @@ package main
 import (
 	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/signals"
 )
 
 func main() {
+	// A reader of --stream - that goes away (`| head`) must not kill the run before it has
+	// stopped its workers and merged: a write to the closed pipe fails instead, and is said.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, hardStop, stop := signals.Context(context.Background())
 	err := run(ctx, os.Args, hardStop)
 	stop()

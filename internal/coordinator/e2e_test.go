@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/lockfile"
@@ -411,4 +413,59 @@ func TestGNUParallelRecipe(t *testing.T) {
 			t.Errorf("%s ran %d times; want once", b, n)
 		}
 	}
+}
+
+// TestStreamDeliversRecordsWhileTheRunGoes reads --stream - while the run is still going: the
+// first line comes long before the run ends, every answered record comes once, and the
+// summary stays off standard output.
+func TestStreamDeliversRecordsWhileTheRunGoes(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	_, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 100 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(filepath.Join(binDir, "coordinator"), "--workers", "2", "--input", sample, "--out", out,
+		"--base-url", url, "--stream", "-", "--progress", "off")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OPENAI_API_KEY=" + testKey}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	ids := map[string]int{}
+	first := true
+	for sc.Scan() {
+		var m map[string]string
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("stdout line is not a record: %q", sc.Text())
+		}
+		ids[m["nct_id"]]++
+		if first {
+			first = false
+			// 100 records at 100 ms over 2 workers take about 5 s: the first line is early.
+			if _, err := os.Stat(filepath.Join(out, "summary.json")); err == nil {
+				t.Error("the first streamed record came after the run ended")
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if len(ids) != 100 {
+		t.Errorf("streamed %d records; want 100", len(ids))
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("record %s streamed %d times", id, n)
+		}
+	}
+	if !strings.Contains(stderr.String(), "100 records: 100 succeeded") {
+		t.Errorf("the summary is not on stderr:\n%s", stderr.String())
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
 }

@@ -32,6 +32,9 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.completeStream(mctx); err != nil {
+		deps.Log.Warn("cannot complete the results stream", "error", err)
+	}
 	sum := &summary.Summary{
 		Out: opts.Out, Provider: spec.Provider, Model: spec.Model, Backend: spec.Backend, Server: serverHost(spec.BaseURL),
 		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed, Remaining: stats.Missing,

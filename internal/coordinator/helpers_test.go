@@ -136,6 +136,31 @@ func assertExactlyOnce(t testing.TB, out string, ids []string) (succeeded, faile
 			}
 		}
 	}
+	// results.jsonl, when the run wrote one, holds each answered record exactly once.
+	if data, err := os.ReadFile(filepath.Join(out, "results.jsonl")); err == nil {
+		streamed := map[string]int{}
+		for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+			if len(line) == 0 {
+				continue
+			}
+			var m map[string]string
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Errorf("results.jsonl: a line that is not a JSON object of strings: %q", line)
+				continue
+			}
+			streamed[m[readCSV(t, filepath.Join(out, "final_results.csv"))[0][0]]]++
+		}
+		for id, f := range seen {
+			if f == "final_results.csv" && streamed[id] != 1 {
+				t.Errorf("results.jsonl holds answered record %s %d times; want once", id, streamed[id])
+			}
+		}
+		for id, n := range streamed {
+			if seen[id] != "final_results.csv" {
+				t.Errorf("results.jsonl holds %s (%d times), which is not in final_results.csv", id, n)
+			}
+		}
+	}
 	remaining := 0
 	for _, id := range ids {
 		if _, ok := seen[id]; !ok {

@@ -64,6 +64,10 @@ type Options struct {
 	BatchMaxRequests int
 	BatchMaxBytes    int64
 
+	// Stream is "-" to write each answered record's JSON line to Deps.StreamTo (standard
+	// output) as well as to results.jsonl.
+	Stream string
+
 	// keepFailures leaves an earlier pass's failures in place on a resume (a scheduler's
 	// command retries them per batch, never under a running task).
 	keepFailures bool
@@ -87,6 +91,9 @@ type Deps struct {
 	Environ func() []string
 	// Slurm runs Slurm's commands; nil runs the real ones with Environ.
 	Slurm slurm.Runner
+	// StreamTo gets a copy of results.jsonl's lines with --stream - (standard output; the
+	// human summary then goes to Stdout, which the main points at standard error).
+	StreamTo io.Writer
 }
 
 func (d *Deps) defaults() {
@@ -162,6 +169,9 @@ func (o *Options) check() error {
 	case "", runspec.BackendLive, runspec.BackendBatchAPI:
 	default:
 		return usagef("--backend %q: want live or batch-api", o.Backend)
+	}
+	if o.Stream != "" && o.Stream != "-" {
+		return usagef("--stream %q: only - (standard output) is supported; results.jsonl in --out is always written", o.Stream)
 	}
 	if o.BatchMaxRequests < 0 || o.BatchMaxBytes < 0 || o.BatchPoll < 0 {
 		return usagef("--batch-max-requests, --batch-max-bytes and --batch-poll cannot be negative")

@@ -167,6 +167,16 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	if p.fullBaseURL != spec.BaseURL {
 		s.extraEnv = []string{"OPENAI_BASE_URL=" + p.fullBaseURL}
 	}
+	if opts.Stream == "-" && deps.StreamTo == nil {
+		return nil, usagef("--stream - needs a standard output to write to")
+	}
+	onTee := func(err error) {
+		log.Warn("standard output closed (the reader of --stream - went away); the run goes on and results.jsonl gets every record", "error", err)
+	}
+	if s.stream, err = results.OpenStream(dir.Stream(), spec.Layout(p.sch), deps.StreamTo, onTee); err != nil {
+		return nil, err
+	}
+	defer s.stream.Close()
 	var runErr error
 	if p.state == runComplete {
 		// A finished run asked again: nothing to ask, nothing to move.

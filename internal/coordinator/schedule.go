@@ -17,6 +17,7 @@ import (
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/ratelimit"
+	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/summary"
@@ -42,6 +43,10 @@ type scheduler struct {
 	live map[int]*proc.Process
 	// heard is when each running worker was last heard from and last made progress.
 	heard map[int]*liveness
+
+	// stream is results.jsonl (and --stream -): each answer as the run learns of it.
+	stream     *results.Stream
+	streamOnce sync.Once
 
 	// stop ends the run early with a cause (the budget was reached).
 	stop       context.CancelCauseFunc
@@ -373,6 +378,39 @@ func (s *scheduler) watchHardStop(ctx context.Context) {
 	}
 }
 
+// streamRow appends an answered record's row to the results stream. A stream that cannot be
+// written is said once; the results files stay the record of truth.
+func (s *scheduler) streamRow(cells []string) {
+	if s.stream == nil || len(cells) == 0 {
+		return
+	}
+	if err := s.stream.Add(cells); err != nil {
+		s.streamOnce.Do(func() {
+			s.deps.Log.Warn("cannot write the results stream; the results files and the final merge are not affected", "error", err)
+		})
+	}
+}
+
+// completeStream adds to the stream the answers it has not had: those of earlier passes and of
+// workers whose events were lost (a crash between the row and its event).
+func (s *scheduler) completeStream(ctx context.Context) error {
+	if s.stream == nil {
+		return nil
+	}
+	for _, b := range s.spec.Batches {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, _, err := results.Read(s.dir.Worker(b.Number).Results, func(row []string) error {
+			s.streamRow(row)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // onLine takes one line of worker n's stdout: decoded once, then a permit line goes to the
 // rate-limit server and an event to the tally.
 func (s *scheduler) onLine(n int, line []byte) {
@@ -392,6 +430,9 @@ func (s *scheduler) onLine(n int, line []byte) {
 		return
 	}
 	s.tally.Event(m)
+	if m.Type == wire.Record && m.OK {
+		s.streamRow(m.Cells)
+	}
 	if max := s.opts.MaxCostUSD; max > 0 && m.Type == wire.Record {
 		if spent := s.tally.Spent(); spent >= max {
 			s.budgetOnce.Do(func() {

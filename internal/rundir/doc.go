@@ -18,6 +18,7 @@
 //	.merging                   present while the two final files are being replaced
 //	final_results.csv          the merged results, in input order
 //	final_failures.csv         the merged failures
+//	results.jsonl              each answered record as one JSON line, as the coordinator learns of it
 //	summary.json               how the run ended (package summary)
 //	report.html                the run as one self-contained page (package report)
 //	previous-<time>/           files of an earlier run moved aside by --fresh or a retry

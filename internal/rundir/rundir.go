@@ -19,6 +19,7 @@ const (
 	reportFile        = "report.html"
 	finalResultsFile  = "final_results.csv"
 	finalFailuresFile = "final_failures.csv"
+	streamFile        = "results.jsonl"
 	lockFile          = ".lock"
 	mergingFile       = ".merging"
 	batchFile         = "batch_%d.json"
@@ -73,6 +74,9 @@ func (d Dir) FinalResults() string { return d.join(finalResultsFile) }
 
 // FinalFailures is final_failures.csv.
 func (d Dir) FinalFailures() string { return d.join(finalFailuresFile) }
+
+// Stream is results.jsonl: each answered record as a JSON line, as the run learns of it.
+func (d Dir) Stream() string { return d.join(streamFile) }
 
 // Merging marks a merge whose two final files may not both be new yet: a start that finds it
 // merges again.
@@ -232,7 +236,7 @@ func Classify(name string) Kind {
 		return KindBatch
 	case workerName.MatchString(name):
 		return KindWorker
-	case name == summaryFile || name == reportFile || name == finalResultsFile || name == finalFailuresFile:
+	case name == summaryFile || name == reportFile || name == finalResultsFile || name == finalFailuresFile || name == streamFile:
 		return KindFinal
 	case name == slurmDir || name == k8sDir || name == limitsFile || name == exportDir:
 		return KindEngine

@@ -71,6 +71,9 @@ type Msg struct {
 	CostUSD      float64 `json:"cost_usd,omitempty"`
 	CostUnknown  bool    `json:"cost_unknown,omitempty"`
 	LatencyMS    int64   `json:"latency_ms,omitempty"`
+	// Cells is an answered record's row as written to worker_N_results.csv (record), for the
+	// coordinator's results stream.
+	Cells []string `json:"cells,omitempty"`
 	DelayMS      int64   `json:"delay_ms,omitempty"`
 	Pending      int64   `json:"pending,omitempty"`
 	Done         int64   `json:"done,omitempty"`

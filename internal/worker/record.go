@@ -235,7 +235,7 @@ func (r *runner) succeed(id string, res llm.Result) error {
 	r.mu.Unlock()
 	r.emit(wire.Msg{Type: wire.Record, ID: id, OK: true, Attempts: res.Attempts,
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
-		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds()})
+		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row})
 	return nil
 }
 

@@ -1,0 +1,80 @@
+package results
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestStreamOnceAcrossReopensAndTornLines(t *testing.T) {
+	layout := Layout{IDColumn: "nct_id", Columns: []string{"area"}}
+	path := filepath.Join(t.TempDir(), "results.jsonl")
+	row := func(id, area string) []string {
+		cells, err := layout.Encode(Row{ID: id, Values: []string{area}, Model: "m", Attempts: 1, CostKnown: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cells
+	}
+	var tee bytes.Buffer
+	s, err := OpenStream(path, layout, &tee, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][]string{row("NCT1", "oncology"), row("NCT2", "cardio\"vascular"), row("NCT1", "again")} {
+		if err := s.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if n := strings.Count(tee.String(), "\n"); n != 2 {
+		t.Errorf("tee got %d lines; want 2 (NCT1 once)", n)
+	}
+	if !strings.HasPrefix(tee.String(), `{"nct_id":"NCT1","area":"oncology","model":"m"`) {
+		t.Errorf("keys not in the final_results.csv order, ID first: %s", tee.String())
+	}
+	// A kill mid-write leaves a torn line: it is cut, and its ID can come again.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"nct_id":"NCT3","ar`)
+	f.Close()
+	s, err = OpenStream(path, layout, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][]string{row("NCT2", "x"), row("NCT3", "neurology")} {
+		if err := s.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[2], `"NCT3","area":"neurology"`) {
+		t.Errorf("after reopening: %q; want NCT1, NCT2 and NCT3 once each", lines)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, os.ErrClosed }
+
+func TestStreamGoesOnWhenTheTeeFails(t *testing.T) {
+	layout := Layout{IDColumn: "id", Columns: []string{"a"}}
+	told := 0
+	s, err := OpenStream(filepath.Join(t.TempDir(), "r.jsonl"), layout, failingWriter{}, func(error) { told++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, id := range []string{"1", "2"} {
+		cells, _ := layout.Encode(Row{ID: id, Values: []string{"v"}})
+		if err := s.Add(cells); err != nil {
+			t.Errorf("Add with a failed tee: %v; the file must go on", err)
+		}
+	}
+	if told != 1 {
+		t.Errorf("told %d times of the tee failing; want once", told)
+	}
+}
