@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"reflect"
 	"errors"
 	"strings"
 	"sync"
@@ -12,7 +13,8 @@ func TestRoundTrip(t *testing.T) {
 	for _, m := range []Msg{
 		{Type: Acquire, Seq: 7, Tokens: 1234},
 		{Type: Feedback, Status: 429, RetryAfterMS: 1500, RemainingRequests: -1, RemainingTokens: 0, LimitTokens: 200000},
-		{Type: Record, Worker: 3, ID: "NCT0001\r\n\"x\"", OK: true, Attempts: 2, Model: "gpt-5-mini", InputTokens: 900, CostUSD: 0.0012, LatencyMS: 4100},
+		{Type: Record, Worker: 3, ID: "NCT0001\r\n\"x\"", OK: true, Attempts: 2, Model: "gpt-5-mini", InputTokens: 900, CostUSD: 0.0012, LatencyMS: 4100,
+			Cells: []string{"NCT0001\r\n\"x\"", "oncology", "line\nbreak"}},
 		{Type: Grant, Seq: 7, Error: "too many permits pending for this worker"},
 		{Type: End, Done: 5, MaxRSSKB: 21_000},
 	} {
@@ -21,7 +23,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("Encode(%+v) = %q; want one line", m, line)
 		}
 		got, err := Decode(line[:len(line)-1])
-		if err != nil || got != m {
+		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Errorf("round trip of %+v gave %+v, %v", m, got, err)
 		}
 	}
