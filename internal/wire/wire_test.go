@@ -2,8 +2,8 @@ package wire
 
 import (
 	"bytes"
-	"reflect"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
