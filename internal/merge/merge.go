@@ -146,6 +146,21 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 	if err != nil {
 		return bs, err
 	}
+	// Only each ID's offset is held: the rows are read again, one at a time, as they are
+	// written (in input order, which is nearly the order the worker wrote them).
+	var doneRows, failedRows *results.RowReader
+	if len(done) > 0 {
+		if doneRows, err = results.OpenRows(b.ResultsPath); err != nil {
+			return bs, err
+		}
+		defer doneRows.Close()
+	}
+	if len(failed) > 0 {
+		if failedRows, err = results.OpenRows(b.FailuresPath); err != nil {
+			return bs, err
+		}
+		defer failedRows.Close()
+	}
 	used := 0 // result rows written; the rest are stray
 	seen := make(map[string]struct{}, len(done)+len(failed))
 	err = b.IDs(func(id string) error {
@@ -157,14 +172,14 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 		}
 		seen[id] = struct{}{}
 		bs.Records++
-		if row, ok := done[id]; ok {
+		if at, ok := done[id]; ok {
 			used++
 			bs.Succeeded++
-			return writeRow(out, row)
+			return copyRow(out, doneRows, at)
 		}
-		if row, ok := failed[id]; ok {
+		if at, ok := failed[id]; ok {
 			bs.Failed++
-			return writeRow(fail, row)
+			return copyRow(fail, failedRows, at)
 		}
 		bs.Missing++ // not done yet: in neither file, and a rerun does it
 		return nil
@@ -173,16 +188,26 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 	return bs, err
 }
 
-// load reads a batch's worker files: the first result row per ID and the last failure row per ID.
-func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string][]string, err error) {
-	done = make(map[string][]string)
-	got, torn, err := results.Read(b.ResultsPath, func(row []string) error {
+// copyRow writes the row at offset at of rows.
+func copyRow(w *csv.Writer, rows *results.RowReader, at int64) error {
+	row, err := rows.At(at)
+	if err != nil {
+		return err
+	}
+	return writeRow(w, row)
+}
+
+// load indexes a batch's worker files: where the first result row per ID and the last failure
+// row per ID start.
+func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string]int64, err error) {
+	done = make(map[string]int64)
+	got, torn, err := results.Index(b.ResultsPath, func(row []string, at int64) error {
 		id := results.RowID(row)
 		if _, dup := done[id]; dup {
 			stats.DuplicateRows++
 			return nil
 		}
-		done[id] = row
+		done[id] = at
 		return nil
 	})
 	if err != nil {
@@ -195,9 +220,9 @@ func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string
 		stats.TornLines++
 	}
 
-	failed = make(map[string][]string)
-	got, torn, err = results.Read(b.FailuresPath, func(row []string) error {
-		failed[results.RowID(row)] = row // the last failure wins: it is the latest attempt
+	failed = make(map[string]int64)
+	got, torn, err = results.Index(b.FailuresPath, func(row []string, at int64) error {
+		failed[results.RowID(row)] = at // the last failure wins: it is the latest attempt
 		return nil
 	})
 	if err != nil {

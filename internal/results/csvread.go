@@ -24,6 +24,12 @@ func newCSVReader(r io.Reader) *csvReader {
 	return &csvReader{r: bufio.NewReaderSize(r, 64<<10), line: 1}
 }
 
+// reset reads from r, which is at offset in its file, keeping the buffer.
+func (c *csvReader) reset(r io.Reader, offset int64) {
+	c.r.Reset(r)
+	c.offset, c.line = offset, 1
+}
+
 func (c *csvReader) readByte() (byte, error) {
 	b, err := c.r.ReadByte()
 	if err == nil {

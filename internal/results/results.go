@@ -54,7 +54,7 @@ func (w *Writer) prepare(header []string) error {
 		return fmt.Errorf("open %s: %w", w.path, err)
 	}
 	var got []string
-	s, err := scan(w.path, w.f, fi.Size(), func(rec []string) error {
+	s, err := scan(w.path, w.f, fi.Size(), func(rec []string, _ int64) error {
 		if got == nil {
 			got = rec
 			if !slices.Equal(got, header) {
@@ -155,8 +155,18 @@ func Read(path string, fn func(row []string) error) (header []string, torn bool,
 	return read(path, nil, fn)
 }
 
+// Index is Read, and gives fn the offset each row starts at, for RowReader.At: a reader that
+// needs the rows later in another order keeps offsets, not rows.
+func Index(path string, fn func(row []string, at int64) error) (header []string, torn bool, err error) {
+	return readAt(path, nil, fn)
+}
+
 // read is Read, calling onHeader (when set) with the header before any row.
 func read(path string, onHeader func([]string) error, fn func(row []string) error) (header []string, torn bool, err error) {
+	return readAt(path, onHeader, func(row []string, _ int64) error { return fn(row) })
+}
+
+func readAt(path string, onHeader func([]string) error, fn func(row []string, at int64) error) (header []string, torn bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
@@ -169,7 +179,7 @@ func read(path string, onHeader func([]string) error, fn func(row []string) erro
 	if err != nil {
 		return nil, false, fmt.Errorf("read %s: %w", path, err)
 	}
-	s, err := scan(path, f, fi.Size(), func(rec []string) error {
+	s, err := scan(path, f, fi.Size(), func(rec []string, at int64) error {
 		if header == nil {
 			header = rec
 			if onHeader != nil {
@@ -177,7 +187,7 @@ func read(path string, onHeader func([]string) error, fn func(row []string) erro
 			}
 			return nil
 		}
-		return fn(rec)
+		return fn(rec, at)
 	})
 	if err != nil {
 		return header, false, err
@@ -195,7 +205,7 @@ type scanResult struct {
 // header included. A row is complete when it parsed, has the header's field count and ends with a
 // newline. Only the last row may be incomplete (torn); an incomplete row followed by more data is
 // an error naming the line.
-func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (scanResult, error) {
+func scan(path string, r io.ReaderAt, size int64, fn func(rec []string, start int64) error) (scanResult, error) {
 	var res scanResult
 	if size == 0 {
 		return res, nil
@@ -209,6 +219,7 @@ func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (
 	cr := newCSVReader(io.NewSectionReader(r, 0, size))
 	type row struct {
 		rec  []string
+		at   int64 // offset the row (or the empty lines before it) starts at
 		end  int64 // offset just past the row
 		line int   // line the row starts on
 		err  error // why the row is not complete, nil if it is
@@ -228,10 +239,11 @@ func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (
 			fields = len(p.rec)
 		}
 		res.good = p.end
-		return fn(p.rec) // returned as is
+		return fn(p.rec, p.at) // returned as is
 	}
 	var pending *row // judged once the next row was read, because only the last may be torn
 	for {
+		at := cr.offset
 		rec, line, err := cr.Read()
 		if err == io.EOF {
 			break
@@ -244,7 +256,7 @@ func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (
 				return res, err
 			}
 		}
-		pending = &row{rec: rec, end: cr.offset, line: line, err: err}
+		pending = &row{rec: rec, at: at, end: cr.offset, line: line, err: err}
 	}
 	if pending != nil {
 		if check(pending) != nil || !endsWithNewline {
@@ -257,6 +269,40 @@ func scan(path string, r io.ReaderAt, size int64, fn func(rec []string) error) (
 	}
 	return res, nil
 }
+
+// RowReader reads the rows of one results or failures file at the offsets Index gave.
+type RowReader struct {
+	path string
+	f    *os.File
+	cr   *csvReader
+}
+
+// OpenRows opens path for RowReader.At; a missing file is an error.
+func OpenRows(path string) (*RowReader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &RowReader{path: path, f: f, cr: newCSVReader(f)}, nil
+}
+
+// At reads the row that starts at offset at. Rows read in file order cost no seek.
+func (r *RowReader) At(at int64) ([]string, error) {
+	if at != r.cr.offset {
+		if _, err := r.f.Seek(at, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("read %s: %w", r.path, err)
+		}
+		r.cr.reset(r.f, at)
+	}
+	rec, _, err := r.cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read %s at byte %d: %w (the file changed since it was indexed)", r.path, at, err)
+	}
+	return rec, nil
+}
+
+// Close closes the file.
+func (r *RowReader) Close() error { return r.f.Close() }
 
 // SafeCell guards a cell against spreadsheet formula injection; see the package documentation.
 func SafeCell(s string) string {

@@ -78,3 +78,36 @@ func TestStreamGoesOnWhenTheTeeFails(t *testing.T) {
 		t.Errorf("told %d times of the tee failing; want once", told)
 	}
 }
+
+func TestIndexThenReadRowsAtTheirOffsets(t *testing.T) {
+	layout := Layout{IDColumn: "id", Columns: []string{"a"}}
+	path := filepath.Join(t.TempDir(), "w.csv")
+	w, err := OpenWriter(path, layout.Header())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"1", "two\r\nlines", "3,\"q\"", "4"}
+	for _, id := range ids {
+		cells, _ := layout.Encode(Row{ID: id, Values: []string{"v" + id}})
+		if err := w.Append(cells); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	at := map[string]int64{}
+	if _, _, err := Index(path, func(row []string, off int64) error { at[row[0]] = off; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rr, err := OpenRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	// Out of order, in order, and the same row twice.
+	for _, id := range []string{"4", "1", "two\r\nlines", "3,\"q\"", "4", "4"} {
+		row, err := rr.At(at[id])
+		if err != nil || row[0] != id || row[1] != "v"+id {
+			t.Errorf("At(%d) = %q, %v; want the row of %q", at[id], row, err, id)
+		}
+	}
+}
