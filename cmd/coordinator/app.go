@@ -194,6 +194,50 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				},
 			},
 			{
+				Name:         "compare",
+				OnUsageError: usage.OnError("coordinator compare"),
+				Usage:        "measure how far two sets of labels agree (two runs, a run and a person's labels, or a run and the registry): agreement and Cohen's kappa per field",
+				UsageText:    "coordinator compare A B [--json] [--out DIR]\n   coordinator compare A --against-registry --input FILE [--json] [--out DIR]",
+				Description: "A and B are run folders or CSV files whose first column is the ID (final_results.csv, a person's labels,\n" +
+					"a review sheet from coordinator sample). Per category field: the records labelled on both sides, the share\n" +
+					"equal, Cohen's kappa with a bootstrap 95% interval, and the confusion table; IDs on one side only are\n" +
+					"counted. --out writes compare.html and disagreements.csv (both answers and both rationales).",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "against-registry", Usage: "compare A's intervention_type, trial_purpose and population with what the registry records state"},
+					&cli.StringFlag{Name: "input", Usage: "with --against-registry: the records `FILE` (the run's input)"},
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of tables"},
+					&cli.StringFlag{Name: "out", Usage: "write compare.html and disagreements.csv into `DIR`"},
+					&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the bootstrap resamples"},
+				},
+				Action: func(c *cli.Context) error {
+					ran = true
+					args := c.Args().Slice()
+					if len(args) == 0 || len(args) > 2 {
+						return fmt.Errorf("compare takes A and B (or A with --against-registry), got %d arguments: %w", len(args), exitcode.ErrUsage)
+					}
+					o := coordinator.CompareOptions{A: args[0], AgainstRegistry: c.Bool("against-registry"), Input: c.String("input"),
+						JSON: c.Bool("json"), Out: c.String("out"), Seed: c.Uint64("seed")}
+					if len(args) == 2 {
+						o.B = args[1]
+					}
+					return coordinator.Compare(c.Context, o, plainDeps())
+				},
+			},
+			{
+				Name:         "sample",
+				OnUsageError: usage.OnError("coordinator sample"),
+				Usage:        "write OUT/review_sample.csv: N answered records with their answers and empty review_ columns for a reviewer",
+				UsageText:    "coordinator sample --out DIR --n 50 [--seed S] [--by FIELD]",
+				Flags: []cli.Flag{outFlag,
+					&cli.IntFlag{Name: "n", Value: 50, Usage: "records in the sample"},
+					&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the draw"},
+					&cli.StringFlag{Name: "by", Usage: "stratify by this category `FIELD` (each of its answers gets a proportional share, at least one)"},
+				},
+				Action: act(func(c *cli.Context) error {
+					return coordinator.Sample(c.Context, coordinator.SampleOptions{Out: c.String("out"), N: c.Int("n"), Seed: c.Uint64("seed"), By: c.String("by")}, plainDeps())
+				}),
+			},
+			{
 				Name:         "limits",
 				OnUsageError: usage.OnError("coordinator limits"),
 				Usage:        "serve a split run's one rate limit (--rpm/--tpm) over TCP to workers a scheduler runs, until Ctrl-C",
@@ -245,6 +289,8 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 			return err
 		}),
 	}
+	args = hoistFlags(args, "compare", map[string]bool{"--input": true, "--out": true, "--seed": true})
+	args = hoistFlags(args, "import", map[string]bool{"--out": true, "-o": true})
 	err := app.RunContext(ctx, args)
 	if !ran && err != nil && !errors.Is(err, exitcode.ErrUsage) {
 		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
@@ -253,6 +299,33 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 		fmt.Fprintln(os.Stderr, "coordinator:", err)
 	}
 	return err
+}
+
+// hoistFlags moves the flags of command cmd that come after its arguments in front of them, so
+// that `coordinator compare A B --json` reads as written (the flag parser stops at the first
+// argument). valued are the flags that take a value as the next word.
+func hoistFlags(args []string, cmd string, valued map[string]bool) []string {
+	if len(args) < 2 || args[1] != cmd {
+		return args
+	}
+	var flags, rest []string
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest = append(rest, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-") && a != "-":
+			flags = append(flags, a)
+			if valued[a] && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(append(append([]string{}, args[:2]...), flags...), rest...)
 }
 
 // plainDeps are the connections of the commands that only read and print.

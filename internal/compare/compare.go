@@ -1,0 +1,222 @@
+package compare
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/trialcat/trialcat/internal/results"
+)
+
+// Labels are one side of a comparison: a label per record and category column.
+type Labels struct {
+	// Source names where they came from (a run folder, a CSV file, the registry).
+	Source   string
+	IDColumn string
+	// Fields are the category columns, in the source's order.
+	Fields []string
+	// Values maps an ID to its labels by field ("" where the source gives none).
+	Values map[string]map[string]string
+	// Rationale holds each ID's rationale, when the source has one.
+	Rationale map[string]string
+	// Order is the IDs in the source's order.
+	Order []string
+}
+
+// ReviewPrefix starts the columns of a review sheet a reviewer fills in: review_<field>.
+const ReviewPrefix = "review_"
+
+// RationaleColumn is the free-text column of the default schema, never compared.
+const RationaleColumn = "rationale"
+
+// ReadCSV reads labels from a CSV file with a header: the first column is the ID; category
+// columns are those of fields when given, else every column that is not the ID, a results
+// file's bookkeeping column or the rationale. A review sheet (columns review_<field>) gives the
+// reviewer's labels: the review_ columns, with empty cells (not reviewed yet) left out.
+func ReadCSV(path string, fields []string) (*Labels, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: no header row: %w", path, err)
+	}
+	l := &Labels{Source: path, IDColumn: header[0], Values: map[string]map[string]string{}, Rationale: map[string]string{}}
+	col := map[string]int{}
+	review := false
+	for i, h := range header {
+		col[h] = i
+		review = review || strings.HasPrefix(h, ReviewPrefix)
+	}
+	skip := map[string]bool{header[0]: true, RationaleColumn: true}
+	for _, b := range results.Bookkeeping() {
+		skip[b] = true
+	}
+	src := map[string]int{} // field → the column its labels come from
+	switch {
+	case review:
+		for _, h := range header {
+			if name, ok := strings.CutPrefix(h, ReviewPrefix); ok && name != "notes" {
+				l.Fields = append(l.Fields, name)
+				src[name] = col[h]
+			}
+		}
+	case len(fields) > 0:
+		for _, name := range fields {
+			if i, ok := col[name]; ok {
+				l.Fields = append(l.Fields, name)
+				src[name] = i
+			}
+		}
+	default:
+		for i, h := range header {
+			if !skip[h] {
+				l.Fields = append(l.Fields, h)
+				src[h] = i
+			}
+		}
+	}
+	ratCol, hasRat := col[RationaleColumn]
+	line := 1
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line++
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, line, err)
+		}
+		if len(rec) == 0 || rec[0] == "" {
+			continue
+		}
+		id := unguard(rec[0])
+		if _, dup := l.Values[id]; dup {
+			return nil, fmt.Errorf("%s: ID %s is there twice (line %d); one label per record", path, id, line)
+		}
+		vals := map[string]string{}
+		for _, name := range l.Fields {
+			if i := src[name]; i < len(rec) {
+				if v := strings.TrimSpace(rec[i]); v != "" {
+					vals[name] = unguard(v)
+				}
+			}
+		}
+		if review && len(vals) == 0 {
+			continue // not reviewed yet
+		}
+		l.Values[id] = vals
+		l.Order = append(l.Order, id)
+		if hasRat && ratCol < len(rec) {
+			l.Rationale[id] = rec[ratCol]
+		}
+	}
+	return l, nil
+}
+
+// unguard undoes the spreadsheet-formula guard of the final files (a leading ' before =, +, -,
+// @), so labels compare equal to the values the workers wrote.
+func unguard(s string) string {
+	if len(s) > 1 && s[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(s[1])) {
+		return s[1:]
+	}
+	return s
+}
+
+// Report is a comparison of two sides.
+type Report struct {
+	A, B    string           `json:"-"`
+	Fields  map[string]Field `json:"fields"`
+	Order   []string         `json:"-"` // field names in order
+	Common  int              `json:"common"`
+	OnlyInA int              `json:"only_in_a"`
+	OnlyInB int              `json:"only_in_b"`
+	// Disagreements are the records and fields whose labels differ, in A's order.
+	Disagreements []Disagreement `json:"-"`
+}
+
+// Disagreement is one record's differing labels on one field.
+type Disagreement struct {
+	ID, Field, A, B          string
+	RationaleA, RationaleB string
+}
+
+// Compare measures the agreement of b with a on the fields both have. Seed makes the kappa
+// intervals repeatable.
+func Compare(a, b *Labels, seed uint64) (*Report, error) {
+	var fields []string
+	for _, f := range a.Fields {
+		if slices.Contains(b.Fields, f) {
+			fields = append(fields, f)
+		}
+	}
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%s (columns %s) and %s (columns %s) have no category column in common",
+			a.Source, strings.Join(a.Fields, ", "), b.Source, strings.Join(b.Fields, ", "))
+	}
+	rep := &Report{A: a.Source, B: b.Source, Fields: map[string]Field{}, Order: fields}
+	for _, id := range a.Order {
+		if _, ok := b.Values[id]; ok {
+			rep.Common++
+		} else {
+			rep.OnlyInA++
+		}
+	}
+	for _, id := range b.Order {
+		if _, ok := a.Values[id]; !ok {
+			rep.OnlyInB++
+		}
+	}
+	for i, name := range fields {
+		var pairs []pair
+		for _, id := range a.Order {
+			bv, ok := b.Values[id]
+			if !ok {
+				continue
+			}
+			x, y := a.Values[id][name], bv[name]
+			if x == "" || y == "" {
+				continue // a side without a label for this field (a review left blank)
+			}
+			pairs = append(pairs, pair{x, y})
+			if x != y {
+				rep.Disagreements = append(rep.Disagreements, Disagreement{ID: id, Field: name, A: x, B: y,
+					RationaleA: a.Rationale[id], RationaleB: b.Rationale[id]})
+			}
+		}
+		f := measure(name, pairs, seed+uint64(i))
+		rep.Fields[name] = f
+	}
+	return rep, nil
+}
+
+// WriteDisagreements writes the disagreements as CSV: id, field, both labels, both rationales.
+func (r *Report) WriteDisagreements(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"id", "field", "a", "b", "rationale_a", "rationale_b"})
+	for _, d := range r.Disagreements {
+		_ = cw.Write([]string{results.SafeCell(d.ID), d.Field, results.SafeCell(d.A), results.SafeCell(d.B),
+			results.SafeCell(d.RationaleA), results.SafeCell(d.RationaleB)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// sortedKeys of a confusion row.
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

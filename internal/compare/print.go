@@ -1,0 +1,119 @@
+package compare
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Print writes the comparison for a person: a line per field, then each field's confusion table
+// when confusion is set.
+func (r *Report) Print(w io.Writer, confusion bool) {
+	fmt.Fprintf(w, "A: %s\nB: %s\n", r.A, r.B)
+	fmt.Fprintf(w, "records in both: %d; only in A: %d; only in B: %d\n\n", r.Common, r.OnlyInA, r.OnlyInB)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "field\tn\tagreement\tkappa\tkappa 95% CI\t")
+	for _, name := range r.Order {
+		f := r.Fields[name]
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", name, f.N, pctOf(f.Agreement), num(f.Kappa), ci(f.KappaCI))
+	}
+	tw.Flush()
+	for _, name := range r.Order {
+		if f := r.Fields[name]; f.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", name, f.Note)
+		}
+	}
+	if !confusion {
+		return
+	}
+	for _, name := range r.Order {
+		f := r.Fields[name]
+		if f.N == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: rows A, columns B\n", name)
+		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "\t%s\t\n", strings.Join(f.Labels, "\t"))
+		for _, a := range f.Labels {
+			row := make([]string, len(f.Labels))
+			for i, b := range f.Labels {
+				row[i] = fmt.Sprint(f.Confusion[a][b])
+			}
+			fmt.Fprintf(tw, "%s\t%s\t\n", a, strings.Join(row, "\t"))
+		}
+		tw.Flush()
+	}
+}
+
+// JSON writes the comparison as one object: {"fields": {...}, "common", "only_in_a", "only_in_b"}.
+func (r *Report) JSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func pctOf(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100**p)
+}
+
+func num(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", *p)
+}
+
+func ci(v []float64) string {
+	if len(v) != 2 {
+		return "-"
+	}
+	return fmt.Sprintf("[%.3f, %.3f]", v[0], v[1])
+}
+
+// MaxListed bounds the disagreements shown on the page (all are in the CSV).
+const MaxListed = 200
+
+var page = template.Must(template.New("compare").Funcs(template.FuncMap{
+	"pct": pctOf, "num": num, "ci": ci,
+	"cell": func(f Field, a, b string) int { return f.Confusion[a][b] },
+	"field": func(r *Report, name string) Field { return r.Fields[name] },
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>trialcat compare</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2430;max-width:70rem}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #d4d9e1;padding:.25rem .5rem;text-align:right}
+th{background:#f1f4f8}td.l,th.l{text-align:left}td.diag{background:#e3f4e6;font-weight:600}
+.note{color:#7a4b00}.muted{color:#5b6472}
+</style></head><body>
+<h1>Agreement of two sets of labels</h1>
+<p>A: <code>{{.A}}</code><br>B: <code>{{.B}}</code></p>
+<p>Records in both: <b>{{.Common}}</b>; only in A: {{.OnlyInA}}; only in B: {{.OnlyInB}}.</p>
+<table><tr><th class="l">field</th><th>n</th><th>agreement</th><th>Cohen's kappa</th><th>kappa 95% CI</th></tr>
+{{range .Order}}{{$f := field $ .}}<tr><td class="l">{{.}}</td><td>{{$f.N}}</td><td>{{pct $f.Agreement}}</td><td>{{num $f.Kappa}}</td><td>{{ci $f.KappaCI}}</td></tr>
+{{end}}</table>
+<p class="muted">Kappa corrects agreement for chance; it understates agreement when one label dominates, so read both.
+The interval is the 2.5th to 97.5th percentile of kappa over 1,000 bootstrap resamples of the records.</p>
+{{range .Order}}{{$f := field $ .}}
+<h2>{{.}}</h2>{{if $f.Note}}<p class="note">{{$f.Note}}</p>{{end}}
+{{if $f.N}}<table><tr><th class="l">A \ B</th>{{range $f.Labels}}<th>{{.}}</th>{{end}}</tr>
+{{range $a := $f.Labels}}<tr><th class="l">{{$a}}</th>{{range $b := $f.Labels}}<td{{if eq $a $b}} class="diag"{{end}}>{{cell $f $a $b}}</td>{{end}}</tr>
+{{end}}</table>{{end}}
+{{end}}
+<h2>Disagreements{{if gt (len .Disagreements) 200}} (the first 200; all are in disagreements.csv){{end}}</h2>
+<table><tr><th class="l">id</th><th class="l">field</th><th class="l">A</th><th class="l">B</th><th class="l">rationale A</th><th class="l">rationale B</th></tr>
+{{range $i, $d := .Disagreements}}{{if lt $i 200}}<tr><td class="l">{{$d.ID}}</td><td class="l">{{$d.Field}}</td><td class="l">{{$d.A}}</td><td class="l">{{$d.B}}</td><td class="l">{{$d.RationaleA}}</td><td class="l">{{$d.RationaleB}}</td></tr>
+{{end}}{{end}}</table>
+</body></html>
+`))
+
+// HTML writes the comparison as one self-contained page.
+func (r *Report) HTML(w io.Writer) error {
+	return page.Execute(w, r)
+}
