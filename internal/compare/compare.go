@@ -146,7 +146,7 @@ type Report struct {
 
 // Disagreement is one record's differing labels on one field.
 type Disagreement struct {
-	ID, Field, A, B          string
+	ID, Field, A, B        string
 	RationaleA, RationaleB string
 }
 

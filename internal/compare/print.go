@@ -81,7 +81,7 @@ const MaxListed = 200
 
 var page = template.Must(template.New("compare").Funcs(template.FuncMap{
 	"pct": pctOf, "num": num, "ci": ci,
-	"cell": func(f Field, a, b string) int { return f.Confusion[a][b] },
+	"cell":  func(f Field, a, b string) int { return f.Confusion[a][b] },
 	"field": func(r *Report, name string) Field { return r.Fields[name] },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>trialcat compare</title>
