@@ -120,6 +120,17 @@ func ReadCSV(path string, fields []string) (*Labels, error) {
 			l.Rationale[id] = rec[ratCol]
 		}
 	}
+	if review {
+		// A field nobody reviewed is not compared.
+		l.Fields = slices.DeleteFunc(l.Fields, func(name string) bool {
+			for _, v := range l.Values {
+				if v[name] != "" {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	return l, nil
 }
 
