@@ -238,6 +238,23 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 				}),
 			},
 			{
+				Name:         "cache",
+				OnUsageError: usage.OnError("coordinator cache"),
+				Usage:        "report on (stats) or prune (prune --older-than D) a response cache",
+				UsageText:    "coordinator cache stats --cache DIR\n   coordinator cache prune --cache DIR --older-than 720h",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "cache", EnvVars: []string{"TRIALCAT_CACHE"}, Usage: "the cache `DIR` (or auto)"},
+					&cli.DurationFlag{Name: "older-than", Usage: "prune: remove answers written more than this long ago"},
+				},
+				Action: func(c *cli.Context) error {
+					ran = true
+					if c.NArg() != 1 {
+						return fmt.Errorf("coordinator cache takes stats or prune: %w", exitcode.ErrUsage)
+					}
+					return coordinator.CacheCommand(c.Context, coordinator.CacheOptions{Dir: c.String("cache"), Action: c.Args().First(), OlderThan: c.Duration("older-than")}, plainDeps())
+				},
+			},
+			{
 				Name:         "limits",
 				OnUsageError: usage.OnError("coordinator limits"),
 				Usage:        "serve a split run's one rate limit (--rpm/--tpm) over TCP to workers a scheduler runs, until Ctrl-C",
@@ -291,6 +308,7 @@ func run(ctx context.Context, args []string, hardStop <-chan struct{}) error {
 	}
 	args = hoistFlags(args, "compare", map[string]bool{"--input": true, "--out": true, "--seed": true})
 	args = hoistFlags(args, "import", map[string]bool{"--out": true, "-o": true})
+	args = hoistFlags(args, "cache", map[string]bool{"--cache": true, "--older-than": true})
 	err := app.RunContext(ctx, args)
 	if !ran && err != nil && !errors.Is(err, exitcode.ErrUsage) {
 		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
@@ -387,6 +405,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker-bin", Usage: "worker binary `PATH` (default: beside the coordinator, then on PATH)"},
 		&cli.DurationFlag{Name: "grace", Value: coordinator.DefaultGrace, Usage: "how long a stopping worker may take before it is killed"},
 		&cli.DurationFlag{Name: "stall-after", Value: coordinator.DefaultStallAfter, Usage: "kill and restart a worker not heard from for this long (stopped, deadlocked, a hung file system)"},
+		&cli.StringFlag{Name: "cache", EnvVars: []string{"TRIALCAT_CACHE"}, Usage: "response cache `DIR` (or auto: the user's cache folder): records asked before with the same prompt, model and settings are answered from it at no cost"},
 		&cli.StringFlag{Name: "stream", Usage: "- : write each answered record as a JSON line to stdout as it lands (the summary goes to stderr); OUT/results.jsonl always gets them"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (bars on a terminal, else plain lines), tty, plain or off"},
 		&cli.DurationFlag{Name: "progress-every", Value: 10 * time.Second, Usage: "interval of the plain progress line"},
@@ -417,7 +436,7 @@ func optionsFrom(c *cli.Context) (coordinator.Options, error) {
 		PriorityIDsFile: c.String("priority-ids"), PriorityModel: c.String("priority-model"),
 		EscalateModel: c.String("escalate-model"), MaxCostUSD: c.Float64("max-cost"), PricesFile: c.String("prices"),
 		Backend: c.String("backend"), BatchPoll: c.Duration("batch-poll"), BatchMaxRequests: c.Int("batch-max-requests"),
-		BatchMaxBytes: c.Int64("batch-max-bytes"), Stream: c.String("stream"),
+		BatchMaxBytes: c.Int64("batch-max-bytes"), Stream: c.String("stream"), Cache: c.String("cache"),
 	}
 	if c.IsSet("temperature") {
 		t := c.Float64("temperature")

@@ -149,6 +149,9 @@ func addTotals(sum *summary.Summary, dir rundir.Dir, layout results.Layout, runs
 		sum.InputTokens += row.InputTokens
 		sum.OutputTokens += row.OutputTokens
 		sum.CostUSD += row.CostUSD
+		if row.Cached {
+			sum.Cached++
+		}
 		if w, ok := per[row.Worker]; ok {
 			w.Succeeded++
 			w.InputTokens += row.InputTokens
@@ -218,6 +221,9 @@ func printSummary(sum *summary.Summary, w io.Writer) {
 		cost += " (some models' prices are unknown; see --prices)"
 	}
 	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, cost)
+	if sum.Cached > 0 {
+		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
+	}
 	p := sum.Pass
 	fmt.Fprintf(w, "this pass: %d answered, %d failed in %.1fs; tokens in %d, out %d; cost $%.4f; retries %d (429s %d); worker restarts %d\n",
 		p.Answered, p.Failed, sum.WallSeconds, p.InputTokens, p.OutputTokens, p.CostUSD, sum.Retries, sum.RateLimited, sum.Restarts)

@@ -64,6 +64,10 @@ type Options struct {
 	BatchMaxRequests int
 	BatchMaxBytes    int64
 
+	// Cache is the response cache's folder, or "auto" for the user's cache folder; "" means
+	// none.
+	Cache string
+
 	// Stream is "-" to write each answered record's JSON line to Deps.StreamTo (standard
 	// output) as well as to results.jsonl.
 	Stream string

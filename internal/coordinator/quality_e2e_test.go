@@ -134,3 +134,115 @@ func TestReviewSheetRoundTrip(t *testing.T) {
 		t.Errorf("run vs review sheet: %+v (area %+v); want area only, 20 reviewed, 80%% agreement, 80 not in the sample", c, got)
 	}
 }
+
+// TestCacheAsksOnlyChangedAndNewRecords runs the bundled trials with a response cache, then a
+// new download of them in which three records changed and two are new: the second run asks
+// exactly those five, and takes the rest from the cache at no cost.
+func TestCacheAsksOnlyChangedAndNewRecords(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{})
+	dir := t.TempDir()
+	cacheDir := filepath.Join(dir, "cache")
+	env := []string{"OPENAI_API_KEY=" + testKey}
+	run := func(input, out string) runResult {
+		res := runBin(t, env, "coordinator", "--workers", "4", "--input", input, "--out", out, "--base-url", url,
+			"--cache", cacheDir, "--progress", "off")
+		if res.code != 0 {
+			t.Fatalf("run on %s: exit %d\n%s", input, res.code, res.stderr)
+		}
+		return res
+	}
+	run(sample, filepath.Join(dir, "first"))
+	before := api.Stats().PerID
+
+	// The next download: records 10, 20 and 30 edited, two new ones at the end.
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	edit := func(line, title, newID string) string {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		idm := rec["protocolSection"].(map[string]any)["identificationModule"].(map[string]any)
+		idm["briefTitle"] = title
+		if newID != "" {
+			idm["nctId"] = newID
+		}
+		b, _ := json.Marshal(rec)
+		return string(b)
+	}
+	want := map[string]bool{}
+	for _, i := range []int{10, 20, 30} {
+		lines[i] = edit(lines[i], "An edited title for this download", "")
+		want[sampleIDsOf(t, lines[i])] = true
+	}
+	for i, id := range []string{"NCT99999901", "NCT99999902"} {
+		lines = append(lines, edit(lines[i], "A new trial", id))
+		want[id] = true
+	}
+	next := filepath.Join(dir, "next.jsonl")
+	os.WriteFile(next, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out := filepath.Join(dir, "second")
+	res := run(next, out)
+
+	asked := map[string]bool{}
+	for id, n := range api.Stats().PerID {
+		if n > before[id] {
+			asked[id] = true
+		}
+	}
+	if len(asked) != len(want) {
+		t.Errorf("the second run asked %d records %v; want exactly the %d changed and new ones %v", len(asked), asked, len(want), want)
+	}
+	for id := range want {
+		if !asked[id] {
+			t.Errorf("changed or new record %s was not asked", id)
+		}
+	}
+	rows := readCSV(t, filepath.Join(out, "final_results.csv"))
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	cached := 0
+	for _, r := range rows[1:] {
+		isCached := r[col["cached"]] == "true"
+		if isCached == want[r[0]] {
+			t.Errorf("record %s: cached=%s", r[0], r[col["cached"]])
+		}
+		if isCached {
+			cached++
+			if r[col["cost_usd"]] != "0.000000" {
+				t.Errorf("cached record %s costs %s; want 0", r[0], r[col["cost_usd"]])
+			}
+		}
+	}
+	if cached != 97 || len(rows)-1 != 102 || !strings.Contains(res.stdout, "97 answers from the response cache") {
+		t.Errorf("%d cached of %d rows; want 97 of 102\n%s", cached, len(rows)-1, res.stdout)
+	}
+	if s := readSummaryFile(t, out); s.Succeeded != 102 {
+		t.Errorf("summary: %+v", s)
+	}
+	st := runBin(t, nil, "coordinator", "cache", "stats", "--cache", cacheDir)
+	if st.code != 0 || !strings.Contains(st.stdout, "105 answers") { // 100, then 3 changed and 2 new
+		t.Errorf("cache stats: exit %d\n%s%s", st.code, st.stdout, st.stderr)
+	}
+}
+
+func sampleIDsOf(t *testing.T, line string) string {
+	t.Helper()
+	var rec struct {
+		ProtocolSection struct {
+			IdentificationModule struct {
+				NctID string `json:"nctId"`
+			} `json:"identificationModule"`
+		} `json:"protocolSection"`
+	}
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.ProtocolSection.IdentificationModule.NctID
+}

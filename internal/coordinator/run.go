@@ -87,6 +87,11 @@ func prepare(ctx context.Context, opts *Options, deps *Deps, started time.Time) 
 		Input:    runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
 	}
 	p.spec = spec
+	if opts.Cache != "" && provider == runspec.ProviderOpenAI {
+		if spec.Cache, err = cacheDir(opts.Cache); err != nil {
+			return nil, err
+		}
+	}
 	if spec.IsBatchAPI() && provider != runspec.ProviderOpenAI {
 		return nil, usagef("--backend batch-api sends the requests to the OpenAI Batch API: it needs OPENAI_API_KEY (provider openai); the offline categorizer answers at once without it")
 	}

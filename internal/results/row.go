@@ -16,6 +16,8 @@ const (
 	ColAttempts     = "attempts"
 	ColLatencyMS    = "latency_ms"
 	ColWorker       = "worker"
+	// ColCached is "true" for an answer taken from the response cache (no request, cost 0).
+	ColCached = "cached"
 
 	ColErrorClass = "error_class"
 	ColMessage    = "message"
@@ -23,8 +25,11 @@ const (
 
 // Bookkeeping lists the bookkeeping columns in file order.
 func Bookkeeping() []string {
-	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker}
+	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker, ColCached}
 }
+
+// nBook is the number of bookkeeping columns.
+const nBook = 8
 
 // Layout is the column layout of a run's results and failures files: the only code that knows
 // it. The worker encodes rows with it; merge, status, the coordinator's tally, the report and the
@@ -38,7 +43,7 @@ type Layout struct {
 
 // Header returns the results header: the ID column, the schema's columns, the bookkeeping columns.
 func (l Layout) Header() []string {
-	h := make([]string, 0, 1+len(l.Columns)+7)
+	h := make([]string, 0, 1+len(l.Columns)+nBook)
 	h = append(h, l.IDColumn)
 	h = append(h, l.Columns...)
 	return append(h, Bookkeeping()...)
@@ -73,6 +78,8 @@ type Row struct {
 	Attempts  int
 	LatencyMS int64
 	Worker    int
+	// Cached says the answer came from the response cache.
+	Cached bool
 }
 
 // Encode returns r as cells in the layout's order.
@@ -84,7 +91,7 @@ func (l Layout) Encode(r Row) ([]string, error) {
 	if r.CostKnown {
 		cost = strconv.FormatFloat(r.CostUSD, 'f', 6, 64)
 	}
-	cells := make([]string, 0, 1+len(l.Columns)+7)
+	cells := make([]string, 0, 1+len(l.Columns)+nBook)
 	cells = append(cells, r.ID)
 	cells = append(cells, r.Values...)
 	return append(cells, r.Model,
@@ -93,14 +100,15 @@ func (l Layout) Encode(r Row) ([]string, error) {
 		cost,
 		strconv.Itoa(r.Attempts),
 		strconv.FormatInt(r.LatencyMS, 10),
-		strconv.Itoa(r.Worker)), nil
+		strconv.Itoa(r.Worker),
+		strconv.FormatBool(r.Cached)), nil
 }
 
 // Decode reads cells written by Encode (or merged from such cells).
 func (l Layout) Decode(cells []string) (Row, error) {
 	n := len(l.Columns)
-	if len(cells) != 1+n+7 {
-		return Row{}, fmt.Errorf("row has %d cells, the layout has %d", len(cells), 1+n+7)
+	if len(cells) != 1+n+nBook {
+		return Row{}, fmt.Errorf("row has %d cells, the layout has %d", len(cells), 1+n+nBook)
 	}
 	b := cells[1+n:]
 	r := Row{ID: cells[0], Values: cells[1 : 1+n], Model: b[0]}
@@ -121,6 +129,7 @@ func (l Layout) Decode(cells []string) (Row, error) {
 	num(ColAttempts, b[4], func(s string) (e error) { r.Attempts, e = strconv.Atoi(s); return })
 	num(ColLatencyMS, b[5], func(s string) (e error) { r.LatencyMS, e = strconv.ParseInt(s, 10, 64); return })
 	num(ColWorker, b[6], func(s string) (e error) { r.Worker, e = strconv.Atoi(s); return })
+	num(ColCached, b[7], func(s string) (e error) { r.Cached, e = strconv.ParseBool(s); return })
 	return r, err
 }
 

@@ -75,6 +75,9 @@ type Spec struct {
 	// through the OpenAI Batch API at batch prices. It may change between passes (a live pass
 	// finishes what the Batch API left), so it is not part of the fingerprint.
 	Backend string `json:"backend,omitempty"`
+	// Cache is the response cache's folder (--cache); "" means none. Not in the fingerprint:
+	// a rerun may add, move or drop it.
+	Cache string `json:"cache,omitempty"`
 	// BatchAPI tunes the Batch API backend; zero values mean the defaults.
 	BatchAPI BatchAPI `json:"batch_api,omitzero"`
 }

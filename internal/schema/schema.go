@@ -69,7 +69,7 @@ type Schema struct {
 // ReservedColumns returns the column names the results files add after the schema's columns; no
 // property may take one of these names.
 func ReservedColumns() []string {
-	return []string{"model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker"}
+	return []string{"model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached"}
 }
 
 // Source names where the schema came from, as given to Parse.

@@ -99,6 +99,8 @@ type Summary struct {
 	OutputTokens      int64            `json:"output_tokens"`
 	CostUSD           float64          `json:"estimated_cost_usd"`
 	CostKnown         bool             `json:"cost_known"`
+	// Cached counts the answers taken from the response cache (--cache): no request, cost 0.
+	Cached int64 `json:"cached"`
 	Retries           int64            `json:"retries"`
 	RateLimited       int64            `json:"rate_limited_429s"`
 	Restarts          int64            `json:"restarts"`

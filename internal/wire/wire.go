@@ -73,10 +73,12 @@ type Msg struct {
 	LatencyMS    int64   `json:"latency_ms,omitempty"`
 	// Cells is an answered record's row as written to worker_N_results.csv (record), for the
 	// coordinator's results stream.
-	Cells   []string `json:"cells,omitempty"`
-	DelayMS int64    `json:"delay_ms,omitempty"`
-	Pending int64    `json:"pending,omitempty"`
-	Done    int64    `json:"done,omitempty"`
+	Cells []string `json:"cells,omitempty"`
+	// Cached says the answer came from the response cache (record).
+	Cached  bool  `json:"cached,omitempty"`
+	DelayMS int64 `json:"delay_ms,omitempty"`
+	Pending int64 `json:"pending,omitempty"`
+	Done    int64 `json:"done,omitempty"`
 	// MaxRSSKB is the worker's peak resident set size (end).
 	MaxRSSKB int64 `json:"max_rss_kb,omitempty"`
 	// Started and Waiting are a heartbeat's attempts started and requests waiting for a

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/modelinfo"
@@ -137,6 +139,14 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	if fail != nil {
 		return fail()
 	}
+	key := r.cacheKey(req)
+	if key != "" {
+		if e, ok := r.cache.Get(key); ok {
+			if vals, err := r.caller.Check([]byte(e.Content)); err == nil {
+				return r.succeedAs(rec.ID, llm.Result{Values: vals, Content: e.Content, Model: e.Model, Attempts: r.prior[rec.ID]}, true)
+			}
+		}
+	}
 	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
 	if r.tmpl != nil {
 		// Without --tpm the estimate only feeds the server's token headers back: a rough one will do.
@@ -164,6 +174,13 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	}
 	res, err := caller.Call(ctx, req, r.prior[rec.ID])
 	if err == nil {
+		if key != "" {
+			u := res.Usage
+			if err := r.cache.Put(key, cache.Entry{Model: res.Model, Content: res.Content, InputTokens: u.InputTokens,
+				CachedInputTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, CreatedAt: time.Now().UTC()}); err != nil {
+				r.log.Warn().Err(err).Str("id", rec.ID).Msg("cannot store the answer in the response cache")
+			}
+		}
 		return r.succeed(rec.ID, res)
 	}
 	var le *llm.Error
@@ -215,12 +232,31 @@ func (r *runner) request(rec record.Record) (req llm.Request, fail func() error)
 	return req, nil
 }
 
-func (r *runner) succeed(id string, res llm.Result) error {
+// cacheKey is the response cache's key of req, or "" when there is no cache.
+func (r *runner) cacheKey(req llm.Request) string {
+	if r.cache == nil || r.openai == nil {
+		return ""
+	}
+	body, err := json.Marshal(r.openai.Params(req))
+	if err != nil {
+		return ""
+	}
+	return cache.Key(r.cacheHost, body)
+}
+
+func (r *runner) succeed(id string, res llm.Result) error { return r.succeedAs(id, res, false) }
+
+// succeedAs records an answered record; cached marks an answer from the response cache (no
+// request was made: no tokens, no cost).
+func (r *runner) succeedAs(id string, res llm.Result, cached bool) error {
 	cost, known := r.cost(res)
+	if cached {
+		cost, known = 0, true
+	}
 	// Worker files hold raw values; the merge applies the spreadsheet-formula guard once.
 	row, err := r.layout.Encode(results.Row{ID: id, Values: r.schema.Cells(res.Values), Model: res.Model,
 		InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostKnown: known,
-		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number})
+		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number, Cached: cached})
 	if err != nil {
 		return fmt.Errorf("record %s: %w", id, err)
 	}
@@ -235,7 +271,7 @@ func (r *runner) succeed(id string, res llm.Result) error {
 	r.mu.Unlock()
 	r.emit(wire.Msg{Type: wire.Record, ID: id, OK: true, Attempts: res.Attempts,
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
-		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row})
+		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: cached})
 	return nil
 }
 

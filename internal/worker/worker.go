@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/lockfile"
@@ -319,6 +321,10 @@ type runner struct {
 	openai       *llm.OpenAI
 	batchAPI     batchClient
 	batchPricing bool
+	// cache, when set, answers records asked before (--cache); cacheHost is the server's
+	// host, part of every key.
+	cache     *cache.Cache
+	cacheHost string
 	// outTokens and schemaTokens add to each prompt's count for the --tpm estimate.
 	outTokens, schemaTokens int
 
@@ -352,6 +358,15 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		return nil, err
 	}
 	r.openai, _ = provider.(*llm.OpenAI)
+	if spec.Cache != "" && r.openai != nil {
+		if r.cache, err = cache.Open(spec.Cache); err != nil {
+			return nil, err
+		}
+		r.cacheHost = spec.BaseURL
+		if u, err := url.Parse(spec.BaseURL); err == nil && u.Host != "" {
+			r.cacheHost = u.Host
+		}
+	}
 	if spec.IsBatchAPI() {
 		if r.openai == nil {
 			return nil, fmt.Errorf("run.json asks for the Batch API backend, which needs provider openai (this run's is %s): %w", spec.Provider, exitcode.ErrUsage)

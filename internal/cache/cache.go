@@ -1,0 +1,183 @@
+// Package cache stores answers content-addressed by everything that decides them (the server,
+// the model, the whole request body: messages, schema, parameters), so a run over a fresh
+// download asks only the records whose prompt changed or that are new. One file per answer,
+// DIR/ab/<sha256>.json, written to a temporary file in the same folder and renamed into place:
+// many worker processes, and tasks on other nodes sharing the file system, read and write it
+// without locks, and a kill never leaves a torn entry (a half-written temporary file is never
+// read, and is pruned).
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Entry is one stored answer.
+type Entry struct {
+	// Model is the model that answered; Content the answer text.
+	Model   string `json:"model"`
+	Content string `json:"content"`
+	// The tokens the answer took when it was asked (it costs nothing when reused).
+	InputTokens       int64     `json:"input_tokens"`
+	CachedInputTokens int64     `json:"cached_input_tokens"`
+	OutputTokens      int64     `json:"output_tokens"`
+	CreatedAt         time.Time `json:"created_at"`
+}
+
+// Cache is a folder of entries.
+type Cache struct{ dir string }
+
+// Open returns the cache in dir, creating it.
+func Open(dir string) (*Cache, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("response cache %s: %w", dir, err)
+	}
+	return &Cache{dir: dir}, nil
+}
+
+// Dir is the cache's folder.
+func (c *Cache) Dir() string { return c.dir }
+
+// Key addresses an answer: a hash of the server's host and the request body, which holds the
+// model, the messages, the schema and every parameter sent.
+func Key(host string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte("trialcat-cache-v1\x00"))
+	h.Write([]byte(host))
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (c *Cache) path(key string) string {
+	return filepath.Join(c.dir, key[:2], key+".json")
+}
+
+// Get returns the entry of key, if any. An entry that does not decode (a disk error, a file
+// written by something else) is a miss.
+func (c *Cache) Get(key string) (Entry, bool) {
+	var e Entry
+	data, err := os.ReadFile(c.path(key))
+	if err != nil || json.Unmarshal(data, &e) != nil || e.Content == "" {
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// Put stores e under key, atomically.
+func (c *Cache) Put(key string, e Entry) error {
+	dir := filepath.Dir(c.path(key))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("response cache: %w", err)
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+key[:16]+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("response cache: %w", err)
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("response cache: %w", err)
+	}
+	if err := os.Rename(f.Name(), c.path(key)); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("response cache: %w", err)
+	}
+	return nil
+}
+
+// Stats are a cache's size.
+type Stats struct {
+	Entries        int
+	Bytes          int64
+	Oldest, Newest time.Time
+	// Temps counts leftover temporary files (a kill mid-write).
+	Temps int
+}
+
+// Stats walks the cache.
+func (c *Cache) Stats() (Stats, error) {
+	var st Stats
+	err := c.walk(func(path string, info fs.FileInfo, temp bool) error {
+		if temp {
+			st.Temps++
+			return nil
+		}
+		st.Entries++
+		st.Bytes += info.Size()
+		if t := info.ModTime(); st.Oldest.IsZero() || t.Before(st.Oldest) {
+			st.Oldest = t
+		}
+		if t := info.ModTime(); t.After(st.Newest) {
+			st.Newest = t
+		}
+		return nil
+	})
+	return st, err
+}
+
+// Prune removes the entries written before cutoff, and leftover temporary files older than an
+// hour; it returns how many files it removed.
+func (c *Cache) Prune(cutoff time.Time) (int, error) {
+	n := 0
+	err := c.walk(func(path string, info fs.FileInfo, temp bool) error {
+		old := info.ModTime().Before(cutoff)
+		if temp {
+			old = time.Since(info.ModTime()) > time.Hour
+		}
+		if old {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (c *Cache) walk(fn func(path string, info fs.FileInfo, temp bool) error) error {
+	return filepath.WalkDir(c.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		temp := strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
+		if !temp && !strings.HasSuffix(name, ".json") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		return fn(path, info, temp)
+	})
+}
+
+// DefaultDir is where --cache auto keeps answers: the user's cache folder.
+func DefaultDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("--cache auto: no user cache folder (%w); give --cache DIR", err)
+	}
+	return filepath.Join(base, "trialcat", "answers"), nil
+}
