@@ -100,10 +100,10 @@ type Summary struct {
 	CostUSD           float64          `json:"estimated_cost_usd"`
 	CostKnown         bool             `json:"cost_known"`
 	// Cached counts the answers taken from the response cache (--cache): no request, cost 0.
-	Cached int64 `json:"cached"`
-	Retries           int64            `json:"retries"`
-	RateLimited       int64            `json:"rate_limited_429s"`
-	Restarts          int64            `json:"restarts"`
+	Cached      int64 `json:"cached"`
+	Retries     int64 `json:"retries"`
+	RateLimited int64 `json:"rate_limited_429s"`
+	Restarts    int64 `json:"restarts"`
 	// WallSeconds is this pass's wall time (this start of the coordinator to its end).
 	WallSeconds float64 `json:"wall_seconds"`
 	// RequestSeconds sums the latency of every answered record of the whole run (all passes).
