@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,15 @@ func Key(host string, body []byte) string {
 	h.Write([]byte{0})
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Host is the part of a base URL that keys answers: its host and port ("" for OpenAI's
+// default), so the same model on another server is another answer.
+func Host(baseURL string) string {
+	if u, err := url.Parse(baseURL); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return baseURL
 }
 
 func (c *Cache) path(key string) string {

@@ -185,6 +185,12 @@ func TestCacheAsksOnlyChangedAndNewRecords(t *testing.T) {
 	}
 	next := filepath.Join(dir, "next.jsonl")
 	os.WriteFile(next, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	// The estimate counts the cache's records as free.
+	est := runBin(t, env, "coordinator", "estimate", "--workers", "4", "--input", next, "--base-url", url, "--cache", cacheDir)
+	if est.code != 0 || !strings.Contains(est.stdout, "97 records are answered from it at no cost; the figures below are for the other 5") ||
+		!strings.Contains(est.stdout, "estimate: 5 records") {
+		t.Errorf("estimate with the cache: exit %d\n%s%s", est.code, est.stdout, est.stderr)
+	}
 	out := filepath.Join(dir, "second")
 	res := run(next, out)
 

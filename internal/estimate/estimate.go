@@ -56,6 +56,9 @@ type Options struct {
 	// Latency is the per-request latency to assume; 0 means the model family's default (see
 	// Families).
 	Latency time.Duration
+	// Cached, when set, reports whether the response cache answers a record (rendered as
+	// msgs): such records cost nothing and are left out of the figures.
+	Cached func(rec record.Record, msgs prompt.Messages) bool
 }
 
 // check validates the options; errors wrap exitcode.ErrUsage.
@@ -111,8 +114,11 @@ type Report struct {
 	Input string
 	Model string
 
-	// Records counts the records a run would categorize (after --dedupe).
+	// Records counts the records a run would ask (after --dedupe, without those the response
+	// cache answers).
 	Records int64
+	// FromCache counts the records the response cache answers: free, not in the figures.
+	FromCache int64
 
 	// PromptTokens counts the rendered messages of all requests, chat framing included;
 	// PromptMean, PromptP50, PromptP95 and PromptMax are per request (exact, nearest rank), and
@@ -184,14 +190,31 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(p.fromCache) > 0 {
+		// The cache's records cost nothing: the figures are for the others.
+		skip := make(map[int64]bool, len(p.fromCache))
+		for _, i := range p.fromCache {
+			skip[i] = true
+		}
+		kept := p.counts[:0]
+		for i, c := range p.counts {
+			if !skip[int64(i)] {
+				kept = append(kept, c)
+			}
+		}
+		p.counts = kept
+	}
 	rep := &Report{
-		Input: opts.Input, Model: opts.Model, Records: int64(len(p.counts)),
+		Input: opts.Input, Model: opts.Model, Records: int64(len(p.counts)), FromCache: int64(len(p.fromCache)),
 		PromptTokens: p.total, PromptMaxID: p.maxID, SystemTokens: p.system, SystemStatic: p.static,
 		SchemaTokens: schemaTokens, Workers: opts.Workers, Concurrency: opts.Concurrency,
 		RPM: opts.RPM, TPM: opts.TPM, PricesAsOf: opts.Prices.AsOf, PricesSource: opts.Prices.Source,
 	}
 	slices.Sort(p.counts)
 	n := len(p.counts)
+	if n == 0 {
+		return rep, nil // every record is answered by the response cache
+	}
 	rep.PromptMean = float64(p.total) / float64(n)
 	rep.PromptP50, rep.PromptP95 = quantile(p.counts, 0.50), quantile(p.counts, 0.95)
 	rep.PromptMax = int(p.counts[n-1])
@@ -295,7 +318,8 @@ func countAtMost(sorted []int32, limit int) int {
 
 // prompts is the outcome of the counting pass.
 type prompts struct {
-	counts []int32 // prompt tokens of each record, by index
+	counts    []int32 // prompt tokens of each record, by index
+	fromCache []int64 // indexes of the records the response cache answers
 	total  int64
 	maxID  string
 	system int  // tokens of the first record's system message
@@ -308,6 +332,7 @@ type counted struct {
 	id        string
 	tokens    int32
 	newSystem bool // the record's system message differs from the first record's
+	cached    bool // the response cache answers it
 	err       error
 }
 
@@ -372,6 +397,7 @@ func countPrompts(ctx context.Context, opts Options) (*prompts, error) {
 				} else {
 					tok, newSystem := c.count(msgs)
 					x.tokens, x.newSystem = clamp32(tok), newSystem
+					x.cached = opts.Cached != nil && opts.Cached(rec, msgs)
 				}
 				select {
 				case out <- x:
@@ -402,6 +428,10 @@ func countPrompts(ctx context.Context, opts Options) (*prompts, error) {
 		}
 		for int64(len(p.counts)) <= x.index {
 			p.counts = append(p.counts, 0)
+		}
+		if x.cached {
+			p.fromCache = append(p.fromCache, x.index)
+			continue
 		}
 		p.counts[x.index] = x.tokens
 		p.total += int64(x.tokens)

@@ -17,6 +17,13 @@ import (
 //
 // for scripts to grep ($? when the model's price is unknown).
 func (r *Report) Print(w io.Writer) {
+	if r.FromCache > 0 {
+		fmt.Fprintf(w, "response cache: %d records are answered from it at no cost; the figures below are for the other %d\n\n", r.FromCache, r.Records)
+	}
+	if r.Records == 0 {
+		fmt.Fprintf(w, "estimate: every record is answered by the response cache: the run asks nothing and costs nothing\n")
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	line := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
 	run := r.Costs[0]

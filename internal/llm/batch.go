@@ -41,7 +41,11 @@ type BatchLine struct {
 // RequestLine is req as one line of an input file, with the record ID as its custom_id: the
 // same body a live request sends.
 func (o *OpenAI) RequestLine(req Request) ([]byte, error) {
-	b, err := json.Marshal(BatchLine{CustomID: req.RecordID, Method: http.MethodPost, URL: BatchEndpoint, Body: o.Params(req)})
+	body, err := o.Body(req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(BatchLine{CustomID: req.RecordID, Method: http.MethodPost, URL: BatchEndpoint, Body: json.RawMessage(body)})
 	if err != nil {
 		return nil, fmt.Errorf("record %s: encode the batch request: %w", req.RecordID, err)
 	}

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/trialcat/trialcat/internal/modelinfo"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/schema"
 )
 
 // DefaultBaseURL is the OpenAI API used when OpenAIConfig.BaseURL is empty.
@@ -152,6 +155,26 @@ func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
 		p.Temperature = openai.Float(*o.cfg.Temperature)
 	}
 	return p
+}
+
+// Body is the request body of req as JSON: what a live request sends, what a Batch API line
+// holds, and what the response cache keys on.
+func (o *OpenAI) Body(req Request) ([]byte, error) {
+	b, err := json.Marshal(o.Params(req))
+	if err != nil {
+		return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
+	}
+	return b, nil
+}
+
+// ForRun is the configuration of the run's OpenAI-compatible server: the request parameters
+// from run.json, the key and base URL as the caller read them from the environment.
+func ForRun(spec *runspec.Spec, sch *schema.Schema, key, baseURL string) OpenAIConfig {
+	return OpenAIConfig{
+		BaseURL: baseURL, APIKey: key, SchemaName: sch.Name, Schema: sch.StrictJSON(),
+		ReasoningEffort: spec.ReasoningEffort, Temperature: spec.Temperature,
+		MaxCompletionTokens: spec.MaxCompletionTokens, Timeout: time.Duration(spec.Timeout),
+	}
 }
 
 // Complete makes one attempt. A refusal or a truncated answer returns the Reply (with its

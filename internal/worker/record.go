@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -237,7 +236,7 @@ func (r *runner) cacheKey(req llm.Request) string {
 	if r.cache == nil || r.openai == nil {
 		return ""
 	}
-	body, err := json.Marshal(r.openai.Params(req))
+	body, err := r.openai.Body(req)
 	if err != nil {
 		return ""
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -362,10 +361,7 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		if r.cache, err = cache.Open(spec.Cache); err != nil {
 			return nil, err
 		}
-		r.cacheHost = spec.BaseURL
-		if u, err := url.Parse(spec.BaseURL); err == nil && u.Host != "" {
-			r.cacheHost = u.Host
-		}
+		r.cacheHost = cache.Host(spec.BaseURL)
 	}
 	if spec.IsBatchAPI() {
 		if r.openai == nil {
@@ -460,17 +456,9 @@ func openaiConfig(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.OpenAI
 	if key == "" {
 		return llm.OpenAIConfig{}, fmt.Errorf("OPENAI_API_KEY is not set: this run uses provider openai; export the key in the environment (never as a flag): %w", exitcode.ErrUsage)
 	}
-	return llm.OpenAIConfig{
-		BaseURL:             spec.FullBaseURL(getenv),
-		APIKey:              key,
-		SchemaName:          sch.Name,
-		Schema:              sch.StrictJSON(),
-		ReasoningEffort:     spec.ReasoningEffort,
-		Temperature:         spec.Temperature,
-		MaxCompletionTokens: spec.MaxCompletionTokens,
-		Timeout:             time.Duration(spec.Timeout),
-		HTTPClient:          deps.HTTPClient,
-	}, nil
+	cfg := llm.ForRun(spec, sch, key, spec.FullBaseURL(getenv))
+	cfg.HTTPClient = deps.HTTPClient
+	return cfg, nil
 }
 
 func (r *runner) close() {
