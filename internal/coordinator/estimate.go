@@ -7,9 +7,9 @@ import (
 	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/estimate"
 	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/record"
-	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/runspec"
 )
 

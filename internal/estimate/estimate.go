@@ -320,10 +320,10 @@ func countAtMost(sorted []int32, limit int) int {
 type prompts struct {
 	counts    []int32 // prompt tokens of each record, by index
 	fromCache []int64 // indexes of the records the response cache answers
-	total  int64
-	maxID  string
-	system int  // tokens of the first record's system message
-	static bool // every record's system message equals the first's
+	total     int64
+	maxID     string
+	system    int  // tokens of the first record's system message
+	static    bool // every record's system message equals the first's
 }
 
 // counted is the count of one record, or the error rendering it.
