@@ -136,6 +136,12 @@ func (p *page) header(r *run) {
 		{Label: "Retries", Value: group(s.Retries), Sub: group(s.RateLimited) + " rate-limited (429)", Tone: tone(s.RateLimited > 0, "warn")},
 		{Label: "Worker restarts", Value: group(s.Restarts), Tone: tone(s.Restarts > 0, "warn")},
 	}
+	if s.Cached > 0 {
+		p.Tiles = append(p.Tiles, tile{Label: "From the cache", Value: group(s.Cached), Sub: "answers reused at no cost (--cache)", Tone: "ok"})
+	}
+	if s.Backend == "batch-api" {
+		p.Tiles = append(p.Tiles, tile{Label: "Backend", Value: "Batch API", Sub: "costs at Batch API prices"})
+	}
 }
 
 func tone(cond bool, t string) string {
