@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestOfflineRunOnBundledSample(t *testing.T) {
 	}
 	rows := readCSV(t, filepath.Join(out, "final_results.csv"))
 	wantHeader := append([]string{"nct_id"}, taxonomy.MustSchema().Columns()...)
-	wantHeader = append(wantHeader, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker")
+	wantHeader = append(wantHeader, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached")
 	if !reflect.DeepEqual(rows[0], wantHeader) {
 		t.Errorf("header = %v\nwant %v", rows[0], wantHeader)
 	}
@@ -124,8 +125,8 @@ func TestAPIRunEveryInputFormat(t *testing.T) {
 						t.Errorf("%s %s = %q, server answered %q", row[0], c, row[i], v)
 					}
 				}
-				if row[len(row)-7] != "gpt-5-mini" {
-					t.Errorf("%s: model column %q", row[0], row[len(row)-7])
+				if m := row[slices.Index(cols, "model")]; m != "gpt-5-mini" {
+					t.Errorf("%s: model column %q", row[0], m)
 				}
 			}
 			for n := 0; n < 20; n++ {
