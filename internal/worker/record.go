@@ -177,7 +177,9 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			u := res.Usage
 			if err := r.cache.Put(key, cache.Entry{Model: res.Model, Content: res.Content, InputTokens: u.InputTokens,
 				CachedInputTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, CreatedAt: time.Now().UTC()}); err != nil {
-				r.log.Warn().Err(err).Str("id", rec.ID).Msg("cannot store the answer in the response cache")
+				r.cacheWarn.Do(func() {
+					r.log.Warn().Err(err).Str("dir", r.cache.Dir()).Msg("cannot store answers in the response cache; the run goes on without storing them")
+				})
 			}
 		}
 		return r.succeed(rec.ID, res)

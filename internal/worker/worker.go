@@ -324,6 +324,7 @@ type runner struct {
 	// host, part of every key.
 	cache     *cache.Cache
 	cacheHost string
+	cacheWarn sync.Once
 	// outTokens and schemaTokens add to each prompt's count for the --tpm estimate.
 	outTokens, schemaTokens int
 
