@@ -129,7 +129,8 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		return err
 	}
 	if len(busy) > 0 {
-		fmt.Fprintf(deps.Stdout, "batches %s are queued or running already; not submitting them again\n", slurm.FormatIndices(busy))
+		fmt.Fprintf(deps.Stdout, "%s queued or running already; not submitting %s again\n",
+			plural(len(busy), "batch "+slurm.FormatIndices(busy)+" is", "batches "+slurm.FormatIndices(busy)+" are"), plural(len(busy), "it", "them"))
 	}
 
 	var srv *limitServer
