@@ -193,9 +193,12 @@ func Sample(ctx context.Context, opts SampleOptions, deps Deps) error {
 	if opts.By != "" && !slices.Contains(fields, opts.By) {
 		return usagef("--by %s: not a category column of this run (its are %v)", opts.By, fields)
 	}
+	if _, err := os.Stat(dir.FinalResults()); err != nil {
+		return usagef("%s has no final_results.csv yet: finish or merge the run first (coordinator merge --out %s)", opts.Out, opts.Out)
+	}
 	l, err := compare.ReadCSV(dir.FinalResults(), fields)
 	if err != nil {
-		return usagef("%s: %w (finish or merge the run first)", dir.FinalResults(), err)
+		return usagef("%w", err)
 	}
 	picked := pick(l, opts.N, opts.By, max(opts.Seed, 1))
 	want := map[string]bool{}
