@@ -384,3 +384,39 @@ func TestBatchAPISplitsInputFilesBelowTheLimits(t *testing.T) {
 		t.Errorf("files over the server's limit: exit %d; want 1 with the server's reason\n%s", res.code, res.stderr)
 	}
 }
+
+// TestBatchAPILyingServer: an output file with far more lines than requests is not read to its
+// end (the answers before the flood are kept), and a batch still running past its own window is
+// collected as expired instead of polled for ever.
+func TestBatchAPILyingServer(t *testing.T) {
+	t.Parallel()
+	t.Run("flooded output file", func(t *testing.T) {
+		t.Parallel()
+		_, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: 50 * time.Millisecond, StrayLines: 5000}})
+		out := filepath.Join(t.TempDir(), "out")
+		res := batchRun(t, url, out)
+		if res.code != 0 {
+			t.Fatalf("exit %d; the 25 answers come before the flood and all records are answered\n%s", res.code, res.stderr)
+		}
+		assertExactlyOnce(t, out, sampleIDs(t, sample))
+		log, _ := os.ReadFile(rundir.New(out).Worker(0).Log)
+		if n := strings.Count(string(log), "did not ask"); n > 5 {
+			t.Errorf("%d log lines for stray custom_ids; want at most 5", n)
+		}
+		if !strings.Contains(string(log), "stopped reading a Batch API file") {
+			t.Error("the worker read the whole flood")
+		}
+	})
+	t.Run("running past its window", func(t *testing.T) {
+		t.Parallel()
+		_, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour, ExpiresIn: time.Second}})
+		out := filepath.Join(t.TempDir(), "out")
+		res := batchRun(t, url, out)
+		if res.code != 1 || !strings.Contains(res.stderr, "not answered by the Batch API") {
+			t.Fatalf("exit %d; want 1 with every record left to do\n%s", res.code, res.stderr)
+		}
+		if s := readSummaryFile(t, out); s.Remaining != 100 {
+			t.Errorf("summary %+v; want 100 remaining", s)
+		}
+	})
+}

@@ -27,8 +27,13 @@ type BatchConfig struct {
 	NoOutputFile bool
 	// MalformedLine puts a line that is not JSON first in every output file.
 	MalformedLine bool
-	// UnknownCustomID adds an output line for a custom_id the input did not have.
+	// UnknownCustomID adds an output line for a custom_id the input did not have;
+	// StrayLines adds that many more (a lying, endless-looking file).
 	UnknownCustomID bool
+	StrayLines      int
+	// ExpiresIn is the window a batch's expires_at states; 0 means 24h. A batch may go on
+	// running past it (InProgress longer): a server that does not keep its own window.
+	ExpiresIn time.Duration
 	// DropCreateAnswers drops the connection after creating each of the first N batches: the
 	// batch exists, the client never hears of it (a crash or timeout at that moment).
 	DropCreateAnswers int
@@ -60,7 +65,7 @@ type file struct {
 type fakeBatch struct {
 	id, input, endpoint, window string
 	metadata                    map[string]string
-	created                     time.Time
+	created, expires            time.Time
 	cancelledAt                 time.Time
 	status                      string
 	output, errorFile           string
@@ -245,6 +250,10 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, b *batchAPI
 	}
 	fb := &fakeBatch{id: b.newID("batch"), input: p.InputFileID, endpoint: p.Endpoint, window: p.CompletionWindow,
 		metadata: p.Metadata, created: s.now(), status: "validating", stamps: map[string]int64{}}
+	fb.expires = fb.created.Add(24 * time.Hour)
+	if b.cfg.ExpiresIn > 0 {
+		fb.expires = fb.created.Add(b.cfg.ExpiresIn)
+	}
 	fb.total = bytes.Count(f.data, []byte("\n"))
 	if max := b.cfg.MaxRequests; max > 0 && fb.total > max {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("The input file has %d requests; the limit is %d", fb.total, max), "invalid_request_error", "input_file_id", "")
@@ -431,6 +440,10 @@ func (s *Server) answerBatch(b *batchAPI, fb *fakeBatch) {
 		writeLine(&out, map[string]any{"id": "batch_req_stray", "custom_id": "NOT-IN-THE-INPUT",
 			"response": map[string]any{"status_code": 200, "body": map[string]any{}}, "error": nil})
 	}
+	for i := range cfg.StrayLines {
+		writeLine(&out, map[string]any{"id": fmt.Sprintf("batch_req_stray_%d", i), "custom_id": fmt.Sprintf("STRAY-%d", i),
+			"response": map[string]any{"status_code": 200, "body": map[string]any{}}, "error": nil})
+	}
 	if cfg.NoOutputFile {
 		return
 	}
@@ -478,7 +491,7 @@ func batchJSON(fb *fakeBatch) map[string]any {
 	m := map[string]any{
 		"id": fb.id, "object": "batch", "endpoint": fb.endpoint, "input_file_id": fb.input,
 		"completion_window": fb.window, "status": fb.status, "created_at": fb.created.Unix(),
-		"expires_at": fb.created.Add(24 * time.Hour).Unix(), "metadata": fb.metadata,
+		"expires_at": fb.expires.Unix(), "metadata": fb.metadata,
 		"request_counts": map[string]any{"total": fb.total, "completed": fb.completed, "failed": fb.failed},
 	}
 	if fb.output != "" {

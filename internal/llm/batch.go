@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -114,6 +115,8 @@ type BatchInfo struct {
 	Total, Completed, Failed               int64
 	Errors                                 []string
 	Metadata                               map[string]string
+	// ExpiresAt is when the API says the batch's window ends (zero when it does not say).
+	ExpiresAt time.Time
 }
 
 // Terminal reports whether the batch has ended: its files, if any, are final.
@@ -129,6 +132,9 @@ func batchInfo(b *openai.Batch) BatchInfo {
 	info := BatchInfo{ID: b.ID, Status: string(b.Status), InputFileID: b.InputFileID, OutputFileID: b.OutputFileID,
 		ErrorFileID: b.ErrorFileID, Total: b.RequestCounts.Total, Completed: b.RequestCounts.Completed,
 		Failed: b.RequestCounts.Failed, Metadata: b.Metadata}
+	if b.ExpiresAt > 0 {
+		info.ExpiresAt = time.Unix(b.ExpiresAt, 0)
+	}
 	for _, e := range b.Errors.Data {
 		msg := e.Message
 		if e.Line > 0 {

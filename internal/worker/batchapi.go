@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -296,6 +298,13 @@ func (b *batchRun) drive(ctx context.Context) error {
 				r.log.Info().Str("batch_id", p.BatchID).Int("part", p.Part).Str("status", info.Status).Int64("completed", info.Completed).
 					Int64("failed", info.Failed).Int64("total", info.Total).Msg("Batch API batch")
 			}
+			if !info.Terminal() && !info.ExpiresAt.IsZero() && time.Now().After(info.ExpiresAt.Add(maxPoll)) {
+				// A server whose batch runs on past its own window: what it answered by now is
+				// collected, the rest is left for a rerun.
+				r.log.Warn().Str("batch_id", p.BatchID).Time("expires_at", info.ExpiresAt).Str("status", info.Status).
+					Msg("the batch is still running past its completion window; collecting it as expired")
+				info.Status = "expired"
+			}
 			if !info.Terminal() {
 				open++
 				queued += int64(p.Requests)
@@ -411,6 +420,10 @@ func (b *batchRun) submit(ctx context.Context, p *batchapi.Part) error {
 	return nil
 }
 
+// errBadFile marks a Batch API file that cannot be read as one: a line too long, or far more
+// lines than the batch had requests. Reading it again would not help.
+var errBadFile = errors.New("the Batch API's file is not a batch output file")
+
 // call runs one API call, retrying what may pass (the server unreachable, a 5xx, a 429) with
 // backoff for up to two minutes; a refusal (bad key, no quota) stops the run.
 func (b *batchRun) call(ctx context.Context, what string, fn func() error) error {
@@ -423,6 +436,9 @@ func (b *batchRun) call(ctx context.Context, what string, fn func() error) error
 		}
 		if ctx.Err() != nil {
 			return b.interrupted(ctx)
+		}
+		if errors.Is(err, errBadFile) || errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("%w: %w", errBadFile, err)
 		}
 		le := llm.Classify(err)
 		switch {
@@ -454,24 +470,33 @@ func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.Batch
 		return err
 	}
 	seen := map[string]bool{}
-	malformed, stray := 0, 0
+	malformed, stray, lines := 0, 0, 0
+	// A part's files hold one line per request; a server that sends far more (an endless or
+	// lying file) is not read to its end.
+	maxLines := 2*p.Requests + 100
 	read := func(fileID string) error {
 		if fileID == "" {
 			return nil
 		}
 		return b.call(ctx, "download "+fileID, func() error {
 			return b.api.Lines(ctx, fileID, func(line []byte) error {
+				if lines++; lines > maxLines {
+					return fmt.Errorf("%w: more than %d lines for a batch of %d requests", errBadFile, maxLines, p.Requests)
+				}
 				l, err := llm.ParseOutputLine(line)
 				if err != nil {
-					malformed++
+					if malformed++; malformed > 5 {
+						return nil
+					}
 					r.log.Error().Str("batch_id", p.BatchID).Str("file_id", fileID).Str("line", llm.Clip(string(line), 200)).
 						Msg("a line of the Batch API's file is not an answer line; its record stays to do")
 					return nil
 				}
 				model, ok := ids[l.CustomID]
 				if !ok {
-					stray++
-					r.log.Error().Str("batch_id", p.BatchID).Str("custom_id", llm.Clip(l.CustomID, 80)).Msg("the Batch API answered a custom_id this part did not ask; ignored")
+					if stray++; stray <= 5 {
+						r.log.Error().Str("batch_id", p.BatchID).Str("custom_id", llm.Clip(l.CustomID, 80)).Msg("the Batch API answered a custom_id this part did not ask; ignored")
+					}
 					return nil
 				}
 				if seen[l.CustomID] || r.skip[l.CustomID] || l.Expired() {
@@ -482,11 +507,15 @@ func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.Batch
 			})
 		})
 	}
-	if err := read(info.OutputFileID); err != nil {
-		return err
-	}
-	if err := read(info.ErrorFileID); err != nil {
-		return err
+	for _, id := range []string{info.OutputFileID, info.ErrorFileID} {
+		if err := read(id); errors.Is(err, errBadFile) {
+			// What was read is kept; the rest of the part stays to do.
+			b.problems = append(b.problems, fmt.Sprintf("batch %s: file %s: %v", p.BatchID, id, err))
+			r.log.Error().Err(err).Str("batch_id", p.BatchID).Str("file_id", id).Msg("stopped reading a Batch API file")
+			break
+		} else if err != nil {
+			return err
+		}
 	}
 	missing := 0
 	for id := range ids {
