@@ -32,7 +32,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.completeStream(mctx); err != nil {
+	if err := s.completeStream(mctx, spec.Layout(sch)); err != nil {
 		deps.Log.Warn("cannot complete the results stream", "error", err)
 	}
 	sum := &summary.Summary{

@@ -393,7 +393,7 @@ func (s *scheduler) streamRow(cells []string) {
 
 // completeStream adds to the stream the answers it has not had: those of earlier passes and of
 // workers whose events were lost (a crash between the row and its event).
-func (s *scheduler) completeStream(ctx context.Context) error {
+func (s *scheduler) completeStream(ctx context.Context, layout results.Layout) error {
 	if s.stream == nil {
 		return nil
 	}
@@ -401,7 +401,11 @@ func (s *scheduler) completeStream(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		header := layout.Header()
 		if _, _, err := results.Read(s.dir.Worker(b.Number).Results, func(row []string) error {
+			if len(row) == len(header)-1 {
+				row = results.Upgraded(row) // written before the cached column
+			}
 			s.streamRow(row)
 			return nil
 		}); err != nil {

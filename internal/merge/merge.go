@@ -142,7 +142,7 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 	if b.IDs == nil {
 		return bs, errors.New("no IDs for the batch")
 	}
-	done, failed, err := load(b, opts.Layout, stats)
+	done, failed, legacy, err := load(b, opts.Layout, stats)
 	if err != nil {
 		return bs, err
 	}
@@ -175,11 +175,11 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 		if at, ok := done[id]; ok {
 			used++
 			bs.Succeeded++
-			return copyRow(out, doneRows, at)
+			return copyRow(out, doneRows, at, legacy)
 		}
 		if at, ok := failed[id]; ok {
 			bs.Failed++
-			return copyRow(fail, failedRows, at)
+			return copyRow(fail, failedRows, at, false)
 		}
 		bs.Missing++ // not done yet: in neither file, and a rerun does it
 		return nil
@@ -188,18 +188,22 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 	return bs, err
 }
 
-// copyRow writes the row at offset at of rows.
-func copyRow(w *csv.Writer, rows *results.RowReader, at int64) error {
+// copyRow writes the row at offset at of rows; a row of a legacy results file (legacy set)
+// gets its cached cell.
+func copyRow(w *csv.Writer, rows *results.RowReader, at int64, legacy bool) error {
 	row, err := rows.At(at)
 	if err != nil {
 		return err
+	}
+	if legacy {
+		row = results.Upgraded(row)
 	}
 	return writeRow(w, row)
 }
 
 // load indexes a batch's worker files: where the first result row per ID and the last failure
 // row per ID start.
-func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string]int64, err error) {
+func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string]int64, legacy bool, err error) {
 	done = make(map[string]int64)
 	got, torn, err := results.Index(b.ResultsPath, func(row []string, at int64) error {
 		id := results.RowID(row)
@@ -211,10 +215,13 @@ func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	if err := checkHeader(b.ResultsPath, got, layout.Header()); err != nil {
-		return nil, nil, err
+	legacy = results.IsLegacy(got, layout.Header())
+	if !legacy {
+		if err := checkHeader(b.ResultsPath, got, layout.Header()); err != nil {
+			return nil, nil, false, err
+		}
 	}
 	if torn {
 		stats.TornLines++
@@ -226,15 +233,15 @@ func load(b Batch, layout results.Layout, stats *Stats) (done, failed map[string
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if err := checkHeader(b.FailuresPath, got, layout.FailureHeader()); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if torn {
 		stats.TornLines++
 	}
-	return done, failed, nil
+	return done, failed, legacy, nil
 }
 
 // checkHeader accepts a missing file (nil header) or the expected header.

@@ -29,6 +29,9 @@ func OpenWriter(path string, header []string) (*Writer, error) {
 	if len(header) == 0 {
 		return nil, fmt.Errorf("open %s: empty header", path)
 	}
+	if err := upgradeIfLegacy(path, header); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)

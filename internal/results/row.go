@@ -169,7 +169,28 @@ func RowID(cells []string) string { return cells[0] }
 // ReadRows streams the complete rows of a results file with this layout (see Read); a missing
 // file has none. A header other than l's is an error.
 func (l Layout) ReadRows(path string, fn func(Row) error) (torn bool, err error) {
-	return readAs(path, l.Header(), l.Decode, fn)
+	want := l.Header()
+	legacy := false
+	_, torn, err = read(path, func(header []string) error {
+		if IsLegacy(header, want) {
+			legacy = true // written before the cached column: not from the cache
+			return nil
+		}
+		if !slices.Equal(header, want) {
+			return mismatch(path, header, want)
+		}
+		return nil
+	}, func(cells []string) error {
+		if legacy {
+			cells = Upgraded(cells)
+		}
+		v, err := l.Decode(cells)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		return fn(v)
+	})
+	return torn, err
 }
 
 // ReadFailures streams the complete rows of a failures file (see Read); a missing file has none.

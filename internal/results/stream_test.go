@@ -111,3 +111,35 @@ func TestIndexThenReadRowsAtTheirOffsets(t *testing.T) {
 		}
 	}
 }
+
+func TestLegacyResultsFileIsReadAndUpgraded(t *testing.T) {
+	layout := Layout{IDColumn: "id", Columns: []string{"a"}}
+	path := filepath.Join(t.TempDir(), "worker_0_results.csv")
+	// What an earlier version wrote: no cached column, and a torn last line.
+	os.WriteFile(path, []byte("id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker\n"+
+		"1,x,m,10,2,0.001000,1,100,0\n2,y,m,10,2,0.001000,1,90,0\n3,z,m,1"), 0o644)
+	var got []Row
+	if _, err := layout.ReadRows(path, func(r Row) error { got = append(got, r); return nil }); err != nil {
+		t.Fatalf("ReadRows of a legacy file: %v", err)
+	}
+	if len(got) != 2 || got[1].ID != "2" || got[1].Cached || got[1].LatencyMS != 90 {
+		t.Errorf("legacy rows read as %+v", got)
+	}
+	// A worker that appends upgrades the file first: the header gains the column, rows keep
+	// their values, the torn line goes.
+	w, err := OpenWriter(path, layout.Header())
+	if err != nil {
+		t.Fatalf("OpenWriter on a legacy file: %v", err)
+	}
+	cells, _ := layout.Encode(Row{ID: "3", Values: []string{"z"}, Cached: true})
+	if err := w.Append(cells); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	data, _ := os.ReadFile(path)
+	want := "id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached\n" +
+		"1,x,m,10,2,0.001000,1,100,0,false\n2,y,m,10,2,0.001000,1,90,0,false\n3,z,,0,0,,0,0,0,true\n"
+	if string(data) != want {
+		t.Errorf("upgraded file:\n%s\nwant:\n%s", data, want)
+	}
+}
