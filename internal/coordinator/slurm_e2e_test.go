@@ -39,6 +39,17 @@ func needSlurm(t *testing.T) {
 	if os.Getenv("TRIALCAT_SLURM_TEST") == "skip" {
 		skip("TRIALCAT_SLURM_TEST=skip")
 	}
+	// One Slurm test at a time on this machine: a second test run (another checkout's make
+	// test) would otherwise stop the cluster this one uses. The kernel drops the lock if the
+	// test dies.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "trialcat-slurm-test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
 	if exec.Command(slurmScript, "status").Run() == nil {
 		conf, _ := os.ReadFile("/etc/slurm/slurm.conf")
 		if !bytes.Contains(conf, []byte("written by trialcat scripts/slurm-local.sh")) {
