@@ -2,12 +2,12 @@ package worker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,50 +160,64 @@ func (b *batchRun) prepare(ctx context.Context) (int, error) {
 		}
 	}
 	maxN, maxBytes := b.limits()
-	var cur bytes.Buffer
-	count, made := 0, 0
-	flush := func() error {
-		if count == 0 {
+	// The lines stream from the batch file into one input file after another, each cut below
+	// the limits: nothing holds a whole part in memory.
+	var seqErr error
+	next, stop := iter.Pull2(func(yield func(string, []byte) bool) {
+		seqErr = b.eachRequest(ctx, func(id string) bool { return inParts[id] || b.expired[id] }, func(id string, line []byte) error {
+			if !yield(id, line) {
+				return errStopped
+			}
 			return nil
+		})
+	})
+	defer stop()
+	id, line, ok := next()
+	made := 0
+	for ok {
+		if int64(len(line)) > maxBytes {
+			r.skip[id] = true
+			if err := r.fail(id, string(llm.ClassTooLong), fmt.Sprintf("its request is %d bytes, over the Batch API's %d per input file", len(line), maxBytes), llm.Result{Attempts: r.prior[id]}); err != nil {
+				return made, err
+			}
+			id, line, ok = next()
+			continue
 		}
 		k := len(b.st.Parts)
 		path := r.files.Part(k)
-		data := cur.Bytes()
+		count, size := 0, int64(0)
 		if err := safefile.Write(path, 0o644, func(w io.Writer) error {
-			_, err := w.Write(data)
-			return err
+			for ok && count < maxN && size+int64(len(line)) <= maxBytes {
+				if _, err := w.Write(line); err != nil {
+					return err
+				}
+				count++
+				size += int64(len(line))
+				id, line, ok = next()
+			}
+			return nil
 		}); err != nil {
-			return r.writeFailed(path, err)
+			return made, r.writeFailed(path, err)
 		}
-		b.st.Parts = append(b.st.Parts, batchapi.Part{Part: k, File: filepath.Base(path), Requests: count, Bytes: int64(len(data)),
+		b.st.Parts = append(b.st.Parts, batchapi.Part{Part: k, File: filepath.Base(path), Requests: count, Bytes: size,
 			Status: "prepared", PreparedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()})
 		if err := b.save(); err != nil {
-			return err
+			return made, err
 		}
 		made++
-		cur.Reset()
-		count = 0
-		return nil
 	}
-	err := b.eachRequest(ctx, func(id string) bool { return inParts[id] || b.expired[id] }, func(id string, line []byte) error {
-		if count > 0 && (count+1 > maxN || int64(cur.Len()+len(line)) > maxBytes) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if int64(len(line)) > maxBytes {
-			r.skip[id] = true
-			return r.fail(id, string(llm.ClassTooLong), fmt.Sprintf("its request is %d bytes, over the Batch API's %d per input file", len(line), maxBytes), llm.Result{Attempts: r.prior[id]})
-		}
-		cur.Write(line)
-		count++
-		return nil
-	})
-	if err != nil {
-		return made, err
+	stop()
+	switch {
+	case seqErr == nil || errors.Is(seqErr, errStopped):
+		return made, nil
+	case ctx.Err() != nil:
+		return made, b.interrupted(ctx)
 	}
-	return made, flush()
+	return made, seqErr
 }
+
+// errStopped ends a request stream its reader no longer wants.
+var errStopped = errors.New("stopped")
 
 // eachRequest calls fn with the request line of every record of the batch not done, not
 // failed and not excluded; records that cannot be asked (spent attempts, a template error, a
