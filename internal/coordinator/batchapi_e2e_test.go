@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,12 +19,22 @@ import (
 	"github.com/trialcat/trialcat/internal/rundir"
 )
 
+// batchArgs are the coordinator's arguments for a Batch API run of the bundled sample.
+func batchArgs(url, out string, workers int, extra ...string) []string {
+	return append([]string{"--workers", fmt.Sprint(workers), "--input", sample, "--out", out, "--base-url", url,
+		"--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off"}, extra...)
+}
+
 // batchRun runs the coordinator with the Batch API backend against url.
 func batchRun(t *testing.T, url, out string, extra ...string) runResult {
 	t.Helper()
-	args := append([]string{"--workers", "4", "--input", sample, "--out", out, "--base-url", url,
-		"--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off"}, extra...)
-	return runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", args...)
+	return runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", batchArgs(url, out, 4, extra...)...)
+}
+
+// startBatchRun starts one in the background.
+func startBatchRun(t *testing.T, url, out string, workers int) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	return startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", batchArgs(url, out, workers)...)
 }
 
 // batchRunComplete runs the Batch API backend to the end: exit 0, every record once.
@@ -134,8 +145,7 @@ func attemptCounts(t *testing.T, path string) map[string]int {
 // coordinator with SIGKILL (its workers die with it) and waits until the batch locks are free.
 func killedAt(t *testing.T, url, out, what string, cond func(part map[string]any) bool) {
 	t.Helper()
-	cmd, _ := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--input", sample,
-		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	cmd, _ := startBatchRun(t, url, out, 4)
 	waitFor(t, what+" in every worker's record", 60*time.Second, func() bool {
 		for n := range 4 {
 			var st struct{ Parts []map[string]any }
@@ -257,8 +267,7 @@ func TestBatchAPIInterruptLeavesTheBatchesRunning(t *testing.T) {
 	t.Parallel()
 	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
 	out := filepath.Join(t.TempDir(), "out")
-	cmd, buf := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--input", sample,
-		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	cmd, buf := startBatchRun(t, url, out, 4)
 	waitFor(t, "four batches", 60*time.Second, func() bool { return api.BatchStats().Created == 4 })
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := exitCodeOf(cmd.Wait()); code != 130 || !strings.Contains(buf.String(), "coordinator cancel --out") {
@@ -348,8 +357,7 @@ func TestCancelStopsTheRunsBatches(t *testing.T) {
 	t.Parallel()
 	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
 	out := filepath.Join(t.TempDir(), "out")
-	cmd, _ := startBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "2", "--input", sample,
-		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	cmd, _ := startBatchRun(t, url, out, 2)
 	waitFor(t, "two batches", 60*time.Second, func() bool { return api.BatchStats().Created == 2 })
 	cmd.Process.Signal(syscall.SIGINT)
 	cmd.Wait()
@@ -358,8 +366,7 @@ func TestCancelStopsTheRunsBatches(t *testing.T) {
 		t.Fatalf("cancel: exit %d, %d cancelled\n%s%s", c.code, api.BatchStats().Cancelled, c.stdout, c.stderr)
 	}
 	// The rerun collects the cancelled batches (nothing ran) and leaves their records to do.
-	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "2", "--input", sample,
-		"--out", out, "--base-url", url, "--backend", "batch-api", "--batch-poll", "50ms", "--progress", "off")
+	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", batchArgs(url, out, 2)...)
 	if res.code != 1 {
 		t.Errorf("rerun after cancel: exit %d; want 1 (records left to do)\n%s", res.code, res.stderr)
 	}
