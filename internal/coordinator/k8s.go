@@ -36,15 +36,15 @@ func K8s(ctx context.Context, opts K8sOptions, deps Deps) error {
 	deps.defaults()
 	var spec *runspec.Spec
 	if opts.Input != "" {
+		if err := noSecretInBaseURL(&opts.Options, "go into the manifest; put the URL in a Secret and OPENAI_BASE_URL instead"); err != nil {
+			return err
+		}
 		p, err := prepare(ctx, &opts.Options, &deps, deps.Now())
 		if err != nil {
 			return err
 		}
 		defer p.release()
 		spec = p.spec
-		if p.fullBaseURL != spec.BaseURL {
-			return usagef("--base-url with a user:password would have to be written into the manifest; put the URL in a Secret and OPENAI_BASE_URL instead")
-		}
 	} else {
 		var err error
 		if spec, _, err = loadRun(rundir.New(opts.Out)); err != nil {

@@ -66,6 +66,9 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		lock *lockfile.Lock
 	)
 	if opts.Input != "" {
+		if err := noSecretInBaseURL(&opts.Options, "reach Slurm tasks without writing it into a file; set OPENAI_BASE_URL in the environment you submit from instead"); err != nil {
+			return err
+		}
 		// Failures are retried below, for the batches submitted only: a batch whose task is
 		// running keeps its files as they are.
 		opts.keepFailures = true
@@ -74,9 +77,6 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 			return err
 		}
 		spec, sch, lock = p.spec, p.sch, p.lock
-		if p.fullBaseURL != spec.BaseURL {
-			return usagef("--base-url with a user:password cannot reach Slurm tasks without writing it into a file; set OPENAI_BASE_URL in the environment you submit from instead")
-		}
 	} else {
 		if spec, sch, err = loadRun(dir); err != nil {
 			if errors.Is(err, exitcode.ErrUsage) {
@@ -166,6 +166,15 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		return err
 	}
 	return finishSlurm(ctx, &opts, &deps, runner, dir, spec, sch, jobs)
+}
+
+// noSecretInBaseURL refuses, before anything is written, a --base-url with a user:password
+// that an engine would have to write into a file; why says what to do instead.
+func noSecretInBaseURL(o *Options, why string) error {
+	if _, secret := runspec.PublicURL(o.BaseURL); secret {
+		return usagef("--base-url with a user:password cannot %s", why)
+	}
+	return nil
 }
 
 func (o *SlurmOptions) checkSlurm() error {
