@@ -469,4 +469,21 @@ func TestStreamDeliversRecordsWhileTheRunGoes(t *testing.T) {
 		t.Errorf("the summary is not on stderr:\n%s", stderr.String())
 	}
 	assertExactlyOnce(t, out, sampleIDs(t, sample))
+	// summary.json says when the first and the last record came: the run's edges.
+	var sum struct {
+		StartedAt time.Time `json:"started_at"`
+		Finished  time.Time `json:"finished_at"`
+		Phases    struct {
+			First time.Time `json:"first_record_at"`
+			Last  time.Time `json:"last_record_at"`
+		} `json:"phases"`
+	}
+	data, _ := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if p := sum.Phases; p.First.IsZero() || p.Last.Before(p.First) || p.First.Before(sum.StartedAt) || sum.Finished.Before(p.Last) ||
+		p.Last.Sub(p.First) < time.Second {
+		t.Errorf("phases: first record %v, last %v, run %v to %v; want both inside the run, seconds apart", p.First, p.Last, sum.StartedAt, sum.Finished)
+	}
 }

@@ -62,6 +62,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	sum.Retries, sum.RateLimited, sum.Restarts = snap.Retries, snap.RateLimited, snap.Restarts
 	sum.Phases = phases
 	sum.Phases.FirstWorkerAt, sum.Phases.LastWorkerExitAt = utc(snap.FirstWorkerAt), utc(snap.LastExitAt)
+	sum.Phases.FirstRecordAt, sum.Phases.LastRecordAt = utc(snap.FirstRecordAt), utc(snap.LastRecordAt)
 	if err := addTotals(sum, dir, spec.Layout(sch), s.workerRuns()); err != nil {
 		return nil, err
 	}

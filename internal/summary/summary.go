@@ -64,6 +64,11 @@ type Phases struct {
 	FirstWorkerAt time.Time `json:"first_worker_at"`
 	// LastWorkerExitAt: the last worker process was seen to exit; merging follows.
 	LastWorkerExitAt time.Time `json:"last_worker_exit_at"`
+	// FirstRecordAt and LastRecordAt: the first and the last record of the pass reported done
+	// (answered or failed). The run's end-to-end overhead is the time before the first and
+	// after the last.
+	FirstRecordAt time.Time `json:"first_record_at,omitzero"`
+	LastRecordAt  time.Time `json:"last_record_at,omitzero"`
 }
 
 // WorkerSummary is one batch's line in summary.json.

@@ -52,6 +52,9 @@ type Snapshot struct {
 	// FirstWorkerAt is when the first worker process started; LastExitAt when the last one
 	// that ended so far was seen to exit. Zero until then.
 	FirstWorkerAt, LastExitAt time.Time
+	// FirstRecordAt and LastRecordAt are when the first and the latest record of this pass
+	// was reported done (answered or failed). Zero until then.
+	FirstRecordAt, LastRecordAt time.Time
 }
 
 // WorkerSnapshot is the progress of one batch.
@@ -134,6 +137,7 @@ type state struct {
 	retriesByClass                       map[string]int64
 	costUnknown, fatal                   bool
 	fatalMessage, fatalClass             string
+	firstRecord, lastRecord              time.Time
 
 	batches map[int]*batchState
 }
@@ -171,6 +175,10 @@ func (t *Tally) Event(ev wire.Msg) {
 		b.sawProcStart = true
 		b.procStart, b.procDone = now, 0
 	case wire.Record:
+		if s.firstRecord.IsZero() {
+			s.firstRecord = now
+		}
+		s.lastRecord = now
 		b := s.batch(ev.Worker)
 		b.done++
 		b.procDone++
@@ -303,7 +311,8 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		InputTokens: s.inputTokens, CachedTokens: s.cachedTokens, OutputTokens: s.outputTok,
 		RetriesByClass: maps.Clone(s.retriesByClass),
 		CostUSD:        s.cost, PassCostUSD: s.cost - s.priorCost, RequestSeconds: s.requestMS / 1000, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage, FatalClass: s.fatalClass,
-		Workers: make([]WorkerSnapshot, 0, len(s.batches)),
+		Workers:       make([]WorkerSnapshot, 0, len(s.batches)),
+		FirstRecordAt: s.firstRecord, LastRecordAt: s.lastRecord,
 	}
 	for n, b := range s.batches {
 		if !b.firstStart.IsZero() && (out.FirstWorkerAt.IsZero() || b.firstStart.Before(out.FirstWorkerAt)) {
