@@ -121,6 +121,10 @@ func TestCountersFromEvents(t *testing.T) {
 			workers := got.Workers
 			got.Workers, got.Rate, got.ETA, got.ETAKnown, got.Elapsed = nil, 0, 0, false, 0
 			got.FirstWorkerAt, got.LastExitAt = time.Time{}, time.Time{}
+			if got.Succeeded+got.Failed > 0 && (got.FirstRecordAt.IsZero() || got.LastRecordAt.Before(got.FirstRecordAt)) {
+				t.Errorf("records were done but FirstRecordAt %v, LastRecordAt %v", got.FirstRecordAt, got.LastRecordAt)
+			}
+			got.FirstRecordAt, got.LastRecordAt = time.Time{}, time.Time{}
 			got.RetriesByClass = nil // checked in TestPassTotalsLeaveEarlierPassesOut
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("snapshot\n got %+v\nwant %+v", got, tt.want)
