@@ -357,6 +357,10 @@ type phases struct {
 	// OverheadS is StartupS+SplitS+FirstSpawnS+MergeS: the coordinator's time outside the
 	// workers' span.
 	OverheadS float64 `json:"overhead_s"`
+	// ToFirstRecordS is start until the first record was done; LastRecordToExitS the last
+	// record done until the coordinator exited: the run's edges as a user sees them.
+	ToFirstRecordS    float64 `json:"to_first_record_s"`
+	LastRecordToExitS float64 `json:"last_record_to_exit_s"`
 }
 
 // parsePhases times a coordinator run from summary.json's phase timestamps and per-worker
@@ -390,6 +394,10 @@ func parsePhases(r *procRun, sum *summary.Summary) phases {
 	p.SpawnReadyMean, p.SpawnReadyP90, p.SpawnReadyMax = st.mean, st.p90, st.max
 	p.ExitSeenMean = stats(exitMS).mean
 	p.OverheadS = p.StartupS + p.SplitS + p.FirstSpawnS + p.MergeS
+	if !ph.FirstRecordAt.IsZero() && !ph.LastRecordAt.IsZero() {
+		p.ToFirstRecordS = since(ph.FirstRecordAt).Seconds()
+		p.LastRecordToExitS = (r.Wall - since(ph.LastRecordAt)).Seconds()
+	}
 	return p
 }
 
