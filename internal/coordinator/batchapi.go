@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/batchapi"
@@ -263,6 +264,51 @@ func runWorker(ctx context.Context, deps *Deps, bin string, dir rundir.Dir, n in
 	return fmt.Errorf("worker %d: %s", n, ex)
 }
 
+// lookBatchAPI asks the Batch API, when the key is set, for the current state of the batches
+// that may still run, so status is fresh even when no worker is polling them (after Ctrl-C).
+// What it cannot ask is shown as the workers last saw it.
+func lookBatchAPI(ctx context.Context, st *RunStatus, deps *Deps) {
+	key := deps.Getenv("OPENAI_API_KEY")
+	if key == "" || st.Spec.Provider != runspec.ProviderOpenAI {
+		return
+	}
+	dir := rundir.New(st.Out)
+	var api *llm.BatchAPI
+	for i, b := range st.Batches {
+		state, err := batchapi.Load(dir.Worker(b.Batch).BatchAPI)
+		if err != nil || len(state.Parts) == 0 {
+			continue
+		}
+		var parts []string
+		for _, p := range state.Parts {
+			if p.Open() {
+				if api == nil {
+					api = llm.NewBatchAPI(llm.OpenAIConfig{BaseURL: st.Spec.FullBaseURL(deps.Getenv), APIKey: key})
+				}
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				info, err := api.Get(cctx, p.BatchID)
+				cancel()
+				if err == nil {
+					p.Status, p.Completed, p.Failed = info.Status, info.Completed, info.Failed
+				}
+			}
+			parts = append(parts, partStatus(p))
+		}
+		st.Batches[i].BatchAPI = strings.Join(parts, ", ")
+	}
+}
+
+// partStatus is one part for status: "in_progress 120/250", "completed", "not submitted".
+func partStatus(p batchapi.Part) string {
+	switch {
+	case p.Collected:
+		return p.Status
+	case p.BatchID == "":
+		return "not submitted"
+	}
+	return fmt.Sprintf("%s %d/%d", p.Status, p.Completed+p.Failed, p.Requests)
+}
+
 // batchAPIStatus describes a batch's Batch API parts for status: "2 parts: 1 in_progress
 // 120/250, 1 completed".
 func batchAPIStatus(dir rundir.Dir, n int) string {
@@ -272,14 +318,7 @@ func batchAPIStatus(dir rundir.Dir, n int) string {
 	}
 	var parts []string
 	for _, p := range st.Parts {
-		switch {
-		case p.Collected:
-			parts = append(parts, p.Status)
-		case p.BatchID == "":
-			parts = append(parts, "not submitted")
-		default:
-			parts = append(parts, fmt.Sprintf("%s %d/%d", p.Status, p.Completed+p.Failed, p.Requests))
-		}
+		parts = append(parts, partStatus(p))
 	}
 	return strings.Join(parts, ", ")
 }

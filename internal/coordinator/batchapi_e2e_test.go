@@ -365,6 +365,14 @@ func TestCancelStopsTheRunsBatches(t *testing.T) {
 	if c.code != 0 || api.BatchStats().Cancelled != 2 || !strings.Contains(c.stdout, "may still be billed") {
 		t.Fatalf("cancel: exit %d, %d cancelled\n%s%s", c.code, api.BatchStats().Cancelled, c.stdout, c.stderr)
 	}
+	// Status asks the API when it has the key: the batches are cancelled, though no worker
+	// has polled them since; without the key it shows what the workers last saw.
+	if st := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "status", "--out", out); !strings.Contains(st.stdout, "cancelled 0/50") {
+		t.Errorf("status with the key does not show the cancelled batches:\n%s%s", st.stdout, st.stderr)
+	}
+	if st := runBin(t, nil, "coordinator", "status", "--out", out); !strings.Contains(st.stdout, "in_progress 0/50") {
+		t.Errorf("status without the key does not show the last polled state:\n%s%s", st.stdout, st.stderr)
+	}
 	// The rerun collects the cancelled batches (nothing ran) and leaves their records to do.
 	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", batchArgs(url, out, 2)...)
 	if res.code != 1 {

@@ -78,6 +78,7 @@ func Status(ctx context.Context, opts StatusOptions, deps Deps) error {
 		return err
 	}
 	lookSlurm(ctx, st, &deps)
+	lookBatchAPI(ctx, st, &deps)
 	st.Print(deps.Stdout)
 	return nil
 }
