@@ -100,11 +100,11 @@ echo "$(date -u +%FT%TZ) task ${SLURM_ARRAY_TASK_ID:-?}: worker exited $code" >&
 exit $code
 `))
 
-// Path is where Render's text is written; set by the caller for the script's own comment.
+// rendered is what the template reads: the script, the path it is written to (named in its
+// own comment) and its --array value.
 type rendered struct {
 	Script
-	Path string
-	// Array is shadowed so the template's {{.Array}} is the method's value.
+	Path  string
 	Array string
 }
 
