@@ -38,9 +38,9 @@ func startBatchRun(t *testing.T, url, out string, workers int) (*exec.Cmd, *byte
 }
 
 // batchRunComplete runs the Batch API backend to the end: exit 0, every record once.
-func batchRunComplete(t *testing.T, url, out string) {
+func batchRunComplete(t *testing.T, url, out string, extra ...string) {
 	t.Helper()
-	if res := batchRun(t, url, out); res.code != 0 {
+	if res := batchRun(t, url, out, extra...); res.code != 0 {
 		t.Fatalf("batch-api run: exit %d\n%s", res.code, res.stderr)
 	}
 	assertExactlyOnce(t, out, sampleIDs(t, sample))
@@ -434,4 +434,24 @@ func TestBatchAPILyingServer(t *testing.T) {
 			t.Errorf("summary %+v; want 100 remaining", s)
 		}
 	})
+}
+
+// TestBatchAPIUsesTheResponseCache: a Batch API run stores its answers in the response cache,
+// and a second run over the same records takes them all from it, creating no batch.
+func TestBatchAPIUsesTheResponseCache(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: 50 * time.Millisecond}})
+	dir := t.TempDir()
+	cacheDir := filepath.Join(dir, "cache")
+	batchRunComplete(t, url, filepath.Join(dir, "first"), "--cache", cacheDir)
+	created := api.BatchStats().Created
+	out := filepath.Join(dir, "second")
+	res := batchRun(t, url, out, "--cache", cacheDir)
+	if res.code != 0 || !strings.Contains(res.stdout, "100 answers from the response cache") {
+		t.Fatalf("second run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := api.BatchStats().Created; n != created {
+		t.Errorf("the second run created %d batches; want none (all cached)", n-created)
+	}
+	assertExactlyOnce(t, out, sampleIDs(t, sample))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/batchapi"
+	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/record"
@@ -240,6 +241,14 @@ func (b *batchRun) eachRequest(ctx context.Context, exclude func(id string) bool
 			r.skip[rec.ID] = true
 			return fail()
 		}
+		if key := r.cacheKey(req); key != "" {
+			if e, ok := r.cache.Get(key); ok {
+				if vals, err := r.caller.Check([]byte(e.Content)); err == nil {
+					r.skip[rec.ID] = true
+					return r.succeedAs(rec.ID, llm.Result{Values: vals, Content: e.Content, Model: e.Model, Attempts: r.prior[rec.ID]}, true)
+				}
+			}
+		}
 		line, err := b.openai.RequestLine(req)
 		if err != nil {
 			return err
@@ -270,6 +279,32 @@ func (b *batchRun) partIDs(p batchapi.Part) (map[string]string, error) {
 		return nil
 	})
 	return ids, err
+}
+
+// partKeys are the response cache's keys of a part's requests, from the request bodies in its
+// input file (the bytes a live request would send); nil without a cache.
+func (b *batchRun) partKeys(p batchapi.Part) (map[string]string, error) {
+	if b.r.cache == nil {
+		return nil, nil
+	}
+	keys := map[string]string{}
+	f, err := os.Open(filepath.Join(b.r.files.Dir.Path(), p.File))
+	if err != nil {
+		return nil, fmt.Errorf("part %d's input file: %w", p.Part, err)
+	}
+	defer f.Close()
+	err = llm.EachLine(f, func(line []byte) error {
+		var l struct {
+			CustomID string          `json:"custom_id"`
+			Body     json.RawMessage `json:"body"`
+		}
+		if err := json.Unmarshal(line, &l); err != nil {
+			return fmt.Errorf("part %d's input file %s: %w", p.Part, p.File, err)
+		}
+		keys[l.CustomID] = cache.Key(b.r.cacheHost, l.Body)
+		return nil
+	})
+	return keys, err
 }
 
 // drive takes every part not collected to its end: upload, create, poll, collect.
@@ -483,6 +518,10 @@ func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.Batch
 	if err != nil {
 		return err
 	}
+	keys, err := b.partKeys(*p)
+	if err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	malformed, stray, lines := 0, 0, 0
 	// A part's files hold one line per request; a server that sends far more (an endless or
@@ -517,7 +556,7 @@ func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.Batch
 					return nil // read again after a crash mid-collect; or not run (counted below)
 				}
 				seen[l.CustomID] = true
-				return b.answer(l, model)
+				return b.answer(l, model, keys[l.CustomID])
 			})
 		})
 	}
@@ -574,7 +613,8 @@ func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.Batch
 }
 
 // answer turns one output line into a result row, a failure, or a retry.
-func (b *batchRun) answer(l llm.OutputLine, model string) error {
+// key, when set, is the request's response cache key: a valid answer is stored under it.
+func (b *batchRun) answer(l llm.OutputLine, model, key string) error {
 	r := b.r
 	req := llm.Request{RecordID: l.CustomID, Model: model}
 	res := llm.Result{Model: model, Attempts: r.prior[l.CustomID], ByModel: map[string]llm.Usage{}}
@@ -591,6 +631,7 @@ func (b *batchRun) answer(l llm.OutputLine, model string) error {
 	if err == nil {
 		res.Values, res.Content = vals, rep.Content
 		r.skip[l.CustomID] = true
+		r.store(key, res)
 		return r.succeed(l.CustomID, res)
 	}
 	le := llm.Classify(err)
@@ -703,7 +744,7 @@ func (r *runner) importAnswers(ctx context.Context, path string) error {
 			return r.writeFailed(r.files.Attempts, err)
 		}
 		r.prior[l.CustomID]++
-		return b.answer(l, model)
+		return b.answer(l, model, "")
 	})
 	if err != nil {
 		return err

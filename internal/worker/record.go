@@ -173,15 +173,7 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	}
 	res, err := caller.Call(ctx, req, r.prior[rec.ID])
 	if err == nil {
-		if key != "" {
-			u := res.Usage
-			if err := r.cache.Put(key, cache.Entry{Model: res.Model, Content: res.Content, InputTokens: u.InputTokens,
-				CachedInputTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, CreatedAt: time.Now().UTC()}); err != nil {
-				r.cacheWarn.Do(func() {
-					r.log.Warn().Err(err).Str("dir", r.cache.Dir()).Msg("cannot store answers in the response cache; the run goes on without storing them")
-				})
-			}
-		}
+		r.store(key, res)
 		return r.succeed(rec.ID, res)
 	}
 	var le *llm.Error
@@ -231,6 +223,21 @@ func (r *runner) request(rec record.Record) (req llm.Request, fail func() error)
 		}
 	}
 	return req, nil
+}
+
+// store keeps an answer in the response cache under key ("" or no cache: nothing). A cache that
+// cannot be written is said once.
+func (r *runner) store(key string, res llm.Result) {
+	if key == "" || r.cache == nil {
+		return
+	}
+	u := res.Usage
+	if err := r.cache.Put(key, cache.Entry{Model: res.Model, Content: res.Content, InputTokens: u.InputTokens,
+		CachedInputTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, CreatedAt: time.Now().UTC()}); err != nil {
+		r.cacheWarn.Do(func() {
+			r.log.Warn().Err(err).Str("dir", r.cache.Dir()).Msg("cannot store answers in the response cache; the run goes on without storing them")
+		})
+	}
 }
 
 // cacheKey is the response cache's key of req, or "" when there is no cache.
