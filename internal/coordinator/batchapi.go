@@ -241,12 +241,8 @@ func batchOf(dir rundir.Dir, spec *runspec.Spec) (map[string]int, error) {
 
 // runWorker runs batch n's worker with extra arguments to its end, logging its stderr.
 func runWorker(ctx context.Context, deps *Deps, bin string, dir rundir.Dir, n int, extra ...string) error {
-	env := []string{"PATH=" + deps.Getenv("PATH"), "HOME=" + deps.Getenv("HOME")}
-	if k := deps.Getenv("OPENAI_API_KEY"); k != "" {
-		env = append(env, "OPENAI_API_KEY="+k)
-	}
 	p, err := proc.Start(ctx, proc.Spec{
-		Name: fmt.Sprintf("worker-%d", n), Path: bin, Env: env, Logger: deps.Log,
+		Name: fmt.Sprintf("worker-%d", n), Path: bin, Env: workerEnv(deps.Getenv, true), Logger: deps.Log,
 		Args: append([]string{"--run-dir", dir.Path(), "--index", strconv.Itoa(n)}, extra...),
 	})
 	if err != nil {
