@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/trialcat/trialcat/internal/results"
@@ -220,14 +219,4 @@ func (r *Report) WriteDisagreements(w io.Writer) error {
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// sortedKeys of a confusion row.
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -122,11 +122,7 @@ func lookSlurm(ctx context.Context, st *RunStatus, deps *Deps) {
 	}
 	jobs, err := slurm.LoadJobs(files.Jobs)
 	if err == nil {
-		runner := deps.Slurm
-		if runner == nil {
-			runner = slurm.Exec{Env: deps.Environ()}
-		}
-		st.Slurm, _, err = slurm.Look(ctx, runner, jobs)
+		st.Slurm, _, err = slurm.Look(ctx, deps.Slurm, jobs)
 	}
 	if err != nil {
 		st.SlurmErr = err.Error()

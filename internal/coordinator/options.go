@@ -122,6 +122,9 @@ func (d *Deps) defaults() {
 	if d.Environ == nil {
 		d.Environ = os.Environ
 	}
+	if d.Slurm == nil {
+		d.Slurm = slurm.Exec{Env: d.Environ()}
+	}
 }
 
 // Defaults for flags.

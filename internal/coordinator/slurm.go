@@ -99,9 +99,6 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		return fmt.Errorf("create %s: %w", files.Dir, err)
 	}
 	runner := deps.Slurm
-	if runner == nil {
-		runner = slurm.Exec{Env: deps.Environ()}
-	}
 	jobs, err := slurm.LoadJobs(files.Jobs)
 	if err != nil {
 		return err
@@ -326,7 +323,7 @@ func waitSlurm(ctx context.Context, opts *SlurmOptions, deps *Deps, runner slurm
 				if st, err := ReadStatus(ctx, dir.Path()); err == nil {
 					deps.Log.Info(fmt.Sprintf("slurm job %s: tasks %s; records %d/%d done, %d failed, %d remaining, $%.4f",
 						strings.Join(ids, ","), tasks, st.Done, st.Records, st.Failed, st.Remaining, st.CostUSD),
-						"running_batches", slurm.FormatIndices(running(board)))
+						"running_batches", slurm.FormatIndices(board.Running()))
 					lastTasks, lastLine = tasks, deps.Now()
 				}
 			}
@@ -339,17 +336,6 @@ func waitSlurm(ctx context.Context, opts *SlurmOptions, deps *Deps, runner slurm
 		case <-tick.C:
 		}
 	}
-}
-
-func running(b slurm.Board) []int {
-	var out []int
-	for n, s := range b {
-		if s.State == "RUNNING" {
-			out = append(out, n)
-		}
-	}
-	sort.Ints(out)
-	return out
 }
 
 // slurmTasks counts the tasks by state: "2 pending, 1 running".
@@ -378,7 +364,7 @@ func finishSlurm(ctx context.Context, opts *SlurmOptions, deps *Deps, runner slu
 		stats.Records, stats.Succeeded, dir.FinalResults(), stats.Failed, dir.FinalFailures(), stats.Missing)
 	var bad []string
 	refused := false
-	for _, n := range sortedKeys(board) {
+	for _, n := range board.Batches() {
 		s := board[n]
 		if s.State != "COMPLETED" {
 			bad = append(bad, fmt.Sprintf("batch %d: %s (log %s)", n, s, dir.Slurm().TaskLogOf(n)))
@@ -397,15 +383,6 @@ func finishSlurm(ctx context.Context, opts *SlurmOptions, deps *Deps, runner slu
 		return fmt.Errorf("%s; %s resubmits just those batches: %w", notDone(stats.Failed, stats.Missing, stats.Records), again, exitcode.ErrRecordsFailed)
 	}
 	return nil
-}
-
-func sortedKeys(b slurm.Board) []int {
-	out := make([]int, 0, len(b))
-	for n := range b {
-		out = append(out, n)
-	}
-	sort.Ints(out)
-	return out
 }
 
 // notDone says how many of total records failed or are not done.

@@ -99,10 +99,18 @@ func (j *Jobs) Adopt(ids []string, board Board, at time.Time) []string {
 type Board map[int]State
 
 // Active lists the batches whose task may still run, in order.
-func (b Board) Active() []int {
+func (b Board) Active() []int { return b.where(State.Active) }
+
+// Running lists the batches whose task is running now, in order.
+func (b Board) Running() []int { return b.where(func(s State) bool { return s.State == "RUNNING" }) }
+
+// Batches lists every batch on the board, in order.
+func (b Board) Batches() []int { return b.where(func(State) bool { return true }) }
+
+func (b Board) where(keep func(State) bool) []int {
 	var out []int
 	for n, s := range b {
-		if s.Active() {
+		if keep(s) {
 			out = append(out, n)
 		}
 	}
