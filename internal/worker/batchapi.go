@@ -711,9 +711,8 @@ func (r *runner) importAnswers(ctx context.Context, path string) error {
 	}
 	defer f.Close()
 	ids := map[string]string{}
-	if err := batch.Read(r.files.Batch, r.spec.IDField, func(rec record.Record) error {
-		req, _ := r.request(rec)
-		ids[rec.ID] = req.Model
+	if err := batch.IDs(r.files.Batch, r.spec.IDField, func(id string) error {
+		ids[id] = r.modelFor(id)
 		return nil
 	}); err != nil {
 		return err

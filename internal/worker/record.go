@@ -199,14 +199,19 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	}
 }
 
+// modelFor is the model that asks record id: the priority model for the priority IDs.
+func (r *runner) modelFor(id string) string {
+	if r.priority[id] && r.spec.PriorityModel != "" {
+		return r.spec.PriorityModel
+	}
+	return r.spec.Model
+}
+
 // request is the question about rec: its model (the priority model for priority IDs) and its
 // rendered prompt. A record that cannot be asked (a template error, a prompt over the input
 // window) comes back as fail, which records it as failed.
 func (r *runner) request(rec record.Record) (req llm.Request, fail func() error) {
-	req = llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.spec.Model}
-	if r.priority[rec.ID] && r.spec.PriorityModel != "" {
-		req.Model = r.spec.PriorityModel
-	}
+	req = llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.modelFor(rec.ID)}
 	if r.tmpl == nil {
 		return req, nil
 	}
