@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -25,6 +25,7 @@ const DefaultLimitListen = ":0"
 
 type limitServer struct {
 	path   string
+	lock   *lockfile.Lock
 	cancel context.CancelFunc
 	done   chan error
 	srv    *ratelimit.Server
@@ -39,18 +40,29 @@ func startLimitServer(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, l
 	if listen == "" {
 		listen = DefaultLimitListen
 	}
+	// One limit server per run: a second would split the tasks between two budgets.
+	lock, holder, err := lockfile.Acquire(dir.LimitsLock())
+	if errors.Is(err, lockfile.ErrHeld) {
+		return nil, usagef("a limit server (pid %s) already serves %s; use it, or stop it first", holder, dir.Path())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("limit server: %w", err)
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
+		lock.Release()
 		return nil, usagef("limit server: listen on %s: %w", listen, err)
 	}
 	addr, err := advertised(listen, ln.Addr())
 	if err != nil {
 		ln.Close()
+		lock.Release()
 		return nil, err
 	}
 	ep := ratelimit.Endpoint{Address: addr, Token: ratelimit.NewToken(), PID: os.Getpid(), RPM: spec.RPM, TPM: spec.TPM, Started: deps.Now().UTC()}
 	if err := ratelimit.SaveEndpoint(dir.Limits(), ep); err != nil {
 		ln.Close()
+		lock.Release()
 		return nil, fmt.Errorf("write %s: %w", dir.Limits(), err)
 	}
 	lim := ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM, OnLearn: func(what string, limit int) {
@@ -58,7 +70,7 @@ func startLimitServer(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, l
 	}})
 	srv := ratelimit.NewServer(lim)
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	ls := &limitServer{path: dir.Limits(), cancel: cancel, done: make(chan error, 1), srv: srv}
+	ls := &limitServer{path: dir.Limits(), lock: lock, cancel: cancel, done: make(chan error, 1), srv: srv}
 	go func() {
 		ls.done <- srv.Serve(sctx, ln, ep.Token, func(remote string, ok bool) {
 			if !ok {
@@ -76,6 +88,7 @@ func (l *limitServer) stop() error {
 	l.cancel()
 	err := <-l.done
 	l.srv.Close()
+	l.lock.Release()
 	return err
 }
 
@@ -110,9 +123,6 @@ func Limits(ctx context.Context, opts LimitsOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	if ep, err := ratelimit.LoadEndpoint(dir.Limits()); err == nil && ep.PID != os.Getpid() && processAlive(ep.PID) {
-		return usagef("a limit server (pid %d) already serves %s at %s; stop it first", ep.PID, opts.Out, ep.Address)
-	}
 	ls, err := startLimitServer(ctx, dir, spec, opts.Listen, deps)
 	if err != nil {
 		return err
@@ -124,12 +134,4 @@ func Limits(ctx context.Context, opts LimitsOptions, deps Deps) error {
 		return err
 	}
 	return fmt.Errorf("limit server stopped: %w", exitcode.ErrInterrupted)
-}
-
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -23,6 +23,7 @@
 //	report.html                the run as one self-contained page (package report)
 //	previous-<time>/           files of an earlier run moved aside by --fresh or a retry
 //	limits.json                the address and token of a running limit server (mode 0600)
+//	.limits.lock               held (flock) by that limit server
 //	slurm/array.sbatch         the Slurm job array's batch script (coordinator slurm)
 //	slurm/jobs.json            the job ID of every submission
 //	slurm/task_N.log           the output of the Slurm task of batch N

@@ -32,6 +32,7 @@ const (
 	batchPartFile     = "worker_%d_part_%d.jsonl"
 	exportDir         = "export"
 	limitsFile        = "limits.json"
+	limitsLockFile    = ".limits.lock"
 	slurmDir          = "slurm"
 	slurmScript       = "array.sbatch"
 	slurmJobs         = "jobs.json"
@@ -95,6 +96,9 @@ func (d Dir) Previous(t time.Time) string {
 
 // Limits is limits.json: the address and token of a running limit server (mode 0600).
 func (d Dir) Limits() string { return d.join(limitsFile) }
+
+// LimitsLock is held (flock) by the one limit server of the run.
+func (d Dir) LimitsLock() string { return d.join(limitsLockFile) }
 
 // Slurm are the files of a run's Slurm job array.
 type Slurm struct {
