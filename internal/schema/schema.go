@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/results"
 )
 
 // Sentinel errors.
@@ -64,12 +65,6 @@ type Schema struct {
 
 	source   string
 	required map[string]bool
-}
-
-// ReservedColumns returns the column names the results files add after the schema's columns; no
-// property may take one of these names.
-func ReservedColumns() []string {
-	return []string{"model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached"}
 }
 
 // Source names where the schema came from, as given to Parse.
@@ -201,7 +196,7 @@ func (p *parser) parse() (*Schema, error) {
 	if len(props.keys) == 0 {
 		return nil, p.errorf("\"properties\" is empty; list at least one answer field")
 	}
-	reserved := ReservedColumns()
+	reserved := results.Bookkeeping() // the columns the results files add after the schema's
 	for _, name := range props.keys {
 		if strings.TrimSpace(name) == "" {
 			return nil, p.errorf("a property has an empty name")
