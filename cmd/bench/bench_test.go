@@ -13,7 +13,8 @@ func TestParsePhases(t *testing.T) {
 	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
 	run := &procRun{Started: start, Wall: 5000 * time.Millisecond}
 	sum := &summary.Summary{
-		Phases: summary.Phases{CheckingInputAt: at(10), BatchesReadyAt: at(1010), FirstWorkerAt: at(1020), LastWorkerExitAt: at(4030)},
+		WorkerProcesses: 3,
+		Phases:          summary.Phases{CheckingInputAt: at(10), BatchesReadyAt: at(1010), FirstWorkerAt: at(1020), LastWorkerExitAt: at(4030)},
 		Workers: []summary.WorkerSummary{
 			{WorkerRun: summary.WorkerRun{Batch: 0, Processes: 1, SpawnReadyMS: 100, ExitSeenMS: 10}},
 			{WorkerRun: summary.WorkerRun{Batch: 1, Processes: 2, SpawnReadyMS: 300, ExitSeenMS: 30}},

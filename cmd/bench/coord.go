@@ -336,17 +336,22 @@ func readResults(out string) ([]resultRow, error) {
 type phases struct {
 	// StartupS: start until the input check begins (flags, schema, prompt).
 	StartupS float64 `json:"startup_s"`
-	// SplitS: the input check until the batches are ready: reading and checking the whole
-	// input (IDs, UTF-8, every prompt renders) and writing every batch file.
+	// SplitS: the input check until the split could start: one pass over the whole input for
+	// its IDs, count and hash, and run.json written (to the batches being ready, for runs
+	// from before the pipelined split).
 	SplitS float64 `json:"check_and_split_s"`
-	// FirstSpawnS: batches ready until the first worker was started.
+	// FirstSpawnS: from there until the first worker was started: the first batch file's
+	// records checked (every prompt rendered) and written. The other batch files are written
+	// while the workers run.
 	FirstSpawnS float64 `json:"to_first_spawn_s"`
+	// ToFirstRequestS: start until a worker first asked for a rate permit (its first request).
+	ToFirstRequestS float64 `json:"to_first_request_s"`
 	// WorkersS: first worker started until the last one's exit was seen.
 	WorkersS float64 `json:"workers_s"`
 	// MergeS: last worker exit until the coordinator exited (merge, summary.json, report.html).
 	MergeS float64 `json:"merge_and_summary_s"`
-	// Spawns is the number of worker processes started; SpawnReady* the time from a worker's
-	// start to its start event (batch read), per batch (its last process).
+	// Spawns is the number of worker processes started; SpawnReady* the time from a batch's
+	// hand-over to its worker to its start event (batch read), per batch (its last take-up).
 	Spawns         int     `json:"spawns"`
 	SpawnReadyMean float64 `json:"spawn_ready_mean_ms"`
 	SpawnReadyP90  float64 `json:"spawn_ready_p90_ms"`
@@ -372,19 +377,26 @@ func parsePhases(r *procRun, sum *summary.Summary) phases {
 	if !ph.CheckingInputAt.IsZero() {
 		p.StartupS = since(ph.CheckingInputAt).Seconds()
 	}
-	if !ph.BatchesReadyAt.IsZero() && !ph.CheckingInputAt.IsZero() {
-		p.SplitS = ph.BatchesReadyAt.Sub(ph.CheckingInputAt).Seconds()
+	splitAt := ph.InputCheckedAt
+	if splitAt.IsZero() {
+		splitAt = ph.BatchesReadyAt
 	}
-	if !ph.FirstWorkerAt.IsZero() && !ph.BatchesReadyAt.IsZero() {
-		p.FirstSpawnS = ph.FirstWorkerAt.Sub(ph.BatchesReadyAt).Seconds()
+	if !splitAt.IsZero() && !ph.CheckingInputAt.IsZero() {
+		p.SplitS = splitAt.Sub(ph.CheckingInputAt).Seconds()
+	}
+	if !ph.FirstWorkerAt.IsZero() && !splitAt.IsZero() {
+		p.FirstSpawnS = ph.FirstWorkerAt.Sub(splitAt).Seconds()
+	}
+	if !ph.FirstRequestAt.IsZero() {
+		p.ToFirstRequestS = since(ph.FirstRequestAt).Seconds()
 	}
 	if !ph.LastWorkerExitAt.IsZero() && !ph.FirstWorkerAt.IsZero() {
 		p.WorkersS = ph.LastWorkerExitAt.Sub(ph.FirstWorkerAt).Seconds()
 		p.MergeS = (r.Wall - since(ph.LastWorkerExitAt)).Seconds()
 	}
 	var readyMS, exitMS []float64
+	p.Spawns = sum.WorkerProcesses
 	for _, w := range sum.Workers {
-		p.Spawns += w.Processes
 		if w.Processes > 0 {
 			readyMS = append(readyMS, w.SpawnReadyMS)
 			exitMS = append(exitMS, w.ExitSeenMS)

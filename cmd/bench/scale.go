@@ -188,13 +188,13 @@ func (b *bench) scaleTables(res *scaleResult) {
 		p := r.Phases
 		rows = append(rows, []string{r.Name, itoa(r.Records), fmt.Sprintf("%.0f", r.InputMB), fmt.Sprintf("%d×%d", r.Workers, r.Concurrency),
 			f1(r.WallS), f2(p.StartupS), f2(p.SplitS), f2(p.FirstSpawnS), f1(p.WorkersS), f2(p.MergeS),
-			f2(p.OverheadS), fmt.Sprintf("%.2f%%", 100*r.OverheadShare), f2(p.ToFirstRecordS), f2(p.LastRecordToExitS), f1(r.CoordCPUS),
+			f2(p.OverheadS), fmt.Sprintf("%.2f%%", 100*r.OverheadShare), f2(p.ToFirstRequestS), f2(p.ToFirstRecordS), f2(p.LastRecordToExitS), f1(r.CoordCPUS),
 			f1(p.SpawnReadyMean), mb(r.CoordRSSKB) + " / " + mb(r.CoordAnonKB), mb(r.WorkerRSSKB) + " / " + mb(r.WorkerAnonKB), mb(r.SummaryWorkerRSSKB)})
 	}
 	fmt.Fprintln(b.out, "Whole runs (phases from summary.json's timestamps against the process's start and exit):")
 	fmt.Fprintln(b.out)
-	table(b.out, []string{"run", "records", "input MB", "workers×conc.", "wall s", "start-up s", "check+split s", "→1st spawn s",
-		"workers s", "merge+summary s", "overhead s", "overhead share", "→1st record s", "last record→exit s", "coord. CPU s", "spawn→ready ms", "coord. peak RSS / private MB", "worker peak RSS / private MB", "summary.json worker max_rss MB"}, rows)
+	table(b.out, []string{"run", "records", "input MB", "workers×conc.", "wall s", "start-up s", "input check s", "→1st spawn s",
+		"workers s", "merge+summary s", "overhead s", "overhead share", "→1st request s", "→1st record s", "last record→exit s", "coord. CPU s", "spawn→ready ms", "coord. peak RSS / private MB", "worker peak RSS / private MB", "summary.json worker max_rss MB"}, rows)
 	for _, r := range res.Runs {
 		if r.OverheadShareReal > 0 {
 			fmt.Fprintf(b.out, "%s at a real API's ~%.0fs per request would take about %.0fs; the same %.2fs overhead is %.2f%% of that.\n\n",

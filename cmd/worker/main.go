@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string) error {
 			&cli.StringFlag{Name: "import", Usage: "read answers from `FILE` in the Batch API's output format (the Batch API, vllm run-batch) into the batch's results; no API call"},
 			&cli.BoolFlag{Name: "events", Usage: "write progress events to stdout and stop when stdin closes (used by the coordinator)", Hidden: true},
 			&cli.DurationFlag{Name: "heartbeat", Usage: "interval of heartbeat lines with --events (used by the coordinator)", Hidden: true},
+			&cli.BoolFlag{Name: "serve", Usage: "with --events: stay up and work on the batches the coordinator assigns over stdin, one after another (used by the coordinator)", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			ran = true
@@ -76,6 +77,7 @@ func run(ctx context.Context, args []string) error {
 				RateShare:   c.Int("rate-share"),
 				Export:      c.String("export"),
 				Import:      c.String("import"),
+				Serve:       c.Bool("serve"),
 			}, worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 		},
 	}

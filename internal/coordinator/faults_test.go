@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
-	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/lockfile"
 )
 
 // replicate writes the bundled sample `copies` times with new IDs (NCT...-rK), as JSON Lines,
@@ -105,18 +105,17 @@ func childPIDs(pid int) []int {
 	return out
 }
 
-// batchOf is the batch number of a worker process, from its argv (--batch OUT/batch_N.json), or -1.
-func batchOf(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return -1
-	}
-	args := strings.Split(string(data), "\x00")
-	for i, a := range args {
-		if a == "--batch" && i+1 < len(args) {
-			if w, err := rundir.ForBatch(args[i+1]); err == nil {
-				return w.Number
-			}
+// batchOf is the batch number a worker process of the run in out holds (by its batch lock), or
+// -1 when it holds none (idle between batches, or not a worker).
+func batchOf(out string, pid int) int {
+	locks, _ := filepath.Glob(filepath.Join(out, ".batch_*.lock"))
+	for _, l := range locks {
+		if lockfile.Holder(l) != strconv.Itoa(pid) {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscanf(filepath.Base(l), ".batch_%d.lock", &n); err == nil {
+			return n
 		}
 	}
 	return -1
@@ -251,7 +250,7 @@ func TestKilledWorkersAreRestartedAndLoseNothing(t *testing.T) {
 		rng.Shuffle(len(kids), func(i, j int) { kids[i], kids[j] = kids[j], kids[i] })
 		victim := -1
 		for _, k := range kids {
-			if b := batchOf(k); b >= 0 && !victims[b] {
+			if b := batchOf(out, k); b >= 0 && !victims[b] {
 				victim, victims[b] = k, true
 				break
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -32,7 +33,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.completeStream(mctx, spec.Layout(sch)); err != nil {
+	if err := s.completeStream(mctx, spec.Layout(sch), stats.Succeeded); err != nil {
 		deps.Log.Warn("cannot complete the results stream", "error", err)
 	}
 	sum := &summary.Summary{
@@ -63,9 +64,12 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	sum.Phases = phases
 	sum.Phases.FirstWorkerAt, sum.Phases.LastWorkerExitAt = utc(snap.FirstWorkerAt), utc(snap.LastExitAt)
 	sum.Phases.FirstRecordAt, sum.Phases.LastRecordAt = utc(snap.FirstRecordAt), utc(snap.LastRecordAt)
+	s.firstRequestOnce.Do(func() {}) // no request after this: the field is settled
+	sum.Phases.FirstRequestAt = utc(s.firstRequest)
 	if err := addTotals(sum, dir, spec.Layout(sch), s.workerRuns()); err != nil {
 		return nil, err
 	}
+	sum.WorkerProcesses = int(s.procs.Load())
 	sum.Pass = summary.Pass{Answered: snap.Succeeded, Failed: snap.Failed, InputTokens: snap.InputTokens,
 		OutputTokens: snap.OutputTokens, CostUSD: snap.PassCostUSD, RequestSeconds: snap.RequestSeconds, WallSeconds: sum.WallSeconds}
 	if sum.WallSeconds > 0 {
@@ -104,20 +108,32 @@ func utc(t time.Time) time.Time {
 // mergeRun merges every batch's worker files into the run's final files.
 func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, error) {
 	batches := make([]merge.Batch, 0, len(spec.Batches))
+	var unwritten []batch.Range
 	for _, b := range spec.Batches {
 		f := dir.Worker(b.Number)
+		if _, err := os.Stat(f.Batch); errors.Is(err, os.ErrNotExist) && progress(f) == 0 {
+			unwritten = append(unwritten, b)
+			continue
+		}
 		batches = append(batches, merge.Batch{
 			Number: b.Number, ResultsPath: f.Results, FailuresPath: f.Failures,
 			IDs: func(yield func(string) error) error { return batch.IDs(f.Batch, spec.IDField, yield) },
 		})
 	}
-	return merge.Merge(ctx, merge.Options{
+	stats, err := merge.Merge(ctx, merge.Options{
 		Batches:      batches,
 		Layout:       spec.Layout(sch),
 		OutPath:      dir.FinalResults(),
 		FailuresPath: dir.FinalFailures(),
 		MarkerPath:   dir.Merging(),
 	})
+	// A batch whose file the split never wrote (it stopped, or was cut short) has none of its
+	// records done: they remain for the rerun, which writes the file.
+	for _, b := range unwritten {
+		stats.Records += b.Count
+		stats.Missing += b.Count
+	}
+	return stats, err
 }
 
 // spentSoFar sums the cost already recorded in the workers' files of a run being resumed.

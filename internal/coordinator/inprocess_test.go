@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -53,56 +54,60 @@ type fakePlan struct {
 }
 
 func fakeWorkerMain(args []string) int {
-	batchPath := args[1]
+	ctx, _, stop := signals.Context(context.Background())
+	defer stop()
+	deps := worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, BeforeBatch: fakeBatch}
+	err := worker.Run(ctx, worker.Options{Serve: true, Events: true}, deps)
+	return exitcode.WorkerCode(err)
+}
+
+// fakeBatch applies the plan in the run folder to one batch a fake worker was assigned.
+func fakeBatch(batchPath string, events *wire.Writer, d *worker.Deps) error {
 	files, err := rundir.ForBatch(batchPath)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitcode.Usage
+		return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 	}
 	dir := files.Dir.Path()
 	var plan fakePlan
 	if b, err := os.ReadFile(filepath.Join(dir, fakePlanFile)); err == nil {
 		if err := json.Unmarshal(b, &plan); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return exitcode.Usage
+			return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 		}
 	}
-	starts := noteStart(dir, files.Number)
-	for _, n := range plan.CrashAlways {
-		if n == files.Number {
-			return 2
+	n := files.Number
+	starts := noteStart(dir, n)
+	if slices.Contains(plan.CrashAlways, n) {
+		os.Exit(2)
+	}
+	if slices.Contains(plan.Refuse, n) {
+		_ = events.Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "auth", Status: 401, Message: "invalid key"})
+		return fmt.Errorf("invalid key: %w", exitcode.ErrFatalAPI)
+	}
+	if slices.Contains(plan.DiskFull, n) {
+		msg := fmt.Sprintf("no space left on device writing worker_%d_results.csv; free space in %s and rerun the same command", n, dir)
+		_ = events.Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "storage", Message: msg})
+		return fmt.Errorf("%s: %w", msg, exitcode.ErrStorage)
+	}
+	// Crash once left records are answered: with concurrency 1 the next request starts after
+	// their rows are on disk.
+	var left atomic.Int64
+	left.Store(-1)
+	if k, ok := plan.CrashFirstAfter[n]; ok && starts == 1 {
+		left.Store(int64(k))
+	}
+	if plan.Poison == "" && left.Load() < 0 {
+		return nil // the run's own provider
+	}
+	d.Provider = llm.ProviderFunc(func(ctx context.Context, req llm.Request) (llm.Reply, error) {
+		if plan.Poison != "" && req.RecordID == plan.Poison {
+			os.Exit(137) // as the kernel's OOM killer would end it
 		}
-	}
-	out := io.Writer(os.Stdout)
-	for _, n := range plan.Refuse {
-		if n == files.Number {
-			_ = wire.NewWriter(out).Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "auth", Status: 401, Message: "invalid key"})
-			return exitcode.FatalAPI
+		if left.Load() >= 0 && left.Add(-1) < 0 {
+			os.Exit(2)
 		}
-	}
-	for _, n := range plan.DiskFull {
-		if n == files.Number {
-			msg := fmt.Sprintf("no space left on device writing worker_%d_results.csv; free space in %s and rerun the same command", n, dir)
-			_ = wire.NewWriter(out).Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "storage", Message: msg})
-			return exitcode.Storage
-		}
-	}
-	if k, ok := plan.CrashFirstAfter[files.Number]; ok && starts == 1 {
-		out = &crashAfter{w: os.Stdout, left: k}
-	}
-	ctx, _, stop := signals.Context(context.Background())
-	defer stop()
-	deps := worker.Deps{Stdin: os.Stdin, Stdout: out, Stderr: os.Stderr, Getenv: os.Getenv}
-	if plan.Poison != "" {
-		deps.Provider = llm.ProviderFunc(func(ctx context.Context, req llm.Request) (llm.Reply, error) {
-			if req.RecordID == plan.Poison {
-				os.Exit(137) // as the kernel's OOM killer would end it
-			}
-			return offline.Provider{}.Complete(ctx, req)
-		})
-	}
-	err = worker.Run(ctx, worker.Options{BatchPath: batchPath, Events: true}, deps)
-	return exitcode.WorkerCode(err)
+		return offline.Provider{}.Complete(ctx, req)
+	})
+	return nil
 }
 
 // noteStart appends one line to the starts file and returns this batch's starts so far.
@@ -110,39 +115,31 @@ func noteStart(dir string, n int) int {
 	path := filepath.Join(dir, fakeStartsFile)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err == nil {
-		fmt.Fprintf(f, "%d\n", n)
+		fmt.Fprintf(f, "%d %d\n", n, os.Getpid())
 		f.Close()
 	}
 	return countStarts(dir)[n]
 }
 
-func countStarts(dir string) map[int]int {
+// startPIDs lists the processes that took up each batch, in order.
+func startPIDs(dir string) map[int][]int {
 	b, _ := os.ReadFile(filepath.Join(dir, fakeStartsFile))
-	counts := map[int]int{}
-	for _, l := range strings.Fields(string(b)) {
-		var n int
-		fmt.Sscan(l, &n)
-		counts[n]++
-	}
-	return counts
-}
-
-// crashAfter passes event lines through and kills the process once left records were answered
-// (their rows are on disk by then: the worker writes a row before its event).
-type crashAfter struct {
-	w    io.Writer
-	left int
-}
-
-func (c *crashAfter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	if m, derr := wire.Decode(bytes.TrimSpace(p)); derr == nil && m.Type == wire.Record && m.OK {
-		c.left--
-		if c.left <= 0 {
-			os.Exit(2)
+	pids := map[int][]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var n, pid int
+		if _, err := fmt.Sscan(l, &n, &pid); err == nil {
+			pids[n] = append(pids[n], pid)
 		}
 	}
-	return n, err
+	return pids
+}
+
+func countStarts(dir string) map[int]int {
+	counts := map[int]int{}
+	for n, pids := range startPIDs(dir) {
+		counts[n] = len(pids)
+	}
+	return counts
 }
 
 // runInProcess runs the coordinator in this process over the bundled sample, offline, with the
@@ -192,6 +189,42 @@ func runInProcessIn(t *testing.T, out string, plan fakePlan, mod func(*coordinat
 		},
 	})
 	return sum, err, out
+}
+
+// The coordinator keeps --workers processes up and hands each the next batch as it ends one; a
+// process that dies is replaced by one that resumes its batch, and the run goes on with it.
+func TestWorkersStayUpAcrossBatches(t *testing.T) {
+	t.Parallel()
+	sum, err, out := runInProcess(t, fakePlan{CrashFirstAfter: map[int]int{5: 3}}, func(o *coordinator.Options) {
+		o.Workers, o.Batches = 2, "10"
+	})
+	if err != nil {
+		t.Fatalf("Run = %v; want every record answered", err)
+	}
+	if sum.Succeeded != 100 || sum.Restarts != 1 {
+		t.Errorf("succeeded %d, restarts %d; want 100 and 1", sum.Succeeded, sum.Restarts)
+	}
+	pids := startPIDs(out)
+	distinct := map[int]bool{}
+	for n := range 10 {
+		want := 1
+		if n == 5 {
+			want = 2
+		}
+		if len(pids[n]) != want {
+			t.Errorf("batch %d taken up by %v; want %d process(es)", n, pids[n], want)
+		}
+		for _, p := range pids[n] {
+			distinct[p] = true
+		}
+	}
+	// Two slots, one crash: three processes for ten batches.
+	if len(distinct) != 3 || sum.WorkerProcesses != 3 {
+		t.Errorf("%d distinct worker processes, summary.json says %d; want 3 for 2 slots and 1 crash: %v", len(distinct), sum.WorkerProcesses, pids)
+	}
+	if p := pids[5]; len(p) == 2 && p[0] == p[1] {
+		t.Errorf("batch 5 resumed in the process that crashed (%d)", p[0])
+	}
 }
 
 func TestRestartsRunOut(t *testing.T) {

@@ -14,7 +14,7 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	// Started by an in-process test's coordinator as its worker: be that worker.
-	if len(os.Args) > 1 && os.Args[1] == "--batch" {
+	if len(os.Args) > 1 && os.Args[1] == "--serve" {
 		os.Exit(fakeWorkerMain(os.Args[1:]))
 	}
 	os.Exit(runMain(m))

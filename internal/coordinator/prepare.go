@@ -1,25 +1,16 @@
 package coordinator
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/trialcat/trialcat/internal/batch"
-	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
-	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
@@ -177,60 +168,6 @@ func idColumn(idField string) string {
 }
 
 // checkRecords renders the prompt for every record, so a template that references a missing
-// field fails before any request, naming the record.
-func checkRecords(ctx context.Context, path string, opts input.Options, tmpl *prompt.Template) error {
-	r, err := input.Open(path, opts)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	// Rendering is most of the cost: spread it over the cores, and report the first failing
-	// record in input order whatever the scheduling.
-	g, gctx := errgroup.WithContext(ctx)
-	recs := make(chan record.Record, 64)
-	var mu sync.Mutex
-	var first *record.Record
-	var firstErr error
-	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
-		g.Go(func() error {
-			for rec := range recs {
-				if _, err := tmpl.Render(rec); err != nil {
-					mu.Lock()
-					if first == nil || rec.Index < first.Index {
-						first, firstErr = &rec, err
-					}
-					mu.Unlock()
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(recs)
-		for {
-			rec, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			select {
-			case recs <- rec:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-	})
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if first != nil {
-		return usagef("--prompt: %w (record %d); fix the template or the record before any request is made", firstErr, first.Index)
-	}
-	return nil
-}
-
 // checkOut makes sure the output folder can be written, without writing anything that stays.
 func checkOut(out string) error {
 	st, err := os.Stat(out)
@@ -271,38 +208,4 @@ func archive(dir rundir.Dir, names []string, now time.Time) (string, error) {
 		}
 	}
 	return prev, nil
-}
-
-// writeBatches streams the input once and writes every batch file, each atomically.
-func writeBatches(ctx context.Context, path string, opts input.Options, dir rundir.Dir, plan []batch.Range) error {
-	r, err := input.Open(path, opts)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for _, b := range plan {
-		w, err := batch.Create(dir.Batch(b.Number))
-		if err != nil {
-			return err
-		}
-		for i := int64(0); i < b.Count; i++ {
-			if err := ctx.Err(); err != nil {
-				w.Abort()
-				return err
-			}
-			rec, err := r.Next()
-			if err != nil {
-				w.Abort()
-				return fmt.Errorf("read record %d for batch %d: %w", b.First+i, b.Number, err)
-			}
-			if err := w.Add(rec.Data); err != nil {
-				w.Abort()
-				return err
-			}
-		}
-		if err := w.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -32,13 +32,60 @@ type prepared struct {
 	fullBaseURL string // the base URL with its user:password, for the workers' environment
 	phases      summary.Phases
 	lock        *lockfile.Lock
+	// split writes the batch files still to write (all of a fresh run's); nil when none are.
+	split *splitter
 }
 
 func (p *prepared) release() { p.lock.Release() }
 
 // prepare checks everything a run needs and splits the input (or finds an earlier split to
-// resume), holding the run lock. It writes nothing before the input is known to be good.
+// resume), holding the run lock. A record that cannot be asked leaves the folder as it was.
 func prepare(ctx context.Context, opts *Options, deps *Deps, started time.Time) (*prepared, error) {
+	p, err := prepareRun(ctx, opts, deps, started)
+	if err != nil {
+		return nil, err
+	}
+	if p.split != nil {
+		if err := p.split.run(ctx); err != nil {
+			p.abandonSplit(deps)
+			p.release()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// abandonSplit removes what a fresh run's split wrote (run.json, the batch files and an empty
+// results stream) when the split failed before anything ran on it, so that the rerun starts
+// clean.
+func (p *prepared) abandonSplit(deps *Deps) {
+	if p.state != runFresh {
+		return
+	}
+	names, err := p.dir.Owned()
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		path := filepath.Join(p.dir.Path(), n)
+		switch k := rundir.Classify(n); {
+		case k == rundir.KindRun, k == rundir.KindBatch:
+		case path == p.dir.Stream():
+			if st, err := os.Stat(path); err != nil || st.Size() > 0 {
+				continue
+			}
+		default:
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			deps.Log.Warn("cannot remove a file of the stopped split", "path", path, "error", err)
+		}
+	}
+}
+
+// prepareRun is prepare with the split still to do (p.split): Run starts the workers while it
+// writes the batch files.
+func prepareRun(ctx context.Context, opts *Options, deps *Deps, started time.Time) (*prepared, error) {
 	log := deps.Log
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -66,10 +113,12 @@ func prepare(ctx context.Context, opts *Options, deps *Deps, started time.Time) 
 	for _, d := range stats.Dropped {
 		log.Warn("duplicate ID dropped (--dedupe keeps the first)", "id", d.ID, "index", d.Index, "first_index", d.FirstIndex)
 	}
-	if provider != runspec.ProviderOffline {
-		if err := checkRecords(ctx, opts.Input, inOpts, tmpl); err != nil {
-			return nil, err
-		}
+	if provider == runspec.ProviderOffline {
+		tmpl = nil // no prompt to render: nothing to check per record
+	}
+	// The first records now, the rest as their batch files are written.
+	if err := checkFirst(ctx, opts.Input, inOpts, tmpl); err != nil {
+		return nil, err
 	}
 	if err := checkOut(opts.Out); err != nil {
 		return nil, err
@@ -129,23 +178,36 @@ func prepare(ctx context.Context, opts *Options, deps *Deps, started time.Time) 
 		return nil, err
 	}
 	removeTemps(p.dir, log)
-	if p.state, err = prepareOut(ctx, opts, deps, spec, inOpts, spec.Layout(sch)); err != nil {
+	var toWrite []batch.Range
+	if p.state, toWrite, err = prepareOut(ctx, opts, deps, spec, spec.Layout(sch)); err != nil {
 		p.release()
 		return nil, err
 	}
-	switch p.state {
-	case runResumed:
+	if p.state == runResumed {
 		log.Info("resuming the run in "+opts.Out, "batches", len(spec.Batches))
-	case runFresh:
-		log.Info("wrote batches", "batches", len(spec.Batches), "records", stats.Records, "out", opts.Out)
 	}
-	if p.state != runComplete {
-		if err := runspec.Save(p.dir.Run(), spec); err != nil {
-			p.release()
-			return nil, err
-		}
+	if p.state == runComplete {
+		return p, nil
+	}
+	// run.json first: a split cut short is resumed from it (prepareOut writes the missing
+	// batch files again), and the workers read it.
+	if err := runspec.Save(p.dir.Run(), spec); err != nil {
+		p.release()
+		return nil, err
+	}
+	p.phases.InputCheckedAt = deps.Now().UTC()
+	ready := func() {
 		p.phases.BatchesReadyAt = deps.Now().UTC()
+		if len(toWrite) > 0 {
+			log.Info("wrote batches", "batches", len(toWrite), "records", stats.Records, "out", opts.Out)
+		}
 	}
+	if len(toWrite) == 0 {
+		ready()
+		return p, nil
+	}
+	p.split = newSplitter(opts.Input, inOpts, tmpl, p.dir, toWrite)
+	p.split.onDone = ready
 	return p, nil
 }
 
@@ -162,13 +224,24 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	if err != nil {
 		return nil, err
 	}
-	p, err := prepare(ctx, &opts, &deps, started)
+	p, err := prepareRun(ctx, &opts, &deps, started)
 	if err != nil {
 		return nil, err
 	}
 	defer p.release()
 	spec, dir := p.spec, p.dir
 	s := newScheduler(&opts, &deps, spec, workerBin)
+	if p.split != nil {
+		// The workers start on the first batch file while the split writes the others.
+		// A run that stops early (the API refused it, Ctrl-C) stops the split too; the rerun
+		// writes the batch files it did not.
+		splitCtx, stopSplit := context.WithCancel(ctx)
+		defer stopSplit()
+		s.split = p.split
+		go p.split.run(splitCtx)
+		defer func() { <-p.split.done }()
+		s.stopSplit = stopSplit
+	}
 	if p.fullBaseURL != spec.BaseURL {
 		s.extraEnv = []string{"OPENAI_BASE_URL=" + p.fullBaseURL}
 	}
@@ -196,6 +269,18 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		log.Info(fmt.Sprintf("all %d records in %s are done; merging them again", p.records, opts.Out))
 	} else {
 		runErr = s.run(ctx)
+	}
+	if p.split != nil {
+		<-p.split.done // its phase and its files are whole before the merge
+		if errors.Is(runErr, errSplit) {
+			// Nothing ran (the first batch could not be asked): leave the folder as it was.
+			if p.state == runFresh && s.tally.Snapshot().FirstWorkerAt.IsZero() {
+				s.stream.Close()
+				p.abandonSplit(&deps)
+				return nil, runErr
+			}
+			log.Error("the split stopped; merged what was done; fix the cause and rerun the same command (or with --fresh when the fix changes the input or the prompt)", "error", runErr)
+		}
 	}
 
 	sum, mergeErr := finish(ctx, &opts, &deps, spec, p.sch, s, started, p.phases, runErr)
@@ -244,63 +329,68 @@ const (
 )
 
 // prepareOut decides between a fresh run and a resume, and writes the batch files of a fresh run.
-func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, inOpts input.Options, layout results.Layout) (prepareState, error) {
+// It returns the batches whose files are still to write: all of a fresh run's, and on a resume
+// those a split cut short did not write.
+func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, layout results.Layout) (prepareState, []batch.Range, error) {
 	dir := rundir.New(opts.Out)
 	old, err := runspec.Load(dir.Run())
 	switch {
 	case err == nil && !opts.Fresh:
 		if err := checkResumable(opts, spec); err != nil {
-			return runFresh, err
+			return runFresh, nil, err
 		}
 		spec.CreatedAt = old.CreatedAt
 		spec.Batches = old.Batches
+		var missing []batch.Range
 		for _, b := range spec.Batches {
-			if _, err := os.Stat(dir.Batch(b.Number)); err != nil {
-				return runFresh, usagef("%s: run.json lists batch %d but %s is missing; add --fresh to start over", opts.Out, b.Number, rundir.BatchName(b.Number))
+			if _, err := os.Stat(dir.Batch(b.Number)); err == nil {
+				continue
 			}
+			if progress(dir.Worker(b.Number)) > 0 {
+				return runFresh, nil, usagef("%s: run.json lists batch %d, which has results, but %s is missing; add --fresh to start over", opts.Out, b.Number, rundir.BatchName(b.Number))
+			}
+			// A split cut short (the input is the one run.json names: its hash matched).
+			missing = append(missing, b)
 		}
 		var done int64
 		for _, b := range spec.Batches {
 			bs, err := readBatch(dir, layout, b)
 			if err != nil {
-				return runFresh, err
+				return runFresh, nil, err
 			}
 			done += bs.Done
 		}
 		if done == spec.Input.Records {
-			return runComplete, nil
+			return runComplete, nil, nil
 		}
 		if !opts.keepFailures {
 			if err := retryFailures(dir, deps, spec, layout, nil); err != nil {
-				return runFresh, err
+				return runFresh, nil, err
 			}
 		}
-		return runResumed, nil
+		return runResumed, missing, nil
 	case err != nil && !errors.Is(err, runspec.ErrNoRun) && !opts.Fresh:
-		return runFresh, err
+		return runFresh, nil, err
 	}
 	names, err := dir.Owned()
 	if err != nil {
-		return runFresh, err
+		return runFresh, nil, err
 	}
 	if len(names) > 0 {
 		if !opts.Fresh && hasWork(names) {
-			return runFresh, usagef("%s holds results but no run.json, so they cannot be matched to this input; use another --out, or add --fresh to move them aside and start over", opts.Out)
+			return runFresh, nil, usagef("%s holds results but no run.json, so they cannot be matched to this input; use another --out, or add --fresh to move them aside and start over", opts.Out)
 		}
 		// Batch files without run.json are an interrupted split: nothing ran on them.
 		prev, err := archive(dir, names, deps.Now())
 		if err != nil {
-			return runFresh, err
+			return runFresh, nil, err
 		}
 		deps.Log.Info("moved the previous run's files aside", "to", prev)
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-		return runFresh, fmt.Errorf("create --out %s: %w", opts.Out, err)
+		return runFresh, nil, fmt.Errorf("create --out %s: %w", opts.Out, err)
 	}
-	if err := writeBatches(ctx, opts.Input, inOpts, dir, spec.Batches); err != nil {
-		return runFresh, err
-	}
-	return runFresh, nil
+	return runFresh, spec.Batches, nil
 }
 
 // checkResumable refuses to resume a run in opts.Out whose settings differ from spec's.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,10 +40,21 @@ type scheduler struct {
 	// permits grants rate permits to every worker from one run-wide budget (--rpm, --tpm).
 	permits *ratelimit.Server
 
+	// procs numbers the worker processes started, for the permit server.
+	procs atomic.Int64
+	// firstRequest is when a worker first asked for a rate permit: its first request.
+	firstRequest     time.Time
+	firstRequestOnce sync.Once
+
 	mu   sync.Mutex
 	live map[int]*proc.Process
 	// heard is when each running worker was last heard from and last made progress.
 	heard map[int]*liveness
+
+	// split, when set, is still writing batch files: a batch is handed out once its file is
+	// committed.
+	split     *splitter
+	stopSplit context.CancelFunc
 
 	// stream is results.jsonl (and --stream -): each answer as the run learns of it.
 	stream     *results.Stream
@@ -91,8 +103,10 @@ func (s *scheduler) run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer s.display.WorkerEnded(slot)
+			var w *serving
+			defer func() { s.release(w) }()
 			for b := range queue {
-				if err := s.runBatch(ctx, slot, b); err != nil {
+				if err := s.runBatch(ctx, slot, b, &w); err != nil {
 					cancel(err)
 				}
 			}
@@ -100,6 +114,12 @@ func (s *scheduler) run(ctx context.Context) error {
 	}
 	go s.logRetries(ctx, 10*time.Second)
 	for _, b := range s.spec.Batches {
+		if err := s.split.wait(ctx, b.Number); err != nil {
+			if errors.Is(err, errSplit) {
+				cancel(err)
+			}
+			break
+		}
 		select {
 		case queue <- b:
 			continue
@@ -109,11 +129,14 @@ func (s *scheduler) run(ctx context.Context) error {
 	}
 	close(queue)
 	wg.Wait()
+	if s.stopSplit != nil {
+		s.stopSplit()
+	}
 	s.permits.Close()
 
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, exitcode.ErrFatalAPI), errors.Is(cause, exitcode.ErrBudget), errors.Is(cause, exitcode.ErrStorage):
+	case errors.Is(cause, exitcode.ErrFatalAPI), errors.Is(cause, exitcode.ErrBudget), errors.Is(cause, exitcode.ErrStorage), errors.Is(cause, errSplit):
 		return cause
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: %w", cause, exitcode.ErrInterrupted)
@@ -121,9 +144,99 @@ func (s *scheduler) run(ctx context.Context) error {
 	return nil
 }
 
-// runBatch runs one batch's worker, restarting it after a crash up to --max-restarts times.
-// It returns an error only when the whole run must stop.
-func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range) error {
+// serving is one worker process that stays up across batches (worker --serve): a slot keeps
+// one and assigns it the slot's batches one after another.
+type serving struct {
+	p *proc.Process
+	// key names the process to the permit server: its permit sequence numbers are its own.
+	key int
+	// batch is the batch its lines belong to, -1 between batches.
+	batch atomic.Int64
+	// finished gets the process's finished lines.
+	finished chan wire.Msg
+	// exited is closed once the process has exited and its output is drained; exit is then set.
+	exited chan struct{}
+	exit   proc.Exit
+}
+
+// startServing starts a serving worker process for a slot.
+func (s *scheduler) startServing(ctx context.Context, slot int) (*serving, error) {
+	w := &serving{key: int(s.procs.Add(1)), finished: make(chan wire.Msg, 1), exited: make(chan struct{})}
+	w.batch.Store(-1)
+	p, err := proc.Start(ctx, proc.Spec{
+		// Its log lines name their batch themselves (worker=N).
+		Name:   "worker",
+		Path:   s.workerBin,
+		Args:   []string{"--serve", "--events", "--heartbeat", s.heartbeat().String()},
+		Env:    append(workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI), s.extraEnv...),
+		Logger: s.deps.Log,
+		// Grants go to the process's stdin, known before its first line is read.
+		OnStart:  func(p *proc.Process) { s.permits.Attach(ctx, w.key, p.Stdin()) },
+		OnStdout: func(line []byte) { s.onServingLine(w, line) },
+		Stdin:    true,
+		Grace:    s.grace(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start a worker for slot %d: %w", slot, err)
+	}
+	w.p = p
+	go func() {
+		w.exit = p.Wait()
+		s.permits.Forget(w.key)
+		close(w.exited)
+	}()
+	s.deps.Log.Debug("worker process started", "slot", slot, "pid", p.PID())
+	return w, nil
+}
+
+// onServingLine routes one stdout line of a serving process: a finished line to the slot that
+// waits for it, every other line to the batch the process holds.
+func (s *scheduler) onServingLine(w *serving, line []byte) {
+	n := int(w.batch.Load())
+	m, err := wire.Decode(line)
+	switch {
+	case err == nil && m.Type == wire.Finished:
+		select {
+		case w.finished <- m:
+		default:
+			s.deps.Log.Warn("a worker said it finished a batch it was not assigned; ignored", "line", string(line))
+		}
+		return
+	case err == nil && m.IsPermit():
+		if m.Type == wire.Acquire {
+			s.firstRequestOnce.Do(func() { s.firstRequest = s.deps.Now() })
+		}
+		s.hear(n, m)
+		s.permits.Handle(w.key, m)
+		return
+	case n < 0:
+		s.deps.Log.Warn("unexpected output on a worker's stdout between batches", "line", string(line))
+		return
+	}
+	s.onLine(n, line)
+}
+
+// release ends a slot's serving process: EOF on its stdin tells it the run has no more batches.
+func (s *scheduler) release(w *serving) {
+	if w == nil {
+		return
+	}
+	_ = w.p.Stdin().Close()
+	select {
+	case <-w.exited:
+	case <-time.After(s.grace()):
+		w.p.Stop()
+		<-w.exited
+	}
+	if w.exit.Code != exitcode.OK && w.exit.Code != exitcode.Interrupted {
+		s.deps.Log.Warn("a worker process ended badly after its last batch", "pid", w.p.PID(), "exit", w.exit.String())
+	}
+}
+
+// runBatch runs batch b on the slot's serving process *w, starting one when there is none or
+// the last one died, and starting another after a crash up to --max-restarts times. It returns
+// an error only when the whole run must stop.
+func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range, w **serving) error {
 	name := fmt.Sprintf("worker-%d", b.Number)
 	log := s.deps.Log.Named(name)
 	restarts := 0
@@ -132,32 +245,42 @@ func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range) error
 			return nil
 		}
 		before := progress(s.dir.Worker(b.Number))
+		if *w == nil {
+			started, err := s.startServing(ctx, slot)
+			if err != nil {
+				s.tally.WorkerEnded(b.Number, "not started", -1)
+				return err
+			}
+			*w = started
+		}
+		sp := *w
 		s.tally.WorkerStarted(b.Number, b.Count)
 		s.tally.SetSlot(b.Number, slot)
 		s.display.WorkerStarted(slot, b.Number)
-		p, err := proc.Start(ctx, proc.Spec{
-			Name:   name,
-			Path:   s.workerBin,
-			Args:   []string{"--batch", s.dir.Batch(b.Number), "--events", "--heartbeat", s.heartbeat().String()},
-			Env:    append(workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI), s.extraEnv...),
-			Logger: s.deps.Log,
-			// Grants go to the process's stdin, known before its first line is read.
-			OnStart:  func(p *proc.Process) { s.permits.Attach(ctx, b.Number, p.Stdin()) },
-			OnStdout: func(line []byte) { s.onLine(b.Number, line) },
-			Stdin:    true,
-			Grace:    s.grace(),
-		})
-		if err != nil {
-			s.tally.WorkerEnded(b.Number, "not started", -1)
-			return fmt.Errorf("start %s: %w", name, err)
+		sp.batch.Store(int64(b.Number))
+		s.setLive(b.Number, sp.p)
+		stopWatch := s.watch(ctx, b.Number, sp.p, log)
+		log.Debug("assigned", "pid", sp.p.PID(), "batch", b.Number, "records", b.Count)
+		assigned := time.Now()
+		// A failed write means the process is gone: its exit is handled below.
+		_, _ = sp.p.Stdin().Write(wire.Encode(wire.Msg{Type: wire.Assign, Batch: s.dir.Batch(b.Number)}))
+
+		var exit proc.Exit
+		why := "" // what the worker said of a batch it finished
+		select {
+		case m := <-sp.finished:
+			exit, why = proc.Exit{Code: m.Code, Duration: time.Since(assigned)}, m.Message
+			if m.Code != exitcode.OK && m.Code != exitcode.Failed {
+				// It exits with that code: wait for it, and for the rest of its output.
+				<-sp.exited
+				exit, *w = sp.exit, nil
+			}
+		case <-sp.exited:
+			exit, *w = sp.exit, nil
 		}
-		s.setLive(b.Number, p)
-		log.Debug("started", "pid", p.PID(), "batch", b.Number, "records", b.Count)
-		stopWatch := s.watch(ctx, b.Number, p, log)
-		exit := p.Wait()
 		stopWatch()
+		sp.batch.Store(-1)
 		s.setLive(b.Number, nil)
-		s.permits.Forget(b.Number)
 		s.tally.WorkerEnded(b.Number, exit.String(), exit.Code)
 
 		switch {
@@ -165,7 +288,11 @@ func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range) error
 			log.Info("finished", "exit", exit.String(), "seconds", fmt.Sprintf("%.1f", exit.Duration.Seconds()))
 			return nil
 		case exit.Code == exitcode.Failed:
-			log.Warn("finished with failed records", "exit", exit.String())
+			if why != "" {
+				log.Warn("finished with failed records: "+why, "exit", exit.String())
+			} else {
+				log.Warn("finished with failed records", "exit", exit.String())
+			}
 			return nil
 		case exit.Code == exitcode.Storage:
 			msg := s.tally.Snapshot().FatalMessage
@@ -393,8 +520,10 @@ func (s *scheduler) streamRow(cells []string) {
 
 // completeStream adds to the stream the answers it has not had: those of earlier passes and of
 // workers whose events were lost (a crash between the row and its event).
-func (s *scheduler) completeStream(ctx context.Context, layout results.Layout) error {
-	if s.stream == nil {
+// answered is the run's count of answered records: a stream holding that many IDs has them all,
+// and no file is read again.
+func (s *scheduler) completeStream(ctx context.Context, layout results.Layout, answered int64) error {
+	if s.stream == nil || s.stream.Len() >= answered {
 		return nil
 	}
 	for _, b := range s.spec.Batches {

@@ -15,6 +15,8 @@ import (
 // for concurrent use.
 type Client struct {
 	w *wire.Writer
+	// other gets the lines on r that are not grants (a serving worker's assign lines).
+	other func(wire.Msg)
 
 	mu      sync.Mutex
 	seq     uint64
@@ -29,7 +31,13 @@ type Client struct {
 // NewClient owns r: nothing else may read it. When r ends (the coordinator is gone), every
 // pending and later Wait fails with ErrCoordinatorGone and Done is closed.
 func NewClient(w *wire.Writer, r io.Reader) *Client {
-	c := &Client{w: w, pending: map[uint64]chan error{}, gone: make(chan struct{})}
+	return NewClientWith(w, r, nil)
+}
+
+// NewClientWith is NewClient that passes every other protocol line read from r to other, in
+// order, from the reading goroutine (other must not block: grants wait behind it).
+func NewClientWith(w *wire.Writer, r io.Reader, other func(wire.Msg)) *Client {
+	c := &Client{w: w, other: other, pending: map[uint64]chan error{}, gone: make(chan struct{})}
 	go c.read(r)
 	return c
 }
@@ -103,8 +111,14 @@ func (c *Client) read(r io.Reader) {
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		m, err := wire.Decode(sc.Bytes())
-		if err != nil || m.Type != wire.Grant {
-			continue // not for us
+		if err != nil {
+			continue // not protocol
+		}
+		if m.Type != wire.Grant {
+			if c.other != nil {
+				c.other(m)
+			}
+			continue
 		}
 		c.mu.Lock()
 		ch, ok := c.pending[m.Seq]

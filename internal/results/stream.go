@@ -123,6 +123,13 @@ func (s *Stream) Add(cells []string) error {
 	return nil
 }
 
+// Len is the number of IDs in the stream.
+func (s *Stream) Len() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.seen))
+}
+
 // encodeLine writes a JSON object with the keys in header order.
 func encodeLine(header, cells []string) []byte {
 	var b bytes.Buffer

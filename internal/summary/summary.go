@@ -31,10 +31,12 @@ type WorkerRun struct {
 	MaxRSSKB int64 `json:"max_rss_kb"`
 	// Retries counts failed attempts that were tried again.
 	Retries int64 `json:"retries"`
-	// Processes counts the worker processes started on the batch (1 + restarts, when started).
+	// Processes counts the times a worker process took the batch up (1 + restarts, when
+	// started); the coordinator's processes stay up across batches (Summary.WorkerProcesses).
 	Processes int `json:"processes"`
-	// SpawnReadyMS is the time from its last process's start to that process reporting its
-	// batch read; ExitSeenMS from its end event to its exit being seen by the coordinator.
+	// SpawnReadyMS is the time from the batch's last hand-over (its assign) to its worker
+	// reporting the batch read; ExitSeenMS from its end event to the coordinator seeing the
+	// batch finished.
 	SpawnReadyMS float64 `json:"spawn_ready_ms"`
 	ExitSeenMS   float64 `json:"exit_seen_ms"`
 	// Slot is the worker slot (0 to --workers-1) that ran the batch.
@@ -57,8 +59,12 @@ type Pass struct {
 type Phases struct {
 	// CheckingInputAt: flags, schema and prompt are ready; the input is about to be read.
 	CheckingInputAt time.Time `json:"checking_input_at"`
-	// BatchesReadyAt: the input was checked and the batch files and run.json written (or found,
-	// on a resume).
+	// InputCheckedAt: the input was read once for its IDs, count and hash, and run.json
+	// written; the batch files are written from here on, and the first worker starts as soon
+	// as the first batch file is committed.
+	InputCheckedAt time.Time `json:"input_checked_at,omitzero"`
+	// BatchesReadyAt: every batch file was written, each record's prompt checked as its batch
+	// was (or they were found, on a resume). Workers may have started before.
 	BatchesReadyAt time.Time `json:"batches_ready_at"`
 	// FirstWorkerAt: the first worker process started.
 	FirstWorkerAt time.Time `json:"first_worker_at"`
@@ -68,7 +74,10 @@ type Phases struct {
 	// (answered or failed). The run's end-to-end overhead is the time before the first and
 	// after the last.
 	FirstRecordAt time.Time `json:"first_record_at,omitzero"`
-	LastRecordAt  time.Time `json:"last_record_at,omitzero"`
+	// FirstRequestAt: a worker first asked for a rate permit, just before its first request
+	// to the API (zero offline: no request).
+	FirstRequestAt time.Time `json:"first_request_at,omitzero"`
+	LastRecordAt   time.Time `json:"last_record_at,omitzero"`
 }
 
 // WorkerSummary is one batch's line in summary.json.
@@ -109,6 +118,9 @@ type Summary struct {
 	Retries     int64 `json:"retries"`
 	RateLimited int64 `json:"rate_limited_429s"`
 	Restarts    int64 `json:"restarts"`
+	// WorkerProcesses counts the worker processes this pass started: one per slot that got a
+	// batch, plus one for each that died.
+	WorkerProcesses int `json:"worker_processes"`
 	// WallSeconds is this pass's wall time (this start of the coordinator to its end).
 	WallSeconds float64 `json:"wall_seconds"`
 	// RequestSeconds sums the latency of every answered record of the whole run (all passes).

@@ -24,8 +24,14 @@ const (
 	// Heartbeat says the worker is alive, every few seconds: attempts started and records
 	// finished so far by this process, and how many of its requests wait for a permit.
 	Heartbeat = "heartbeat"
+	// Finished says a serving worker (worker --serve) has ended the batch it was assigned:
+	// Batch, and Code, the exit code a worker of that one batch would have ended with. With
+	// 0 or 1 the process waits for the next assign; with any other code it exits with it.
+	Finished = "finished"
 	// Coordinator to worker.
 	Grant = "grant"
+	// Assign hands a serving worker its next batch file (Batch).
+	Assign = "assign"
 	// Hello opens a permit connection to a limit server over TCP (worker to server, with the
 	// token) and accepts it (server to worker, without).
 	Hello = "hello"
@@ -43,6 +49,10 @@ type Msg struct {
 	Actual    int    `json:"actual,omitempty"`
 	Error     string `json:"error,omitempty"`
 	Token     string `json:"token,omitempty"` // hello
+
+	// Batch is a batch file's path (assign, finished); Code an exit code (finished).
+	Batch string `json:"batch,omitempty"`
+	Code  int    `json:"code,omitempty"`
 
 	// Status is the HTTP status of an answer: feedback, retry and fatal lines.
 	Status int `json:"status,omitempty"`
@@ -106,7 +116,7 @@ func Decode(line []byte) (Msg, error) {
 		return m, fmt.Errorf("wire: %w: %w", err, ErrUnknown)
 	}
 	switch m.Type {
-	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat, Hello:
+	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat, Hello, Finished, Assign:
 		return m, nil
 	}
 	return m, fmt.Errorf("wire: type %q: %w", m.Type, ErrUnknown)

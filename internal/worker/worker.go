@@ -56,6 +56,9 @@ type Options struct {
 	// RateShare, when above 1, says this worker is one of that many running at once under a
 	// scheduler: without a limit server it keeps to 1/RateShare of the run's --rpm and --tpm.
 	RateShare int
+	// Serve keeps the process up for one batch after another, each handed over stdin by an
+	// assign line (see package wire); it needs Events and takes no batch of its own.
+	Serve bool
 }
 
 // Deps are the worker's connections to the outside world.
@@ -69,6 +72,10 @@ type Deps struct {
 	// misbehave on a given record).
 	Provider llm.Provider
 	Prices   *price.Table // nil: the embedded table
+	// BeforeBatch, when set, is called by a serving worker before each assigned batch, with the
+	// worker's events: it may change the deps of that batch, or return the error the batch
+	// ends with instead of running it (tests that make one batch's worker misbehave).
+	BeforeBatch func(batchPath string, events *wire.Writer, d *Deps) error
 }
 
 // DefaultHeartbeat is the interval of a worker's heartbeat lines.
@@ -92,6 +99,87 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 			return env(k)
 		}
 		deps.Getenv = getenv
+	}
+	if opts.Serve {
+		return serve(ctx, opts, deps)
+	}
+	var l *link
+	if opts.Events && deps.Stdin != nil {
+		out := wire.NewWriter(deps.Stdout)
+		l = &link{events: out, client: ratelimit.NewClient(out, deps.Stdin)}
+	}
+	return runOne(ctx, opts, deps, l)
+}
+
+// link is a worker's connection to the coordinator that started it: events and permit requests
+// out on stdout, grants (and a serving worker's assigns) in on stdin.
+type link struct {
+	events *wire.Writer
+	client *ratelimit.Client
+}
+
+// serve runs the batches the coordinator assigns, one at a time, until stdin ends between two
+// batches (the run has no more: nil), a batch ends with an exit code other than 0 or 1 (that
+// batch's error), or ctx ends.
+func serve(ctx context.Context, opts Options, deps Deps) error {
+	if !opts.Events || deps.Stdin == nil {
+		return fmt.Errorf("--serve takes its batches from the coordinator over stdin (with --events); to run one batch by hand use --batch: %w", exitcode.ErrUsage)
+	}
+	if opts.BatchPath != "" || opts.RunDir != "" || opts.Export != "" || opts.Import != "" {
+		return fmt.Errorf("--serve is assigned its batches: give no --batch, --run-dir, --export or --import with it: %w", exitcode.ErrUsage)
+	}
+	out := wire.NewWriter(deps.Stdout)
+	assigns := make(chan string, 1)
+	l := &link{events: out}
+	l.client = ratelimit.NewClientWith(out, deps.Stdin, func(m wire.Msg) {
+		if m.Type != wire.Assign {
+			return
+		}
+		select {
+		case assigns <- m.Batch:
+		default:
+			// The coordinator assigns one batch at a time; a second is a bug there, and
+			// blocking here would hold up the grants.
+			fmt.Fprintf(deps.Stderr, "worker: assigned %s while busy; ignored\n", m.Batch)
+		}
+	})
+	for {
+		var path string
+		select {
+		case path = <-assigns:
+		case <-l.client.Done():
+			return nil // no more batches
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", context.Cause(ctx), exitcode.ErrInterrupted)
+		}
+		o := opts
+		o.Serve, o.BatchPath = false, path
+		d := deps
+		var err error
+		if deps.BeforeBatch != nil {
+			err = deps.BeforeBatch(path, out, &d)
+		}
+		if err == nil {
+			err = runOne(ctx, o, d, l)
+		}
+		code := exitcode.WorkerCode(err)
+		msg := wire.Msg{Type: wire.Finished, Batch: path, Code: code}
+		if err != nil {
+			msg.Message = err.Error()
+		}
+		_ = out.Send(msg)
+		if code != exitcode.OK && code != exitcode.Failed {
+			return err
+		}
+	}
+}
+
+// runOne works on the one batch opts name. With l, it speaks to the coordinator over l; without,
+// it takes permits from the run's limit server or its own share of the limits.
+func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
+	getenv := deps.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
 	}
 	batchPath, err := ResolveBatch(opts, getenv)
 	if err != nil {
@@ -141,13 +229,12 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if opts.Events && deps.Stdin != nil {
+	if l != nil {
 		// Under a coordinator: rate permits come over stdin, and stdout carries both the
 		// permit requests and the events, one whole line at a time. The coordinator holds
 		// our stdin open for its whole life; EOF means it has gone, and we stop.
-		out := wire.NewWriter(deps.Stdout)
-		client := ratelimit.NewClient(out, deps.Stdin)
-		w.events, w.permits = out, client
+		client := l.client
+		w.events, w.permits = l.events, client
 		go func() {
 			select {
 			case <-client.Done():
