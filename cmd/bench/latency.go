@@ -17,6 +17,12 @@ import (
 // whose mean is e^0.18 = 1.2 and whose p99 is 4x the median.
 var latencyModel = fakeai.LatencyModel{Base: 150 * time.Millisecond, PerPromptToken: 20 * time.Microsecond, Sigma: 0.6}
 
+// perRecord is m with its jitter drawn per record and request (fakeai.LatencyModel.PerRecord).
+func perRecord(m fakeai.LatencyModel) fakeai.LatencyModel {
+	m.PerRecord = true
+	return m
+}
+
 // slowModel is latencyModel four times slower (600ms + 80µs per prompt token, mean about
 // 0.95s): light enough on CPU that a 2-core machine measures the scheduling rather than its own
 // CPU limit, with enough records per worker to stay within a minute a run.
@@ -30,7 +36,9 @@ type latencyResult struct {
 	Model   string  `json:"latency_model"` // fast (latencyModel) or slow (slowModel)
 	Workers int     `json:"workers"`
 	Conc    int     `json:"concurrency"`
-	Mode    string  `json:"mode"` // static (one batch per worker) or auto (--batches auto)
+	// Mode is static (one batch per worker), auto (--batches auto) or hedge (--batches auto
+	// --hedge 5).
+	Mode    string  `json:"mode"`
 	Records int     `json:"records"`
 	Batches int     `json:"batches"`
 	WallS   float64 `json:"wall_s"`
@@ -56,6 +64,12 @@ type latencyResult struct {
 	// TailS is the workers' span minus the ideal wall: imbalance, spawns, per-request costs.
 	TailS  float64 `json:"workers_span_minus_ideal_s"`
 	Design float64 `json:"design_efficiency,omitempty"`
+	// Hedged and HedgeWins are summary.json's; ExtraRequests the requests at the server beyond
+	// one per record. A hedge run's IdealWallS, Efficiency and GreedyBound are its auto twin's
+	// (same records, same first-request latencies: PerRecord jitter), so they compare exactly.
+	Hedged        int64 `json:"hedged,omitempty"`
+	HedgeWins     int64 `json:"hedge_wins,omitempty"`
+	ExtraRequests int   `json:"extra_requests,omitempty"`
 	// CPUShare is the CPU used by the coordinator, its workers and this process (the fake)
 	// over wall × cores: near 1, the machine, not the API, was the limit.
 	CoordCPUS   float64 `json:"coordinator_cpu_s"`
@@ -81,7 +95,12 @@ type latencyPlan struct {
 	// conc is the --concurrency for w workers (nil: 1); staticOnly skips --batches auto.
 	conc       func(w int) int
 	staticOnly bool
+	// hedge runs auto and hedge (instead of static and auto), on PerRecord latencies.
+	hedge bool
 }
+
+// hedgePercent is the --hedge of the hedge series.
+const hedgePercent = 5
 
 func (b *bench) latencyPlans() ([]latencyPlan, error) {
 	ws, err := b.latencyWorkers()
@@ -89,7 +108,7 @@ func (b *bench) latencyPlans() ([]latencyPlan, error) {
 		return nil, err
 	}
 	if b.cfg.Quick {
-		return []latencyPlan{{"fast", latencyModel, ws, func(w int) int { return 10 * w }, nil, false}}, nil
+		return []latencyPlan{{"fast", latencyModel, ws, func(w int) int { return 10 * w }, nil, false, false}}, nil
 	}
 	all := []latencyPlan{
 		// About 24s of ideal work per worker from 5 to 20 workers (12s at 1), 2500 records
@@ -99,11 +118,14 @@ func (b *bench) latencyPlans() ([]latencyPlan, error) {
 				return 50
 			}
 			return min(100*w, 2500)
-		}, nil, false},
+		}, nil, false, false},
 		// 60 records (about 57s) per worker at 20 workers, 40 (38s) at 50.
-		{"slow", slowModel, []int{20, 50}, func(w int) int { return map[int]int{20: 1200, 50: 2000}[w] }, nil, false},
+		{"slow", slowModel, []int{20, 50}, func(w int) int { return map[int]int{20: 1200, 50: 2000}[w] }, nil, false, false},
 		// 40 request slots shaped as processes × concurrency, 2000 records (50 a slot).
-		{"slots", latencyModel, []int{40, 10, 4, 2}, func(int) int { return 2000 }, func(w int) int { return 40 / w }, true},
+		{"slots", latencyModel, []int{40, 10, 4, 2}, func(int) int { return 2000 }, func(w int) int { return 40 / w }, true, false},
+		// The slow series again, each run twice on the same first-request latencies: --batches
+		// auto, then with --hedge 5.
+		{"hedge", perRecord(slowModel), []int{20, 50}, func(w int) int { return map[int]int{20: 1200, 50: 2000}[w] }, nil, false, true},
 	}
 	var plans []latencyPlan
 	for _, p := range all {
@@ -112,7 +134,7 @@ func (b *bench) latencyPlans() ([]latencyPlan, error) {
 		}
 	}
 	if len(plans) == 0 {
-		return nil, fmt.Errorf("-series %q: want fast, slow, slots, a comma-separated list of them, or all", b.cfg.Series)
+		return nil, fmt.Errorf("-series %q: want fast, slow, slots, hedge, a comma-separated list of them, or all", b.cfg.Series)
 	}
 	return plans, nil
 }
@@ -151,8 +173,16 @@ func (b *bench) latency(ctx context.Context) (any, error) {
 			if w == 1 || p.staticOnly {
 				modes = modes[:1] // one worker: the split cannot matter
 			}
+			if p.hedge {
+				modes = []string{"auto", "hedge"}
+			}
 			for _, mode := range modes {
 				r, err := b.latencyRun(ctx, p, w, mode)
+				if r != nil && mode == "hedge" && len(series) > 0 {
+					twin := series[len(series)-1]
+					r.IdealWallS, r.GreedyBound = twin.IdealWallS, twin.GreedyBound
+					r.Efficiency = r.IdealWallS / r.WallS
+				}
 				if r != nil {
 					series = append(series, *r)
 					fmt.Fprintf(b.out, "  workers %d×%d %s: %d records in %.1fs, efficiency %.1f%% (%d batches, CPU %.0f%%)\n",
@@ -192,6 +222,18 @@ func (b *bench) latencyTable(series []latencyResult) {
 	}
 	table(b.out, []string{"workers", "split", "records", "batches", "wall s", "ideal s", "speedup", "efficiency",
 		"design", "static balance", "greedy bound", "coord. overhead s", "spawn→ready ms", "client ms/req", "CPU busy", "others' CPU s"}, rows)
+	rows = nil
+	for _, r := range series {
+		if r.Mode != "hedge" {
+			continue
+		}
+		rows = append(rows, []string{itoa(r.Workers), itoa(r.Records), f1(r.WallS), f1(r.IdealWallS), pct(r.Efficiency), pct(r.GreedyBound),
+			itoa(int(r.Hedged)), itoa(int(r.HedgeWins)), fmt.Sprintf("%d (%.1f%%)", r.ExtraRequests, 100*float64(r.ExtraRequests)/float64(r.Records))})
+	}
+	if len(rows) > 0 {
+		fmt.Fprintf(b.out, "\nWith --hedge %d (ideal and greedy bound of the auto run above it: the same first-request latencies):\n\n", hedgePercent)
+		table(b.out, []string{"workers", "records", "wall s", "ideal s (no hedge)", "efficiency", "greedy bound without hedging", "hedged", "copy won", "extra requests"}, rows)
+	}
 }
 
 func (b *bench) latencyRun(ctx context.Context, p latencyPlan, w int, mode string) (*latencyResult, error) {
@@ -210,8 +252,11 @@ func (b *bench) latencyRun(ctx context.Context, p latencyPlan, w int, mode strin
 	}
 	defer f.stop()
 	args := []string{"--workers", itoa(w), "--concurrency", itoa(c)}
-	if mode == "auto" {
+	switch mode {
+	case "auto":
 		args = append(args, "--batches", "auto")
+	case "hedge":
+		args = append(args, "--batches", "auto", "--hedge", itoa(hedgePercent))
 	}
 	cpu0 := selfCPU()
 	run, err := b.coordinator(ctx, fmt.Sprintf("latency-%s-w%dc%d-%s", p.name, w, c, mode), input, f.URL(), 10*time.Minute, args...)
@@ -228,7 +273,8 @@ func (b *bench) latencyRun(ctx context.Context, p latencyPlan, w int, mode strin
 		ServiceSumS: srv.ServiceSumS, ClientSumS: run.Summary.RequestSeconds,
 		Succeeded: run.Summary.Succeeded, Phases: run.Phases, Server: srv, Run: run,
 		CoordCPUS: run.Proc.SelfCPUS, WorkersCPUS: run.Proc.ChildrenCPUS, FakeCPUS: fakeCPU,
-		WorkerRSSKB: run.Proc.ChildPeakRSSKB}
+		WorkerRSSKB: run.Proc.ChildPeakRSSKB,
+		Hedged: run.Summary.Hedged, HedgeWins: run.Summary.HedgeWins, ExtraRequests: srv.Requests - n}
 	if c == 1 {
 		r.Design = designEfficiency[w]
 	}

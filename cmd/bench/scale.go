@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -63,8 +64,11 @@ type scaleRun struct {
 	WorkerRSSKB int64 `json:"worker_peak_rss_kb"`
 	// CoordAnonKB and WorkerAnonKB are the peaks of private memory (RssAnon): RSS without the
 	// binary's shared, file-backed pages.
-	CoordAnonKB  int64 `json:"coordinator_peak_private_kb"`
-	WorkerAnonKB int64 `json:"worker_peak_private_kb"`
+	CoordAnonKB int64 `json:"coordinator_peak_private_kb"`
+	// FirstStreamMS is, for a run against the fake (with --stream -), the time from the fake's
+	// first answer to the coordinator's first line on stdout.
+	FirstStreamMS float64 `json:"first_stream_after_answer_ms,omitempty"`
+	WorkerAnonKB  int64   `json:"worker_peak_private_kb"`
 	// SummaryCoordRSSKB and SummaryWorkerRSSKB are what summary.json reports (getrusage and
 	// wait4's ru_maxrss), which on Linux also count the parent's RSS at the fork.
 	SummaryCoordRSSKB  int64 `json:"summary_coordinator_max_rss_kb"`
@@ -200,6 +204,9 @@ func (b *bench) scaleTables(res *scaleResult) {
 			fmt.Fprintf(b.out, "%s at a real API's ~%.0fs per request would take about %.0fs; the same %.2fs overhead is %.2f%% of that.\n\n",
 				r.Name, r.RealLatencyS, float64(r.Records)*r.RealLatencyS/float64(r.Workers*r.Concurrency), r.Phases.OverheadS, 100*r.OverheadShareReal)
 		}
+		if r.FirstStreamMS != 0 {
+			fmt.Fprintf(b.out, "%s with --stream -: the first result line reached stdout %.1f ms after the fake's first answer.\n\n", r.Name, r.FirstStreamMS)
+		}
 	}
 	if s := res.Split; s != nil {
 		fmt.Fprintf(b.out, "In-process timing of the split of %d records: input.Scan (check) %.2fs, writing the batch files %.2fs.\n\n", s.Records, s.ScanS, s.WriteS)
@@ -215,25 +222,39 @@ func (b *bench) scaleRun(ctx context.Context, name, provider, path string, recor
 		return nil, err
 	}
 	url := ""
+	var f *fake
+	args := []string{"--workers", itoa(workers), "--concurrency", itoa(conc)}
 	if provider == "fake" {
-		f, err := startFake(fakeai.Config{Seed: 3, Latency: latencyModel}, false)
-		if err != nil {
+		if f, err = startFake(fakeai.Config{Seed: 3, Latency: latencyModel}, false); err != nil {
 			return nil, err
 		}
 		defer f.stop()
 		url = f.URL()
+		// The answers downstream as they land: the first streamed line against the first answer.
+		args = append(args, "--stream", "-")
 	}
-	run, err := b.coordinator(ctx, "scale-"+name, path, url, 30*time.Minute,
-		"--workers", itoa(workers), "--concurrency", itoa(conc))
+	run, err := b.coordinator(ctx, "scale-"+name, path, url, 30*time.Minute, args...)
 	if err != nil {
 		return nil, err
+	}
+	var firstStreamMS float64
+	if f != nil && len(run.Proc.Events) > 0 {
+		var first time.Time
+		for _, sm := range f.stats().samples {
+			if end := sm.Start.Add(sm.Service); sm.Status == http.StatusOK && (first.IsZero() || end.Before(first)) {
+				first = end
+			}
+		}
+		if !first.IsZero() {
+			firstStreamMS = ms(run.Proc.Started.Add(run.Proc.Events[0].At).Sub(first))
+		}
 	}
 	r := &scaleRun{Name: name, Provider: provider, Records: records, Workers: workers, Concurrency: conc,
 		InputMB: float64(st.Size()) / (1 << 20), WallS: run.Proc.WallS, Succeeded: run.Summary.Succeeded,
 		Phases: run.Phases, CoordCPUS: run.Proc.SelfCPUS, WorkersCPUS: run.Proc.ChildrenCPUS,
 		CoordRSSKB: run.Proc.PeakRSSKB, WorkerRSSKB: run.Proc.ChildPeakRSSKB,
 		CoordAnonKB: run.Proc.PeakAnonKB, WorkerAnonKB: run.Proc.ChildPeakAnonKB,
-		SummaryCoordRSSKB: run.Summary.CoordinatorMaxRSSKB, Run: run}
+		SummaryCoordRSSKB: run.Summary.CoordinatorMaxRSSKB, FirstStreamMS: firstStreamMS, Run: run}
 	r.OverheadShare = r.Phases.OverheadS / r.WallS
 	r.CoordCPUShare = r.CoordCPUS / r.WallS
 	r.OtherCPUS = max(0, run.Proc.MachineBusyS-r.CoordCPUS-r.WorkersCPUS)
@@ -357,7 +378,7 @@ func (b *bench) splitTiming(ctx context.Context, r *scaleRun) (*splitTiming, err
 				w.Abort()
 				return nil, err
 			}
-			if err := w.Add(rec.Data); err != nil {
+			if err := w.Add(rec.ID, rec.Data); err != nil {
 				w.Abort()
 				return nil, err
 			}

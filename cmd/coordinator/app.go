@@ -376,6 +376,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: 20, Usage: "worker processes running at once"},
 		&cli.StringFlag{Name: "batches", Usage: "`N` batches (at least --workers; a new worker starts on the next batch as one finishes), or auto (guided self-scheduling); default one batch per worker"},
 		&cli.IntFlag{Name: "concurrency", Value: 1, Usage: "requests in flight per worker"},
+		&cli.Float64Flag{Name: "hedge", Usage: "`P`: once no batch is left, idle workers' slots re-send requests running past the run's p90 latency (first answer wins, the other is cancelled), at most P% of the records; off by default"},
 		&cli.StringFlag{Name: "backend", Value: "live", Usage: "live (request by request) or batch-api (the OpenAI Batch API: half the price, answers within 24 hours)"},
 		&cli.IntFlag{Name: "batch-max-requests", Usage: "with --backend batch-api, at most `N` requests per input file (default and most: 50,000); lower it to stay under a model's enqueued-token limit"},
 		&cli.Int64Flag{Name: "batch-max-bytes", Usage: "with --backend batch-api, at most this many bytes per input file (default and most: 200 MB)", Hidden: true},
@@ -426,7 +427,7 @@ func engineOptions(c *cli.Context) (coordinator.Options, error) {
 func optionsFrom(c *cli.Context) (coordinator.Options, error) {
 	o := coordinator.Options{
 		Input: c.String("input"), Out: c.String("out"), Workers: c.Int("workers"), Batches: c.String("batches"),
-		Concurrency: c.Int("concurrency"), IDField: c.String("id-field"), Dedupe: c.Bool("dedupe"),
+		Concurrency: c.Int("concurrency"), Hedge: c.Float64("hedge"), IDField: c.String("id-field"), Dedupe: c.Bool("dedupe"),
 		Provider: c.String("provider"), Model: c.String("model"), BaseURL: c.String("base-url"),
 		ReasoningEffort: c.String("reasoning-effort"), MaxCompletionTokens: c.Int64("max-completion-tokens"),
 		PromptFile: c.String("prompt"), SchemaFile: c.String("schema"), MaxAttempts: c.Int("max-attempts"),

@@ -12,6 +12,8 @@ import (
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/safefile"
 )
 
 // Writer streams one batch file. The file appears under its final name only after Commit, so a
@@ -21,6 +23,9 @@ type Writer struct {
 	tmp  *os.File
 	bw   *bufio.Writer
 	n    int64
+	// ids, when the file is named batch_N.json, are its records' IDs for its ID index.
+	ids     []string
+	idsPath string
 }
 
 // Create starts writing the batch file at path.
@@ -30,6 +35,9 @@ func Create(path string) (*Writer, error) {
 		return nil, fmt.Errorf("create batch %s: %w", path, err)
 	}
 	w := &Writer{path: path, tmp: tmp, bw: bufio.NewWriterSize(tmp, 1<<20)}
+	if f, err := rundir.ForBatch(path); err == nil {
+		w.idsPath = f.BatchIDs
+	}
 	if _, err := w.bw.WriteString("["); err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("write batch %s: %w", path, err)
@@ -37,8 +45,11 @@ func Create(path string) (*Writer, error) {
 	return w, nil
 }
 
-// Add appends one record's JSON object.
-func (w *Writer) Add(data json.RawMessage) error {
+// Add appends one record's JSON object; id is its ID, for the batch's ID index.
+func (w *Writer) Add(id string, data json.RawMessage) error {
+	if w.idsPath != "" {
+		w.ids = append(w.ids, id)
+	}
 	sep := ",\n"
 	if w.n == 0 {
 		sep = "\n"
@@ -70,6 +81,21 @@ func (w *Writer) Commit() error {
 		}
 		if err := w.tmp.Close(); err != nil {
 			return err
+		}
+		// The index first: it is only used when it is as new as the batch file.
+		if w.idsPath != "" {
+			if err := safefile.Write(w.idsPath, 0o644, func(iw io.Writer) error {
+				bw := bufio.NewWriter(iw)
+				for _, id := range w.ids {
+					// A JSON string a line: an ID may hold a line break.
+					b, _ := json.Marshal(id)
+					bw.Write(b)
+					bw.WriteByte('\n')
+				}
+				return bw.Flush()
+			}); err != nil {
+				return err
+			}
 		}
 		return os.Rename(w.tmp.Name(), w.path)
 	}()
@@ -113,7 +139,47 @@ func Read(path, idField string, fn func(record.Record) error) error {
 	}
 }
 
-// IDs streams only the IDs of a batch file, in order.
+// IDs streams only the IDs of a batch file, in order: from its ID index (batch_N.ids) when
+// that is at least as new as the batch file, else from the records (a batch edited by hand, a
+// run split before the index existed).
 func IDs(path, idField string, yield func(id string) error) error {
+	if f, err := rundir.ForBatch(path); err == nil {
+		if ok, err := fromIndex(f.BatchIDs, path, yield); ok || err != nil {
+			return err
+		}
+	}
 	return Read(path, idField, func(r record.Record) error { return yield(r.ID) })
+}
+
+// fromIndex streams the IDs of the index at idsPath when it is usable for the batch file at
+// path; ok says whether it was.
+func fromIndex(idsPath, path string, yield func(id string) error) (ok bool, err error) {
+	ist, err := os.Stat(idsPath)
+	if err != nil {
+		return false, nil
+	}
+	bst, err := os.Stat(path)
+	if err != nil || ist.ModTime().Before(bst.ModTime()) {
+		return false, nil
+	}
+	f, err := os.Open(idsPath)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var id string
+		if err := json.Unmarshal(sc.Bytes(), &id); err != nil {
+			return true, fmt.Errorf("batch index %s: %w; delete it to read the IDs from %s", idsPath, err, path)
+		}
+		if err := yield(id); err != nil {
+			return true, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return true, fmt.Errorf("batch index %s: %w", idsPath, err)
+	}
+	return true, nil
 }

@@ -42,7 +42,7 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 		Input: opts.Input, IDField: opts.IDField, Dedupe: opts.Dedupe, Model: opts.Model,
 		ReasoningEffort: opts.ReasoningEffort, MaxCompletionTokens: opts.MaxCompletionTokens,
 		Template: tmpl, Schema: sch, Prices: prices, Workers: opts.Workers, Concurrency: opts.Concurrency,
-		RPM: opts.RPM, TPM: opts.TPM, Latency: latency,
+		RPM: opts.RPM, TPM: opts.TPM, Latency: latency, Hedge: opts.Hedge,
 	}
 	if opts.Cache != "" {
 		// A record the response cache answers is free: the key is the request the worker

@@ -70,6 +70,10 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		return nil, err
 	}
 	sum.WorkerProcesses = int(s.procs.Load())
+	sum.Hedged, sum.HedgeWins = snap.Hedged, snap.HedgeWins
+	if sum.Hedged > 0 {
+		deps.Log.Info(fmt.Sprintf("hedged %d requests running past the p90 latency (--hedge %g): the copy's answer was kept for %d", sum.Hedged, spec.Hedge, sum.HedgeWins))
+	}
 	sum.Pass = summary.Pass{Answered: snap.Succeeded, Failed: snap.Failed, InputTokens: snap.InputTokens,
 		OutputTokens: snap.OutputTokens, CostUSD: snap.PassCostUSD, RequestSeconds: snap.RequestSeconds, WallSeconds: sum.WallSeconds}
 	if sum.WallSeconds > 0 {

@@ -45,6 +45,10 @@ type Options struct {
 	MaxAttempts    int
 	Timeout        time.Duration
 	Concurrency    int
+	// Hedge is --hedge P: once no batch is left to hand out, the request slots of idle workers
+	// send a second copy of requests running past the run's p90 latency, at most P percent of
+	// the records (0: off).
+	Hedge float64
 	RPM, TPM       int
 	MaxInputTokens int
 	MaxRestarts    int
@@ -164,6 +168,10 @@ func (o *Options) check() error {
 		return usagef("--stall-after %s: cannot be negative", o.StallAfter)
 	case o.MaxCostUSD < 0:
 		return usagef("--max-cost %v: cannot be negative (0 means no budget)", o.MaxCostUSD)
+	case o.Hedge < 0 || o.Hedge > 100:
+		return usagef("--hedge %v: a percent of the records, 0 (off) to 100; 5 is a good start", o.Hedge)
+	case o.Hedge > 0 && o.Backend == runspec.BackendBatchAPI:
+		return usagef("--hedge copies live requests that run long; the Batch API runs a batch as a whole: drop --hedge or use --backend live")
 	case (o.PriorityIDsFile == "") != (o.PriorityModel == ""):
 		return usagef("--priority-ids and --priority-model go together: the IDs in the file are answered by that model")
 	}

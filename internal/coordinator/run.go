@@ -130,7 +130,7 @@ func prepareRun(ctx context.Context, opts *Options, deps *Deps, started time.Tim
 		MaxCompletionTokens: opts.MaxCompletionTokens, PromptSource: promptSrc, Prompt: promptText,
 		SchemaSource: schemaSrc, Schema: schemaRaw, IDField: opts.IDField, IDColumn: idColumn(opts.IDField),
 		Dedupe: opts.Dedupe, MaxAttempts: opts.MaxAttempts, Timeout: runspec.Duration(opts.Timeout),
-		Concurrency: opts.Concurrency, RPM: opts.RPM, TPM: opts.TPM, MaxInputTokens: opts.MaxInputTokens,
+		Concurrency: opts.Concurrency, Hedge: opts.Hedge, RPM: opts.RPM, TPM: opts.TPM, MaxInputTokens: opts.MaxInputTokens,
 		Workers: opts.Workers, BatchMode: opts.batchMode(), Backend: opts.Backend,
 		BatchAPI: runspec.BatchAPI{Poll: runspec.Duration(opts.BatchPoll), MaxRequests: opts.BatchMaxRequests, MaxBytes: opts.BatchMaxBytes},
 		Input:    runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},

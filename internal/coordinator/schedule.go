@@ -42,6 +42,10 @@ type scheduler struct {
 
 	// procs numbers the worker processes started, for the permit server.
 	procs atomic.Int64
+	// hedgeLeft is how many request copies --hedge may still lend; idle counts the slots
+	// with nothing left to do. Guarded by mu.
+	hedgeLeft, idle int
+
 	// firstRequest is when a worker first asked for a rate permit: its first request.
 	firstRequest     time.Time
 	firstRequestOnce sync.Once
@@ -95,6 +99,9 @@ func (s *scheduler) run(ctx context.Context) error {
 	}
 
 	go s.watchHardStop(ctx)
+	if s.spec.Hedge > 0 && s.spec.Provider == runspec.ProviderOpenAI && !s.spec.IsBatchAPI() {
+		s.hedgeLeft = int(s.spec.Hedge / 100 * float64(s.spec.Input.Records))
+	}
 
 	queue := make(chan batch.Range)
 	var wg sync.WaitGroup
@@ -110,6 +117,8 @@ func (s *scheduler) run(ctx context.Context) error {
 					cancel(err)
 				}
 			}
+			// Nothing is left to hand out: this slot's requests go to the busy workers' tail.
+			s.lendIdle()
 		}()
 	}
 	go s.logRetries(ctx, 10*time.Second)
@@ -329,6 +338,39 @@ func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range, w **s
 		s.tally.Restart(b.Number)
 		log.Warn("crashed without progress; restarting it on the same batch", "exit", exit.String(), "restart", restarts, "of", s.opts.MaxRestarts)
 	}
+}
+
+// lendIdle counts one more idle slot and lends the idle slots' requests, and a share of what is
+// left of the --hedge budget, to the workers still running (a boost line each): they send
+// copies of their requests running past the run's p90 latency.
+func (s *scheduler) lendIdle() {
+	p90 := s.tally.P90()
+	s.mu.Lock()
+	s.idle++
+	if s.hedgeLeft <= 0 || len(s.live) == 0 || p90 <= 0 {
+		s.mu.Unlock()
+		return
+	}
+	busy := make([]*proc.Process, 0, len(s.live))
+	for _, p := range s.live {
+		busy = append(busy, p)
+	}
+	extra := (s.idle*s.spec.Concurrency + len(busy) - 1) / len(busy)
+	share := (s.hedgeLeft + len(busy) - 1) / len(busy)
+	grants := make([]int, len(busy))
+	for i := range busy {
+		grants[i] = min(share, s.hedgeLeft)
+		s.hedgeLeft -= grants[i]
+	}
+	s.mu.Unlock()
+	for i, p := range busy {
+		if grants[i] == 0 {
+			continue
+		}
+		// A worker gone meanwhile fails the write; its grant is not given back (it is a bound).
+		_, _ = p.Stdin().Write(wire.Encode(wire.Msg{Type: wire.Boost, Extra: extra, Budget: grants[i], P90MS: p90.Milliseconds()}))
+	}
+	s.deps.Log.Debug("lent idle slots to the running workers for hedging", "idle_slots", s.idle, "running", len(busy), "extra_each", extra, "p90", p90)
 }
 
 // logRetries logs, every interval, the failed attempts of the last interval by class, so that

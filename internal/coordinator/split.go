@@ -154,7 +154,7 @@ func (sp *splitter) write(ctx context.Context) error {
 				}
 				written = 0
 			}
-			if err := w.Add(rec.Data); err != nil {
+			if err := w.Add(rec.ID, rec.Data); err != nil {
 				return err
 			}
 			if written++; written == b.Count {

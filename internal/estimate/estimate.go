@@ -59,6 +59,8 @@ type Options struct {
 	// Cached, when set, reports whether the response cache answers a record (rendered as
 	// msgs): such records cost nothing and are left out of the figures.
 	Cached func(rec record.Record, msgs prompt.Messages) bool
+	// Hedge is the run's --hedge percent (0: off).
+	Hedge float64
 }
 
 // check validates the options; errors wrap exitcode.ErrUsage.
@@ -153,6 +155,11 @@ type Report struct {
 	Workers     int
 	Concurrency int
 	RPM, TPM    int
+	// Hedge is --hedge; HedgeRequests the most copies it may send (Hedge percent of Records)
+	// and HedgeUSD what they cost at most, each at the run's mean cost per record.
+	Hedge         float64
+	HedgeRequests int64
+	HedgeUSD      float64
 
 	// Costs holds the run's model first, then every other model of the price table but
 	// offline, cheapest first (unknown prices last).
@@ -209,6 +216,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		PromptTokens: p.total, PromptMaxID: p.maxID, SystemTokens: p.system, SystemStatic: p.static,
 		SchemaTokens: schemaTokens, Workers: opts.Workers, Concurrency: opts.Concurrency,
 		RPM: opts.RPM, TPM: opts.TPM, PricesAsOf: opts.Prices.AsOf, PricesSource: opts.Prices.Source,
+		Hedge: opts.Hedge,
 	}
 	slices.Sort(p.counts)
 	n := len(p.counts)
@@ -260,6 +268,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return cmp.Or(cmp.Compare(a.USD, b.USD), cmp.Compare(a.Model, b.Model))
 	})
 	rep.Costs = append([]ModelCost{run}, others...)
+	if rep.Hedge > 0 && rep.Records > 0 {
+		rep.HedgeRequests = int64(rep.Hedge / 100 * float64(rep.Records))
+		rep.HedgeUSD = run.USD / float64(rep.Records) * float64(rep.HedgeRequests)
+	}
 	return rep, nil
 }
 

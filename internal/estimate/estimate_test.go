@@ -406,3 +406,21 @@ func TestRunReportsFirstFailingRecord(t *testing.T) {
 		}
 	}
 }
+
+// With --hedge the estimate bounds the copies and their cost, and says so.
+func TestHedgeCost(t *testing.T) {
+	opts := small(t)
+	opts.Hedge = 10
+	rep := runOK(t, opts)
+	if want := int64(float64(rep.Records) * 0.1); rep.HedgeRequests != want {
+		t.Errorf("HedgeRequests = %d; want 10%% of %d records", rep.HedgeRequests, rep.Records)
+	}
+	if want := rep.Costs[0].USD / float64(rep.Records) * float64(rep.HedgeRequests); math.Abs(rep.HedgeUSD-want) > 1e-12 || want == 0 {
+		t.Errorf("HedgeUSD = %v; want %v (the mean record's cost per copy)", rep.HedgeUSD, want)
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	if !strings.Contains(b.String(), "--hedge 10: at most") {
+		t.Errorf("the estimate does not say what --hedge costs:\n%s", b.String())
+	}
+}

@@ -84,6 +84,10 @@ func (r *Report) Print(w io.Writer) {
 	if !run.Known {
 		fmt.Fprintf(w, "  ! no price for %s in the price table: its cost is unknown\n", run.Model)
 	}
+	if r.Hedge > 0 {
+		fmt.Fprintf(w, "  --hedge %g: at most %s more requests (%g%% of the records), at most $%.4f more at the mean cost per record (a copy cancelled before it answers bills less)\n",
+			r.Hedge, thousands(r.HedgeRequests), r.Hedge, r.HedgeUSD)
+	}
 
 	fmt.Fprintln(w)
 	wall := r.Wall

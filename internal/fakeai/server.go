@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -89,6 +90,11 @@ type LatencyModel struct {
 	PerPromptToken time.Duration
 	// Sigma is the lognormal sigma of the jitter; 0 means no jitter.
 	Sigma float64
+	// PerRecord draws the jitter from the record's ID and how many times it was asked (with
+	// Config.Seed) instead of from the order of arrival: two runs over the same records see
+	// the same latency for each first request, and a repeat (a retry, a hedged copy) draws
+	// anew. Benchmarks that compare runs use it.
+	PerRecord bool
 }
 
 // Stats counts what the server saw and answered.
@@ -211,6 +217,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	promptTokens := max(1, len(prompt)/4)
 	s.mu.Lock()
 	s.stats.PerID[id]++
+	nth := s.stats.PerID[id]
 	s.mu.Unlock()
 
 	if s.cfg.InsufficientQuota {
@@ -233,6 +240,11 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	}
 
 	fault, jitter, choice := s.draw()
+	if s.cfg.Latency.PerRecord && s.cfg.Latency.Sigma > 0 {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d\x00%s\x00%d", s.cfg.Seed, id, nth)
+		jitter = math.Exp(s.cfg.Latency.Sigma * rand.New(rand.NewPCG(h.Sum64(), 0)).NormFloat64())
+	}
 	switch fault {
 	case Kind429:
 		s.count(Kind429)

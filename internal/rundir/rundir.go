@@ -23,6 +23,7 @@ const (
 	lockFile          = ".lock"
 	mergingFile       = ".merging"
 	batchFile         = "batch_%d.json"
+	batchIDsFile      = "batch_%d.ids"
 	resultsFile       = "worker_%d_results.csv"
 	failuresFile      = "worker_%d_failures.csv"
 	logFile           = "worker_%d_log.txt"
@@ -45,6 +46,8 @@ const (
 
 var (
 	batchName = regexp.MustCompile(`^batch_(\d+)\.json$`)
+	// batchIDsName is a batch file's ID index, written beside it by the split.
+	batchIDsName = regexp.MustCompile(`^batch_(\d+)\.ids$`)
 	// workerName matches the files a worker writes; group 1 is N, group 2 the kind.
 	workerName = regexp.MustCompile(`^worker_(\d+)_(results\.csv|failures\.csv|log\.txt|attempts\.log|batchapi\.json|part_\d+\.jsonl)$`)
 	tempName   = regexp.MustCompile(`^\..+\.tmp-[0-9]+$`)
@@ -136,6 +139,9 @@ type Worker struct {
 	Dir      Dir
 	Number   int
 	Batch    string // batch_N.json
+	// BatchIDs is batch_N.ids: the batch's IDs in order, one JSON string a line, written before the batch
+	// file is committed, so the merge need not parse the batch's records for them.
+	BatchIDs string
 	Results  string // worker_N_results.csv
 	Failures string // worker_N_failures.csv
 	Log      string // worker_N_log.txt
@@ -155,7 +161,7 @@ func (w Worker) Part(k int) string {
 func (d Dir) Worker(n int) Worker {
 	p := func(format string) string { return d.join(fmt.Sprintf(format, n)) }
 	return Worker{
-		Dir: d, Number: n, Batch: p(batchFile), Results: p(resultsFile), Failures: p(failuresFile),
+		Dir: d, Number: n, Batch: p(batchFile), BatchIDs: p(batchIDsFile), Results: p(resultsFile), Failures: p(failuresFile),
 		Log: p(logFile), Attempts: p(attemptsFile), Lock: p(batchLockFile), BatchAPI: p(batchAPIFile),
 	}
 }
@@ -236,7 +242,7 @@ func Classify(name string) Kind {
 	switch {
 	case name == runFile:
 		return KindRun
-	case batchName.MatchString(name):
+	case batchName.MatchString(name), batchIDsName.MatchString(name):
 		return KindBatch
 	case workerName.MatchString(name):
 		return KindWorker

@@ -60,6 +60,9 @@ type Spec struct {
 	MaxAttempts         int                   `json:"max_attempts"`
 	Timeout             Duration              `json:"timeout"`
 	Concurrency         int                   `json:"concurrency"`
+	// Hedge is --hedge: at most this percent of the records get a second copy of a request
+	// that runs past the run's p90 latency once nothing is left to hand out (0: off).
+	Hedge float64 `json:"hedge,omitempty"`
 	RPM                 int                   `json:"rpm,omitempty"`
 	TPM                 int                   `json:"tpm,omitempty"`
 	MaxInputTokens      int                   `json:"max_input_tokens,omitempty"`

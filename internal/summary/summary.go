@@ -118,6 +118,11 @@ type Summary struct {
 	Retries     int64 `json:"retries"`
 	RateLimited int64 `json:"rate_limited_429s"`
 	Restarts    int64 `json:"restarts"`
+	// Hedged counts the records of this pass whose request got a second copy (--hedge), and
+	// HedgeWins those whose copy's answer was kept; the copies' prompt tokens are in the
+	// records' tokens and cost.
+	Hedged    int64 `json:"hedged_requests"`
+	HedgeWins int64 `json:"hedge_wins"`
 	// WorkerProcesses counts the worker processes this pass started: one per slot that got a
 	// batch, plus one for each that died.
 	WorkerProcesses int `json:"worker_processes"`

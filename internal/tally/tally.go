@@ -2,6 +2,7 @@ package tally
 
 import (
 	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -34,8 +35,11 @@ type Snapshot struct {
 	// RequestSeconds sums the latency of the records answered since Start: the time one
 	// sequential worker would have waited for them.
 	RequestSeconds float64
-	CostUnknown    bool // some answered record's model has no known price
-	Fatal          bool // a worker reported that the run cannot go on (the API refused it, a full disk)
+	// Hedged counts the answered records whose request was copied (--hedge); HedgeWins those
+	// whose copy's answer was kept.
+	Hedged, HedgeWins int64
+	CostUnknown       bool // some answered record's model has no known price
+	Fatal             bool // a worker reported that the run cannot go on (the API refused it, a full disk)
 	// FatalMessage is the first such report: what was refused and what to check; FatalClass its
 	// class ("storage" when a worker could not write its files).
 	FatalMessage, FatalClass string
@@ -138,8 +142,36 @@ type state struct {
 	costUnknown, fatal                   bool
 	fatalMessage, fatalClass             string
 	firstRecord, lastRecord              time.Time
+	hedged, hedgeWins                    int64
+	// latencies holds the latest answers' latencies (ms), a ring of latencySample, for P90.
+	latencies []int64
+	nextLat   int
 
 	batches map[int]*batchState
+}
+
+// latencySample is how many of the latest latencies P90 looks at.
+const latencySample = 4096
+
+func (s *state) noteLatency(ms int64) {
+	if len(s.latencies) < latencySample {
+		s.latencies = append(s.latencies, ms)
+		return
+	}
+	s.latencies[s.nextLat] = ms
+	s.nextLat = (s.nextLat + 1) % latencySample
+}
+
+// P90 is the 90th percentile of the latest answers' latencies, 0 before the first answer.
+func (t *Tally) P90() time.Duration {
+	t.mu.Lock()
+	l := slices.Clone(t.st.latencies)
+	t.mu.Unlock()
+	if len(l) == 0 {
+		return 0
+	}
+	slices.Sort(l)
+	return time.Duration(l[min(len(l)-1, len(l)*9/10)]) * time.Millisecond
 }
 
 func (s *state) batch(n int) *batchState {
@@ -194,6 +226,15 @@ func (t *Tally) Event(ev wire.Msg) {
 		s.costUnknown = s.costUnknown || ev.CostUnknown
 		if ev.OK {
 			s.requestMS += float64(ev.LatencyMS)
+			if !ev.Cached {
+				s.noteLatency(ev.LatencyMS)
+			}
+		}
+		if ev.Hedged {
+			s.hedged++
+		}
+		if ev.HedgeWon {
+			s.hedgeWins++
 		}
 	case wire.Retry:
 		s.retries++
@@ -313,6 +354,7 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		CostUSD:        s.cost, PassCostUSD: s.cost - s.priorCost, RequestSeconds: s.requestMS / 1000, CostUnknown: s.costUnknown, Fatal: s.fatal, FatalMessage: s.fatalMessage, FatalClass: s.fatalClass,
 		Workers:       make([]WorkerSnapshot, 0, len(s.batches)),
 		FirstRecordAt: s.firstRecord, LastRecordAt: s.lastRecord,
+		Hedged: s.hedged, HedgeWins: s.hedgeWins,
 	}
 	for n, b := range s.batches {
 		if !b.firstStart.IsZero() && (out.FirstWorkerAt.IsZero() || b.firstStart.Before(out.FirstWorkerAt)) {

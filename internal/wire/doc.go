@@ -12,7 +12,8 @@
 //	           reset_requests_ms/_tokens_ms
 //	start      the worker read its batch: pending to do, done already
 //	record     a record was answered (ok) or failed for good: id, attempts, model, tokens,
-//	           cost_usd (cost_unknown), latency_ms and its row's cells, or class and message
+//	           cost_usd (cost_unknown), latency_ms and its row's cells, or class and message;
+//	           hedged and hedge_won when a copy of its request was sent
 //	retry      an attempt failed and will be retried: id, attempt, class, status, delay_ms
 //	fatal      the API refused the run (bad key, no quota): class, status, message
 //	end        the worker finished its batch: done, max_rss_kb

@@ -32,6 +32,10 @@ const (
 	Grant = "grant"
 	// Assign hands a serving worker its next batch file (Batch).
 	Assign = "assign"
+	// Boost lends a worker the request slots of workers gone idle once nothing is left to hand
+	// out (--hedge): Extra copies may run at once, Budget more may be sent, and only requests
+	// older than P90MS (the run's p90 latency) are copied.
+	Boost = "boost"
 	// Hello opens a permit connection to a limit server over TCP (worker to server, with the
 	// token) and accepts it (server to worker, without).
 	Hello = "hello"
@@ -85,7 +89,15 @@ type Msg struct {
 	// coordinator's results stream.
 	Cells []string `json:"cells,omitempty"`
 	// Cached says the answer came from the response cache (record).
-	Cached  bool  `json:"cached,omitempty"`
+	Cached bool `json:"cached,omitempty"`
+	// Hedged says a copy of the record's request was sent (--hedge); HedgeWon that the copy's
+	// answer was the one kept (record).
+	Hedged   bool `json:"hedged,omitempty"`
+	HedgeWon bool `json:"hedge_won,omitempty"`
+	// Extra, Budget and P90MS are a boost's lending.
+	Extra   int   `json:"extra,omitempty"`
+	Budget  int   `json:"budget,omitempty"`
+	P90MS   int64 `json:"p90_ms,omitempty"`
 	DelayMS int64 `json:"delay_ms,omitempty"`
 	Pending int64 `json:"pending,omitempty"`
 	Done    int64 `json:"done,omitempty"`
@@ -116,7 +128,7 @@ func Decode(line []byte) (Msg, error) {
 		return m, fmt.Errorf("wire: %w: %w", err, ErrUnknown)
 	}
 	switch m.Type {
-	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat, Hello, Finished, Assign:
+	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat, Hello, Finished, Assign, Boost:
 		return m, nil
 	}
 	return m, fmt.Errorf("wire: type %q: %w", m.Type, ErrUnknown)

@@ -39,6 +39,11 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 		Str("provider", r.spec.Provider).Int("concurrency", r.spec.Concurrency).Msg("batch started")
 	r.emit(wire.Msg{Type: wire.Start, Pending: pending, Done: done})
 
+	if r.hedge != nil {
+		hctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go r.hedge.run(hctx, 50*time.Millisecond)
+	}
 	work := make(chan record.Record)
 	var wg sync.WaitGroup
 	var fatalOnce sync.Once
@@ -171,10 +176,15 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			r.rateFeedback(est, a)
 		}
 	}
-	res, err := caller.Call(ctx, req, r.prior[rec.ID])
+	var note *hedgeNote
+	callCtx := ctx
+	if r.hedge != nil {
+		callCtx, note = withHedgeNote(ctx)
+	}
+	res, err := caller.Call(callCtx, req, r.prior[rec.ID])
 	if err == nil {
 		r.store(key, res)
-		return r.succeed(rec.ID, res)
+		return r.succeedHedged(rec.ID, res, note)
 	}
 	var le *llm.Error
 	switch {
@@ -259,9 +269,22 @@ func (r *runner) cacheKey(req llm.Request) string {
 
 func (r *runner) succeed(id string, res llm.Result) error { return r.succeedAs(id, res, false) }
 
+// succeedHedged records an answered record whose request the hedger may have copied.
+func (r *runner) succeedHedged(id string, res llm.Result, note *hedgeNote) error {
+	if note == nil {
+		return r.succeed(id, res)
+	}
+	hedged, won := note.get()
+	return r.record(id, res, false, hedged, won)
+}
+
 // succeedAs records an answered record; cached marks an answer from the response cache (no
 // request was made: no tokens, no cost).
 func (r *runner) succeedAs(id string, res llm.Result, cached bool) error {
+	return r.record(id, res, cached, false, false)
+}
+
+func (r *runner) record(id string, res llm.Result, cached, hedged, hedgeWon bool) error {
 	cost, known := r.cost(res)
 	if cached {
 		cost, known = 0, true
@@ -284,7 +307,8 @@ func (r *runner) succeedAs(id string, res llm.Result, cached bool) error {
 	r.mu.Unlock()
 	r.emit(wire.Msg{Type: wire.Record, ID: id, OK: true, Attempts: res.Attempts,
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
-		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: cached})
+		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: cached,
+		Hedged: hedged, HedgeWon: hedgeWon})
 	return nil
 }
 

@@ -116,6 +116,25 @@ func Run(ctx context.Context, opts Options, deps Deps) error {
 type link struct {
 	events *wire.Writer
 	client *ratelimit.Client
+
+	mu    sync.Mutex
+	hedge *hedger // the current batch's, for boost lines
+}
+
+// lend passes a boost line to the current batch's hedger (none: nothing to copy).
+func (l *link) lend(m wire.Msg) {
+	l.mu.Lock()
+	h := l.hedge
+	l.mu.Unlock()
+	if h != nil {
+		h.boost(m.Extra, m.Budget, time.Duration(m.P90MS)*time.Millisecond)
+	}
+}
+
+func (l *link) setHedger(h *hedger) {
+	l.mu.Lock()
+	l.hedge = h
+	l.mu.Unlock()
 }
 
 // serve runs the batches the coordinator assigns, one at a time, until stdin ends between two
@@ -132,6 +151,10 @@ func serve(ctx context.Context, opts Options, deps Deps) error {
 	assigns := make(chan string, 1)
 	l := &link{events: out}
 	l.client = ratelimit.NewClientWith(out, deps.Stdin, func(m wire.Msg) {
+		if m.Type == wire.Boost {
+			l.lend(m)
+			return
+		}
 		if m.Type != wire.Assign {
 			return
 		}
@@ -226,6 +249,7 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 		return err
 	}
 	defer w.close()
+	softLimit(getenv, spec.Concurrency)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -235,6 +259,10 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 		// our stdin open for its whole life; EOF means it has gone, and we stop.
 		client := l.client
 		w.events, w.permits = l.events, client
+		if w.hedge != nil {
+			l.setHedger(w.hedge)
+			defer l.setHedger(nil)
+		}
 		go func() {
 			select {
 			case <-client.Done():
@@ -407,6 +435,8 @@ type runner struct {
 	openai       *llm.OpenAI
 	batchAPI     batchClient
 	batchPricing bool
+	// hedge, when set (--hedge), copies the requests that run long at the end of the run.
+	hedge *hedger
 	// cache, when set, answers records asked before (--cache); cacheHost is the server's
 	// host, part of every key.
 	cache     *cache.Cache
@@ -495,6 +525,18 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		EscalateModel: spec.EscalateModel,
 	}
 
+	if spec.Hedge > 0 && r.openai != nil && !spec.IsBatchAPI() {
+		r.hedge = newHedger(r.caller.Provider, func(ctx context.Context, req llm.Request) error {
+			return r.permits.Wait(ctx, (len(req.System)+len(req.User))/4+r.outTokens+r.schemaTokens)
+		}, func(id string, age time.Duration) {
+			r.log.Info().Str("id", id).Dur("running", age).Msg("hedged: sent a second copy of a request running past the run's p90 latency")
+		})
+		r.hedge.valid = func(content string) bool {
+			_, err := r.caller.Check([]byte(content))
+			return err == nil
+		}
+		r.caller.Provider = r.hedge
+	}
 	if r.results, err = results.OpenWriter(files.Results, r.layout.Header()); err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func setup(t *testing.T, n int, cfg fakeai.Config, maxAttempts int) (dir string,
 			t.Fatal(err)
 		}
 		ids = append(ids, rec.ID)
-		if err := w.Add(rec.Data); err != nil {
+		if err := w.Add(rec.ID, rec.Data); err != nil {
 			t.Fatal(err)
 		}
 	}

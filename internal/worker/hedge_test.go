@@ -1,0 +1,119 @@
+package worker
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/llm"
+)
+
+// slowFirst answers its first call only when cancelled (a request stuck in the tail) and every
+// later call at once.
+type slowFirst struct {
+	calls, cancelled atomic.Int32
+}
+
+func (p *slowFirst) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
+	if p.calls.Add(1) == 1 {
+		<-ctx.Done()
+		p.cancelled.Add(1)
+		return llm.Reply{}, ctx.Err()
+	}
+	return llm.Reply{Content: `{"ok":true}`, Usage: llm.Usage{InputTokens: 10, OutputTokens: 5}}, nil
+}
+
+func runHedger(t *testing.T, p llm.Provider, timeout time.Duration, lend func(h *hedger)) (llm.Reply, error, *hedgeNote) {
+	t.Helper()
+	permits := atomic.Int32{}
+	h := newHedger(p, func(context.Context, llm.Request) error { permits.Add(1); return nil }, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	go h.run(ctx, 5*time.Millisecond)
+	lend(h)
+	cctx, note := withHedgeNote(ctx)
+	reply, err := h.Complete(cctx, llm.Request{RecordID: "A", User: "12345678"})
+	return reply, err, note
+}
+
+// A request past the p90 gets a copy once slots are lent; the copy's answer wins, the stuck
+// request is cancelled, and the copy's prompt is costed.
+func TestHedgeCopiesARequestInTheTail(t *testing.T) {
+	p := &slowFirst{}
+	reply, err, note := runHedger(t, p, 2*time.Second, func(h *hedger) { h.boost(1, 1, 20*time.Millisecond) })
+	if err != nil {
+		t.Fatalf("Complete = %v; want the copy's answer", err)
+	}
+	if hedged, won := note.get(); !hedged || !won {
+		t.Errorf("note hedged=%v won=%v; want both", hedged, won)
+	}
+	if got := p.calls.Load(); got != 2 {
+		t.Errorf("%d calls; want the request and one copy", got)
+	}
+	waitCancelled := time.Now().Add(time.Second)
+	for p.cancelled.Load() == 0 && time.Now().Before(waitCancelled) {
+		time.Sleep(time.Millisecond)
+	}
+	if p.cancelled.Load() != 1 {
+		t.Error("the losing request was not cancelled")
+	}
+	if reply.Usage.InputTokens != 10+2 { // the copy's usage plus the loser's prompt (8 bytes / 4)
+		t.Errorf("input tokens %d; want 12 (the loser's prompt counted)", reply.Usage.InputTokens)
+	}
+}
+
+// Without slots lent, or without budget, nothing is copied: the request runs to its own end.
+func TestHedgeNeedsSlotsAndBudget(t *testing.T) {
+	for name, lend := range map[string]func(*hedger){
+		"no boost":  func(*hedger) {},
+		"no budget": func(h *hedger) { h.boost(1, 0, 20*time.Millisecond) },
+		"no slots":  func(h *hedger) { h.boost(0, 5, 20*time.Millisecond) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := &slowFirst{}
+			_, err, note := runHedger(t, p, 300*time.Millisecond, lend)
+			if err == nil {
+				t.Fatal("answered; the only request was stuck until the deadline")
+			}
+			if hedged, _ := note.get(); hedged || p.calls.Load() != 1 {
+				t.Errorf("hedged=%v after %d calls; want no copy", hedged, p.calls.Load())
+			}
+		})
+	}
+}
+
+// badCopy answers its first call well after 150 ms and every later call at once with content
+// that fails the schema.
+type badCopy struct{ calls atomic.Int32 }
+
+func (p *badCopy) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
+	if p.calls.Add(1) == 1 {
+		select {
+		case <-time.After(150 * time.Millisecond):
+			return llm.Reply{Content: "good"}, nil
+		case <-ctx.Done():
+			return llm.Reply{}, ctx.Err()
+		}
+	}
+	return llm.Reply{Content: "bad"}, nil
+}
+
+// A copy whose answer fails the schema does not win: the request's own good answer does.
+func TestHedgeCopyMustBeValidToWin(t *testing.T) {
+	p := &badCopy{}
+	h := newHedger(p, func(context.Context, llm.Request) error { return nil }, nil)
+	h.valid = func(c string) bool { return c == "good" }
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	go h.run(ctx, 5*time.Millisecond)
+	h.boost(1, 1, 20*time.Millisecond)
+	cctx, note := withHedgeNote(ctx)
+	reply, err := h.Complete(cctx, llm.Request{RecordID: "A"})
+	if err != nil || reply.Content != "good" {
+		t.Fatalf("Complete = %q, %v; want the original's good answer", reply.Content, err)
+	}
+	if hedged, won := note.get(); !hedged || won {
+		t.Errorf("hedged=%v won=%v; want a copy sent that did not win", hedged, won)
+	}
+}
