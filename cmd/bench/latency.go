@@ -33,9 +33,9 @@ var designEfficiency = map[int]float64{5: 0.98, 10: 0.93, 20: 0.81}
 
 // latencyResult is one latency-bound run.
 type latencyResult struct {
-	Model   string  `json:"latency_model"` // fast (latencyModel) or slow (slowModel)
-	Workers int     `json:"workers"`
-	Conc    int     `json:"concurrency"`
+	Model   string `json:"latency_model"` // fast (latencyModel) or slow (slowModel)
+	Workers int    `json:"workers"`
+	Conc    int    `json:"concurrency"`
 	// Mode is static (one batch per worker), auto (--batches auto) or hedge (--batches auto
 	// --hedge 5).
 	Mode    string  `json:"mode"`
@@ -274,7 +274,7 @@ func (b *bench) latencyRun(ctx context.Context, p latencyPlan, w int, mode strin
 		Succeeded: run.Summary.Succeeded, Phases: run.Phases, Server: srv, Run: run,
 		CoordCPUS: run.Proc.SelfCPUS, WorkersCPUS: run.Proc.ChildrenCPUS, FakeCPUS: fakeCPU,
 		WorkerRSSKB: run.Proc.ChildPeakRSSKB,
-		Hedged: run.Summary.Hedged, HedgeWins: run.Summary.HedgeWins, ExtraRequests: srv.Requests - n}
+		Hedged:      run.Summary.Hedged, HedgeWins: run.Summary.HedgeWins, ExtraRequests: srv.Requests - n}
 	if c == 1 {
 		r.Design = designEfficiency[w]
 	}

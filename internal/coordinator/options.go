@@ -42,13 +42,13 @@ type Options struct {
 	PricesFile          string
 	MaxCostUSD          float64
 
-	MaxAttempts    int
-	Timeout        time.Duration
-	Concurrency    int
+	MaxAttempts int
+	Timeout     time.Duration
+	Concurrency int
 	// Hedge is --hedge P: once no batch is left to hand out, the request slots of idle workers
 	// send a second copy of requests running past the run's p90 latency, at most P percent of
 	// the records (0: off).
-	Hedge float64
+	Hedge          float64
 	RPM, TPM       int
 	MaxInputTokens int
 	MaxRestarts    int

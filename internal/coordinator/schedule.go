@@ -355,11 +355,14 @@ func (s *scheduler) lendIdle() {
 	for _, p := range s.live {
 		busy = append(busy, p)
 	}
+	// Each running worker may run its share of the idle slots' requests as copies (rounded up:
+	// at most one copy more per worker than slots lent), and gets a budget of that many copies
+	// now; the rest of the budget waits for the next slot to go idle, so that workers that end
+	// soon do not take it with them.
 	extra := (s.idle*s.spec.Concurrency + len(busy) - 1) / len(busy)
-	share := (s.hedgeLeft + len(busy) - 1) / len(busy)
 	grants := make([]int, len(busy))
 	for i := range busy {
-		grants[i] = min(share, s.hedgeLeft)
+		grants[i] = min(extra, s.hedgeLeft)
 		s.hedgeLeft -= grants[i]
 	}
 	s.mu.Unlock()

@@ -136,9 +136,9 @@ func BatchName(n int) string { return fmt.Sprintf(batchFile, n) }
 
 // Worker are the files of the worker of one batch.
 type Worker struct {
-	Dir      Dir
-	Number   int
-	Batch    string // batch_N.json
+	Dir    Dir
+	Number int
+	Batch  string // batch_N.json
 	// BatchIDs is batch_N.ids: the batch's IDs in order, one JSON string a line, written before the batch
 	// file is committed, so the merge need not parse the batch's records for them.
 	BatchIDs string

@@ -42,38 +42,38 @@ type Input struct {
 
 // Spec is the content of run.json.
 type Spec struct {
-	Version             int                   `json:"version"`
-	CreatedAt           time.Time             `json:"created_at"`
-	Provider            string                `json:"provider"`
-	Model               string                `json:"model"`
-	BaseURL             string                `json:"base_url,omitempty"`
-	ReasoningEffort     string                `json:"reasoning_effort,omitempty"`
-	Temperature         *float64              `json:"temperature,omitempty"`
-	MaxCompletionTokens int64                 `json:"max_completion_tokens,omitempty"`
-	PromptSource        string                `json:"prompt_source"`
-	Prompt              string                `json:"prompt"`
-	SchemaSource        string                `json:"schema_source"`
-	Schema              json.RawMessage       `json:"schema"`
-	IDField             string                `json:"id_field,omitempty"`
-	IDColumn            string                `json:"id_column"`
-	Dedupe              bool                  `json:"dedupe,omitempty"`
-	MaxAttempts         int                   `json:"max_attempts"`
-	Timeout             Duration              `json:"timeout"`
-	Concurrency         int                   `json:"concurrency"`
+	Version             int             `json:"version"`
+	CreatedAt           time.Time       `json:"created_at"`
+	Provider            string          `json:"provider"`
+	Model               string          `json:"model"`
+	BaseURL             string          `json:"base_url,omitempty"`
+	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
+	Temperature         *float64        `json:"temperature,omitempty"`
+	MaxCompletionTokens int64           `json:"max_completion_tokens,omitempty"`
+	PromptSource        string          `json:"prompt_source"`
+	Prompt              string          `json:"prompt"`
+	SchemaSource        string          `json:"schema_source"`
+	Schema              json.RawMessage `json:"schema"`
+	IDField             string          `json:"id_field,omitempty"`
+	IDColumn            string          `json:"id_column"`
+	Dedupe              bool            `json:"dedupe,omitempty"`
+	MaxAttempts         int             `json:"max_attempts"`
+	Timeout             Duration        `json:"timeout"`
+	Concurrency         int             `json:"concurrency"`
 	// Hedge is --hedge: at most this percent of the records get a second copy of a request
 	// that runs past the run's p90 latency once nothing is left to hand out (0: off).
-	Hedge float64 `json:"hedge,omitempty"`
-	RPM                 int                   `json:"rpm,omitempty"`
-	TPM                 int                   `json:"tpm,omitempty"`
-	MaxInputTokens      int                   `json:"max_input_tokens,omitempty"`
-	PriorityModel       string                `json:"priority_model,omitempty"`
-	PriorityIDs         []string              `json:"priority_ids,omitempty"`
-	EscalateModel       string                `json:"escalate_model,omitempty"`
-	Prices              map[string]price.Rate `json:"prices,omitempty"`
-	Workers             int                   `json:"workers"`
-	BatchMode           string                `json:"batch_mode"`
-	Input               Input                 `json:"input"`
-	Batches             []batch.Range         `json:"batches"`
+	Hedge          float64               `json:"hedge,omitempty"`
+	RPM            int                   `json:"rpm,omitempty"`
+	TPM            int                   `json:"tpm,omitempty"`
+	MaxInputTokens int                   `json:"max_input_tokens,omitempty"`
+	PriorityModel  string                `json:"priority_model,omitempty"`
+	PriorityIDs    []string              `json:"priority_ids,omitempty"`
+	EscalateModel  string                `json:"escalate_model,omitempty"`
+	Prices         map[string]price.Rate `json:"prices,omitempty"`
+	Workers        int                   `json:"workers"`
+	BatchMode      string                `json:"batch_mode"`
+	Input          Input                 `json:"input"`
+	Batches        []batch.Range         `json:"batches"`
 	// Backend is how the workers ask: "" or BackendLive, request by request; BackendBatchAPI,
 	// through the OpenAI Batch API at batch prices. It may change between passes (a live pass
 	// finishes what the Batch API left), so it is not part of the fingerprint.

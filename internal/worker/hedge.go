@@ -25,7 +25,7 @@ type hedger struct {
 	// valid says whether an answer passes the schema: an answer that does not lets the other
 	// request win (nil: every answer without an error does).
 	valid func(content string) bool
-	now     func() time.Time
+	now   func() time.Time
 
 	mu       sync.Mutex
 	inflight map[*call]struct{}
