@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the benchmarks written up in BENCHMARKS.md (what `make bench` runs; about 15-20 minutes on
+# Run the benchmarks written up in BENCHMARKS.md (what `make bench` runs; about 18 minutes on
 # 2 cores). Builds bin/ first, then runs the bench program, which starts the real bin/coordinator
 # against an in-process fake OpenAI-compatible server and offline.
 #   scripts/bench.sh                      # every scenario

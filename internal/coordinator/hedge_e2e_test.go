@@ -17,9 +17,9 @@ func TestHedgeCopiesStuckRequestsWithinItsBudget(t *testing.T) {
 	t.Parallel()
 	needBinaries(t)
 	input, ids := replicate(t, t.TempDir(), 2) // 200 records
-	// One request in twenty stalls for 3 s: the p90 stays at the normal 20 ms, and the tail
+	// One request in 12.5 stalls for 3 s: the p90 stays at the normal 20 ms, and the tail
 	// always holds stalled requests that a copy (most likely not stalled) answers first.
-	fake, url := startFake(t, fakeai.Config{Seed: 7, RateStall: 0.05, StallFor: 3 * time.Second,
+	fake, url := startFake(t, fakeai.Config{Seed: 7, RateStall: 0.08, StallFor: 3 * time.Second,
 		Latency: fakeai.LatencyModel{Base: 20 * time.Millisecond}})
 	out := filepath.Join(t.TempDir(), "out")
 	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--batches", "auto",
