@@ -209,7 +209,7 @@ func Import(ctx context.Context, opts ImportOptions, deps Deps) error {
 			failed = append(failed, fmt.Sprintf("batch %d: %v", n, err))
 		}
 	}
-	stats, err := mergeRun(context.WithoutCancel(ctx), dir, spec, sch)
+	stats, _, err := mergeRun(context.WithoutCancel(ctx), dir, spec, sch)
 	if err != nil {
 		return err
 	}

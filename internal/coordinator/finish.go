@@ -1,17 +1,16 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
 
-	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/merge"
 	"github.com/trialcat/trialcat/internal/proc"
@@ -29,10 +28,12 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	// Merging must happen even when the run was interrupted: use a context of its own.
 	mctx := context.WithoutCancel(ctx)
 	dir := rundir.New(opts.Out)
-	stats, err := mergeRun(mctx, dir, spec, sch)
+	t0 := time.Now()
+	stats, tot, err := s.mergeAll(mctx, sch)
 	if err != nil {
 		return nil, err
 	}
+	deps.Log.Debug("merged", "seconds", time.Since(t0).Seconds())
 	if err := s.completeStream(mctx, spec.Layout(sch), stats.Succeeded); err != nil {
 		deps.Log.Warn("cannot complete the results stream", "error", err)
 	}
@@ -66,7 +67,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	sum.Phases.FirstRecordAt, sum.Phases.LastRecordAt = utc(snap.FirstRecordAt), utc(snap.LastRecordAt)
 	s.firstRequestOnce.Do(func() {}) // no request after this: the field is settled
 	sum.Phases.FirstRequestAt = utc(s.firstRequest)
-	if err := addTotals(sum, dir, spec.Layout(sch), s.workerRuns()); err != nil {
+	if err := addTotals(sum, tot, s.workerRuns()); err != nil {
 		return nil, err
 	}
 	sum.WorkerProcesses = int(s.procs.Load())
@@ -84,10 +85,12 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	if err := safefile.WriteJSON(dir.Summary(), sum); err != nil {
 		return nil, fmt.Errorf("write summary: %w", err)
 	}
+	deps.Log.Debug("wrote the summary", "seconds", time.Since(t0).Seconds())
 	// The report is for people; failing to write it must not change the run's outcome.
 	if err := report.Write(opts.Out); err != nil {
 		deps.Log.Warn("could not write report.html", "error", err)
 	}
+	deps.Log.Debug("wrote the report", "seconds", time.Since(t0).Seconds())
 	printSummary(sum, deps.Stdout)
 	return sum, nil
 }
@@ -110,34 +113,13 @@ func utc(t time.Time) time.Time {
 }
 
 // mergeRun merges every batch's worker files into the run's final files.
-func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, error) {
-	batches := make([]merge.Batch, 0, len(spec.Batches))
-	var unwritten []batch.Range
-	for _, b := range spec.Batches {
-		f := dir.Worker(b.Number)
-		if _, err := os.Stat(f.Batch); errors.Is(err, os.ErrNotExist) && progress(f) == 0 {
-			unwritten = append(unwritten, b)
-			continue
-		}
-		batches = append(batches, merge.Batch{
-			Number: b.Number, ResultsPath: f.Results, FailuresPath: f.Failures,
-			IDs: func(yield func(string) error) error { return batch.IDs(f.Batch, spec.IDField, yield) },
-		})
+func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, *totals, error) {
+	m, err := startMerge(dir, spec, sch)
+	if err != nil {
+		return merge.Stats{}, nil, err
 	}
-	stats, err := merge.Merge(ctx, merge.Options{
-		Batches:      batches,
-		Layout:       spec.Layout(sch),
-		OutPath:      dir.FinalResults(),
-		FailuresPath: dir.FinalFailures(),
-		MarkerPath:   dir.Merging(),
-	})
-	// A batch whose file the split never wrote (it stopped, or was cut short) has none of its
-	// records done: they remain for the rerun, which writes the file.
-	for _, b := range unwritten {
-		stats.Records += b.Count
-		stats.Missing += b.Count
-	}
-	return stats, err
+	stats, err := m.finish(ctx)
+	return stats, m.totals, err
 }
 
 // spentSoFar sums the cost already recorded in the workers' files of a run being resumed.
@@ -157,44 +139,78 @@ func spentSoFar(dir rundir.Dir, spec *runspec.Spec) (float64, error) {
 	return total, nil
 }
 
-// addTotals adds tokens, cost and per-worker counts from the merged files.
-func addTotals(sum *summary.Summary, dir rundir.Dir, layout results.Layout, runs []summary.WorkerRun) error {
-	per := map[int]*summary.WorkerSummary{}
+// totals are the sums summary.json reports over the final files, gathered as the merge writes
+// each row (merge.Options.OnResult, OnFailure): no second pass over the outputs.
+type totals struct {
+	layout         results.Layout
+	requestSeconds float64
+	costUnknown    bool
+	input, output  int64
+	cost           float64
+	cached         int64
+	failedByClass  map[string]int64
+	perWorker      map[int]*summary.WorkerSummary
+	err            error // the first row that did not decode
+}
+
+func newTotals(layout results.Layout) *totals {
+	return &totals{layout: layout, failedByClass: map[string]int64{}, perWorker: map[int]*summary.WorkerSummary{}}
+}
+
+func (t *totals) worker(n int) *summary.WorkerSummary {
+	w := t.perWorker[n]
+	if w == nil {
+		w = &summary.WorkerSummary{}
+		t.perWorker[n] = w
+	}
+	return w
+}
+
+func (t *totals) result(cells []string) {
+	row, err := t.layout.Decode(cells)
+	if err != nil {
+		t.err = cmp.Or(t.err, err)
+		return
+	}
+	t.requestSeconds += float64(row.LatencyMS) / 1000
+	t.costUnknown = t.costUnknown || !row.CostKnown
+	t.input += row.InputTokens
+	t.output += row.OutputTokens
+	t.cost += row.CostUSD
+	if row.Cached {
+		t.cached++
+	}
+	w := t.worker(row.Worker)
+	w.Succeeded++
+	w.InputTokens += row.InputTokens
+	w.OutputTokens += row.OutputTokens
+	w.CostUSD += row.CostUSD
+}
+
+func (t *totals) failure(cells []string) {
+	f, err := results.DecodeFailure(cells)
+	if err != nil {
+		t.err = cmp.Or(t.err, err)
+		return
+	}
+	t.failedByClass[f.Class]++
+	t.worker(f.Worker).Failed++
+}
+
+// addTotals fills the summary's sums from the merge's totals, per batch in runs' order.
+func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error {
+	if t.err != nil {
+		return fmt.Errorf("summary totals: %w", t.err)
+	}
+	sum.RequestSeconds, sum.CostKnown = t.requestSeconds, !t.costUnknown
+	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
+	sum.FailedByClass = t.failedByClass
 	for _, r := range runs {
-		per[r.Batch] = &summary.WorkerSummary{WorkerRun: r}
-	}
-	sum.CostKnown = true
-	if _, err := layout.ReadRows(dir.FinalResults(), func(row results.Row) error {
-		sum.RequestSeconds += float64(row.LatencyMS) / 1000
-		sum.CostKnown = sum.CostKnown && row.CostKnown
-		sum.InputTokens += row.InputTokens
-		sum.OutputTokens += row.OutputTokens
-		sum.CostUSD += row.CostUSD
-		if row.Cached {
-			sum.Cached++
+		w := summary.WorkerSummary{WorkerRun: r}
+		if got := t.perWorker[r.Batch]; got != nil {
+			w.Succeeded, w.Failed, w.InputTokens, w.OutputTokens, w.CostUSD = got.Succeeded, got.Failed, got.InputTokens, got.OutputTokens, got.CostUSD
 		}
-		if w, ok := per[row.Worker]; ok {
-			w.Succeeded++
-			w.InputTokens += row.InputTokens
-			w.OutputTokens += row.OutputTokens
-			w.CostUSD += row.CostUSD
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	sum.FailedByClass = map[string]int64{}
-	if _, err := layout.ReadFailures(dir.FinalFailures(), func(f results.Failure) error {
-		sum.FailedByClass[f.Class]++
-		if w, ok := per[f.Worker]; ok {
-			w.Failed++
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, r := range runs {
-		sum.Workers = append(sum.Workers, *per[r.Batch])
+		sum.Workers = append(sum.Workers, w)
 	}
 	return nil
 }

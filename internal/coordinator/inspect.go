@@ -229,7 +229,7 @@ func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	stats, err := mergeRun(ctx, dir, spec, sch)
+	stats, _, err := mergeRun(ctx, dir, spec, sch)
 	if err != nil {
 		return err
 	}

@@ -268,6 +268,13 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		}
 		log.Info(fmt.Sprintf("all %d records in %s are done; merging them again", p.records, opts.Out))
 	} else {
+		// Each batch is merged as it ends, so that at the end only the last ones are.
+		if m, err := startMerge(dir, spec, p.sch); err != nil {
+			log.Warn("cannot start merging as the batches end; they are merged at the end", "error", err)
+		} else {
+			m.follow(context.WithoutCancel(ctx))
+			s.merger = m
+		}
 		runErr = s.run(ctx)
 	}
 	if p.split != nil {
@@ -275,6 +282,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 		if errors.Is(runErr, errSplit) {
 			// Nothing ran (the first batch could not be asked): leave the folder as it was.
 			if p.state == runFresh && s.tally.Snapshot().FirstWorkerAt.IsZero() {
+				s.merger.abort()
 				s.stream.Close()
 				p.abandonSplit(&deps)
 				return nil, runErr

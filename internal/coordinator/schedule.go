@@ -55,6 +55,9 @@ type scheduler struct {
 	// heard is when each running worker was last heard from and last made progress.
 	heard map[int]*liveness
 
+	// merger, when set, merges each batch into the final files as it ends (see merging.go).
+	merger *merger
+
 	// split, when set, is still writing batch files: a batch is handed out once its file is
 	// committed.
 	split     *splitter
@@ -116,6 +119,7 @@ func (s *scheduler) run(ctx context.Context) error {
 				if err := s.runBatch(ctx, slot, b, &w); err != nil {
 					cancel(err)
 				}
+				s.merger.batchDone(b.Number)
 			}
 			// Nothing is left to hand out: this slot's requests go to the busy workers' tail.
 			s.lendIdle()

@@ -355,7 +355,7 @@ func slurmTasks(b slurm.Board) string {
 
 // finishSlurm merges once the job has ended and decides the exit code as a local run does.
 func finishSlurm(ctx context.Context, opts *SlurmOptions, deps *Deps, runner slurm.Runner, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema, jobs *slurm.Jobs) error {
-	stats, err := mergeRun(context.WithoutCancel(ctx), dir, spec, sch)
+	stats, _, err := mergeRun(context.WithoutCancel(ctx), dir, spec, sch)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,14 @@
 package merge
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
@@ -36,6 +38,10 @@ type Options struct {
 	OutPath, FailuresPath string
 	// MarkerPath, when set, marks a merge in progress (see Merge).
 	MarkerPath string
+	// OnResult and OnFailure, when set, see each row written to OutPath and FailuresPath, as
+	// the worker wrote it (before the spreadsheet-formula guard), batch by batch in the order
+	// the batches are merged: totals need no second pass over the outputs.
+	OnResult, OnFailure func(row []string)
 }
 
 // Stats count what Merge wrote.
@@ -70,70 +76,240 @@ type BatchStats struct {
 // neither. MarkerPath, when set, exists from before the first rename until after the second:
 // a start that finds it merges again, which repairs the pair.
 func Merge(ctx context.Context, opts Options) (Stats, error) {
-	if opts.Layout.IDColumn == "" || opts.OutPath == "" || opts.FailuresPath == "" {
-		return Stats{}, errors.New("merge: Layout, OutPath and FailuresPath are required")
-	}
-	if opts.MarkerPath != "" {
-		if err := safefile.Write(opts.MarkerPath, 0o644, func(io.Writer) error { return nil }); err != nil {
-			return Stats{}, fmt.Errorf("merge: %w", err)
-		}
-	}
-	var stats Stats
-	resultsRenamed := false
-	err := safefile.Write(opts.FailuresPath, 0o644, func(fw io.Writer) error {
-		err := safefile.Write(opts.OutPath, 0o644, func(rw io.Writer) error {
-			s, err := merge(ctx, opts, csv.NewWriter(rw), csv.NewWriter(fw))
-			stats = s
-			return err
-		})
-		resultsRenamed = err == nil
-		return err
-	})
+	r, err := Start(opts)
 	if err != nil {
-		if !resultsRenamed && opts.MarkerPath != "" {
-			_ = os.Remove(opts.MarkerPath) // nothing was replaced: the old pair stands
-		}
-		return stats, fmt.Errorf("merge: %w", err)
-	}
-	if opts.MarkerPath != "" {
-		if err := os.Remove(opts.MarkerPath); err != nil {
-			return stats, fmt.Errorf("merge: %w", err)
-		}
-	}
-	return stats, nil
-}
-
-// merge writes both outputs through the given CSV writers and flushes them.
-func merge(ctx context.Context, opts Options, out, fail *csv.Writer) (Stats, error) {
-	var stats Stats
-	if err := writeRow(out, opts.Layout.Header()); err != nil {
-		return stats, err
-	}
-	if err := writeRow(fail, opts.Layout.FailureHeader()); err != nil {
-		return stats, err
+		return Stats{}, err
 	}
 	for _, b := range opts.Batches {
-		if err := ctx.Err(); err != nil {
-			return stats, err
-		}
-		bs, err := mergeBatch(ctx, opts, b, out, fail, &stats)
-		stats.PerBatch = append(stats.PerBatch, bs)
-		stats.Records += bs.Records
-		stats.Succeeded += bs.Succeeded
-		stats.Failed += bs.Failed
-		stats.Missing += bs.Missing
-		stats.Stray += bs.Stray
-		if err != nil {
-			return stats, fmt.Errorf("batch %d: %w", b.Number, err)
+		if err := r.Add(ctx, b); err != nil {
+			r.Abort()
+			return r.stats, err
 		}
 	}
-	for _, w := range []*csv.Writer{out, fail} {
+	return r.Finish()
+}
+
+// Running is a merge that takes the batches one at a time, in any order, while the run that
+// writes them goes on: a batch is added once its worker is done with it. The next batch in input
+// order goes straight into the outputs; a later one is merged into a segment of its own, which
+// is appended when its turn comes, so that at the end only the batches not added yet are
+// merged and the segments appended before both files are put in place (Finish). Until then the
+// existing outputs are unchanged. opts.Batches is the plan: every batch, in input order.
+type Running struct {
+	opts      Options
+	out, fail *safefile.File
+	ow, fw    *csv.Writer
+	stats     Stats
+	// place is each batch's index in the plan, next the index of the next batch to write, and
+	// ahead the segments of batches added before their turn.
+	place map[int]int
+	next  int
+	ahead map[int]*segment
+	added map[int]bool
+}
+
+// segment is one batch merged on its own, waiting for the batches before it.
+type segment struct {
+	res, fail *os.File // temporary, in the outputs' folder; read from the start when appended
+	stats     BatchStats
+}
+
+// Start begins a merge: both outputs are written under temporary names, headers first.
+func Start(opts Options) (*Running, error) {
+	if opts.Layout.IDColumn == "" || opts.OutPath == "" || opts.FailuresPath == "" {
+		return nil, errors.New("merge: Layout, OutPath and FailuresPath are required")
+	}
+	out, err := safefile.Create(opts.OutPath, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	fail, err := safefile.Create(opts.FailuresPath, 0o644)
+	if err != nil {
+		out.Abort()
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	r := &Running{opts: opts, out: out, fail: fail, ow: csv.NewWriter(out.Writer()), fw: csv.NewWriter(fail.Writer()),
+		place: map[int]int{}, ahead: map[int]*segment{}, added: map[int]bool{}}
+	for i, b := range opts.Batches {
+		r.place[b.Number] = i
+	}
+	if err := writeRow(r.ow, opts.Layout.Header()); err != nil {
+		r.Abort()
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	if err := writeRow(r.fw, opts.Layout.FailureHeader()); err != nil {
+		r.Abort()
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	return r, nil
+}
+
+// Add merges batch b, one of the plan's, at most once. After an error the merge can only be
+// aborted.
+func (r *Running) Add(ctx context.Context, b Batch) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	i, ok := r.place[b.Number]
+	if !ok || r.added[b.Number] {
+		return fmt.Errorf("merge: batch %d is not in the plan or was added already", b.Number)
+	}
+	r.added[b.Number] = true
+	if i != r.next {
+		seg, err := r.segment(ctx, b)
+		if err != nil {
+			return fmt.Errorf("merge: batch %d: %w", b.Number, err)
+		}
+		r.ahead[b.Number] = seg
+		return nil
+	}
+	bs, err := mergeBatch(ctx, r.opts, b, r.ow, r.fw, &r.stats)
+	r.count(bs)
+	if err != nil {
+		return fmt.Errorf("merge: batch %d: %w", b.Number, err)
+	}
+	r.next++
+	// The segments whose turn has come.
+	for r.next < len(r.opts.Batches) {
+		seg := r.ahead[r.opts.Batches[r.next].Number]
+		if seg == nil {
+			break
+		}
+		delete(r.ahead, r.opts.Batches[r.next].Number)
+		if err := r.appendSegment(seg); err != nil {
+			return fmt.Errorf("merge: batch %d: %w", r.opts.Batches[r.next].Number, err)
+		}
+		r.next++
+	}
+	return nil
+}
+
+func (r *Running) count(bs BatchStats) {
+	r.stats.PerBatch = append(r.stats.PerBatch, bs)
+	r.stats.Records += bs.Records
+	r.stats.Succeeded += bs.Succeeded
+	r.stats.Failed += bs.Failed
+	r.stats.Missing += bs.Missing
+	r.stats.Stray += bs.Stray
+}
+
+// segment merges b into temporary files of its own.
+func (r *Running) segment(ctx context.Context, b Batch) (*segment, error) {
+	tmp := func(path string) (*os.File, error) {
+		return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	}
+	seg := &segment{}
+	var err error
+	if seg.res, err = tmp(r.opts.OutPath); err != nil {
+		return nil, err
+	}
+	if seg.fail, err = tmp(r.opts.FailuresPath); err != nil {
+		seg.drop()
+		return nil, err
+	}
+	rb, fb := bufio.NewWriter(seg.res), bufio.NewWriter(seg.fail)
+	rw, fw := csv.NewWriter(rb), csv.NewWriter(fb)
+	seg.stats, err = mergeBatch(ctx, r.opts, b, rw, fw, &r.stats)
+	for _, w := range []*csv.Writer{rw, fw} {
+		w.Flush()
+		if err == nil {
+			err = w.Error()
+		}
+	}
+	for _, w := range []*bufio.Writer{rb, fb} {
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	if err != nil {
+		seg.drop()
+		return nil, err
+	}
+	return seg, nil
+}
+
+// appendSegment copies a segment into the outputs and drops it.
+func (r *Running) appendSegment(seg *segment) error {
+	defer seg.drop()
+	r.count(seg.stats)
+	for _, p := range []struct {
+		w   *csv.Writer
+		dst io.Writer
+		src *os.File
+	}{{r.ow, r.out.Writer(), seg.res}, {r.fw, r.fail.Writer(), seg.fail}} {
+		p.w.Flush() // the rows before the segment first
+		if err := p.w.Error(); err != nil {
+			return err
+		}
+		if _, err := p.src.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := io.Copy(p.dst, p.src); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (seg *segment) drop() {
+	for _, f := range []*os.File{seg.res, seg.fail} {
+		if f != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}
+}
+
+// Stats are the counts of the batches written so far.
+func (r *Running) Stats() Stats { return r.stats }
+
+// Finish puts both files in place, results first (see Merge for the order and the marker).
+// Every batch of the plan must have been added.
+func (r *Running) Finish() (Stats, error) {
+	if r.next != len(r.opts.Batches) {
+		r.Abort()
+		return r.stats, fmt.Errorf("merge: %d of %d batches added", r.next, len(r.opts.Batches))
+	}
+	slices.SortFunc(r.stats.PerBatch, func(a, b BatchStats) int { return r.place[a.Number] - r.place[b.Number] })
+	for _, w := range []*csv.Writer{r.ow, r.fw} {
 		w.Flush()
 		if err := w.Error(); err != nil {
-			return stats, err
+			r.Abort()
+			return r.stats, fmt.Errorf("merge: %w", err)
 		}
 	}
-	return stats, nil
+	if r.opts.MarkerPath != "" {
+		if err := safefile.Write(r.opts.MarkerPath, 0o644, func(io.Writer) error { return nil }); err != nil {
+			r.Abort()
+			return r.stats, fmt.Errorf("merge: %w", err)
+		}
+	}
+	if err := r.out.Commit(); err != nil {
+		r.fail.Abort()
+		if r.opts.MarkerPath != "" {
+			_ = os.Remove(r.opts.MarkerPath) // nothing was replaced: the old pair stands
+		}
+		return r.stats, fmt.Errorf("merge: %w", err)
+	}
+	if err := r.fail.Commit(); err != nil {
+		return r.stats, fmt.Errorf("merge: %w", err) // the marker stays: the next start merges again
+	}
+	if r.opts.MarkerPath != "" {
+		if err := os.Remove(r.opts.MarkerPath); err != nil {
+			return r.stats, fmt.Errorf("merge: %w", err)
+		}
+	}
+	return r.stats, nil
+}
+
+// Abort drops the unfinished outputs and segments; the existing outputs stay as they were.
+func (r *Running) Abort() {
+	r.out.Abort()
+	r.fail.Abort()
+	for n, seg := range r.ahead {
+		seg.drop()
+		delete(r.ahead, n)
+	}
 }
 
 // mergeBatch writes one batch's rows in the order of its IDs.
@@ -175,11 +351,11 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 		if at, ok := done[id]; ok {
 			used++
 			bs.Succeeded++
-			return copyRow(out, doneRows, at, legacy)
+			return copyRow(out, doneRows, at, legacy, opts.OnResult)
 		}
 		if at, ok := failed[id]; ok {
 			bs.Failed++
-			return copyRow(fail, failedRows, at, false)
+			return copyRow(fail, failedRows, at, false, opts.OnFailure)
 		}
 		bs.Missing++ // not done yet: in neither file, and a rerun does it
 		return nil
@@ -188,15 +364,18 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 	return bs, err
 }
 
-// copyRow writes the row at offset at of rows; a row of a legacy results file (legacy set)
-// gets its cached cell.
-func copyRow(w *csv.Writer, rows *results.RowReader, at int64, legacy bool) error {
+// copyRow writes the row at offset at of rows, shown to seen first; a row of a legacy results
+// file (legacy set) gets its cached cell.
+func copyRow(w *csv.Writer, rows *results.RowReader, at int64, legacy bool, seen func([]string)) error {
 	row, err := rows.At(at)
 	if err != nil {
 		return err
 	}
 	if legacy {
 		row = results.Upgraded(row)
+	}
+	if seen != nil {
+		seen(row)
 	}
 	return writeRow(w, row)
 }

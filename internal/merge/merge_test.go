@@ -531,3 +531,63 @@ func TestMergeReplacesResultsFirstAndMarksTheGap(t *testing.T) {
 		t.Error("the marker is still there after a whole merge")
 	}
 }
+
+// A running merge takes batches one at a time while the run goes on: the existing outputs stay
+// as they were until Finish, which puts every batch in, in order; Abort leaves no trace.
+func TestRunningMergeKeepsOutputsUntilFinish(t *testing.T) {
+	dir := t.TempDir()
+	var batches []Batch
+	for n, ids := range [][]string{{"A", "B"}, {"C"}} {
+		res := filepath.Join(dir, fmt.Sprintf("r%d.csv", n))
+		var rows [][]string
+		for _, id := range ids {
+			rows = append(rows, resultRow(id, "PHASE2", fmt.Sprint(n)))
+		}
+		writeWorkerFile(t, res, header, rows)
+		batches = append(batches, Batch{Number: n, ResultsPath: res, FailuresPath: filepath.Join(dir, fmt.Sprintf("f%d.csv", n)), IDs: idsOf(ids...)})
+	}
+	opts := Options{Batches: batches, Layout: layout, OutPath: filepath.Join(dir, "final_results.csv"), FailuresPath: filepath.Join(dir, "final_failures.csv"),
+		MarkerPath: filepath.Join(dir, ".merging")}
+	if err := os.WriteFile(opts.OutPath, []byte("previous run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, finish := range []bool{false, true} {
+		r, err := Start(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The later batch ends first: it waits in a segment of its own.
+		if err := r.Add(context.Background(), batches[1]); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(opts.OutPath); string(got) != "previous run\n" {
+			t.Fatalf("final_results.csv changed before Finish: %q", got)
+		}
+		if !finish {
+			r.Abort()
+			if names := dirNames(t, dir); slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, ".tmp-") }) {
+				t.Fatalf("Abort left temporary files: %q", names)
+			}
+			continue
+		}
+		if err := r.Add(context.Background(), batches[0]); err != nil {
+			t.Fatal(err)
+		}
+		st, err := r.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := column(readCSV(t, opts.OutPath), 0); !slices.Equal(got, []string{"A", "B", "C"}) || st.Succeeded != 3 {
+			t.Errorf("final IDs %q (%d succeeded); want A, B, C", got, st.Succeeded)
+		}
+		if _, err := os.Stat(opts.MarkerPath); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("marker left after Finish: %v", err)
+		}
+		if names := dirNames(t, dir); slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, ".tmp-") }) {
+			t.Errorf("Finish left temporary files: %q", names)
+		}
+		if len(st.PerBatch) != 2 || st.PerBatch[0].Number != 0 {
+			t.Errorf("PerBatch %+v; want batch 0 then 1", st.PerBatch)
+		}
+	}
+}

@@ -15,60 +15,95 @@ import (
 // bufferSize is the size of the write buffer placed in front of the temporary file.
 const bufferSize = 64 << 10
 
-// Write atomically replaces the file at path with what write produces, with permissions perm.
-// The data is visible under path only after write returned nil and the data reached the disk.
-// On any error (including a panic in write) the temporary file is removed and an existing file at
-// path is unchanged.
-func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
+// File is a file being written under a temporary name beside path; Commit puts it in place
+// whole, Abort drops it. An existing file at path is unchanged until Commit succeeds.
+type File struct {
+	path, dir, tmp string
+	perm           os.FileMode
+	f              *os.File
+	bw             *bufio.Writer
+	done           bool
+}
+
+// Create starts writing the file that will replace path, with permissions perm.
+func Create(path string, perm os.FileMode) (*File, error) {
 	dir, name := filepath.Split(path)
 	if name == "" {
-		return fmt.Errorf("write %s: path names a directory", path)
+		return nil, fmt.Errorf("write %s: path names a directory", path)
 	}
 	if dir == "" {
 		dir = "."
 	}
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	tmp := f.Name()
-	closed, renamed := false, false
-	defer func() {
-		// Runs on errors and on panics alike: the temp file must never be left behind.
-		if renamed {
-			return
-		}
-		if !closed {
-			_ = f.Close()
-		}
-		_ = os.Remove(tmp)
-	}()
+	return &File{path: path, dir: dir, tmp: f.Name(), perm: perm, f: f, bw: bufio.NewWriterSize(f, bufferSize)}, nil
+}
 
-	bw := bufio.NewWriterSize(f, bufferSize)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+// Writer is where the file's content goes (buffered).
+func (f *File) Writer() io.Writer { return f.bw }
+
+// Commit flushes and syncs the file and renames it into place; on error the temporary file is
+// removed. It may be called once.
+func (f *File) Commit() error {
+	if f.done {
+		return fmt.Errorf("write %s: already committed or aborted", f.path)
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	err := f.commit()
+	if err != nil {
+		f.Abort()
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
+	f.done = true
+	return err
+}
+
+func (f *File) commit() error {
+	if err := f.bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
 	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: close: %w", path, err)
+	if err := f.f.Sync(); err != nil {
+		return fmt.Errorf("write %s: sync: %w", f.path, err)
 	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := f.f.Close(); err != nil {
+		return fmt.Errorf("write %s: close: %w", f.path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := os.Chmod(f.tmp, f.perm); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
 	}
-	renamed = true
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write %s: sync directory: %w", path, err)
+	if err := os.Rename(f.tmp, f.path); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	if err := syncDir(f.dir); err != nil {
+		return fmt.Errorf("write %s: sync directory: %w", f.path, err)
 	}
 	return nil
+}
+
+// Abort removes the temporary file. Safe after Commit (it does nothing then) and many times.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	_ = f.f.Close()
+	_ = os.Remove(f.tmp)
+}
+
+// Write atomically replaces the file at path with what write produces, with permissions perm.
+// The data is visible under path only after write returned nil and the data reached the disk.
+// On any error (including a panic in write) the temporary file is removed and an existing file at
+// path is unchanged.
+func Write(path string, perm os.FileMode, write func(w io.Writer) error) error {
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	defer f.Abort() // on errors and panics alike: the temp file must never be left behind
+	if err := write(f.Writer()); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Commit()
 }
 
 // WriteJSON atomically writes v as indented JSON followed by a newline, with permissions 0644.
