@@ -208,6 +208,9 @@ func prepareRun(ctx context.Context, opts *Options, deps *Deps, started time.Tim
 	}
 	p.split = newSplitter(opts.Input, inOpts, tmpl, p.dir, toWrite)
 	p.split.onDone = ready
+	if tmpl != nil {
+		p.split.checked = splitChunk // checkFirst rendered them
+	}
 	return p, nil
 }
 

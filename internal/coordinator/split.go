@@ -38,6 +38,8 @@ type splitter struct {
 	err   error
 	// onDone, when set, is called once the split has ended without error.
 	onDone func()
+	// checked is how many of the input's first records checkFirst rendered already.
+	checked int64
 }
 
 func newSplitter(path string, inOpts input.Options, tmpl *prompt.Template, dir rundir.Dir, plan []batch.Range) *splitter {
@@ -137,8 +139,11 @@ func (sp *splitter) write(ctx context.Context) error {
 			}
 			pos++
 		}
-		if err := checkRendered(ctx, sp.tmpl, chunk); err != nil {
-			return err
+		// The first chunk was rendered before anything was written (checkFirst).
+		if len(places) > 0 && places[len(places)-1] >= sp.checked {
+			if err := checkRendered(ctx, sp.tmpl, chunk); err != nil {
+				return err
+			}
 		}
 		for k, rec := range chunk {
 			if len(plan) == 0 {

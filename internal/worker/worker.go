@@ -163,7 +163,9 @@ func serve(ctx context.Context, opts Options, deps Deps) error {
 		default:
 			// The coordinator assigns one batch at a time; a second is a bug there, and
 			// blocking here would hold up the grants.
-			fmt.Fprintf(deps.Stderr, "worker: assigned %s while busy; ignored\n", m.Batch)
+			if deps.Stderr != nil {
+				fmt.Fprintf(deps.Stderr, "worker: assigned %s while busy; ignored\n", m.Batch)
+			}
 		}
 	})
 	for {
