@@ -203,30 +203,32 @@ func (s *scheduler) startServing(ctx context.Context, slot int) (*serving, error
 }
 
 // onServingLine routes one stdout line of a serving process: a finished line to the slot that
-// waits for it, every other line to the batch the process holds.
+// onServingLine takes one stdout line of a serving process, decoded once: a finished line goes
+// to the slot that waits for it, a permit line to the rate-limit server, an event to the tally
+// under the batch the process holds.
 func (s *scheduler) onServingLine(w *serving, line []byte) {
 	n := int(w.batch.Load())
 	m, err := wire.Decode(line)
 	switch {
-	case err == nil && m.Type == wire.Finished:
+	case err != nil:
+		s.deps.Log.Named(fmt.Sprintf("worker-%d", n)).Warn("unexpected output on stdout", "line", string(line))
+	case m.Type == wire.Finished:
 		select {
 		case w.finished <- m:
 		default:
 			s.deps.Log.Warn("a worker said it finished a batch it was not assigned; ignored", "line", string(line))
 		}
-		return
-	case err == nil && m.IsPermit():
+	case m.IsPermit():
 		if m.Type == wire.Acquire {
 			s.firstRequestOnce.Do(func() { s.firstRequest = s.deps.Now() })
 		}
 		s.hear(n, m)
 		s.permits.Handle(w.key, m)
-		return
 	case n < 0:
 		s.deps.Log.Warn("unexpected output on a worker's stdout between batches", "line", string(line))
-		return
+	default:
+		s.onEvent(n, m)
 	}
-	s.onLine(n, line)
 }
 
 // release ends a slot's serving process: EOF on its stdin tells it the run has no more batches.
@@ -594,18 +596,8 @@ func (s *scheduler) completeStream(ctx context.Context, layout results.Layout, a
 }
 
 // onLine takes one line of worker n's stdout: decoded once, then a permit line goes to the
-// rate-limit server and an event to the tally.
-func (s *scheduler) onLine(n int, line []byte) {
-	m, err := wire.Decode(line)
-	if err != nil {
-		s.deps.Log.Named(fmt.Sprintf("worker-%d", n)).Warn("unexpected output on stdout", "line", string(line))
-		return
-	}
-	if m.IsPermit() {
-		s.hear(n, m)
-		s.permits.Handle(n, m)
-		return
-	}
+// onEvent takes one event of the worker of batch n.
+func (s *scheduler) onEvent(n int, m wire.Msg) {
 	m.Worker = n // the coordinator knows better than the worker's output
 	s.hear(n, m)
 	if m.Type == wire.Heartbeat {
