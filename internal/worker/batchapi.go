@@ -257,40 +257,23 @@ func (b *batchRun) eachRequest(ctx context.Context, exclude func(id string) bool
 	})
 }
 
-// partIDs lists the custom_ids of a part's input file.
+// partIDs lists the custom_ids of a part's input file, each with the model asked.
 func (b *batchRun) partIDs(p batchapi.Part) (map[string]string, error) {
-	ids := map[string]string{} // ID → the model asked
-	f, err := os.Open(filepath.Join(b.r.files.Dir.Path(), p.File))
-	if err != nil {
-		return nil, fmt.Errorf("part %d's input file: %w", p.Part, err)
-	}
-	defer f.Close()
-	err = llm.EachLine(f, func(line []byte) error {
-		var l struct {
-			CustomID string `json:"custom_id"`
-			Body     struct {
-				Model string `json:"model"`
-			} `json:"body"`
-		}
-		if err := json.Unmarshal(line, &l); err != nil {
-			return fmt.Errorf("part %d's input file %s: %w", p.Part, p.File, err)
-		}
-		ids[l.CustomID] = l.Body.Model
-		return nil
-	})
+	ids, _, err := b.partRequests(p, false)
 	return ids, err
 }
 
-// partKeys are the response cache's keys of a part's requests, from the request bodies in its
-// input file (the bytes a live request would send); nil without a cache.
-func (b *batchRun) partKeys(p batchapi.Part) (map[string]string, error) {
-	if b.r.cache == nil {
-		return nil, nil
+// partRequests reads a part's input file once: each custom_id's model and, with keys (and a
+// response cache), its cache key from the request body (the bytes a live request would send).
+func (b *batchRun) partRequests(p batchapi.Part, keys bool) (models, cacheKeys map[string]string, err error) {
+	keys = keys && b.r.cache != nil
+	models = map[string]string{}
+	if keys {
+		cacheKeys = map[string]string{}
 	}
-	keys := map[string]string{}
 	f, err := os.Open(filepath.Join(b.r.files.Dir.Path(), p.File))
 	if err != nil {
-		return nil, fmt.Errorf("part %d's input file: %w", p.Part, err)
+		return nil, nil, fmt.Errorf("part %d's input file: %w", p.Part, err)
 	}
 	defer f.Close()
 	err = llm.EachLine(f, func(line []byte) error {
@@ -298,13 +281,22 @@ func (b *batchRun) partKeys(p batchapi.Part) (map[string]string, error) {
 			CustomID string          `json:"custom_id"`
 			Body     json.RawMessage `json:"body"`
 		}
+		var body struct {
+			Model string `json:"model"`
+		}
 		if err := json.Unmarshal(line, &l); err != nil {
 			return fmt.Errorf("part %d's input file %s: %w", p.Part, p.File, err)
 		}
-		keys[l.CustomID] = cache.Key(b.r.cacheHost, l.Body)
+		if err := json.Unmarshal(l.Body, &body); err != nil {
+			return fmt.Errorf("part %d's input file %s: %w", p.Part, p.File, err)
+		}
+		models[l.CustomID] = body.Model
+		if keys {
+			cacheKeys[l.CustomID] = cache.Key(b.r.cacheHost, l.Body)
+		}
 		return nil
 	})
-	return keys, err
+	return models, cacheKeys, err
 }
 
 // drive takes every part not collected to its end: upload, create, poll, collect.
@@ -514,11 +506,7 @@ func (b *batchRun) call(ctx context.Context, what string, fn func() error) error
 // sets of records to retry or leave for a rerun, then marks the part collected.
 func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.BatchInfo) error {
 	r := b.r
-	ids, err := b.partIDs(*p)
-	if err != nil {
-		return err
-	}
-	keys, err := b.partKeys(*p)
+	ids, keys, err := b.partRequests(*p, true)
 	if err != nil {
 		return err
 	}
