@@ -94,19 +94,25 @@ func sampleIDs(t testing.TB, path string) []string {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		var rec struct {
-			ProtocolSection struct {
-				IdentificationModule struct {
-					NctID string `json:"nctId"`
-				} `json:"identificationModule"`
-			} `json:"protocolSection"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, rec.ProtocolSection.IdentificationModule.NctID)
+		ids = append(ids, sampleIDOf(t, sc.Text()))
 	}
 	return ids
+}
+
+// sampleIDOf is the NCT ID of one trial record (a JSON Lines line).
+func sampleIDOf(t testing.TB, line string) string {
+	t.Helper()
+	var rec struct {
+		ProtocolSection struct {
+			IdentificationModule struct {
+				NctID string `json:"nctId"`
+			} `json:"identificationModule"`
+		} `json:"protocolSection"`
+	}
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.ProtocolSection.IdentificationModule.NctID
 }
 
 // firstColumn returns column 0 of the rows after the header.

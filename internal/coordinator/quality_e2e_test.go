@@ -177,7 +177,7 @@ func TestCacheAsksOnlyChangedAndNewRecords(t *testing.T) {
 	want := map[string]bool{}
 	for _, i := range []int{10, 20, 30} {
 		lines[i] = edit(lines[i], "An edited title for this download", "")
-		want[sampleIDsOf(t, lines[i])] = true
+		want[sampleIDOf(t, lines[i])] = true
 	}
 	for i, id := range []string{"NCT99999901", "NCT99999902"} {
 		lines = append(lines, edit(lines[i], "A new trial", id))
@@ -236,19 +236,4 @@ func TestCacheAsksOnlyChangedAndNewRecords(t *testing.T) {
 	if st.code != 0 || !strings.Contains(st.stdout, "105 answers") { // 100, then 3 changed and 2 new
 		t.Errorf("cache stats: exit %d\n%s%s", st.code, st.stdout, st.stderr)
 	}
-}
-
-func sampleIDsOf(t *testing.T, line string) string {
-	t.Helper()
-	var rec struct {
-		ProtocolSection struct {
-			IdentificationModule struct {
-				NctID string `json:"nctId"`
-			} `json:"identificationModule"`
-		} `json:"protocolSection"`
-	}
-	if err := json.Unmarshal([]byte(line), &rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec.ProtocolSection.IdentificationModule.NctID
 }
