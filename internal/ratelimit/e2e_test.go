@@ -38,7 +38,12 @@ func TestAgainstFakeAI(t *testing.T) {
 		max429               float64       // most 429s as a share of all requests
 	}{
 		{"RPM as the server's", 1200, 0, 1200, 0, [2]int{400, 800}, 2 * time.Minute, 0.95, 0.01},
-		{"TPM as the server's", 0, 150_000, 0, 150_000, [2]int{400, 8000}, 2 * time.Minute, 0.95, 0.01},
+		// Requests of up to 2,000 tokens against 150,000 a minute: one that does not fit waits for
+		// the window to slide, on top of the one-second margin. The order in which the bubble's
+		// goroutines run decides which request draws which latency, and the share spread over
+		// 94.8-96.7% in repeated runs: 93% leaves room for that and still fails a limiter that
+		// holds back.
+		{"TPM as the server's", 0, 150_000, 0, 150_000, [2]int{400, 8000}, 2 * time.Minute, 0.93, 0.01},
 		{"both as the server's", 600, 300_000, 600, 300_000, [2]int{400, 4000}, 2 * time.Minute, 0.95, 0.01},
 		{"server allows half the configured RPM (key shared)", 600, 0, 1200, 0, [2]int{400, 800}, 3 * time.Minute, 0.75, 0.10},
 	} {
