@@ -1,42 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/fakeai"
+	"github.com/trialcat/trialcat/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestServeThenPrintStats(t *testing.T) {
-	var out syncBuffer
+	var out testkit.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -97,7 +78,7 @@ func TestUsageErrors(t *testing.T) {
 		{"extra-arg"},
 	}
 	for _, args := range tests {
-		var out syncBuffer
+		var out testkit.Buffer
 		err := newApp(&out, env(nil)).RunContext(context.Background(), append([]string{"fakeai"}, args...))
 		if !errors.Is(err, exitcode.ErrUsage) {
 			t.Errorf("%v: err = %v, want a usage error", args, err)

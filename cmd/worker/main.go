@@ -13,9 +13,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/trialcat/trialcat/cmd/internal/clikit"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/signals"
-	"github.com/trialcat/trialcat/internal/usage"
 	"github.com/trialcat/trialcat/internal/worker"
 )
 
@@ -42,7 +42,7 @@ func run(ctx context.Context, args []string) error {
 			"batch); 3 the API refused the run (bad key, no quota); 4 the worker cannot write its files (a full disk);\n" +
 			"130 interrupted.",
 		HideHelpCommand: true,
-		OnUsageError:    usage.OnError("worker"),
+		OnUsageError:    clikit.OnError("worker"),
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "batch", Usage: "the batch file `OUT/batch_N.json`"},

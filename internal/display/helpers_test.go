@@ -1,11 +1,9 @@
 package display
 
 import (
-	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/tally"
 	"github.com/trialcat/trialcat/internal/testclock"
+	"github.com/trialcat/trialcat/internal/testkit"
 	"github.com/trialcat/trialcat/internal/wire"
 )
 
@@ -21,24 +20,6 @@ func TestMain(m *testing.M) {
 }
 
 func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
-
-// syncBuffer is a bytes.Buffer safe for concurrent use (mpb writes from its own goroutine).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testRun is a Display with the tally it draws, fed the way the coordinator feeds both.
 type testRun struct {
@@ -66,9 +47,9 @@ func (r *testRun) Restart(batch int)        { r.tl.Restart(batch) }
 func (r *testRun) Snapshot() tally.Snapshot { return r.tl.Snapshot() }
 
 // newDisplay returns a Display writing to a buffer, with a stub clock, not started.
-func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*testRun, *syncBuffer, *testclock.Clock) {
+func newDisplay(tb testing.TB, mode Mode, mods ...func(*Options)) (*testRun, *testkit.Buffer, *testclock.Clock) {
 	tb.Helper()
-	out, clk := &syncBuffer{}, newClock()
+	out, clk := &testkit.Buffer{}, newClock()
 	opts := Options{
 		Mode: mode, Out: out,
 		IsTerminal: func() bool { return false },
@@ -150,10 +131,4 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
 }

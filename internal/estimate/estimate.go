@@ -73,12 +73,9 @@ func (o *Options) check() error {
 		return usage("--input is required: the JSON, JSON Lines or CSV file of records to estimate")
 	case o.Model == "":
 		return usage("--model is empty: name the model to estimate for, such as gpt-5-mini")
-	case o.Workers < 1:
-		return usage("--workers %d: need at least 1 worker", o.Workers)
-	case o.Concurrency < 1:
-		return usage("--concurrency %d: need at least 1 request in flight per worker", o.Concurrency)
-	case o.RPM < 0 || o.TPM < 0:
-		return usage("--rpm and --tpm cannot be negative (0 means unlimited)")
+	case o.Workers < 1 || o.Concurrency < 1 || o.RPM < 0 || o.TPM < 0:
+		// The engine checks the run's settings and says what is wrong before it gets here.
+		return fmt.Errorf("estimate: workers %d, concurrency %d, rpm %d, tpm %d: the run's settings were not checked", o.Workers, o.Concurrency, o.RPM, o.TPM)
 	case o.MaxCompletionTokens < 0:
 		return usage("--max-completion-tokens %d cannot be negative (0 means no cap)", o.MaxCompletionTokens)
 	case o.Latency < 0:

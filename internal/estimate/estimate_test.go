@@ -152,9 +152,6 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{"no input", func(o *Options) { o.Input = "" }, []string{"--input is required"}, nil},
 		{"no model", func(o *Options) { o.Model = "" }, []string{"--model"}, nil},
-		{"no workers", func(o *Options) { o.Workers = 0 }, []string{"--workers 0"}, nil},
-		{"no concurrency", func(o *Options) { o.Concurrency = 0 }, []string{"--concurrency 0"}, nil},
-		{"negative rpm", func(o *Options) { o.RPM = -1 }, []string{"--rpm"}, nil},
 		{"negative latency", func(o *Options) { o.Latency = -1 }, []string{"--latency"}, nil},
 		{"bad effort", func(o *Options) { o.ReasoningEffort = "max" }, []string{`--reasoning-effort "max"`, "medium"}, nil},
 		{"input missing", func(o *Options) { o.Input = filepath.Join(t.TempDir(), "nope.json") }, []string{"nope.json"}, nil},

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/textfmt"
 
 	"github.com/trialcat/trialcat/internal/modelinfo"
 )
@@ -30,31 +31,31 @@ func (r *Report) Print(w io.Writer) {
 
 	line("Estimate for %s of %s (no API calls were made)", r.Model, r.Input)
 	line("")
-	line("Records\t%s", thousands(r.Records))
-	line("Prompt tokens\t%s total\tmean %s, p50 %s, p95 %s, max %s (record %s)", thousands(r.PromptTokens),
-		thousands(int64(r.PromptMean+0.5)), thousands(int64(r.PromptP50)), thousands(int64(r.PromptP95)), thousands(int64(r.PromptMax)), r.PromptMaxID)
+	line("Records\t%s", textfmt.Thousands(r.Records))
+	line("Prompt tokens\t%s total\tmean %s, p50 %s, p95 %s, max %s (record %s)", textfmt.Thousands(r.PromptTokens),
+		textfmt.Thousands(int64(r.PromptMean+0.5)), textfmt.Thousands(int64(r.PromptP50)), textfmt.Thousands(int64(r.PromptP95)), textfmt.Thousands(int64(r.PromptMax)), r.PromptMaxID)
 	if r.SystemStatic {
-		line("  system message\t%s per request\tthe same for every record", thousands(int64(r.SystemTokens)))
+		line("  system message\t%s per request\tthe same for every record", textfmt.Thousands(int64(r.SystemTokens)))
 	} else {
 		line("  system message\tdiffers between records\tno prompt caching assumed")
 	}
-	line("  response schema\t~%s per request\tapproximate: the tokens of the strict JSON schema", thousands(int64(r.SchemaTokens)))
-	line("Input tokens\t%s\t~%s per request", thousands(r.InputTokens), thousands(int64(r.RequestInputs)))
+	line("  response schema\t~%s per request\tapproximate: the tokens of the strict JSON schema", textfmt.Thousands(int64(r.SchemaTokens)))
+	line("Input tokens\t%s\t~%s per request", textfmt.Thousands(r.InputTokens), textfmt.Thousands(int64(r.RequestInputs)))
 	if r.CachedTokens > 0 {
-		line("  cached\t~%s (%.0f%% of input)\t%s tokens per request on %s requests", thousands(r.CachedTokens), 100*r.CachedShare,
-			thousands(int64(r.CachedPrefix)), thousands(r.CachedRequests))
+		line("  cached\t~%s (%.0f%% of input)\t%s tokens per request on %s requests", textfmt.Thousands(r.CachedTokens), 100*r.CachedShare,
+			textfmt.Thousands(int64(r.CachedPrefix)), textfmt.Thousands(r.CachedRequests))
 		line("\t\tassumes OpenAI's prompt cache (static prefix >= %d tokens) hits after the first %d requests in flight; best case", CacheMinTokens, r.Wall.InFlight)
 	} else {
 		line("  cached\tnone\t%s", noCache(r))
 	}
-	line("Output per request\t~%s\t%s", thousands(int64(r.Output.PerRequest)), outputParts(r.Model, r.Output))
+	line("Output per request\t~%s\t%s", textfmt.Thousands(int64(r.Output.PerRequest)), outputParts(r.Model, r.Output))
 	if r.Output.Reasoning > 0 {
 		line("\t\tthe reasoning allowance is the largest uncertainty of this estimate: real use varies per record and can be several times it")
 	}
 	if r.Output.Capped() {
 		line("\t\t! --max-completion-tokens %d is below the expected ~%d: answers may be cut off and fail as truncated", r.Output.Cap, r.Output.Answer+r.Output.Reasoning)
 	}
-	line("Output tokens\t~%s\t~%s per request × %s records", thousands(r.OutputTokens), thousands(int64(r.Output.PerRequest)), thousands(r.Records))
+	line("Output tokens\t~%s\t~%s per request × %s records", textfmt.Thousands(r.OutputTokens), textfmt.Thousands(int64(r.Output.PerRequest)), textfmt.Thousands(r.Records))
 	tw.Flush()
 
 	fmt.Fprintln(w)
@@ -71,9 +72,9 @@ func (r *Report) Print(w io.Writer) {
 		}
 		window := "?"
 		if c.ContextWindow > 0 {
-			window = thousands(int64(c.ContextWindow))
+			window = textfmt.Thousands(int64(c.ContextWindow))
 		}
-		line("  %s\t%s\t%s\t%s\t%s\t%s\t%s", name, thousands(int64(c.Output.PerRequest)), usd(c), batchUSD(c), thousands(c.TooLong), window, roundDuration(c.Wall))
+		line("  %s\t%s\t%s\t%s\t%s\t%s\t%s", name, textfmt.Thousands(int64(c.Output.PerRequest)), usd(c), batchUSD(c), textfmt.Thousands(c.TooLong), window, roundDuration(c.Wall))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "  * the run's model; the others with the same prompt, --reasoning-effort (or their default) and workers")
@@ -86,7 +87,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 	if r.Hedge > 0 {
 		fmt.Fprintf(w, "  --hedge %g: at most %s more requests (%g%% of the records), at most $%.4f more at the mean cost per record (a copy cancelled before it answers bills less)\n",
-			r.Hedge, thousands(r.HedgeRequests), r.Hedge, r.HedgeUSD)
+			r.Hedge, textfmt.Thousands(r.HedgeRequests), r.Hedge, r.HedgeUSD)
 	}
 
 	fmt.Fprintln(w)
@@ -100,14 +101,14 @@ func (r *Report) Print(w io.Writer) {
 	} else {
 		line("  latency\t%s per request\t--latency", roundLatency(wall.Latency))
 	}
-	line("  latency bound\t%s\t%s requests × %s / %d in flight", roundDuration(wall.LatencyBound), thousands(r.Records), roundLatency(wall.Latency), wall.InFlight)
+	line("  latency bound\t%s\t%s requests × %s / %d in flight", roundDuration(wall.LatencyBound), textfmt.Thousands(r.Records), roundLatency(wall.Latency), wall.InFlight)
 	if r.RPM > 0 {
-		line("  rpm bound\t%s\t%s requests / %s per minute", roundDuration(wall.RPMBound), thousands(r.Records), thousands(int64(r.RPM)))
+		line("  rpm bound\t%s\t%s requests / %s per minute", roundDuration(wall.RPMBound), textfmt.Thousands(r.Records), textfmt.Thousands(int64(r.RPM)))
 	} else {
 		line("  rpm bound\tnone\t--rpm 0: unlimited here; the account's own limit still applies")
 	}
 	if r.TPM > 0 {
-		line("  tpm bound\t%s\t%s tokens / %s per minute", roundDuration(wall.TPMBound), thousands(r.InputTokens+r.OutputTokens), thousands(int64(r.TPM)))
+		line("  tpm bound\t%s\t%s tokens / %s per minute", roundDuration(wall.TPMBound), textfmt.Thousands(r.InputTokens+r.OutputTokens), textfmt.Thousands(int64(r.TPM)))
 	} else {
 		line("  tpm bound\tnone\t--tpm 0: unlimited here; the account's own limit still applies")
 	}
@@ -129,9 +130,9 @@ func noCache(r *Report) string {
 		return "the template has no system message"
 	case r.CachedPrefix == 0:
 		return fmt.Sprintf("the static prefix (schema + system message, %s tokens) is under the %d tokens OpenAI caches",
-			thousands(int64(r.SchemaTokens+r.SystemTokens)), CacheMinTokens)
+			textfmt.Thousands(int64(r.SchemaTokens+r.SystemTokens)), CacheMinTokens)
 	default:
-		return fmt.Sprintf("all %s requests start in the first wave of %d in flight, before any cache exists", thousands(r.Records), r.Wall.InFlight)
+		return fmt.Sprintf("all %s requests start in the first wave of %d in flight, before any cache exists", textfmt.Thousands(r.Records), r.Wall.InFlight)
 	}
 }
 
@@ -206,21 +207,3 @@ func roundDuration(d time.Duration) time.Duration {
 }
 
 func roundLatency(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
-
-// thousands writes n with commas between groups of three digits.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}

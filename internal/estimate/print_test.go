@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/trialcat/trialcat/internal/textfmt"
 )
 
 func TestPrint(t *testing.T) {
@@ -52,14 +54,8 @@ func TestPrint(t *testing.T) {
 	}
 }
 
-func thousandsFree(n int64) string { return "~" + strings.ReplaceAll(thousands(n), ",", "") + " input" }
-
-func TestThousands(t *testing.T) {
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -4500: "-4,500"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q; want %q", n, got, want)
-		}
-	}
+func thousandsFree(n int64) string {
+	return "~" + strings.ReplaceAll(textfmt.Thousands(n), ",", "") + " input"
 }
 
 func TestNoCacheReason(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/wait"
 )
 
 // BatchConfig is the fake's Batch API (/v1/files and /v1/batches): the status lifecycle
@@ -231,7 +233,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, b *batchAPI
 		writeError(w, http.StatusBadRequest, "fakeai: bad batch body: "+err.Error(), "invalid_request_error", "", "")
 		return
 	}
-	if sleep(r.Context(), b.config().StallCreate) != nil {
+	if wait.Sleep(r.Context(), b.config().StallCreate) != nil {
 		return
 	}
 	b.mu.Lock()

@@ -1,7 +1,6 @@
 package fakeai
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/wait"
 )
 
 // Answer kinds counted in Stats.Answers.
@@ -267,13 +268,13 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 		return
 	case KindStall:
 		s.count(KindStall)
-		if sleep(r.Context(), s.cfg.StallFor) != nil {
+		if wait.Sleep(r.Context(), s.cfg.StallFor) != nil {
 			return
 		}
 	}
 
 	lat := time.Duration(float64(s.cfg.Latency.Base+time.Duration(promptTokens)*s.cfg.Latency.PerPromptToken) * jitter)
-	if sleep(r.Context(), lat) != nil {
+	if wait.Sleep(r.Context(), lat) != nil {
 		return
 	}
 
@@ -511,18 +512,4 @@ func drop(w http.ResponseWriter) {
 		}
 	}
 	panic(http.ErrAbortHandler)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

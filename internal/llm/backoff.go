@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -59,20 +58,4 @@ func (b Backoff) Delay(attempt int, e *Error, rnd func() float64) time.Duration 
 		d = max(d, min(e.RetryAfter, maxRA))
 	}
 	return d
-}
-
-// SleepContext waits for d or until ctx is done, whichever comes first, and returns ctx.Err()
-// in the latter case.
-func SleepContext(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

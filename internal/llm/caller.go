@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trialcat/trialcat/internal/wait"
 	"net/http"
 	"time"
 )
@@ -45,7 +46,7 @@ type Caller struct {
 	// Timeout bounds each attempt with its own context.WithTimeout when above 0; the parent
 	// context covers all attempts.
 	Timeout time.Duration
-	// Sleep pauses between attempts; nil means SleepContext.
+	// Sleep pauses between attempts; nil means wait.Sleep.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand feeds the jitter; nil means math/rand/v2.
 	Rand func() float64
@@ -116,7 +117,7 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 	}
 	sleep := c.Sleep
 	if sleep == nil {
-		sleep = SleepContext
+		sleep = wait.Sleep
 	}
 	freeFor := c.FreeRetryFor
 	if freeFor <= 0 {

@@ -23,6 +23,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
+
+	"github.com/trialcat/trialcat/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -35,28 +37,10 @@ func TestMain(m *testing.M) {
 // deadline bounds every wait in these tests so a broken Stop fails instead of hanging.
 const deadline = 20 * time.Second
 
-// lockedBuffer is a bytes.Buffer safe for the logger's writes from the reader goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // child is a running fake child with its captured logs and stdout.
 type harness struct {
 	p    *Process
-	logs *lockedBuffer
+	logs *testkit.Buffer
 
 	mu     sync.Mutex
 	stdout []string
@@ -76,7 +60,7 @@ func startChild(tb testing.TB, ctx context.Context, mode string, edit func(*Spec
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := &harness{logs: &lockedBuffer{}, lineCh: make(chan string, 1000)}
+	h := &harness{logs: &testkit.Buffer{}, lineCh: make(chan string, 1000)}
 	spec := Spec{
 		Name: "worker-3",
 		Path: self,

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/testkit"
 	"github.com/trialcat/trialcat/internal/wire"
 )
 
@@ -118,7 +118,7 @@ func TestServerForget(t *testing.T) {
 		l := New(Config{RPM: 61})
 		srv := NewServer(l)
 		defer srv.Close()
-		stdin1, stdin2 := &lockedBuffer{}, &lockedBuffer{}
+		stdin1, stdin2 := &testkit.Buffer{}, &testkit.Buffer{}
 		l.Feedback(StatusOnly(429)) // paused for a second: acquires wait
 		srv.Attach(t.Context(), 1, stdin1)
 		srv.Attach(t.Context(), 2, stdin2)
@@ -281,7 +281,7 @@ func TestParseHeader(t *testing.T) {
 
 func TestClientLinesAreWhole(t *testing.T) {
 	// Many goroutines share the worker's stdout: every line must stay whole and parseable.
-	var out lockedBuffer
+	var out testkit.Buffer
 	inR, inW := io.Pipe()
 	c := NewClient(wire.NewWriter(&out), inR)
 	var wg sync.WaitGroup
@@ -311,31 +311,13 @@ func acquire(seq int) wire.Msg {
 	return wire.Msg{Type: wire.Acquire, Seq: uint64(seq), Tokens: 1}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestServerBoundsPending(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := New(Config{RPM: 60})
 		srv := NewServer(l)
 		defer srv.Close()
 		l.Feedback(Feedback{Status: 429, RetryAfter: time.Minute})
-		var stdin lockedBuffer
+		var stdin testkit.Buffer
 		srv.Attach(t.Context(), 1, &stdin)
 		for seq := 1; seq <= MaxPending+1; seq++ {
 			srv.Handle(1, acquire(seq))

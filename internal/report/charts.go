@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/trialcat/trialcat/internal/textfmt"
 )
 
 type barChart struct {
@@ -44,7 +46,7 @@ func newBarChart(title, sub string, vcs []valueCount, otherRows int64, otherValu
 		c.Bars = append(c.Bars, barView{
 			Y: num(i*barRowH + (barRowH-barH)/2), TextY: num(i*barRowH + barRowH/2 + 4), W: num(w),
 			CountX: num(barLabelW + w + 6), Label: clip(label, barLabelN), Full: full,
-			Count: group(n), Pct: percent(n, total), Color: col, Other: other,
+			Count: textfmt.Thousands(n), Pct: percent(n, total), Color: col, Other: other,
 		})
 	}
 	for _, vc := range vcs {
@@ -57,7 +59,7 @@ func newBarChart(title, sub string, vcs []valueCount, otherRows int64, otherValu
 	if otherRows > 0 {
 		label := "other"
 		if otherValues > 0 {
-			label = fmt.Sprintf("other (%s values)", group(int64(otherValues)))
+			label = fmt.Sprintf("other (%s values)", textfmt.Thousands(int64(otherValues)))
 		}
 		add(label, label, otherRows, true)
 	}
@@ -122,7 +124,7 @@ func newHistView(title, xTitle string, h *histogram, unit func(float64) string) 
 			rng = "under " + unit(1)
 		}
 		v.Bars = append(v.Bars, histBar{X: num(x + gap/2), Y: num(histBottom - bh), W: num(slot - gap), H: num(bh),
-			Title: fmt.Sprintf("%s: %s (%s)", rng, group(b.Count), percent(b.Count, h.n))})
+			Title: fmt.Sprintf("%s: %s (%s)", rng, textfmt.Thousands(b.Count), percent(b.Count, h.n))})
 		// The buckets grow like 1, 2, 5 × 10^k: label the bounds that are such round values, so
 		// the ticks step evenly along the axis (10ms, 20ms, 50ms, 100ms).
 		if (i == 0 || roundValue(b.Lo)) && x-lastLabel >= 40 {
@@ -138,9 +140,9 @@ func newHistView(title, xTitle string, h *histogram, unit func(float64) string) 
 		v.YTicks = append(v.YTicks, axisLabel{X: num(histLeft - 6), Y: num(histBottom - plotH*y/top), Text: count(y)})
 	}
 	v.Stats = fmt.Sprintf("%s values · mean %s · p50 ≈ %s · p90 ≈ %s · p99 ≈ %s · max %s",
-		group(h.n), unit(h.mean()), unit(h.quantile(0.5)), unit(h.quantile(0.9)), unit(h.quantile(0.99)), unit(h.max))
+		textfmt.Thousands(h.n), unit(h.mean()), unit(h.quantile(0.5)), unit(h.quantile(0.9)), unit(h.quantile(0.99)), unit(h.max))
 	if h.invalid > 0 {
-		v.Stats += fmt.Sprintf(" · %s invalid", group(h.invalid))
+		v.Stats += fmt.Sprintf(" · %s invalid", textfmt.Thousands(h.invalid))
 	}
 	return v
 }

@@ -7,27 +7,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-)
 
-// group formats n with thousands separators: 1234567 → "1,234,567".
-func group(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
-	}
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+	"github.com/trialcat/trialcat/internal/textfmt"
+)
 
 // usd formats a cost: more decimals for small amounts.
 func usd(v float64) string {
@@ -43,7 +25,7 @@ func usd(v float64) string {
 	case math.Abs(v) < 1000:
 		return fmt.Sprintf("$%.2f", v)
 	}
-	return "$" + group(int64(math.Round(v)))
+	return "$" + textfmt.Thousands(int64(math.Round(v)))
 }
 
 // seconds formats a duration given in seconds: "0.48 s", "12.3 s", "3 m 12 s", "2 h 05 m".
@@ -132,5 +114,5 @@ func plural(n int64, word string) string {
 	if n == 1 {
 		return "1 " + word
 	}
-	return group(n) + " " + word + "s"
+	return textfmt.Thousands(n) + " " + word + "s"
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/trialcat/trialcat/internal/textfmt"
 )
 
 func TestHistogramBucketsAndQuantiles(t *testing.T) {
@@ -86,7 +88,7 @@ func TestCounterTopAndFreeText(t *testing.T) {
 
 func TestFormats(t *testing.T) {
 	tests := []struct{ got, want string }{
-		{group(0), "0"}, {group(1234567), "1,234,567"}, {group(-1000), "-1,000"},
+		{textfmt.Thousands(0), "0"}, {textfmt.Thousands(1234567), "1,234,567"}, {textfmt.Thousands(-1000), "-1,000"},
 		{usd(0), "$0.00"}, {usd(0.005), "$0.005"}, {usd(0.0123), "$0.0123"}, {usd(12.345), "$12.35"}, {usd(12345.6), "$12,346"},
 		{seconds(0.475), "0.47 s"}, {seconds(75), "1 m 15 s"}, {seconds(7300), "2 h 01 m"},
 		{millis(850), "850ms"}, {millis(1500), "1.5s"}, {count(2500), "2.5k"}, {count(3e6), "3M"},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+
+	"github.com/trialcat/trialcat/internal/textfmt"
 )
 
 // page is the data of the report template. Every string from the run's files reaches the page
@@ -77,10 +79,10 @@ func (p *page) header(r *run) {
 		}
 		all := res.rows + fail.total
 		p.Tiles = []tile{
-			{Label: "Records", Value: group(all), Sub: "in the final files"},
-			{Label: "Succeeded", Value: group(res.rows), Sub: percent(res.rows, all), Tone: "ok"},
-			{Label: "Failed", Value: group(fail.total), Sub: percent(fail.total, all), Tone: tone(fail.total > 0, "bad")},
-			{Label: "Tokens in / out", Value: count(float64(in)) + " / " + count(float64(out)), Sub: group(in) + " in, " + group(out) + " out"},
+			{Label: "Records", Value: textfmt.Thousands(all), Sub: "in the final files"},
+			{Label: "Succeeded", Value: textfmt.Thousands(res.rows), Sub: percent(res.rows, all), Tone: "ok"},
+			{Label: "Failed", Value: textfmt.Thousands(fail.total), Sub: percent(fail.total, all), Tone: tone(fail.total > 0, "bad")},
+			{Label: "Tokens in / out", Value: count(float64(in)) + " / " + count(float64(out)), Sub: textfmt.Thousands(in) + " in, " + textfmt.Thousands(out) + " out"},
 			{Label: "Estimated cost", Value: usd(cost), Sub: tone(res.costUnknown > 0, "some prices unknown")},
 		}
 		return
@@ -109,9 +111,9 @@ func (p *page) header(r *run) {
 		cost.Sub, cost.Tone = "some models' prices are unknown", "warn"
 	}
 	tokens := tile{Label: "Tokens in / out", Value: count(float64(s.InputTokens)) + " / " + count(float64(s.OutputTokens)),
-		Sub: group(s.InputTokens) + " in, " + group(s.OutputTokens) + " out"}
+		Sub: textfmt.Thousands(s.InputTokens) + " in, " + textfmt.Thousands(s.OutputTokens) + " out"}
 	if s.CachedInputTokens > 0 {
-		tokens.Sub += ", " + group(s.CachedInputTokens) + " cached"
+		tokens.Sub += ", " + textfmt.Thousands(s.CachedInputTokens) + " cached"
 	}
 	model := s.Model
 	if s.Provider != "" && s.Provider != s.Model {
@@ -125,19 +127,19 @@ func (p *page) header(r *run) {
 		}
 	}
 	p.Tiles = []tile{
-		{Label: "Records", Value: group(s.Records)},
-		{Label: "Succeeded", Value: group(s.Succeeded), Sub: percent(s.Succeeded, s.Records), Tone: "ok"},
-		{Label: "Failed", Value: group(s.Failed), Sub: percent(s.Failed, s.Records), Tone: tone(s.Failed > 0, "bad")},
-		{Label: "Remaining", Value: group(s.Remaining), Sub: "not done yet: a rerun does them", Tone: tone(s.Remaining > 0, "warn")},
+		{Label: "Records", Value: textfmt.Thousands(s.Records)},
+		{Label: "Succeeded", Value: textfmt.Thousands(s.Succeeded), Sub: percent(s.Succeeded, s.Records), Tone: "ok"},
+		{Label: "Failed", Value: textfmt.Thousands(s.Failed), Sub: percent(s.Failed, s.Records), Tone: tone(s.Failed > 0, "bad")},
+		{Label: "Remaining", Value: textfmt.Thousands(s.Remaining), Sub: "not done yet: a rerun does them", Tone: tone(s.Remaining > 0, "warn")},
 		{Label: "Provider · model", Value: model, Sub: server},
 		{Label: "Wall time", Value: seconds(s.WallSeconds), Sub: rate(s.Succeeded+s.Failed, s.WallSeconds)},
 		tokens,
 		cost,
-		{Label: "Retries", Value: group(s.Retries), Sub: group(s.RateLimited) + " rate-limited (429)", Tone: tone(s.RateLimited > 0, "warn")},
-		{Label: "Worker restarts", Value: group(s.Restarts), Tone: tone(s.Restarts > 0, "warn")},
+		{Label: "Retries", Value: textfmt.Thousands(s.Retries), Sub: textfmt.Thousands(s.RateLimited) + " rate-limited (429)", Tone: tone(s.RateLimited > 0, "warn")},
+		{Label: "Worker restarts", Value: textfmt.Thousands(s.Restarts), Tone: tone(s.Restarts > 0, "warn")},
 	}
 	if s.Cached > 0 {
-		p.Tiles = append(p.Tiles, tile{Label: "From the cache", Value: group(s.Cached), Sub: "answers reused at no cost (--cache)", Tone: "ok"})
+		p.Tiles = append(p.Tiles, tile{Label: "From the cache", Value: textfmt.Thousands(s.Cached), Sub: "answers reused at no cost (--cache)", Tone: "ok"})
 	}
 	if s.Backend == "batch-api" {
 		p.Tiles = append(p.Tiles, tile{Label: "Backend", Value: "Batch API", Sub: "costs at Batch API prices"})
@@ -174,11 +176,11 @@ const (
 
 func (p *page) categories(r *run) {
 	res := r.res
-	p.ResultRows, p.TopN = group(res.rows), topValues
+	p.ResultRows, p.TopN = textfmt.Thousands(res.rows), topValues
 	for i, name := range res.columns {
 		c := res.cats[i]
 		if c.rows > 0 && c.freeText() {
-			d := group(int64(len(c.counts)))
+			d := textfmt.Thousands(int64(len(c.counts)))
 			if c.overflowed() {
 				d = "over " + d
 			}
@@ -186,7 +188,7 @@ func (p *page) categories(r *run) {
 			continue
 		}
 		top, restRows, restValues := c.top(topValues, nil)
-		distinct := group(int64(len(c.counts)))
+		distinct := textfmt.Thousands(int64(len(c.counts)))
 		if c.overflowed() {
 			distinct = "over " + distinct
 		}

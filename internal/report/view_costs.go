@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/trialcat/trialcat/internal/textfmt"
+
 	"github.com/trialcat/trialcat/internal/summary"
 )
 
@@ -37,14 +39,14 @@ func (p *page) costs(r *run) {
 	}
 	if res.costUnknown > 0 {
 		p.CostNote += fmt.Sprintf(" %s no cost (the model's price is unknown; see --prices).",
-			map[bool]string{true: "1 record has", false: group(res.costUnknown) + " records have"}[res.costUnknown == 1])
+			map[bool]string{true: "1 record has", false: textfmt.Thousands(res.costUnknown) + " records have"}[res.costUnknown == 1])
 	}
 	p.CostNote = strings.TrimSpace(p.CostNote)
 	row := func(name string, s *costStats) costRow {
-		c := costRow{Name: name, Rows: group(s.Rows), Cost: usd(s.CostUSD), Input: group(s.InputTokens),
-			Output: group(s.OutputTokens), BarW: num(costBarW * share(s))}
+		c := costRow{Name: name, Rows: textfmt.Thousands(s.Rows), Cost: usd(s.CostUSD), Input: textfmt.Thousands(s.InputTokens),
+			Output: textfmt.Thousands(s.OutputTokens), BarW: num(costBarW * share(s))}
 		if s.CostUnknown > 0 {
-			c.Cost += fmt.Sprintf(" (+%s unpriced)", group(s.CostUnknown))
+			c.Cost += fmt.Sprintf(" (+%s unpriced)", textfmt.Thousands(s.CostUnknown))
 		}
 		if s.Rows > 0 {
 			c.Latency = millis(s.LatencyMS / float64(s.Rows))
@@ -104,7 +106,7 @@ func (p *page) costs(r *run) {
 		}
 		c := row(name, s)
 		if w, ok := sums[n]; ok {
-			c.Failed = group(w.Failed)
+			c.Failed = textfmt.Thousands(w.Failed)
 			c.Seconds = seconds(w.Seconds)
 			c.Restarts = strconv.Itoa(w.Restarts)
 			c.Exit = w.Exit

@@ -1,6 +1,10 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/trialcat/trialcat/internal/textfmt"
+)
 
 func (p *page) failures(r *run) {
 	f := r.fail
@@ -20,13 +24,13 @@ func (p *page) failures(r *run) {
 		total = classes.rows
 		p.FailNote = failuresFile + " is missing; the classes come from summary.json."
 	}
-	p.FailTotal = group(total)
+	p.FailTotal = textfmt.Thousands(total)
 	if classes.rows > 0 {
 		top, restRows, restValues := classes.top(topValues, nil)
 		p.FailClasses = newBarChart("Failures by error class", "", top, restRows, restValues, classes.rows, "#e15759")
 	}
 	p.Failures = f.first
 	if f.total > int64(len(f.first)) {
-		p.FailMore = fmt.Sprintf("showing the first %d of %s failures; all of them are in %s", len(f.first), group(f.total), failuresFile)
+		p.FailMore = fmt.Sprintf("showing the first %d of %s failures; all of them are in %s", len(f.first), textfmt.Thousands(f.total), failuresFile)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/textfmt"
 )
 
 type timelineView struct {
@@ -95,22 +97,22 @@ func (p *page) timeline(r *run) {
 			title := fmt.Sprintf("batch %d, run %d of %d: %s → %s (%s), %s", wl.N, k+1, len(wl.Spans),
 				s.Start.UTC().Format("15:04:05.000"), s.End.UTC().Format("15:04:05.000"), seconds(s.End.Sub(s.Start).Seconds()), state)
 			if s.Finished {
-				title += fmt.Sprintf("; answered %s, failed %s", group(s.Answered), group(s.Failed))
+				title += fmt.Sprintf("; answered %s, failed %s", textfmt.Thousands(s.Answered), textfmt.Thousands(s.Failed))
 			}
 			if s.Requests > 0 {
-				title += fmt.Sprintf("; %s attempts logged, %s failed", group(s.Requests), group(s.Errors))
+				title += fmt.Sprintf("; %s attempts logged, %s failed", textfmt.Thousands(s.Requests), textfmt.Thousands(s.Errors))
 			}
 			answered += s.Answered
 			failed += s.Failed
 			row.Spans = append(row.Spans, tlSpan{X: num(x0), Y: num(y + 2), W: num(w), H: num(tlSpanH), Class: class, Title: title})
 		}
 		row.Ticks = ticks(wl, xOf, y)
-		row.Title = fmt.Sprintf("batch %d: %d process runs, %s failed attempts", wl.N, len(wl.Spans), group(wl.Errors))
+		row.Title = fmt.Sprintf("batch %d: %d process runs, %s failed attempts", wl.N, len(wl.Spans), textfmt.Thousands(wl.Errors))
 		if wl.Errors > 0 {
 			top, _, _ := wl.Classes.top(5, nil)
 			var parts []string
 			for _, vc := range top {
-				parts = append(parts, fmt.Sprintf("%s %s", vc.Value, group(vc.Count)))
+				parts = append(parts, fmt.Sprintf("%s %s", vc.Value, textfmt.Thousands(vc.Count)))
 			}
 			row.Title += " (" + strings.Join(parts, ", ") + ")"
 		}
@@ -155,12 +157,12 @@ func ticks(wl *workerLog, xOf func(time.Time) float64, y float64) []tlTick {
 		if b.limited*2 > b.n {
 			class = "limited"
 		}
-		title := fmt.Sprintf("%s failed attempt", group(b.n))
+		title := fmt.Sprintf("%s failed attempt", textfmt.Thousands(b.n))
 		if b.n > 1 {
 			title += "s"
 		}
 		if b.limited > 0 {
-			title += fmt.Sprintf(" (%s rate-limited)", group(b.limited))
+			title += fmt.Sprintf(" (%s rate-limited)", textfmt.Thousands(b.limited))
 		}
 		// Darker where more attempts failed, so a busy row reads as a heat strip.
 		opacity := 0.35 + 0.65*float64(b.n)/float64(most)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/wait"
+
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/batchapi"
 	"github.com/trialcat/trialcat/internal/cache"
@@ -359,7 +361,7 @@ func (b *batchRun) drive(ctx context.Context) error {
 		if open == 0 {
 			return nil
 		}
-		if err := llm.SleepContext(ctx, every); err != nil {
+		if err := wait.Sleep(ctx, every); err != nil {
 			return b.interrupted(ctx)
 		}
 		every = min(maxPoll, every*3/2)
@@ -496,7 +498,7 @@ func (b *batchRun) call(ctx context.Context, what string, fn func() error) error
 		}
 		d := backoff.Delay(n, le, nil)
 		b.r.log.Warn().Str("what", what).Str("class", string(le.Class)).Dur("retry_in", d).Msg("Batch API call failed; retrying")
-		if err := llm.SleepContext(ctx, d); err != nil {
+		if err := wait.Sleep(ctx, d); err != nil {
 			return b.interrupted(ctx)
 		}
 	}

@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/cache"
+	"github.com/trialcat/trialcat/internal/estimate"
+	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/prompt"
+	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/runspec"
+)
+
+// EstimateOptions are the flags of `coordinator estimate`: the run's, and the latency to assume.
+type EstimateOptions struct {
+	Options
+	// Latency is the per-request latency to assume; 0 means a figure per model family.
+	Latency time.Duration
+}
+
+// Estimate prints to deps.Stdout the tokens, cost per model and wall time a run with opts would
+// take, making no API calls: every record is rendered with the run's prompt and counted with a
+// real tokenizer.
+func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
+	deps.defaults()
+	opts, latency := eopts.Options, eopts.Latency
+	// The run's own checks: an estimate is of a run that could start.
+	if err := opts.check(); err != nil {
+		return err
+	}
+	// The estimate is about an API run, whatever key is set now.
+	sch, _, _, tmpl, _, _, err := loadSchemaAndPrompt(&opts, runspec.ProviderOpenAI)
+	if err != nil {
+		return err
+	}
+	prices, err := price.Load(opts.PricesFile)
+	if err != nil {
+		return err
+	}
+	eo := estimate.Options{
+		Input: opts.Input, IDField: opts.IDField, Dedupe: opts.Dedupe, Model: opts.Model,
+		ReasoningEffort: opts.ReasoningEffort, MaxCompletionTokens: opts.MaxCompletionTokens,
+		Template: tmpl, Schema: sch, Prices: prices, Workers: opts.Workers, Concurrency: opts.Concurrency,
+		RPM: opts.RPM, TPM: opts.TPM, Latency: latency, Hedge: opts.Hedge,
+	}
+	if opts.Cache != "" {
+		// A record the response cache answers is free: the key is the request the worker
+		// would send, to the server the run would ask.
+		dir, err := cacheDir(opts.Cache)
+		if err != nil {
+			return err
+		}
+		c, err := cache.Open(dir)
+		if err != nil {
+			return err
+		}
+		base := opts.BaseURL
+		if base == "" {
+			base = deps.Getenv("OPENAI_BASE_URL")
+		}
+		base, _ = runspec.PublicURL(base)
+		spec := &runspec.Spec{ReasoningEffort: opts.ReasoningEffort, Temperature: opts.Temperature, MaxCompletionTokens: opts.MaxCompletionTokens}
+		oa, host := llm.NewOpenAI(llm.ForRun(spec, sch, "", base)), cache.Host(base)
+		eo.Cached = func(rec record.Record, msgs prompt.Messages) bool {
+			body, err := oa.Body(llm.Request{RecordID: rec.ID, Model: opts.Model, System: msgs.System, User: msgs.User})
+			if err != nil {
+				return false
+			}
+			_, ok := c.Get(cache.Key(host, body))
+			return ok
+		}
+	}
+	rep, err := estimate.Run(ctx, eo)
+	if err != nil {
+		return err
+	}
+	rep.Print(deps.Stdout)
+	return nil
+}

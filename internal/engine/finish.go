@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/merge"
+	"github.com/trialcat/trialcat/internal/proc"
+	"github.com/trialcat/trialcat/internal/report"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/safefile"
+	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/summary"
+)
+
+// finish merges the workers' files, writes summary.json and prints the human summary.
+func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, sch *schema.Schema, s *scheduler, started time.Time, phases summary.Phases, runErr error) (*summary.Summary, error) {
+	// Merging must happen even when the run was interrupted: use a context of its own.
+	mctx := context.WithoutCancel(ctx)
+	dir := rundir.New(opts.Out)
+	t0 := time.Now()
+	stats, tot, err := s.mergeAll(mctx, sch)
+	if err != nil {
+		return nil, err
+	}
+	deps.Log.Debug("merged", "seconds", time.Since(t0).Seconds())
+	if err := s.completeStream(mctx, spec.Layout(sch), stats.Succeeded); err != nil {
+		deps.Log.Warn("cannot complete the results stream", "error", err)
+	}
+	sum := &summary.Summary{
+		Out: opts.Out, Provider: spec.Provider, Model: spec.Model, Backend: spec.Backend, Server: serverHost(spec.BaseURL),
+		Records: stats.Records, Succeeded: stats.Succeeded, Failed: stats.Failed, Remaining: stats.Missing,
+		StartedAt: started.UTC(), FinishedAt: deps.Now().UTC(),
+	}
+	sum.WallSeconds = sum.FinishedAt.Sub(sum.StartedAt).Seconds()
+	switch {
+	case errors.Is(runErr, exitcode.ErrInterrupted):
+		sum.Status = summary.StatusInterrupted
+	case errors.Is(runErr, exitcode.ErrFatalAPI):
+		sum.Status = summary.StatusAPIRefused
+	case errors.Is(runErr, exitcode.ErrBudget):
+		sum.Status = summary.StatusBudgetReached
+	case errors.Is(runErr, exitcode.ErrStorage):
+		sum.Status = summary.StatusStorage
+	case runErr != nil:
+		sum.Status = summary.StatusError
+	case sum.Failed > 0 || sum.Remaining > 0:
+		sum.Status = summary.StatusRecordsFailed
+	default:
+		sum.Status = summary.StatusComplete
+	}
+	sum.CoordinatorMaxRSSKB = proc.PeakRSSKB()
+	snap := s.tally.Snapshot()
+	sum.Retries, sum.RateLimited, sum.Restarts = snap.Retries, snap.RateLimited, snap.Restarts
+	sum.Phases = phases
+	sum.Phases.FirstWorkerAt, sum.Phases.LastWorkerExitAt = utc(snap.FirstWorkerAt), utc(snap.LastExitAt)
+	sum.Phases.FirstRecordAt, sum.Phases.LastRecordAt = utc(snap.FirstRecordAt), utc(snap.LastRecordAt)
+	s.firstRequestOnce.Do(func() {}) // no request after this: the field is settled
+	sum.Phases.FirstRequestAt = utc(s.firstRequest)
+	if err := addTotals(sum, tot, s.workerRuns()); err != nil {
+		return nil, err
+	}
+	sum.WorkerProcesses = int(s.procs.Load())
+	sum.Hedged, sum.HedgeWins = snap.Hedged, snap.HedgeWins
+	if sum.Hedged > 0 {
+		deps.Log.Info(fmt.Sprintf("hedged %d requests running past the p90 latency (--hedge %g): the copy's answer was kept for %d", sum.Hedged, spec.Hedge, sum.HedgeWins))
+	}
+	sum.Pass = summary.Pass{Answered: snap.Succeeded, Failed: snap.Failed, InputTokens: snap.InputTokens,
+		OutputTokens: snap.OutputTokens, CostUSD: snap.PassCostUSD, RequestSeconds: snap.RequestSeconds, WallSeconds: sum.WallSeconds}
+	if sum.WallSeconds > 0 {
+		sum.Speedup = sum.Pass.RequestSeconds / sum.WallSeconds
+		slots := float64(min(opts.Workers, len(spec.Batches)) * spec.Concurrency)
+		sum.OutsideRequests = max(0, 1-sum.Pass.RequestSeconds/(sum.WallSeconds*slots))
+	}
+	if err := safefile.WriteJSON(dir.Summary(), sum); err != nil {
+		return nil, fmt.Errorf("write summary: %w", err)
+	}
+	deps.Log.Debug("wrote the summary", "seconds", time.Since(t0).Seconds())
+	// The report is for people; failing to write it must not change the run's outcome.
+	if err := report.Write(opts.Out); err != nil {
+		deps.Log.Warn("could not write report.html", "error", err)
+	}
+	deps.Log.Debug("wrote the report", "seconds", time.Since(t0).Seconds())
+	printSummary(sum, deps.Stdout)
+	return sum, nil
+}
+
+// serverHost is the host:port of a base URL ("" for none or one that does not parse).
+func serverHost(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// utc is t in UTC, keeping the zero time zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+// mergeRun merges every batch's worker files into the run's final files.
+func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, *totals, error) {
+	m, err := startMerge(dir, spec, sch)
+	if err != nil {
+		return merge.Stats{}, nil, err
+	}
+	stats, err := m.finish(ctx)
+	return stats, m.totals, err
+}
+
+// spentSoFar sums the cost already recorded in the workers' files of a run being resumed.
+func spentSoFar(dir rundir.Dir, spec *runspec.Spec) (float64, error) {
+	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, b := range spec.Batches {
+		bs, err := readBatch(dir, spec.Layout(sch), b)
+		if err != nil {
+			return 0, fmt.Errorf("read spend so far: %w", err)
+		}
+		total += bs.CostUSD
+	}
+	return total, nil
+}
+
+// totals are the sums summary.json reports over the final files, gathered as the merge writes
+// each row (merge.Options.OnResult, OnFailure): no second pass over the outputs.
+type totals struct {
+	layout         results.Layout
+	requestSeconds float64
+	costUnknown    bool
+	input, output  int64
+	cost           float64
+	cached         int64
+	failedByClass  map[string]int64
+	perWorker      map[int]*summary.WorkerSummary
+	err            error // the first row that did not decode
+}
+
+func newTotals(layout results.Layout) *totals {
+	return &totals{layout: layout, failedByClass: map[string]int64{}, perWorker: map[int]*summary.WorkerSummary{}}
+}
+
+func (t *totals) worker(n int) *summary.WorkerSummary {
+	w := t.perWorker[n]
+	if w == nil {
+		w = &summary.WorkerSummary{}
+		t.perWorker[n] = w
+	}
+	return w
+}
+
+func (t *totals) result(cells []string) {
+	row, err := t.layout.Decode(cells)
+	if err != nil {
+		t.err = cmp.Or(t.err, err)
+		return
+	}
+	t.requestSeconds += float64(row.LatencyMS) / 1000
+	t.costUnknown = t.costUnknown || !row.CostKnown
+	t.input += row.InputTokens
+	t.output += row.OutputTokens
+	t.cost += row.CostUSD
+	if row.Cached {
+		t.cached++
+	}
+	w := t.worker(row.Worker)
+	w.Succeeded++
+	w.InputTokens += row.InputTokens
+	w.OutputTokens += row.OutputTokens
+	w.CostUSD += row.CostUSD
+}
+
+func (t *totals) failure(cells []string) {
+	f, err := results.DecodeFailure(cells)
+	if err != nil {
+		t.err = cmp.Or(t.err, err)
+		return
+	}
+	t.failedByClass[f.Class]++
+	t.worker(f.Worker).Failed++
+}
+
+// addTotals fills the summary's sums from the merge's totals, per batch in runs' order.
+func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error {
+	if t.err != nil {
+		return fmt.Errorf("summary totals: %w", t.err)
+	}
+	sum.RequestSeconds, sum.CostKnown = t.requestSeconds, !t.costUnknown
+	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
+	sum.FailedByClass = t.failedByClass
+	for _, r := range runs {
+		w := summary.WorkerSummary{WorkerRun: r}
+		if got := t.perWorker[r.Batch]; got != nil {
+			w.Succeeded, w.Failed, w.InputTokens, w.OutputTokens, w.CostUSD = got.Succeeded, got.Failed, got.InputTokens, got.OutputTokens, got.CostUSD
+		}
+		sum.Workers = append(sum.Workers, w)
+	}
+	return nil
+}
+
+// slotRow sums the batches one worker slot ran.
+type slotRow struct {
+	summary.WorkerSummary
+	batches int
+}
+
+// bySlot sums the started batches per worker slot, in slot order.
+func bySlot(ws []summary.WorkerSummary) []slotRow {
+	var rows []slotRow
+	at := map[int]int{}
+	for _, w := range ws {
+		if !w.Started {
+			continue
+		}
+		i, ok := at[w.Slot]
+		if !ok {
+			i = len(rows)
+			at[w.Slot] = i
+			rows = append(rows, slotRow{WorkerSummary: summary.WorkerSummary{WorkerRun: summary.WorkerRun{Slot: w.Slot}}})
+		}
+		r := &rows[i]
+		r.batches++
+		r.Records += w.Records
+		r.Succeeded += w.Succeeded
+		r.Failed += w.Failed
+		r.Seconds += w.Seconds
+		r.Retries += w.Retries
+		r.Restarts += w.Restarts
+		r.InputTokens += w.InputTokens
+		r.OutputTokens += w.OutputTokens
+		r.CostUSD += w.CostUSD
+	}
+	sort.Slice(rows, func(a, b int) bool { return rows[a].Slot < rows[b].Slot })
+	return rows
+}
+
+func printSummary(sum *summary.Summary, w io.Writer) {
+	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed, %d remaining  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Remaining, sum.Provider, sum.Model)
+	cost := fmt.Sprintf("$%.4f", sum.CostUSD)
+	if !sum.CostKnown {
+		cost += " (some models' prices are unknown; see --prices)"
+	}
+	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, cost)
+	if sum.Cached > 0 {
+		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
+	}
+	p := sum.Pass
+	fmt.Fprintf(w, "this pass: %d answered, %d failed in %.1fs; tokens in %d, out %d; cost $%.4f; retries %d (429s %d); worker restarts %d\n",
+		p.Answered, p.Failed, sum.WallSeconds, p.InputTokens, p.OutputTokens, p.CostUSD, sum.Retries, sum.RateLimited, sum.Restarts)
+	if sum.Provider != runspec.ProviderOffline && p.RequestSeconds > 0 {
+		fmt.Fprintf(w, "this pass: time in requests %.1fs: %.1fx faster than one sequential worker; %.0f%% of worker time spent outside requests\n",
+			p.RequestSeconds, sum.Speedup, 100*sum.OutsideRequests)
+	}
+	if len(sum.FailedByClass) > 0 {
+		classes := make([]string, 0, len(sum.FailedByClass))
+		for c := range sum.FailedByClass {
+			classes = append(classes, c)
+		}
+		sort.Strings(classes)
+		fmt.Fprint(w, "failures by class:")
+		for _, c := range classes {
+			fmt.Fprintf(w, " %s=%d", c, sum.FailedByClass[c])
+		}
+		fmt.Fprintln(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if rows := bySlot(sum.Workers); len(rows) < len(sum.Workers) {
+		// More batches than workers: one row per worker slot, so the table stays short.
+		fmt.Fprintln(tw, "worker\tbatches\trecords\tsucceeded\tfailed\tseconds\tretries\trestarts\ttokens in/out\tcost\t")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d/%d\t$%.4f\t\n", r.Slot, r.batches, r.Records, r.Succeeded, r.Failed,
+				r.Seconds, r.Retries, r.Restarts, r.InputTokens, r.OutputTokens, r.CostUSD)
+		}
+	} else {
+		fmt.Fprintln(tw, "worker\trecords\tsucceeded\tfailed\tseconds\tretries\trestarts\ttokens in/out\tcost\texit\t")
+		for _, ws := range sum.Workers {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d/%d\t$%.4f\t%s\t\n", ws.Batch, ws.Records, ws.Succeeded, ws.Failed,
+				ws.Seconds, ws.Retries, ws.Restarts, ws.InputTokens, ws.OutputTokens, ws.CostUSD, ws.Exit)
+		}
+	}
+	tw.Flush()
+	dir := rundir.New(sum.Out)
+	fmt.Fprintf(w, "results: %s\nreport:  %s\n", dir.FinalResults(), dir.Report())
+	if sum.Failed > 0 {
+		fmt.Fprintf(w, "failures: %s\n", dir.FinalFailures())
+	}
+}

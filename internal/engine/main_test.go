@@ -1,0 +1,49 @@
+package engine_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/trialcat/trialcat/internal/testkit"
+)
+
+// binDir holds coordinator, worker and fakeai binaries built once for the end-to-end tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	// Started by an in-process test's coordinator as its worker: be that worker.
+	if len(os.Args) > 1 && os.Args[1] == "--serve" {
+		os.Exit(fakeWorkerMain(os.Args[1:]))
+	}
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		// The in-process tests need no binaries; the end-to-end tests skip.
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "trialcat-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := testkit.Build(dir, testkit.Race, "../../cmd/coordinator", "../../cmd/worker", "../../cmd/fakeai"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// needBinaries skips an end-to-end test under -short, where the binaries are not built.
+func needBinaries(t testing.TB) {
+	t.Helper()
+	if binDir == "" {
+		t.Skip("end-to-end test: runs the built binaries, not built with -short")
+	}
+}

@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/modelinfo"
+	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/prompt"
+	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/schema"
+	"github.com/trialcat/trialcat/internal/taxonomy"
+)
+
+// resolveProvider turns --provider auto into openai or offline.
+func resolveProvider(o *Options, d *Deps) (string, error) {
+	hasKey := d.Getenv("OPENAI_API_KEY") != ""
+	switch o.Provider {
+	case "openai":
+		if !hasKey && !o.exportOnly {
+			return "", usagef("--provider openai needs OPENAI_API_KEY in the environment (export OPENAI_API_KEY=...; it is never taken as a flag), or use --provider offline")
+		}
+		return runspec.ProviderOpenAI, nil
+	case "offline":
+		return runspec.ProviderOffline, nil
+	default:
+		if hasKey {
+			return runspec.ProviderOpenAI, nil
+		}
+		d.Log.Info("OPENAI_API_KEY is not set: using the offline categorizer (provider offline); export OPENAI_API_KEY to use the API")
+		return runspec.ProviderOffline, nil
+	}
+}
+
+// checkModelParams refuses sampling settings the chosen model rejects, before any request.
+func checkModelParams(o *Options, d *Deps, provider string) error {
+	if provider != runspec.ProviderOpenAI {
+		return nil
+	}
+	if o.Temperature != nil && modelinfo.IsReasoning(o.Model) {
+		return usagef("--temperature: %s is a reasoning model and rejects temperature; drop --temperature (use --reasoning-effort) or choose a non-reasoning model", o.Model)
+	}
+	if o.ReasoningEffort != "" && !modelinfo.IsReasoning(o.Model) {
+		d.Log.Warn("--reasoning-effort is sent as given, but "+o.Model+" is not a known reasoning model; the server may reject it with HTTP 400", "model", o.Model)
+	}
+	return nil
+}
+
+// routing reads --priority-ids, --escalate-model and --prices into the run spec.
+func routing(o *Options, d *Deps, spec *runspec.Spec) error {
+	if spec.Provider == runspec.ProviderOffline && (o.PriorityModel != "" || o.EscalateModel != "") {
+		return usagef("--priority-model and --escalate-model choose API models; the offline categorizer has none (set OPENAI_API_KEY or --provider openai)")
+	}
+	spec.PriorityModel, spec.EscalateModel = o.PriorityModel, o.EscalateModel
+	if o.PriorityIDsFile != "" {
+		ids, err := readIDList(o.PriorityIDsFile)
+		if err != nil {
+			return err
+		}
+		spec.PriorityIDs = ids
+	}
+	if o.PricesFile != "" {
+		rates, err := price.ReadRates(o.PricesFile)
+		if err != nil {
+			return err
+		}
+		spec.Prices = rates
+	}
+	table := price.Default().With(spec.Prices)
+	for _, m := range []string{spec.Model, spec.PriorityModel, spec.EscalateModel} {
+		if m == "" {
+			continue
+		}
+		if _, ok := table.Lookup(m); !ok {
+			d.Log.Warn("the price of this model is unknown, so its cost is reported as unknown, not zero; add it with --prices FILE", "model", m, "prices_as_of", table.AsOf)
+		}
+	}
+	return nil
+}
+
+// readIDList reads one ID per line; blank lines and lines starting with # are skipped.
+func readIDList(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("read --priority-ids: %w", err)
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		id := strings.TrimSpace(line)
+		if id == "" || strings.HasPrefix(id, "#") || seen[id] {
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, usagef("--priority-ids %s lists no IDs (one ID a line)", path)
+	}
+	return ids, nil
+}
+
+// loadSchemaAndPrompt reads --schema and --prompt, or the embedded defaults.
+func loadSchemaAndPrompt(o *Options, provider string) (sch *schema.Schema, schemaRaw []byte, schemaSrc string, tmpl *prompt.Template, promptText, promptSrc string, err error) {
+	schemaRaw, schemaSrc = taxonomy.Schema(), "embedded default (clinical trial categorization)"
+	if o.SchemaFile != "" {
+		if provider == runspec.ProviderOffline {
+			return nil, nil, "", nil, "", "", usagef("--schema %s: the offline categorizer only fills the embedded default schema; drop --schema, or set OPENAI_API_KEY (or --base-url of a local OpenAI-compatible server) and use --provider openai", o.SchemaFile)
+		}
+		if schemaRaw, err = os.ReadFile(o.SchemaFile); err != nil {
+			return nil, nil, "", nil, "", "", usagef("read --schema: %w", err)
+		}
+		schemaSrc = o.SchemaFile
+	}
+	if sch, err = schema.Parse(schemaRaw, schemaSrc); err != nil {
+		return nil, nil, "", nil, "", "", err
+	}
+	promptText, promptSrc = taxonomy.Prompt(), "embedded default (clinical trial categorization)"
+	if o.PromptFile != "" {
+		b, rerr := os.ReadFile(o.PromptFile)
+		if rerr != nil {
+			return nil, nil, "", nil, "", "", usagef("read --prompt: %w", rerr)
+		}
+		promptText, promptSrc = string(b), o.PromptFile
+	}
+	if tmpl, err = prompt.Parse(promptSrc, promptText); err != nil {
+		return nil, nil, "", nil, "", "", err
+	}
+	return sch, schemaRaw, schemaSrc, tmpl, promptText, promptSrc, nil
+}
+
+// findWorker locates the worker binary: --worker-bin, beside the coordinator, then on PATH.
+func findWorker(o *Options, d *Deps) (string, error) {
+	if o.WorkerBin != "" {
+		p, err := filepath.Abs(o.WorkerBin)
+		if err != nil {
+			return "", usagef("--worker-bin %s: %w", o.WorkerBin, err)
+		}
+		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return "", usagef("--worker-bin %s is not an executable file", o.WorkerBin)
+		}
+		return p, nil
+	}
+	if exe, err := d.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "worker")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := d.LookPath("worker"); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", usagef("cannot find the worker binary: not beside the coordinator and not on PATH; build it (make build) or pass --worker-bin PATH")
+}
+
+// idColumn names the ID column of the CSV outputs.
+func idColumn(idField string) string {
+	if idField == "" {
+		return "nct_id"
+	}
+	parts := strings.Split(idField, ".")
+	return parts[len(parts)-1]
+}
+
+// checkRecords renders the prompt for every record, so a template that references a missing
+// checkOut makes sure the output folder can be written, without writing anything that stays.
+func checkOut(out string) error {
+	st, err := os.Stat(out)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		parent := filepath.Dir(filepath.Clean(out))
+		pst, perr := os.Stat(parent)
+		if perr != nil || !pst.IsDir() {
+			return usagef("--out %s: its parent folder %s does not exist; create it first", out, parent)
+		}
+		return probeWritable(parent, "--out "+out+": cannot create it in "+parent)
+	case err != nil:
+		return usagef("--out %s: %w", out, err)
+	case !st.IsDir():
+		return usagef("--out %s exists and is not a folder; choose another --out", out)
+	}
+	return probeWritable(out, "--out "+out+" is not writable")
+}
+
+func probeWritable(dir, msg string) error {
+	f, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		return usagef("%s (%w); fix its permissions or choose another --out", msg, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// archive moves the named files of the run folder into a previous-<time>/ folder and returns it.
+func archive(dir rundir.Dir, names []string, now time.Time) (string, error) {
+	prev := dir.Previous(now)
+	if err := os.MkdirAll(prev, 0o755); err != nil {
+		return "", fmt.Errorf("archive old run: %w", err)
+	}
+	for _, n := range names {
+		if err := os.Rename(filepath.Join(dir.Path(), n), filepath.Join(prev, n)); err != nil {
+			return "", fmt.Errorf("archive old run: %w", err)
+		}
+	}
+	return prev, nil
+}

@@ -1,0 +1,323 @@
+package engine
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/trialcat/trialcat/internal/batch"
+	"github.com/trialcat/trialcat/internal/compare"
+	"github.com/trialcat/trialcat/internal/input"
+	"github.com/trialcat/trialcat/internal/offline"
+	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/safefile"
+	"github.com/trialcat/trialcat/internal/schema"
+)
+
+// CompareOptions are the arguments of `coordinator compare`.
+type CompareOptions struct {
+	// A and B are run folders or CSV files (final_results.csv of a run, a person's labels, a
+	// review sheet). With AgainstRegistry, B is unused and Input gives the records.
+	A, B            string
+	AgainstRegistry bool
+	Input           string
+	JSON            bool
+	// Out, when set, is where compare.html and disagreements.csv are written.
+	Out  string
+	Seed uint64
+}
+
+// Compare prints how far two sets of labels of the same records agree (see package compare).
+func Compare(ctx context.Context, opts CompareOptions, deps Deps) error {
+	deps.defaults()
+	if opts.A == "" || (opts.B == "" && !opts.AgainstRegistry) {
+		return usagef("compare needs two sides: coordinator compare A B (run folders or CSV files), or coordinator compare A --against-registry --input FILE")
+	}
+	a, spec, err := loadLabels(opts.A, nil)
+	if err != nil {
+		return err
+	}
+	var b *compare.Labels
+	if opts.AgainstRegistry {
+		if opts.B != "" {
+			return usagef("--against-registry compares A with the registry's own fields: give A only")
+		}
+		if opts.Input == "" {
+			return usagef("--against-registry reads the registry's fields from the records: give --input FILE (the run's input)")
+		}
+		idField := ""
+		if spec != nil {
+			idField = spec.IDField
+		}
+		if b, err = registryLabels(ctx, opts.Input, idField, a.IDColumn); err != nil {
+			return err
+		}
+	} else if b, _, err = loadLabels(opts.B, a.Fields); err != nil {
+		return err
+	}
+	rep, err := compare.Compare(a, b, max(opts.Seed, 1))
+	if err != nil {
+		return usagef("%w", err)
+	}
+	if opts.JSON {
+		if err := rep.JSON(deps.Stdout); err != nil {
+			return err
+		}
+	} else {
+		rep.Print(deps.Stdout, true)
+	}
+	if opts.Out != "" {
+		if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+			return fmt.Errorf("compare --out: %w", err)
+		}
+		page, dis := filepath.Join(opts.Out, "compare.html"), filepath.Join(opts.Out, "disagreements.csv")
+		if err := safefile.Write(page, 0o644, rep.HTML); err != nil {
+			return fmt.Errorf("write %s: %w", page, err)
+		}
+		if err := safefile.Write(dis, 0o644, rep.WriteDisagreements); err != nil {
+			return fmt.Errorf("write %s: %w", dis, err)
+		}
+		if !opts.JSON {
+			fmt.Fprintf(deps.Stdout, "\nwrote %s and %s (%d disagreements)\n", page, dis, len(rep.Disagreements))
+		}
+	}
+	return nil
+}
+
+// loadLabels reads one side: a run folder's final_results.csv with its schema's enum columns,
+// or a CSV file (fields, when given, are the other side's: compared if present).
+func loadLabels(path string, fields []string) (*compare.Labels, *runspec.Spec, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, usagef("%s: %w", path, err)
+	}
+	if !st.IsDir() {
+		l, err := compare.ReadCSV(path, fields)
+		if err != nil {
+			return nil, nil, usagef("%w", err)
+		}
+		return l, nil, nil
+	}
+	dir := rundir.New(path)
+	spec, sch, err := loadRun(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := os.Stat(dir.FinalResults()); err != nil {
+		return nil, nil, usagef("%s has no final_results.csv yet: finish or merge the run first (coordinator merge --out %s)", path, path)
+	}
+	l, err := compare.ReadCSV(dir.FinalResults(), categoryColumns(sch))
+	if err != nil {
+		return nil, nil, usagef("%w", err)
+	}
+	l.Source = path
+	return l, spec, nil
+}
+
+// categoryColumns are a schema's enum properties: the columns worth comparing.
+func categoryColumns(sch *schema.Schema) []string {
+	var out []string
+	for _, p := range sch.Properties {
+		if len(p.Enum) > 0 {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// registryLabels are the answers the registry states itself for every record of path.
+func registryLabels(ctx context.Context, path, idField, idColumn string) (*compare.Labels, error) {
+	r, err := input.Open(path, input.Options{IDField: idField})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	l := &compare.Labels{Source: "the registry's own fields in " + path, IDColumn: idColumn,
+		Fields: offline.RegistryFields, Values: map[string]map[string]string{}, Rationale: map[string]string{}}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec, err := r.Next()
+		if err == io.EOF {
+			return l, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		vals, err := offline.FromRegistry(rec.Data)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", rec.ID, err)
+		}
+		if _, dup := l.Values[rec.ID]; !dup {
+			l.Order = append(l.Order, rec.ID)
+		}
+		l.Values[rec.ID] = vals
+		l.Rationale[rec.ID] = "registry"
+	}
+}
+
+// SampleOptions are the flags of `coordinator sample`.
+type SampleOptions struct {
+	Out  string
+	N    int
+	Seed uint64
+	// By, when set, stratifies the sample by this field's answers.
+	By string
+}
+
+// Sample writes DIR/review_sample.csv: N answered records (stratified by a field if asked) with
+// their answers, rationale and the record fields a reviewer needs, and an empty review_<field>
+// column per category for the reviewer. `coordinator compare DIR DIR/review_sample.csv` reads
+// the filled sheet back.
+func Sample(ctx context.Context, opts SampleOptions, deps Deps) error {
+	deps.defaults()
+	if opts.N < 1 {
+		return usagef("--n %d: want at least 1 record", opts.N)
+	}
+	dir := rundir.New(opts.Out)
+	spec, sch, err := loadRun(dir)
+	if err != nil {
+		return err
+	}
+	fields := categoryColumns(sch)
+	if opts.By != "" && !slices.Contains(fields, opts.By) {
+		return usagef("--by %s: not a category column of this run (its are %v)", opts.By, fields)
+	}
+	if _, err := os.Stat(dir.FinalResults()); err != nil {
+		return usagef("%s has no final_results.csv yet: finish or merge the run first (coordinator merge --out %s)", opts.Out, opts.Out)
+	}
+	l, err := compare.ReadCSV(dir.FinalResults(), fields)
+	if err != nil {
+		return usagef("%w", err)
+	}
+	picked := pick(l, opts.N, opts.By, max(opts.Seed, 1))
+	want := map[string]bool{}
+	for _, id := range picked {
+		want[id] = true
+	}
+	facts := map[string]map[string]string{}
+	for _, b := range spec.Batches {
+		if err := batch.Read(dir.Batch(b.Number), spec.IDField, func(rec record.Record) error {
+			if want[rec.ID] {
+				facts[rec.ID] = offline.Facts(rec.Data)
+			}
+			return ctx.Err()
+		}); err != nil {
+			return err
+		}
+	}
+	factCols := []string{"title", "conditions", "interventions", "study_type", "primary_purpose", "std_ages"}
+	path := filepath.Join(dir.Path(), "review_sample.csv")
+	err = safefile.Write(path, 0o644, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		header := append([]string{l.IDColumn}, factCols...)
+		header = append(header, fields...)
+		header = append(header, compare.RationaleColumn)
+		for _, f := range fields {
+			header = append(header, compare.ReviewPrefix+f)
+		}
+		header = append(header, compare.ReviewPrefix+"notes")
+		if err := cw.Write(header); err != nil {
+			return err
+		}
+		for _, id := range picked {
+			row := []string{results.SafeCell(id)}
+			for _, c := range factCols {
+				row = append(row, results.SafeCell(facts[id][c]))
+			}
+			for _, f := range fields {
+				row = append(row, results.SafeCell(l.Values[id][f]))
+			}
+			row = append(row, results.SafeCell(l.Rationale[id]))
+			for range fields {
+				row = append(row, "")
+			}
+			row = append(row, "")
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Fprintf(deps.Stdout, "wrote %s: %d records%s for review.\nfill the review_ columns (leave a cell empty to skip it), then:\n  coordinator compare %s %s\n",
+		path, len(picked), byText(opts.By), opts.Out, path)
+	return nil
+}
+
+func byText(by string) string {
+	if by == "" {
+		return ""
+	}
+	return ", stratified by " + by
+}
+
+// pick draws n IDs at random (repeatably), stratified by field by when set: each label gets a
+// share of n proportional to its count, at least one while n allows, in the run's order.
+func pick(l *compare.Labels, n int, by string, seed uint64) []string {
+	rng := rand.New(rand.NewPCG(seed, 0x73616d70))
+	n = min(n, len(l.Order))
+	groups := map[string][]string{}
+	var keys []string
+	for _, id := range l.Order {
+		k := ""
+		if by != "" {
+			k = l.Values[id][by]
+		}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], id)
+	}
+	sort.Strings(keys)
+	quota := map[string]int{}
+	left := n
+	for _, k := range keys { // one each first, while n allows
+		if left > 0 && by != "" {
+			quota[k], left = 1, left-1
+		}
+	}
+	total := len(l.Order)
+	for _, k := range keys { // the rest in proportion
+		extra := left * len(groups[k]) / total
+		quota[k] += extra
+	}
+	assigned := 0
+	for _, k := range keys {
+		quota[k] = min(quota[k], len(groups[k]))
+		assigned += quota[k]
+	}
+	for _, k := range keys { // rounding leftovers to the largest groups with room
+		for assigned < n && quota[k] < len(groups[k]) {
+			quota[k]++
+			assigned++
+		}
+	}
+	chosen := map[string]bool{}
+	for _, k := range keys {
+		g := groups[k]
+		for _, i := range rng.Perm(len(g))[:quota[k]] {
+			chosen[g[i]] = true
+		}
+	}
+	var out []string
+	for _, id := range l.Order {
+		if chosen[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
