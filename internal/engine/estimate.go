@@ -7,7 +7,7 @@ import (
 	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/estimate"
 	"github.com/trialcat/trialcat/internal/llm"
-	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -35,7 +35,7 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	prices, err := price.Load(opts.PricesFile)
+	prices, err := modelinfo.LoadPrices(opts.PricesFile)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/modelinfo"
-	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -65,13 +64,13 @@ func routing(o *Options, d *Deps, spec *runspec.Spec) error {
 		spec.PriorityIDs = ids
 	}
 	if o.PricesFile != "" {
-		rates, err := price.ReadRates(o.PricesFile)
+		rates, err := modelinfo.ReadRates(o.PricesFile)
 		if err != nil {
 			return err
 		}
 		spec.Prices = rates
 	}
-	table := price.Default().With(spec.Prices)
+	table := modelinfo.Prices().With(spec.Prices)
 	for _, m := range []string{spec.Model, spec.PriorityModel, spec.EscalateModel} {
 		if m == "" {
 			continue

@@ -16,7 +16,6 @@ import (
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/modelinfo"
-	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/schema"
@@ -49,12 +48,12 @@ type Options struct {
 	Template *prompt.Template
 	// Schema is the answer schema; nil means the embedded default (taxonomy.MustSchema).
 	Schema *schema.Schema
-	// Prices prices the run and the comparison; nil means price.Default().
-	Prices *price.Table
+	// Prices prices the run and the comparison; nil means modelinfo.Prices().
+	Prices *modelinfo.PriceTable
 	// Workers, Concurrency, RPM and TPM are as for the run (RPM, TPM 0: unlimited).
 	Workers, Concurrency, RPM, TPM int
 	// Latency is the per-request latency to assume; 0 means the model family's default (see
-	// Families).
+	// modelinfo.Families).
 	Latency time.Duration
 	// Cached, when set, reports whether the response cache answers a record (rendered as
 	// msgs): such records cost nothing and are left out of the figures.
@@ -184,7 +183,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		opts.Schema = taxonomy.MustSchema()
 	}
 	if opts.Prices == nil {
-		opts.Prices = price.Default()
+		opts.Prices = modelinfo.Prices()
 	}
 	schemaTokens, err := countSchema(opts.Schema)
 	if err != nil {
@@ -276,7 +275,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 func wallFor(opts Options, model string, records, allTokens int64, outputPerRequest int) Wall {
 	latency, def := opts.Latency, false
 	if latency == 0 {
-		latency, def = FamilyOf(model).Latency(outputPerRequest), true
+		latency, def = modelinfo.FamilyOf(model).Latency(outputPerRequest), true
 	}
 	w := WallTime(records, allTokens, latency, opts.Workers, opts.Concurrency, opts.RPM, opts.TPM)
 	w.LatencyDefault = def

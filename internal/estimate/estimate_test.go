@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
-	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/taxonomy"
 	"github.com/trialcat/trialcat/internal/tokens"
@@ -205,11 +205,11 @@ func TestRunCanceled(t *testing.T) {
 	}
 }
 
-// TestCostsMatchPriceTable checks every model's cost against price.Table.Cost and, for a
+// TestCostsMatchPriceTable checks every model's cost against modelinfo.PriceTable.Cost and, for a
 // made-up model, against the formula written out.
 func TestCostsMatchPriceTable(t *testing.T) {
-	tab := price.Default()
-	tab.Rates["test-model"] = price.Rate{Input: 3, CachedInput: 0.5, Output: 7}
+	tab := modelinfo.Prices()
+	tab.Rates["test-model"] = modelinfo.Rate{Input: 3, CachedInput: 0.5, Output: 7}
 	opts := small(t)
 	opts.Prices, opts.Workers = tab, 2
 	rep := runOK(t, opts)
@@ -224,7 +224,7 @@ func TestCostsMatchPriceTable(t *testing.T) {
 		models = append(models, c.Model)
 		want, known := tab.Cost(c.Model, rep.InputTokens, rep.CachedTokens, c.OutputTokens)
 		if c.Known != known || math.Abs(c.USD-want) > 1e-12 {
-			t.Errorf("%s: USD = %v, %v; want price.Table.Cost = %v, %v", c.Model, c.USD, c.Known, want, known)
+			t.Errorf("%s: USD = %v, %v; want modelinfo.PriceTable.Cost = %v, %v", c.Model, c.USD, c.Known, want, known)
 		}
 		if c.OutputTokens != int64(c.Output.PerRequest)*rep.Records {
 			t.Errorf("%s: OutputTokens = %d; want %d per request × %d", c.Model, c.OutputTokens, c.Output.PerRequest, rep.Records)
@@ -367,7 +367,7 @@ func TestRunRetainsOneInt32PerRecord(t *testing.T) {
 func TestRunDefaultsToEmbeddedTemplateAndSchema(t *testing.T) {
 	opts := small(t)
 	withDefaults := runOK(t, opts)
-	opts.Template, opts.Schema, opts.Prices = defaultTemplate(t), taxonomy.MustSchema(), price.Default()
+	opts.Template, opts.Schema, opts.Prices = defaultTemplate(t), taxonomy.MustSchema(), modelinfo.Prices()
 	explicit := runOK(t, opts)
 	if withDefaults.InputTokens != explicit.InputTokens || withDefaults.OutputTokens != explicit.OutputTokens {
 		t.Errorf("defaults give %d/%d tokens; the embedded template and schema give %d/%d",

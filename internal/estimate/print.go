@@ -95,7 +95,7 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "Wall time with %s\n", r.Model)
 	line("  in flight\t%d\t%d workers × %d concurrency", wall.InFlight, r.Workers, r.Concurrency)
 	if wall.LatencyDefault {
-		f := FamilyOf(r.Model)
+		f := modelinfo.FamilyOf(r.Model)
 		line("  latency\t%s per request\tdefault for %s: %s + %d output tokens at %g tokens/s; measure and set --latency",
 			roundLatency(wall.Latency), familyName(f), roundLatency(f.FirstToken), r.Output.PerRequest, f.TokensPerSecond)
 	} else {
@@ -164,7 +164,7 @@ func boundAdvice(bound string) string {
 	}
 }
 
-func familyName(f Family) string {
+func familyName(f modelinfo.Family) string {
 	if f.Prefix == "" {
 		return "an unknown model"
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/exitcode"
-	"github.com/trialcat/trialcat/internal/price"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/safefile"
 	"github.com/trialcat/trialcat/internal/schema"
@@ -69,7 +69,7 @@ type Spec struct {
 	PriorityModel  string                `json:"priority_model,omitempty"`
 	PriorityIDs    []string              `json:"priority_ids,omitempty"`
 	EscalateModel  string                `json:"escalate_model,omitempty"`
-	Prices         map[string]price.Rate `json:"prices,omitempty"`
+	Prices         map[string]modelinfo.Rate `json:"prices,omitempty"`
 	Workers        int                   `json:"workers"`
 	BatchMode      string                `json:"batch_mode"`
 	Input          Input                 `json:"input"`

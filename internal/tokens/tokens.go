@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -13,9 +12,9 @@ import (
 // Encodings.
 const (
 	// O200kBase is the encoding of gpt-4o, gpt-4.1, gpt-5 and the o-series.
-	O200kBase = string(tokenizer.O200kBase)
+	O200kBase = modelinfo.EncodingO200k
 	// Cl100kBase is the encoding of gpt-4, gpt-3.5-turbo and the fallback for unknown models.
-	Cl100kBase = string(tokenizer.Cl100kBase)
+	Cl100kBase = modelinfo.EncodingCl100k
 )
 
 // Chat framing, as OpenAI's cookbook counts it: every message costs a few tokens besides its
@@ -74,17 +73,8 @@ func ForModel(model string) *Counter {
 	return &Counter{name: Cl100kBase, codec: cl100k}
 }
 
-// Encoding names the encoding of model: o200k_base for gpt-4o, gpt-4.1, gpt-4.5, gpt-5 and the
-// o-series (with or without a provider prefix such as "openai/"), cl100k_base otherwise.
-func Encoding(model string) string {
-	m := modelinfo.Normalize(model)
-	for _, p := range []string{"gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss", "o1", "o3", "o4"} {
-		if strings.HasPrefix(m, p) {
-			return O200kBase
-		}
-	}
-	return Cl100kBase
-}
+// Encoding names the encoding of model (modelinfo.Encoding decides it).
+func Encoding(model string) string { return modelinfo.Encoding(model) }
 
 // Name returns the encoding's name.
 func (c *Counter) Name() string { return c.name }

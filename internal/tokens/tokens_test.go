@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tiktoken-go/tokenizer"
+
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/taxonomy"
@@ -171,4 +173,11 @@ func BenchmarkCount(b *testing.B) {
 			c.Estimate(msgs.System, msgs.User, 0)
 		}
 	})
+}
+
+// modelinfo names the encodings without importing the tokenizer: its names must be the library's.
+func TestEncodingNamesAreTheTokenizers(t *testing.T) {
+	if O200kBase != string(tokenizer.O200kBase) || Cl100kBase != string(tokenizer.Cl100kBase) {
+		t.Fatalf("encodings %q and %q; the tokenizer calls them %q and %q", O200kBase, Cl100kBase, tokenizer.O200kBase, tokenizer.Cl100kBase)
+	}
 }

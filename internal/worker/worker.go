@@ -22,7 +22,6 @@ import (
 	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/offline"
-	"github.com/trialcat/trialcat/internal/price"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/results"
@@ -71,7 +70,7 @@ type Deps struct {
 	// Provider, when set, answers instead of the one run.json names (tests that make a worker
 	// misbehave on a given record).
 	Provider llm.Provider
-	Prices   *price.Table // nil: the embedded table
+	Prices   *modelinfo.PriceTable // nil: the embedded table
 	// BeforeBatch, when set, is called by a serving worker before each assigned batch, with the
 	// worker's events: it may change the deps of that batch, or return the error the batch
 	// ends with instead of running it (tests that make one batch's worker misbehave).
@@ -421,7 +420,7 @@ type runner struct {
 	layout   results.Layout
 	tmpl     *prompt.Template
 	caller   *llm.Caller
-	prices   *price.Table
+	prices   *modelinfo.PriceTable
 	log      zerolog.Logger
 	events   *wire.Writer // nil: no coordinator listens
 	results  *results.Writer
@@ -466,7 +465,7 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 	}
 	r := &runner{spec: spec, files: files, schema: sch, layout: spec.Layout(sch), log: log, prices: deps.Prices, priority: map[string]bool{}}
 	if r.prices == nil {
-		r.prices = price.Default()
+		r.prices = modelinfo.Prices()
 	}
 	r.prices = r.prices.With(spec.Prices)
 	for _, id := range spec.PriorityIDs {

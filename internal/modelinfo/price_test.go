@@ -1,4 +1,4 @@
-package price
+package modelinfo
 
 import (
 	"math"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestCost(t *testing.T) {
-	tab := Default()
+	tab := Prices()
 	tests := []struct {
 		model           string
 		in, cached, out int64
@@ -36,7 +36,7 @@ func TestLoadOverrides(t *testing.T) {
 	if err := os.WriteFile(p, []byte(`{"usd_per_million_tokens":{"llama3":{"input":0.1,"output":0.2},"gpt-5-mini":{"input":9,"output":9}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tab, err := Load(p)
+	tab, err := LoadPrices(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +49,13 @@ func TestLoadOverrides(t *testing.T) {
 	if _, ok := tab.Lookup("gpt-4o"); !ok {
 		t.Error("embedded models lost after override")
 	}
-	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+	if _, err := LoadPrices(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("missing --prices file accepted")
 	}
 }
 
 func TestBatchRates(t *testing.T) {
-	tab := Default()
+	tab := Prices()
 	for model := range tab.Rates {
 		live, ok := tab.Cost(model, 1_000_000, 200_000, 100_000)
 		batch, bok := tab.BatchCost(model, 1_000_000, 200_000, 100_000)

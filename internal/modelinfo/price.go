@@ -1,4 +1,4 @@
-package price
+package modelinfo
 
 import (
 	_ "embed"
@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
-	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 //go:embed prices.json
@@ -43,25 +42,25 @@ func (r Rate) AtBatch() Rate {
 	return Rate{Input: r.Input * BatchDiscount, CachedInput: r.CachedInput * BatchDiscount, Output: r.Output * BatchDiscount}
 }
 
-// Table maps model names to rates.
-type Table struct {
+// PriceTable maps model names to rates.
+type PriceTable struct {
 	AsOf   string          `json:"as_of"`
 	Source string          `json:"source"`
 	Rates  map[string]Rate `json:"usd_per_million_tokens"`
 }
 
-// Default returns the embedded table.
-func Default() *Table {
-	t, err := parse(embedded, "embedded prices.json")
+// Prices returns the embedded table.
+func Prices() *PriceTable {
+	t, err := parsePrices(embedded, "embedded prices.json")
 	if err != nil {
 		panic(err) // the embedded file is checked by tests
 	}
 	return t
 }
 
-// Load returns the embedded table with the models in file added or replaced.
-func Load(file string) (*Table, error) {
-	t := Default()
+// LoadPrices returns the embedded table with the models in file added or replaced.
+func LoadPrices(file string) (*PriceTable, error) {
+	t := Prices()
 	if file == "" {
 		return t, nil
 	}
@@ -69,7 +68,7 @@ func Load(file string) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read --prices: %w: %w", err, exitcode.ErrUsage)
 	}
-	extra, err := parse(b, file)
+	extra, err := parsePrices(b, file)
 	if err != nil {
 		return nil, err
 	}
@@ -88,15 +87,15 @@ func ReadRates(file string) (map[string]Rate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read --prices: %w: %w", err, exitcode.ErrUsage)
 	}
-	t, err := parse(b, file)
+	t, err := parsePrices(b, file)
 	if err != nil {
 		return nil, err
 	}
 	return t.Rates, nil
 }
 
-func parse(b []byte, source string) (*Table, error) {
-	var t Table
+func parsePrices(b []byte, source string) (*PriceTable, error) {
+	var t PriceTable
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("prices %s: %v (want {\"usd_per_million_tokens\":{\"model\":{\"input\":..,\"cached_input\":..,\"output\":..}}}): %w", source, err, exitcode.ErrUsage)
 	}
@@ -107,11 +106,11 @@ func parse(b []byte, source string) (*Table, error) {
 }
 
 // With returns a copy of the table with extra rates added or replacing existing ones.
-func (t *Table) With(extra map[string]Rate) *Table {
+func (t *PriceTable) With(extra map[string]Rate) *PriceTable {
 	if len(extra) == 0 {
 		return t
 	}
-	out := &Table{AsOf: t.AsOf, Source: t.Source, Rates: make(map[string]Rate, len(t.Rates)+len(extra))}
+	out := &PriceTable{AsOf: t.AsOf, Source: t.Source, Rates: make(map[string]Rate, len(t.Rates)+len(extra))}
 	for k, v := range t.Rates {
 		out.Rates[k] = v
 	}
@@ -123,8 +122,8 @@ func (t *Table) With(extra map[string]Rate) *Table {
 
 // Lookup finds a model's rate. A dated snapshot ("gpt-5-mini-2025-08-07") or a provider prefix
 // ("openai/gpt-5-mini") falls back to the base model's rate.
-func (t *Table) Lookup(model string) (Rate, bool) {
-	m := modelinfo.Normalize(model)
+func (t *PriceTable) Lookup(model string) (Rate, bool) {
+	m := Normalize(model)
 	if r, ok := t.Rates[m]; ok {
 		return r, true
 	}
@@ -146,7 +145,7 @@ func (t *Table) Lookup(model string) (Rate, bool) {
 
 // Cost is the USD cost of a request's tokens; cached input tokens are part of input tokens and
 // are priced at the cached rate. ok is false when the model's price is unknown.
-func (t *Table) Cost(model string, input, cachedInput, output int64) (usd float64, ok bool) {
+func (t *PriceTable) Cost(model string, input, cachedInput, output int64) (usd float64, ok bool) {
 	r, ok := t.Lookup(model)
 	if !ok {
 		return 0, false
@@ -155,7 +154,7 @@ func (t *Table) Cost(model string, input, cachedInput, output int64) (usd float6
 }
 
 // BatchCost is Cost at the model's Batch API rate.
-func (t *Table) BatchCost(model string, input, cachedInput, output int64) (usd float64, ok bool) {
+func (t *PriceTable) BatchCost(model string, input, cachedInput, output int64) (usd float64, ok bool) {
 	r, ok := t.Lookup(model)
 	if !ok {
 		return 0, false
