@@ -96,7 +96,7 @@ func Export(ctx context.Context, opts ExportOptions, deps Deps) error {
 			opts.Provider = "openai"
 		}
 		opts.exportOnly = true
-		p, err := prepare(ctx, &opts.Options, &deps, deps.Now())
+		p, err := newPlan(ctx, &opts.Options, &deps, deps.Now(), splitNow)
 		if err != nil {
 			return err
 		}

@@ -31,10 +31,11 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 		return err
 	}
 	// The estimate is about an API run, whatever key is set now.
-	sch, _, _, tmpl, _, _, err := loadSchemaAndPrompt(&opts, runspec.ProviderOpenAI)
+	ins, err := loadInstructions(&opts, runspec.ProviderOpenAI)
 	if err != nil {
 		return err
 	}
+	sch, tmpl := ins.schema, ins.tmpl
 	prices, err := modelinfo.LoadPrices(opts.PricesFile)
 	if err != nil {
 		return err

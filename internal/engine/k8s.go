@@ -39,7 +39,7 @@ func K8s(ctx context.Context, opts K8sOptions, deps Deps) error {
 		if err := noSecretInBaseURL(&opts.Options, "go into the manifest; put the URL in a Secret and OPENAI_BASE_URL instead"); err != nil {
 			return err
 		}
-		p, err := prepare(ctx, &opts.Options, &deps, deps.Now())
+		p, err := newPlan(ctx, &opts.Options, &deps, deps.Now(), splitNow)
 		if err != nil {
 			return err
 		}

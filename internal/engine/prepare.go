@@ -104,33 +104,47 @@ func readIDList(path string) ([]string, error) {
 	return ids, nil
 }
 
-// loadSchemaAndPrompt reads --schema and --prompt, or the embedded defaults.
-func loadSchemaAndPrompt(o *Options, provider string) (sch *schema.Schema, schemaRaw []byte, schemaSrc string, tmpl *prompt.Template, promptText, promptSrc string, err error) {
-	schemaRaw, schemaSrc = taxonomy.Schema(), "embedded default (clinical trial categorization)"
+// instructions are what the model is told: the answer's schema and the prompt template, each
+// with its text and where it came from.
+type instructions struct {
+	schema       *schema.Schema
+	schemaRaw    []byte
+	schemaSource string
+	tmpl         *prompt.Template
+	promptText   string
+	promptSource string
+}
+
+// loadInstructions reads --schema and --prompt, or the embedded defaults.
+func loadInstructions(o *Options, provider string) (instructions, error) {
+	ins := instructions{schemaRaw: taxonomy.Schema(), schemaSource: "embedded default (clinical trial categorization)"}
 	if o.SchemaFile != "" {
 		if provider == runspec.ProviderOffline {
-			return nil, nil, "", nil, "", "", usagef("--schema %s: the offline categorizer only fills the embedded default schema; drop --schema, or set OPENAI_API_KEY (or --base-url of a local OpenAI-compatible server) and use --provider openai", o.SchemaFile)
+			return ins, usagef("--schema %s: the offline categorizer only fills the embedded default schema; drop --schema, or set OPENAI_API_KEY (or --base-url of a local OpenAI-compatible server) and use --provider openai", o.SchemaFile)
 		}
-		if schemaRaw, err = os.ReadFile(o.SchemaFile); err != nil {
-			return nil, nil, "", nil, "", "", usagef("read --schema: %w", err)
+		raw, err := os.ReadFile(o.SchemaFile)
+		if err != nil {
+			return ins, usagef("read --schema: %w", err)
 		}
-		schemaSrc = o.SchemaFile
+		ins.schemaRaw, ins.schemaSource = raw, o.SchemaFile
 	}
-	if sch, err = schema.Parse(schemaRaw, schemaSrc); err != nil {
-		return nil, nil, "", nil, "", "", err
+	sch, err := schema.Parse(ins.schemaRaw, ins.schemaSource)
+	if err != nil {
+		return ins, err
 	}
-	promptText, promptSrc = taxonomy.Prompt(), "embedded default (clinical trial categorization)"
+	ins.schema = sch
+	ins.promptText, ins.promptSource = taxonomy.Prompt(), "embedded default (clinical trial categorization)"
 	if o.PromptFile != "" {
-		b, rerr := os.ReadFile(o.PromptFile)
-		if rerr != nil {
-			return nil, nil, "", nil, "", "", usagef("read --prompt: %w", rerr)
+		b, err := os.ReadFile(o.PromptFile)
+		if err != nil {
+			return ins, usagef("read --prompt: %w", err)
 		}
-		promptText, promptSrc = string(b), o.PromptFile
+		ins.promptText, ins.promptSource = string(b), o.PromptFile
 	}
-	if tmpl, err = prompt.Parse(promptSrc, promptText); err != nil {
-		return nil, nil, "", nil, "", "", err
+	if ins.tmpl, err = prompt.Parse(ins.promptSource, ins.promptText); err != nil {
+		return ins, err
 	}
-	return sch, schemaRaw, schemaSrc, tmpl, promptText, promptSrc, nil
+	return ins, nil
 }
 
 // findWorker locates the worker binary: --worker-bin, beside the coordinator, then on PATH.

@@ -22,6 +22,7 @@ import (
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
+	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/summary"
 	"github.com/trialcat/trialcat/internal/tally"
 	"github.com/trialcat/trialcat/internal/wire"
@@ -31,6 +32,7 @@ type scheduler struct {
 	opts      *Options
 	deps      *Deps
 	spec      *runspec.Spec
+	sch       *schema.Schema
 	dir       rundir.Dir
 	workerBin string
 	// extraEnv is added to every worker's environment (secrets that must not be in run.json).
@@ -73,18 +75,72 @@ type scheduler struct {
 	budgetOnce sync.Once
 }
 
-func newScheduler(opts *Options, deps *Deps, spec *runspec.Spec, workerBin string) *scheduler {
-	return &scheduler{opts: opts, deps: deps, spec: spec, dir: rundir.New(opts.Out), workerBin: workerBin,
-		tally: tally.New(deps.Now), display: deps.Display,
+// newScheduler is the scheduler of the plan's run, with results.jsonl open. Close it when done.
+func newScheduler(p *plan, deps *Deps) (*scheduler, error) {
+	spec := p.spec
+	s := &scheduler{opts: p.opts, deps: deps, spec: spec, sch: p.sch, dir: p.dir, workerBin: p.workerBin,
+		split: p.split, tally: tally.New(deps.Now), display: deps.Display,
 		permits: ratelimit.NewServer(ratelimit.New(ratelimit.Config{RPM: spec.RPM, TPM: spec.TPM, OnLearn: func(what string, limit int) {
 			deps.Log.Info(fmt.Sprintf("the server says this key allows %d %s a minute: the whole run keeps to that", limit, what))
 		}})),
 		live: map[int]*proc.Process{}, heard: map[int]*liveness{}}
+	if p.fullBaseURL != spec.BaseURL {
+		s.extraEnv = []string{"OPENAI_BASE_URL=" + p.fullBaseURL}
+	}
+	onTee := func(err error) {
+		deps.Log.Warn("standard output closed (the reader of --stream - went away); the run goes on and results.jsonl gets every record", "error", err)
+	}
+	var err error
+	if s.stream, err = results.OpenStream(p.dir.Stream(), spec.Layout(p.sch), deps.StreamTo, onTee); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startMerging merges each batch into the final files as it ends, so that at the end only the
+// last ones are; when it cannot, everything is merged at the end.
+func (s *scheduler) startMerging(ctx context.Context) {
+	m, err := startMerge(s.dir, s.spec, s.sch)
+	if err != nil {
+		s.deps.Log.Warn("cannot start merging as the batches end; they are merged at the end", "error", err)
+		return
+	}
+	m.follow(context.WithoutCancel(ctx))
+	s.merger = m
+}
+
+// startSplit writes the batch files still to write beside the workers: each batch is handed out
+// the moment its file is committed. A run that stops early (the API refused it, Ctrl-C) stops
+// the split too; the rerun writes the batch files it did not.
+func (s *scheduler) startSplit(ctx context.Context) {
+	if s.split == nil || s.stopSplit != nil {
+		return
+	}
+	splitCtx, stop := context.WithCancel(ctx)
+	s.stopSplit = stop
+	go func() { _ = s.split.run(splitCtx) }() // its error reaches the queue through split.wait
+}
+
+// waitSplit returns once a split started by startSplit has ended.
+func (s *scheduler) waitSplit() {
+	if s.split != nil && s.stopSplit != nil {
+		<-s.split.done
+	}
+}
+
+// close stops and waits for the split and closes results.jsonl.
+func (s *scheduler) close() {
+	if s.stopSplit != nil {
+		s.stopSplit()
+	}
+	s.waitSplit()
+	s.stream.Close()
 }
 
 // run keeps opts.Workers worker processes busy until every batch is done, the API refuses the
 // run, or ctx is cancelled.
 func (s *scheduler) run(ctx context.Context) error {
+	s.startSplit(ctx)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.stop = cancel

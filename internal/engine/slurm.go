@@ -72,7 +72,7 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		// Failures are retried below, for the batches submitted only: a batch whose task is
 		// running keeps its files as they are.
 		opts.keepFailures = true
-		p, err := prepare(ctx, &opts.Options, &deps, deps.Now())
+		p, err := newPlan(ctx, &opts.Options, &deps, deps.Now(), splitNow)
 		if err != nil {
 			return err
 		}
