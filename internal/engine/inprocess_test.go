@@ -25,7 +25,6 @@ import (
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/signals"
 	"github.com/trialcat/trialcat/internal/summary"
-	"github.com/trialcat/trialcat/internal/wire"
 	"github.com/trialcat/trialcat/internal/worker"
 )
 
@@ -56,22 +55,20 @@ type fakePlan struct {
 func fakeWorkerMain(args []string) int {
 	ctx, _, stop := signals.Context(context.Background())
 	defer stop()
-	deps := worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, BeforeBatch: fakeBatch}
+	deps := worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, NewProvider: fakeProvider}
 	err := worker.Run(ctx, worker.Options{Serve: true, Events: true}, deps)
 	return exitcode.WorkerCode(err)
 }
 
-// fakeBatch applies the plan in the run folder to one batch a fake worker was assigned.
-func fakeBatch(batchPath string, events *wire.Writer, d *worker.Deps) error {
-	files, err := rundir.ForBatch(batchPath)
-	if err != nil {
-		return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
-	}
+// fakeProvider applies the plan in the run folder to one batch a fake worker was assigned: it is
+// called once per batch, when the worker has taken the batch's lock and opened its log, before
+// any request.
+func fakeProvider(def llm.Provider, files rundir.Worker) (llm.Provider, error) {
 	dir := files.Dir.Path()
 	var plan fakePlan
 	if b, err := os.ReadFile(filepath.Join(dir, fakePlanFile)); err == nil {
 		if err := json.Unmarshal(b, &plan); err != nil {
-			return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
+			return nil, fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 		}
 	}
 	n := files.Number
@@ -80,13 +77,13 @@ func fakeBatch(batchPath string, events *wire.Writer, d *worker.Deps) error {
 		os.Exit(2)
 	}
 	if slices.Contains(plan.Refuse, n) {
-		_ = events.Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "auth", Status: 401, Message: "invalid key"})
-		return fmt.Errorf("invalid key: %w", exitcode.ErrFatalAPI)
+		// What the API answers a bad key: the worker stops the run at the first request.
+		return llm.ProviderFunc(func(context.Context, llm.Request) (llm.Reply, error) {
+			return llm.Reply{}, &llm.Error{Class: llm.ClassAuth, Status: 401, Message: "invalid key"}
+		}), nil
 	}
 	if slices.Contains(plan.DiskFull, n) {
-		msg := fmt.Sprintf("no space left on device writing worker_%d_results.csv; free space in %s and rerun the same command", n, dir)
-		_ = events.Send(wire.Msg{Type: wire.Fatal, Worker: n, Class: "storage", Message: msg})
-		return fmt.Errorf("%s: %w", msg, exitcode.ErrStorage)
+		return nil, exitcode.StorageFailed(fmt.Sprintf("no space left on device writing worker_%d_results.csv; free space in %s and rerun the same command", n, dir))
 	}
 	// Crash once left records are answered: with concurrency 1 the next request starts after
 	// their rows are on disk.
@@ -96,9 +93,9 @@ func fakeBatch(batchPath string, events *wire.Writer, d *worker.Deps) error {
 		left.Store(int64(k))
 	}
 	if plan.Poison == "" && left.Load() < 0 {
-		return nil // the run's own provider
+		return def, nil // the run's own provider
 	}
-	d.Provider = llm.ProviderFunc(func(ctx context.Context, req llm.Request) (llm.Reply, error) {
+	return llm.ProviderFunc(func(ctx context.Context, req llm.Request) (llm.Reply, error) {
 		if plan.Poison != "" && req.RecordID == plan.Poison {
 			os.Exit(137) // as the kernel's OOM killer would end it
 		}
@@ -106,8 +103,7 @@ func fakeBatch(batchPath string, events *wire.Writer, d *worker.Deps) error {
 			os.Exit(2)
 		}
 		return offline.Provider{}.Complete(ctx, req)
-	})
-	return nil
+	}), nil
 }
 
 // noteStart appends one line to the starts file and returns this batch's starts so far.

@@ -62,18 +62,18 @@ type Spec struct {
 	Concurrency         int             `json:"concurrency"`
 	// Hedge is --hedge: at most this percent of the records get a second copy of a request
 	// that runs past the run's p90 latency once nothing is left to hand out (0: off).
-	Hedge          float64               `json:"hedge,omitempty"`
-	RPM            int                   `json:"rpm,omitempty"`
-	TPM            int                   `json:"tpm,omitempty"`
-	MaxInputTokens int                   `json:"max_input_tokens,omitempty"`
-	PriorityModel  string                `json:"priority_model,omitempty"`
-	PriorityIDs    []string              `json:"priority_ids,omitempty"`
-	EscalateModel  string                `json:"escalate_model,omitempty"`
+	Hedge          float64                   `json:"hedge,omitempty"`
+	RPM            int                       `json:"rpm,omitempty"`
+	TPM            int                       `json:"tpm,omitempty"`
+	MaxInputTokens int                       `json:"max_input_tokens,omitempty"`
+	PriorityModel  string                    `json:"priority_model,omitempty"`
+	PriorityIDs    []string                  `json:"priority_ids,omitempty"`
+	EscalateModel  string                    `json:"escalate_model,omitempty"`
 	Prices         map[string]modelinfo.Rate `json:"prices,omitempty"`
-	Workers        int                   `json:"workers"`
-	BatchMode      string                `json:"batch_mode"`
-	Input          Input                 `json:"input"`
-	Batches        []batch.Range         `json:"batches"`
+	Workers        int                       `json:"workers"`
+	BatchMode      string                    `json:"batch_mode"`
+	Input          Input                     `json:"input"`
+	Batches        []batch.Range             `json:"batches"`
 	// Backend is how the workers ask: "" or BackendLive, request by request; BackendBatchAPI,
 	// through the OpenAI Batch API at batch prices. It may change between passes (a live pass
 	// finishes what the Batch API left), so it is not part of the fingerprint.

@@ -66,15 +66,12 @@ type Deps struct {
 	Stdout     io.Writer // events
 	Stderr     io.Writer // log lines at info and above
 	Getenv     func(string) string
-	HTTPClient *http.Client // nil: the SDK's default
-	// Provider, when set, answers instead of the one run.json names (tests that make a worker
-	// misbehave on a given record).
-	Provider llm.Provider
-	Prices   *modelinfo.PriceTable // nil: the embedded table
-	// BeforeBatch, when set, is called by a serving worker before each assigned batch, with the
-	// worker's events: it may change the deps of that batch, or return the error the batch
-	// ends with instead of running it (tests that make one batch's worker misbehave).
-	BeforeBatch func(batchPath string, events *wire.Writer, d *Deps) error
+	HTTPClient *http.Client          // nil: the SDK's default
+	Prices     *modelinfo.PriceTable // nil: the embedded table
+	// NewProvider, when set, makes each batch's provider from the one run.json names (def):
+	// it may wrap it, replace it, or fail the batch. A program embedding the worker answers with
+	// a provider of its own here; the engine's tests inject faults. nil uses def.
+	NewProvider func(def llm.Provider, files rundir.Worker) (llm.Provider, error)
 }
 
 // DefaultHeartbeat is the interval of a worker's heartbeat lines.
@@ -84,20 +81,8 @@ const DefaultHeartbeat = 5 * time.Second
 // for good, an error wrapping exitcode.ErrRecordsFailed when some failed, exitcode.ErrFatalAPI
 // when the API refused the run, and the context's error when interrupted.
 func Run(ctx context.Context, opts Options, deps Deps) error {
-	getenv := deps.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	if (opts.Export != "" || opts.Import != "") && getenv("OPENAI_API_KEY") == "" {
-		// Nothing is sent: the key only fills the provider's configuration.
-		env := getenv
-		getenv = func(k string) string {
-			if k == "OPENAI_API_KEY" {
-				return "unused-by-export-and-import"
-			}
-			return env(k)
-		}
-		deps.Getenv = getenv
+	if deps.Getenv == nil {
+		deps.Getenv = os.Getenv
 	}
 	if opts.Serve {
 		return serve(ctx, opts, deps)
@@ -178,14 +163,7 @@ func serve(ctx context.Context, opts Options, deps Deps) error {
 		}
 		o := opts
 		o.Serve, o.BatchPath = false, path
-		d := deps
-		var err error
-		if deps.BeforeBatch != nil {
-			err = deps.BeforeBatch(path, out, &d)
-		}
-		if err == nil {
-			err = runOne(ctx, o, d, l)
-		}
+		err := runOne(ctx, o, deps, l)
 		code := exitcode.WorkerCode(err)
 		msg := wire.Msg{Type: wire.Finished, Batch: path, Code: code}
 		if err != nil {
@@ -225,6 +203,7 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 		return err
 	}
 	applyOverrides(spec, opts)
+	m := modeOf(opts, spec)
 
 	// One worker per batch: a second one (by hand beside the coordinator's, or two scheduler
 	// tasks) would ask every record twice and interleave the files.
@@ -244,9 +223,13 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 	defer logFile.Close()
 	log := newLogger(logFile, deps.Stderr, files.Number)
 
-	w, err := newRunner(spec, files, deps, log)
+	w, err := newRunner(spec, files, deps, log, m.sends())
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
+		if l != nil && errors.Is(err, exitcode.ErrStorage) {
+			// Said to the coordinator as a failed write mid-batch is, so the run stops saying why.
+			_ = l.events.Send(wire.Msg{Type: wire.Fatal, Worker: files.Number, Class: "storage", Message: err.Error()})
+		}
 		return err
 	}
 	defer w.close()
@@ -280,21 +263,7 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 			w.events = wire.NewWriter(deps.Stdout)
 		}
 	}
-	switch {
-	case (opts.Export != "" || opts.Import != "") && w.openai == nil:
-		return fmt.Errorf("export and import need a run with provider openai (this one's is %s): %w", spec.Provider, exitcode.ErrUsage)
-	case opts.Export != "":
-		return w.exportRequests(ctx, opts.Export)
-	case opts.Import != "":
-		w.batchPricing = true
-		return w.importAnswers(ctx, opts.Import)
-	case spec.IsBatchAPI():
-		return w.runBatchAPI(ctx, w.batchAPI, w.openai)
-	}
-	if err := w.skipInFlight(); err != nil {
-		return err
-	}
-	return w.run(ctx, cancel)
+	return m.run(ctx, w, cancel)
 }
 
 // limitDialTimeout bounds reaching a run's limit server.
@@ -403,7 +372,7 @@ func applyOverrides(spec *runspec.Spec, opts Options) {
 }
 
 func newLogger(file io.Writer, stderr io.Writer, n int) zerolog.Logger {
-	var out io.Writer = file
+	out := file
 	if stderr != nil {
 		out = zerolog.MultiLevelWriter(file, &zerolog.FilteredLevelWriter{
 			Writer: zerolog.LevelWriterAdapter{Writer: stderr},
@@ -458,7 +427,9 @@ type runner struct {
 	reach  reachability
 }
 
-func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.Logger) (*runner, error) {
+// newRunner opens batch files' writers and sets up the provider; sends is whether the batch's
+// mode sends requests (so the provider needs the API key).
+func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.Logger, sends bool) (*runner, error) {
 	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
 	if err != nil {
 		return nil, err
@@ -471,7 +442,7 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 	for _, id := range spec.PriorityIDs {
 		r.priority[id] = true
 	}
-	provider, err := newProvider(spec, sch, deps)
+	provider, err := newProvider(spec, sch, deps, sends)
 	if err != nil {
 		return nil, err
 	}
@@ -486,11 +457,13 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		if r.openai == nil {
 			return nil, fmt.Errorf("run.json asks for the Batch API backend, which needs provider openai (this run's is %s): %w", spec.Provider, exitcode.ErrUsage)
 		}
-		cfg, _ := openaiConfig(spec, sch, deps)
+		cfg, _ := openaiConfig(spec, sch, deps, sends)
 		r.batchAPI, r.batchPricing = llm.NewBatchAPI(cfg), true
 	}
-	if deps.Provider != nil {
-		provider = deps.Provider
+	if deps.NewProvider != nil {
+		if provider, err = deps.NewProvider(provider, files); err != nil {
+			return nil, err
+		}
 	}
 	if spec.Provider != runspec.ProviderOffline {
 		if r.tmpl, err = prompt.Parse(spec.PromptSource, spec.Prompt); err != nil {
@@ -562,12 +535,12 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 	return r, nil
 }
 
-func newProvider(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.Provider, error) {
+func newProvider(spec *runspec.Spec, sch *schema.Schema, deps Deps, sends bool) (llm.Provider, error) {
 	switch spec.Provider {
 	case runspec.ProviderOffline:
 		return offline.Provider{}, nil
 	case runspec.ProviderOpenAI:
-		cfg, err := openaiConfig(spec, sch, deps)
+		cfg, err := openaiConfig(spec, sch, deps, sends)
 		if err != nil {
 			return nil, err
 		}
@@ -578,13 +551,15 @@ func newProvider(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.Provide
 }
 
 // openaiConfig is the OpenAI-compatible server of the run, with the key from the environment.
-func openaiConfig(spec *runspec.Spec, sch *schema.Schema, deps Deps) (llm.OpenAIConfig, error) {
+// A mode that sends nothing (export, import) needs no key: its client only builds request
+// bodies and reads answers, and has none.
+func openaiConfig(spec *runspec.Spec, sch *schema.Schema, deps Deps, sends bool) (llm.OpenAIConfig, error) {
 	getenv := deps.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	key := getenv("OPENAI_API_KEY")
-	if key == "" {
+	if key == "" && sends {
 		return llm.OpenAIConfig{}, fmt.Errorf("OPENAI_API_KEY is not set: this run uses provider openai; export the key in the environment (never as a flag): %w", exitcode.ErrUsage)
 	}
 	cfg := llm.ForRun(spec, sch, key, spec.FullBaseURL(getenv))
