@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/trialcat/trialcat/internal/testkit"
 )
 
@@ -24,7 +26,12 @@ func runMain(m *testing.M) int {
 	flag.Parse()
 	if testing.Short() {
 		// The in-process tests need no binaries; the end-to-end tests skip.
-		return m.Run()
+		code := m.Run()
+		if err := goleak.Find(); code == 0 && err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left running:", err)
+			code = 1
+		}
+		return code
 	}
 	dir, err := os.MkdirTemp("", "trialcat-bin-")
 	if err != nil {
@@ -37,7 +44,16 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		// The engine's goroutines (the scheduler's slots, the split, the merger, the watchers)
+		// end with each run: none may outlive the tests.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left running:", err)
+			code = 1
+		}
+	}
+	return code
 }
 
 // needBinaries skips an end-to-end test under -short, where the binaries are not built.

@@ -135,6 +135,7 @@ func AnswerLikeVLLM(t testing.TB, url, in, out string) {
 			"response": map[string]any{"status_code": resp.StatusCode, "body": json.RawMessage(body)}, "error": nil})
 		b.Write(append(answer, '\n'))
 	}
+	http.DefaultClient.CloseIdleConnections() // no connection's goroutines outlive the test
 	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
