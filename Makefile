@@ -6,6 +6,12 @@ WORKERS  ?= 4
 export GOFLAGS ?= -buildvcs=false
 # Binaries are built with cgo: the race detector needs it.
 export CGO_ENABLED ?= 1
+# The commit --version names; empty outside a git checkout (a tarball), where it says "unknown".
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/trialcat/trialcat/internal/buildinfo.commit=$(COMMIT)
+# golangci-lint is installed into $(BIN) at this version by `make lint` when it is missing.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 .PHONY: help build static test test-short lint demo smoke bench tidy-check clean
 
@@ -13,10 +19,10 @@ help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build coordinator, worker, fakeai and bench into ./bin
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags="$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 static: ## build static coordinator and worker (no cgo), as the Dockerfile does, into ./bin/static
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/static/ ./cmd/coordinator ./cmd/worker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w $(LDFLAGS)" -o $(BIN)/static/ ./cmd/coordinator ./cmd/worker
 
 test: build ## run every test with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -24,9 +30,15 @@ test: build ## run every test with the race detector (what CI runs)
 test-short: ## unit and in-process tests only: no test runs the built binaries
 	$(GO) test -short -count=1 ./...
 
-lint: ## gofmt and go vet
+lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint (.golangci.yml)
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(BIN)
+	GOBIN=$(abspath $(BIN)) GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/golangci-lint $@
 
 demo: build ## categorize the bundled 100 real trials offline into ./demo-output (no API key needed)
 	rm -rf demo-output

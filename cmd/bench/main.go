@@ -200,7 +200,7 @@ func snapshot(dir, to string) (string, map[string]string, error) {
 
 // copyChunked writes data to path in 128 KiB writes, as cp does.
 func copyChunked(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755) //nolint:gosec // it copies a binary, which must stay executable
 	if err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func copyChunked(path string, data []byte) error {
 
 func machineInfo(ctx context.Context) machine {
 	sh := func(name string, args ...string) string {
-		out, err := exec.CommandContext(ctx, name, args...).Output()
+		out, err := exec.CommandContext(ctx, name, args...).Output() //nolint:gosec // fixed commands that describe the machine
 		if err != nil {
 			return "(" + name + ": " + err.Error() + ")"
 		}

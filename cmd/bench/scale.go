@@ -278,9 +278,9 @@ func (b *bench) workerStart(ctx context.Context, provider string, reps int) (*wo
 	var path string
 	var err error
 	if provider == "fake" {
-		f, err := startFake(fakeai.Config{Seed: 1}, false) // no latency: the start is what counts
-		if err != nil {
-			return nil, err
+		f, ferr := startFake(fakeai.Config{Seed: 1}, false) // no latency: the start is what counts
+		if ferr != nil {
+			return nil, ferr
 		}
 		defer f.stop()
 		url = f.URL()

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -192,7 +193,9 @@ func runServe(ctx context.Context, opts options, stdout io.Writer) error {
 	if err := srv.Shutdown(shutCtx); err != nil {
 		_ = srv.Close() // stalled requests: cut them
 	}
-	<-served
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(fake.Stats()); err != nil {

@@ -50,12 +50,10 @@ func (p *plan) release() { p.lock.Release() }
 type planStep int
 
 const (
-	// splitLater leaves the split to the caller (Run starts its workers while it goes on).
-	splitLater planStep = iota
 	// splitNow finishes the split before newPlan returns (split, the engines, export).
-	splitNow
-	// startsWorkers is splitLater for a command that starts worker processes here: the worker
-	// binary is found first.
+	splitNow planStep = iota
+	// startsWorkers finds the worker binary first and leaves the split to the scheduler, which
+	// starts its workers while the split goes on (Run).
 	startsWorkers
 )
 

@@ -135,7 +135,11 @@ func Slurm(ctx context.Context, opts SlurmOptions, deps Deps) error {
 		if srv, err = startLimitServer(ctx, dir, spec, opts.LimitListen, deps); err != nil {
 			return err
 		}
-		defer srv.stop()
+		defer func() {
+			if err := srv.stop(); err != nil {
+				deps.Log.Warn("the limit server did not stop cleanly", "error", err)
+			}
+		}()
 	}
 
 	if len(todo) > 0 {

@@ -97,7 +97,7 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		onStdout: spec.OnStdout,
 	}
 
-	cmd := exec.CommandContext(ctx, spec.Path, spec.Args...)
+	cmd := exec.CommandContext(ctx, spec.Path, spec.Args...) //nolint:gosec // an argv slice the caller built, never a shell line
 	cmd.Env = spec.Env
 	if cmd.Env == nil {
 		cmd.Env = []string{} // nil would inherit the parent's environment

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -51,27 +50,6 @@ func windowMax(at []time.Time, tok []int, w time.Duration) (count, tokens int) {
 		}
 		count = max(count, hi-lo+1)
 		tokens = max(tokens, sum)
-	}
-	return count, tokens
-}
-
-// windowMin returns the fewest grants and tokens of the windows (t-w, t] ending at each step
-// from from to to.
-func windowMin(at []time.Time, tok []int, w time.Duration, from, to time.Time, step time.Duration) (count, tokens int) {
-	count, tokens = -1, -1
-	for end := from; !end.After(to); end = end.Add(step) {
-		lo := sort.Search(len(at), func(i int) bool { return at[i].After(end.Add(-w)) })
-		hi := sort.Search(len(at), func(i int) bool { return at[i].After(end) })
-		sum := 0
-		for _, n := range tok[lo:hi] {
-			sum += n
-		}
-		if count < 0 || hi-lo < count {
-			count = hi - lo
-		}
-		if tokens < 0 || sum < tokens {
-			tokens = sum
-		}
 	}
 	return count, tokens
 }

@@ -222,7 +222,6 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 		if len(buf)+len(chunk) <= maxLine {
 			buf = append(buf, chunk...)
 		} else {
-			buf = buf[:0:0]
 			// Skip the rest of an overlong line.
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')

@@ -40,7 +40,7 @@ func (e Exec) Run(ctx context.Context, name string, args ...string) ([]byte, err
 	if err != nil {
 		return nil, fmt.Errorf("%s is not on PATH: run this on a Slurm login node (or install Slurm's client commands): %w", name, ErrNoSlurm)
 	}
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd := exec.CommandContext(ctx, path, args...) //nolint:gosec // Slurm's own command from PATH, with an argv slice
 	cmd.Env = e.Env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
