@@ -2,10 +2,11 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/trialcat/trialcat/internal/engine"
+	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/exitcode"
 )
 
@@ -30,7 +31,49 @@ func cacheCommand(e env) command {
 			if c.NArg() != 1 {
 				return fmt.Errorf("coordinator cache takes stats or prune (see coordinator cache --help): %w", exitcode.ErrUsage)
 			}
-			return engine.CacheCommand(c.Context, engine.CacheOptions{Dir: c.String("cache"), Action: c.Args().First(), OlderThan: c.Duration("older-than")}, e.deps())
+			return runCache(e, c.String("cache"), c.Args().First(), c.Duration("older-than"), time.Now())
 		},
 	}
+}
+
+// runCache reports on (stats) or prunes (prune) the cache at dir.
+func runCache(e env, dir, action string, olderThan time.Duration, now time.Time) error {
+	if dir == "" {
+		return fmt.Errorf("coordinator cache needs --cache DIR (or auto, or TRIALCAT_CACHE): %w", exitcode.ErrUsage)
+	}
+	if action != "stats" && action != "prune" {
+		return fmt.Errorf("coordinator cache %q: want stats or prune: %w", action, exitcode.ErrUsage)
+	}
+	if action == "prune" && olderThan <= 0 {
+		return fmt.Errorf("coordinator cache prune needs --older-than D (such as 720h for 30 days): %w", exitcode.ErrUsage)
+	}
+	dir, err := cache.Resolve(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
+	}
+	c, err := cache.Open(dir)
+	if err != nil {
+		return err
+	}
+	if action == "prune" {
+		n, err := c.Prune(now.Add(-olderThan))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: removed %d answers written more than %s ago\n", dir, n, olderThan)
+		return nil
+	}
+	st, err := c.Stats()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: %d answers, %.1f MB", dir, st.Entries, float64(st.Bytes)/(1<<20))
+	if st.Entries > 0 {
+		fmt.Fprintf(e.stdout, ", written %s to %s", st.Oldest.UTC().Format(time.DateOnly), st.Newest.UTC().Format(time.DateOnly))
+	}
+	if st.Temps > 0 {
+		fmt.Fprintf(e.stdout, "; %d unfinished writes (prune removes them)", st.Temps)
+	}
+	fmt.Fprintln(e.stdout)
+	return nil
 }

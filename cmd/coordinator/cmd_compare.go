@@ -5,8 +5,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/trialcat/trialcat/internal/engine"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/quality"
 )
 
 func compareCommand(e env) command {
@@ -37,12 +37,12 @@ func compareCommand(e env) command {
 			if len(args) == 0 || len(args) > 2 {
 				return fmt.Errorf("compare takes A and B (or A with --against-registry), got %d arguments (see coordinator compare --help): %w", len(args), exitcode.ErrUsage)
 			}
-			o := engine.CompareOptions{A: args[0], AgainstRegistry: c.Bool("against-registry"), Input: c.String("input"),
+			o := quality.CompareOptions{A: args[0], AgainstRegistry: c.Bool("against-registry"), Input: c.String("input"),
 				JSON: c.Bool("json"), Out: c.String("out"), Seed: c.Uint64("seed")}
 			if len(args) == 2 {
 				o.B = args[1]
 			}
-			return engine.Compare(c.Context, o, e.deps())
+			return quality.Compare(c.Context, o, quality.Deps{Stdout: e.stdout})
 		},
 	}
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/trialcat/trialcat/internal/engine"
+	"github.com/trialcat/trialcat/internal/quality"
 )
 
 func sampleCommand(e env) command {
@@ -24,7 +24,7 @@ func sampleCommand(e env) command {
 			},
 		},
 		action: func(c *cli.Context) error {
-			return engine.Sample(c.Context, engine.SampleOptions{Out: c.String("out"), N: c.Int("n"), Seed: c.Uint64("seed"), By: c.String("by")}, e.deps())
+			return quality.Sample(c.Context, quality.SampleOptions{Out: c.String("out"), N: c.Int("n"), Seed: c.Uint64("seed"), By: c.String("by")}, quality.Deps{Stdout: e.stdout})
 		},
 	}
 }

@@ -191,3 +191,16 @@ func DefaultDir() (string, error) {
 	}
 	return filepath.Join(base, "trialcat", "answers"), nil
 }
+
+// Resolve turns a --cache value into the cache's folder: "auto" is DefaultDir, anything else a
+// folder made absolute, so that workers (and tasks on other nodes) find the same one.
+func Resolve(v string) (string, error) {
+	if v == "auto" {
+		return DefaultDir()
+	}
+	d, err := filepath.Abs(v)
+	if err != nil {
+		return "", fmt.Errorf("--cache %s: %w", v, err)
+	}
+	return d, nil
+}

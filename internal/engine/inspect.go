@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,20 +48,9 @@ type RunStatus struct {
 	SlurmErr string      `json:"slurm_error,omitempty"`
 }
 
+// loadRun is the run in dir (see runspec.LoadRun).
 func loadRun(dir rundir.Dir) (*runspec.Spec, *schema.Schema, error) {
-	out := dir.Path()
-	spec, err := runspec.Load(dir.Run())
-	if errors.Is(err, runspec.ErrNoRun) {
-		return nil, nil, fmt.Errorf("%s holds no run (no run.json); give the --out of a run: %w", out, exitcode.ErrUsage)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
-	if err != nil {
-		return nil, nil, err
-	}
-	return spec, sch, nil
+	return runspec.LoadRun(dir.Run())
 }
 
 // StatusOptions are the flags of `coordinator status`.

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -242,4 +243,22 @@ func (s *Spec) FullBaseURL(getenv func(string) string) string {
 // Layout is the column layout of this run's results files for its parsed schema.
 func (s *Spec) Layout(sch *schema.Schema) results.Layout {
 	return results.Layout{IDColumn: s.IDColumn, Columns: sch.Columns()}
+}
+
+// LoadRun reads the run.json at path and parses its schema: the run a command that works on an
+// existing run folder (status, merge, compare, sample, the engines) starts from. A folder with
+// no run.json is a usage error that says so.
+func LoadRun(path string) (*Spec, *schema.Schema, error) {
+	spec, err := Load(path)
+	if errors.Is(err, ErrNoRun) {
+		return nil, nil, fmt.Errorf("%s holds no run (no run.json); give the --out of a run: %w", filepath.Dir(path), exitcode.ErrUsage)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, sch, nil
 }

@@ -1,4 +1,7 @@
-package engine
+// Package quality answers "are the labels right?" from the files: Compare measures how far two
+// sets of labels of the same records agree (two runs, a run and a person, a run and the
+// registry's own fields), and Sample draws a review sheet for a person to fill in.
+package quality
 
 import (
 	"context"
@@ -10,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+
+	"github.com/trialcat/trialcat/internal/exitcode"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/compare"
@@ -108,7 +113,7 @@ func loadLabels(path string, fields []string) (*compare.Labels, *runspec.Spec, e
 		return l, nil, nil
 	}
 	dir := rundir.New(path)
-	spec, sch, err := loadRun(dir)
+	spec, sch, err := runspec.LoadRun(dir.Run())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -185,7 +190,7 @@ func Sample(ctx context.Context, opts SampleOptions, deps Deps) error {
 		return usagef("--n %d: want at least 1 record", opts.N)
 	}
 	dir := rundir.New(opts.Out)
-	spec, sch, err := loadRun(dir)
+	spec, sch, err := runspec.LoadRun(dir.Run())
 	if err != nil {
 		return err
 	}
@@ -320,4 +325,19 @@ func pick(l *compare.Labels, n int, by string, seed uint64) []string {
 		}
 	}
 	return out
+}
+
+// Deps are where the commands write.
+type Deps struct {
+	Stdout io.Writer // the report; nil discards it
+}
+
+func (d *Deps) defaults() {
+	if d.Stdout == nil {
+		d.Stdout = io.Discard
+	}
+}
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, exitcode.ErrUsage)...)
 }
