@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/testkit"
+
 	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/rundir"
@@ -363,7 +365,7 @@ func TestGNUParallelRecipe(t *testing.T) {
 	needBinaries(t)
 	par, err := exec.LookPath("parallel")
 	if err != nil {
-		t.Skip("GNU parallel is not installed (.ci/run installs it)")
+		testkit.Need(t, "GNU parallel is not installed (.ci/run installs it)")
 	}
 	out := filepath.Join(t.TempDir(), "out")
 	env := []string{"PATH=" + binDir + ":" + os.Getenv("PATH")}

@@ -3,7 +3,6 @@ package engine_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -54,7 +53,7 @@ func runBin(t testing.TB, env []string, name string, args ...string) runResult {
 // startFake serves the fake OpenAI-compatible API and returns its base URL.
 func startFake(t testing.TB, cfg fakeai.Config) (*fakeai.Server, string) {
 	t.Helper()
-	return startFakeWrapped(t, cfg, func(h http.Handler) http.Handler { return h })
+	return testkit.StartFake(t, cfg)
 }
 
 // startFakeWrapped serves the fake behind wrap (which may watch every request).
@@ -70,19 +69,7 @@ func startFakeWrapped(t testing.TB, cfg fakeai.Config, wrap func(http.Handler) h
 }
 
 // readCSV reads a whole CSV file.
-func readCSV(t testing.TB, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return rows
-}
+func readCSV(t testing.TB, path string) [][]string { return testkit.ReadCSV(t, path) }
 
 // sampleIDs lists the NCT IDs of a JSON Lines file of trials, in order.
 func sampleIDs(t testing.TB, path string) []string {

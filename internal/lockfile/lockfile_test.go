@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trialcat/trialcat/internal/testkit"
 )
 
 func TestLockIsExclusiveAndNamesItsHolder(t *testing.T) {
@@ -39,7 +41,7 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 	// flock(1) holds the lock in a child that is then killed: the kernel lets it go.
 	flock, err := exec.LookPath("flock")
 	if err != nil {
-		t.Skip("flock(1) is not installed")
+		testkit.Need(t, "flock(1) is not installed (util-linux)")
 	}
 	path := filepath.Join(t.TempDir(), ".lock")
 	// -o: only flock itself holds the file; its sleeping child does not.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/testkit"
+
 	"github.com/trialcat/trialcat/internal/rundir"
 )
 
@@ -18,7 +20,7 @@ import (
 func TestCheckReportScript(t *testing.T) {
 	const chromium = "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("%s is not installed, so report.html is not checked in a browser (CI installs it: apt-get install chromium)", chromium)
+		testkit.Need(t, chromium+" is not installed, so report.html is not checked in a browser (.ci/run installs it: apt-get install chromium)")
 	}
 	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "check-report.sh"))
 	if err != nil {

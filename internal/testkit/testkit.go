@@ -140,3 +140,14 @@ func AnswerLikeVLLM(t testing.TB, url, in, out string) {
 		t.Fatal(err)
 	}
 }
+
+// Need skips the test when a prerequisite is missing, saying what is missing and why it is
+// needed, except under CI=true, where every prerequisite is installed (.ci/run) and a missing
+// one fails the test: CI never passes by skipping.
+func Need(t testing.TB, missing string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI must run this test, but %s", missing)
+	}
+	t.Skip(missing)
+}
