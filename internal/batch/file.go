@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/input"
@@ -162,6 +163,12 @@ func fromIndex(idsPath, path string, yield func(id string) error) (ok bool, err 
 	if err != nil || ist.ModTime().Before(bst.ModTime()) {
 		return false, nil
 	}
+	return readIndex(idsPath, path, yield)
+}
+
+// readIndex streams the IDs of the index at idsPath (of the batch file at path); ok is false
+// when it cannot be opened.
+func readIndex(idsPath, path string, yield func(id string) error) (ok bool, err error) {
 	f, err := os.Open(idsPath)
 	if err != nil {
 		return false, nil
@@ -182,4 +189,56 @@ func fromIndex(idsPath, path string, yield func(id string) error) (ok bool, err 
 		return true, fmt.Errorf("batch index %s: %w", idsPath, err)
 	}
 	return true, nil
+}
+
+// Verify refuses a batch file that no longer holds the records the split wrote into it: a
+// record renamed, deleted, added or reordered, or a file cut short. The split's ID index
+// (batch_N.ids) is the record of what it wrote; a batch file no newer than its index is taken as
+// unchanged, and one edited since is read in full and compared, ID by ID. A batch without an
+// index (split before the index existed, or not named batch_N.json) is not checked. The error
+// wraps exitcode.ErrUsage and names the first difference.
+func Verify(path, idField string) error {
+	f, err := rundir.ForBatch(path)
+	if err != nil {
+		return nil
+	}
+	ist, err := os.Stat(f.BatchIDs)
+	if err != nil {
+		return nil
+	}
+	bst, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("batch %s: %w", path, err)
+	}
+	if !ist.ModTime().Before(bst.ModTime()) {
+		return nil
+	}
+	var want []string
+	if _, err := readIndex(f.BatchIDs, path, func(id string) error { want = append(want, id); return nil }); err != nil {
+		return err
+	}
+	changed := func(format string, args ...any) error {
+		return fmt.Errorf("%s was changed after the split: %s: %w", filepath.Base(path), fmt.Sprintf(format, args...), exitcode.ErrUsage)
+	}
+	i := 0
+	err = Read(path, idField, func(rec record.Record) error {
+		switch {
+		case i >= len(want):
+			return changed("record %d (%q) is not one the split wrote (it wrote %d)", i+1, rec.ID, len(want))
+		case rec.ID != want[i]:
+			return changed("record %d is %q where the split wrote %q", i+1, rec.ID, want[i])
+		}
+		i++
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, exitcode.ErrUsage) && strings.Contains(err.Error(), "was changed after the split") {
+			return err
+		}
+		return changed("it cannot be read (%v)", err)
+	}
+	if i < len(want) {
+		return changed("it holds %d records where the split wrote %d (%q is missing)", i, len(want), want[i])
+	}
+	return nil
 }

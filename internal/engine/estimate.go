@@ -30,6 +30,9 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
+	if err := checkBaseURL(&opts, &deps); err != nil {
+		return err
+	}
 	// The estimate is about an API run, whatever key is set now.
 	ins, err := loadInstructions(&opts, runspec.ProviderOpenAI)
 	if err != nil {

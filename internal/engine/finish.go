@@ -112,6 +112,20 @@ func utc(t time.Time) time.Time {
 	return t.UTC()
 }
 
+// refreshFolder merges a run's worker files and writes every file a run leaves (the final files,
+// results.jsonl completed, summary.json and report.html) as the end of a run does, for a merge
+// with no pass of its own. The caller holds the run lock.
+func refreshFolder(ctx context.Context, deps *Deps, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (*summary.Summary, error) {
+	o := DefaultOptions()
+	o.Out, o.Workers = dir.Path(), spec.Workers
+	s, err := newScheduler(&plan{opts: &o, spec: spec, sch: sch, dir: dir}, deps)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return finish(ctx, &o, deps, spec, sch, s, deps.Now(), summary.Phases{}, nil)
+}
+
 // mergeRun merges every batch's worker files into the run's final files.
 func mergeRun(ctx context.Context, dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (merge.Stats, *totals, error) {
 	m, err := startMerge(dir, spec, sch)

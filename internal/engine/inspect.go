@@ -217,20 +217,29 @@ func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	stats, _, err := mergeRun(ctx, dir, spec, sch)
+	lock, err := acquireLock(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	sum, err := refreshFolder(ctx, &deps, dir, spec, sch)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "merged %d records: %d in %s, %d failed in %s, %d remaining (not done yet)\n",
-		stats.Records, stats.Succeeded, dir.FinalResults(), stats.Failed, dir.FinalFailures(), stats.Missing)
+		sum.Records, sum.Succeeded, dir.FinalResults(), sum.Failed, dir.FinalFailures(), sum.Remaining)
 	// Batches with records not done (a task that failed, was cancelled or never ran): the
 	// command that runs just those again.
+	st, err := ReadStatus(ctx, out)
+	if err != nil {
+		return err
+	}
 	var unfinished []string
 	var paths []string
-	for _, b := range stats.PerBatch {
-		if b.Missing > 0 {
-			unfinished = append(unfinished, fmt.Sprintf("%d (%d to do)", b.Number, b.Missing))
-			paths = append(paths, dir.Batch(b.Number))
+	for _, b := range st.Batches {
+		if b.Remaining > 0 {
+			unfinished = append(unfinished, fmt.Sprintf("%d (%d to do)", b.Batch, b.Remaining))
+			paths = append(paths, dir.Batch(b.Batch))
 		}
 	}
 	if len(unfinished) > 0 {
@@ -240,8 +249,8 @@ func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
 			fmt.Fprintf(w, "  (or: worker --batch %s)\n", paths[0])
 		}
 	}
-	if stats.Failed > 0 || stats.Missing > 0 {
-		return fmt.Errorf("%s: %w", notDone(stats.Failed, stats.Missing, stats.Records), exitcode.ErrRecordsFailed)
+	if sum.Failed > 0 || sum.Remaining > 0 {
+		return fmt.Errorf("%s: %w", notDone(sum.Failed, sum.Remaining, sum.Records), exitcode.ErrRecordsFailed)
 	}
 	return nil
 }

@@ -268,6 +268,15 @@ func prepareOut(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Sp
 		var missing []batch.Range
 		for _, b := range spec.Batches {
 			if _, err := os.Stat(dir.Batch(b.Number)); err == nil {
+				// A batch file changed since the split would be run as it is now: refused
+				// before anything runs.
+				if err := batch.Verify(dir.Batch(b.Number), spec.IDField); err != nil {
+					fix := "delete it and rerun the same command to have the split write it again from the input"
+					if progress(dir.Worker(b.Number)) > 0 {
+						fix = "restore it, or add --fresh to start over (its batch has results, so it cannot be written again)"
+					}
+					return runFresh, nil, fmt.Errorf("%s: %w; %s", opts.Out, err, fix)
+				}
 				continue
 			}
 			if progress(dir.Worker(b.Number)) > 0 {
@@ -377,15 +386,32 @@ func removeTemps(dir rundir.Dir, log hclog.Logger) {
 	}
 }
 
-// merged reports whether a run's final files and summary are all there and no merge was cut
-// short between its renames.
-func merged(dir rundir.Dir) bool {
+// merged reports whether a run's final files and summary are all there, say what the workers'
+// files say (every record done, none newer than the final files: a batch run by hand since the
+// last merge is merged again) and no merge was cut short between its renames.
+func merged(dir rundir.Dir, spec *runspec.Spec) bool {
 	if _, err := os.Stat(dir.Merging()); err == nil {
 		return false
 	}
 	for _, p := range []string{dir.FinalResults(), dir.FinalFailures(), dir.Summary()} {
 		if _, err := os.Stat(p); err != nil {
 			return false
+		}
+	}
+	sum, err := summary.Load(dir.Summary())
+	if err != nil || sum.Remaining != 0 || sum.Succeeded+sum.Failed != spec.Input.Records {
+		return false
+	}
+	final, err := os.Stat(dir.FinalFailures()) // renamed last
+	if err != nil {
+		return false
+	}
+	for _, b := range spec.Batches {
+		w := dir.Worker(b.Number)
+		for _, p := range []string{w.Results, w.Failures} {
+			if st, err := os.Stat(p); err == nil && st.ModTime().After(final.ModTime()) {
+				return false
+			}
 		}
 	}
 	return true

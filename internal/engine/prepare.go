@@ -16,8 +16,12 @@ import (
 	"github.com/trialcat/trialcat/internal/taxonomy"
 )
 
-// resolveProvider turns --provider auto into openai or offline.
+// resolveProvider turns --provider auto into openai or offline, after checking the base URL the
+// run would ask.
 func resolveProvider(o *Options, d *Deps) (string, error) {
+	if err := checkBaseURL(o, d); err != nil {
+		return "", err
+	}
 	hasKey := d.Getenv("OPENAI_API_KEY") != ""
 	switch o.Provider {
 	case "openai":
@@ -30,6 +34,9 @@ func resolveProvider(o *Options, d *Deps) (string, error) {
 	default:
 		if hasKey {
 			return runspec.ProviderOpenAI, nil
+		}
+		if o.BaseURL != "" && !o.exportOnly {
+			return "", usagef("--base-url %s names an API server, but OPENAI_API_KEY is not set: export it (any value for a local server that checks none; it is never taken as a flag), or drop --base-url to use the offline categorizer", publicURL(o.BaseURL))
 		}
 		d.Log.Info("OPENAI_API_KEY is not set: using the offline categorizer (provider offline); export OPENAI_API_KEY to use the API")
 		return runspec.ProviderOffline, nil
@@ -221,4 +228,17 @@ func archive(dir rundir.Dir, names []string, now time.Time) (string, error) {
 		}
 	}
 	return prev, nil
+}
+
+func publicURL(raw string) string {
+	u, _ := runspec.PublicURL(raw)
+	return u
+}
+
+// checkBaseURL checks the base URL the run would ask: --base-url, else OPENAI_BASE_URL.
+func checkBaseURL(o *Options, d *Deps) error {
+	if o.BaseURL != "" {
+		return runspec.CheckBaseURL(o.BaseURL, "--base-url")
+	}
+	return runspec.CheckBaseURL(d.Getenv("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
 }

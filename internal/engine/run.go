@@ -33,7 +33,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 	var runErr error
 	if p.state == runComplete {
 		// A finished run asked again: nothing to ask, nothing to move.
-		if merged(p.dir) {
+		if merged(p.dir, p.spec) {
 			log.Info(fmt.Sprintf("all %d records in %s are done: nothing to do (add --fresh to start over)", p.records, opts.Out))
 			sum, err := summary.Load(p.dir.Summary())
 			if err == nil {

@@ -75,6 +75,10 @@ type scheduler struct {
 	budgetOnce sync.Once
 }
 
+// errBatchRefused marks a run stopped because a worker refused its batch (exit 1: the answers
+// so far are merged and kept, so it is not a usage error).
+var errBatchRefused = errors.New("a worker refused its batch")
+
 // newScheduler is the scheduler of the plan's run, with results.jsonl open. Close it when done.
 func newScheduler(p *plan, deps *Deps) (*scheduler, error) {
 	spec := p.spec
@@ -128,12 +132,13 @@ func (s *scheduler) waitSplit() {
 	}
 }
 
-// close stops and waits for the split and closes results.jsonl.
+// close stops and waits for the split, and closes the permit server and results.jsonl.
 func (s *scheduler) close() {
 	if s.stopSplit != nil {
 		s.stopSplit()
 	}
 	s.waitSplit()
+	s.permits.Close()
 	s.stream.Close()
 }
 
@@ -206,7 +211,7 @@ func (s *scheduler) run(ctx context.Context) error {
 
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, exitcode.ErrFatalAPI), errors.Is(cause, exitcode.ErrBudget), errors.Is(cause, exitcode.ErrStorage), errors.Is(cause, errSplit):
+	case errors.Is(cause, exitcode.ErrFatalAPI), errors.Is(cause, exitcode.ErrBudget), errors.Is(cause, exitcode.ErrStorage), errors.Is(cause, errSplit), errors.Is(cause, errBatchRefused):
 		return cause
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: %w", cause, exitcode.ErrInterrupted)
@@ -338,10 +343,11 @@ func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range, w **s
 		_, _ = sp.p.Stdin().Write(wire.Encode(wire.Msg{Type: wire.Assign, Batch: s.dir.Batch(b.Number)}))
 
 		var exit proc.Exit
-		why := "" // what the worker said of a batch it finished
+		why := ""     // what the worker said of a batch it finished
+		said := false // the worker reported the batch's end itself (a crash says nothing)
 		select {
 		case m := <-sp.finished:
-			exit, why = proc.Exit{Code: m.Code, Duration: time.Since(assigned)}, m.Message
+			exit, why, said = proc.Exit{Code: m.Code, Duration: time.Since(assigned)}, m.Message, true
 			if m.Code != exitcode.OK && m.Code != exitcode.Failed {
 				// It exits with that code: wait for it, and for the rest of its output.
 				<-sp.exited
@@ -372,6 +378,10 @@ func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range, w **s
 				msg = name + " could not write its files"
 			}
 			return exitcode.StorageFailed(msg)
+		case said && exit.Code == exitcode.Usage:
+			// The worker refused the batch (it was changed after the split, it cannot be read,
+			// another worker holds it): a restart would be refused the same way.
+			return fmt.Errorf("%s refused %s: %s: %w", name, rundir.BatchName(b.Number), why, errBatchRefused)
 		case exit.Code == exitcode.FatalAPI:
 			if msg := s.tally.Snapshot().FatalMessage; msg != "" {
 				return exitcode.Refused(msg)

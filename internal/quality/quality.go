@@ -6,6 +6,7 @@ package quality
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
 
@@ -178,6 +181,11 @@ type SampleOptions struct {
 	Seed uint64
 	// By, when set, stratifies the sample by this field's answers.
 	By string
+	// Replace lets a new sheet take the place of one a reviewer has begun to fill in; the old
+	// one moves to OUT/previous-<time>/. Without it such a sheet is never touched.
+	Replace bool
+	// Now is the clock of the previous-<time> folder; nil means time.Now.
+	Now func() time.Time
 }
 
 // Sample writes DIR/review_sample.csv: N answered records (stratified by a field if asked) with
@@ -222,7 +230,10 @@ func Sample(ctx context.Context, opts SampleOptions, deps Deps) error {
 		}
 	}
 	factCols := []string{"title", "conditions", "interventions", "study_type", "primary_purpose", "std_ages"}
-	path := filepath.Join(dir.Path(), "review_sample.csv")
+	path := dir.ReviewSample()
+	if err := keepReviewersWork(dir, opts); err != nil {
+		return err
+	}
 	err = safefile.Write(path, 0o644, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		header := append([]string{l.IDColumn}, factCols...)
@@ -340,4 +351,77 @@ func (d *Deps) defaults() {
 
 func usagef(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, exitcode.ErrUsage)...)
+}
+
+// keepReviewersWork makes sure a new sheet loses no one's work: a sheet with any review_ cell
+// filled in (or one that cannot be read as a sheet) is refused, unless opts.Replace, which moves
+// it to OUT/previous-<time>/ first. An untouched sheet is simply replaced.
+func keepReviewersWork(dir rundir.Dir, opts SampleOptions) error {
+	path := dir.ReviewSample()
+	filled, err := reviewedCells(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil && filled == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("holds a reviewer's work (%d review_ cells filled in)", filled)
+	if err != nil {
+		what = fmt.Sprintf("cannot be read as a review sheet (%v)", err)
+	}
+	if !opts.Replace {
+		return usagef("%s %s: it is left as it is; compare it first (coordinator compare %s %s), then move it aside, or add --replace to move it to %s/previous-<time>/ and write a new one",
+			path, what, opts.Out, path, opts.Out)
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	prev := dir.Previous(now())
+	if err := os.MkdirAll(prev, 0o755); err != nil {
+		return fmt.Errorf("keep the old review sheet: %w", err)
+	}
+	if err := os.Rename(path, filepath.Join(prev, filepath.Base(path))); err != nil {
+		return fmt.Errorf("keep the old review sheet: %w", err)
+	}
+	return nil
+}
+
+// reviewedCells counts the non-empty review_ cells of the sheet at path.
+func reviewedCells(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return 0, err
+	}
+	var cols []int
+	for i, h := range header {
+		if strings.HasPrefix(h, compare.ReviewPrefix) {
+			cols = append(cols, i)
+		}
+	}
+	if len(cols) == 0 {
+		return 0, fmt.Errorf("no %s columns", compare.ReviewPrefix)
+	}
+	n := 0
+	for {
+		row, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		for _, c := range cols {
+			if c < len(row) && strings.TrimSpace(row[c]) != "" {
+				n++
+			}
+		}
+	}
 }

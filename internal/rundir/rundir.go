@@ -40,6 +40,7 @@ const (
 	slurmTaskLog      = "task_%a.log" // %a: Slurm's array index
 	k8sDir            = "k8s"
 	k8sJob            = "job.yaml"
+	reviewFile        = "review_sample.csv"
 	previousPrefix    = "previous-"
 	previousTime      = "20060102T150405.000Z"
 )
@@ -130,6 +131,10 @@ func (d Dir) Export(n int) string {
 
 // K8sJob is k8s/job.yaml, the run's Kubernetes Indexed Job.
 func (d Dir) K8sJob() string { return filepath.Join(d.join(k8sDir), k8sJob) }
+
+// ReviewSample is the review sheet `coordinator sample` writes for a person to fill in. It is
+// the reviewer's file once written: --fresh leaves it where it is.
+func (d Dir) ReviewSample() string { return d.join(reviewFile) }
 
 // BatchName is the base name of batch n's file, batch_N.json.
 func BatchName(n int) string { return fmt.Sprintf(batchFile, n) }

@@ -262,3 +262,37 @@ func LoadRun(path string) (*Spec, *schema.Schema, error) {
 	}
 	return spec, sch, nil
 }
+
+// CheckBaseURL refuses a base URL that no request could reach: one with spaces around it, no
+// scheme, a scheme other than http or https, or no host. source names where it came from
+// (--base-url, OPENAI_BASE_URL) for the message; the URL is shown without its user:password.
+func CheckBaseURL(raw, source string) error {
+	if raw == "" {
+		return nil
+	}
+	shown := raw
+	if i := strings.Index(shown, "://"); i >= 0 {
+		if j := strings.LastIndex(shown[i+3:], "@"); j >= 0 {
+			shown = shown[:i+3] + shown[i+3+j+1:] // a user:password is never shown
+		}
+	}
+	hint := "want http://HOST[:PORT]/v1 or https://HOST[:PORT]/v1, such as http://127.0.0.1:8000/v1"
+	if strings.TrimSpace(raw) != raw {
+		return fmt.Errorf("%s %q has spaces around it; %s: %w", source, shown, hint, exitcode.ErrUsage)
+	}
+	if !strings.Contains(raw, "://") {
+		return fmt.Errorf("%s %q has no scheme; %s: %w", source, shown, hint, exitcode.ErrUsage)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %q is not a URL; %s: %w", source, shown, hint, exitcode.ErrUsage)
+	case u.Scheme == "":
+		return fmt.Errorf("%s %q has no scheme; %s: %w", source, shown, hint, exitcode.ErrUsage)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%s %q: the scheme %s is not served; %s: %w", source, shown, u.Scheme, hint, exitcode.ErrUsage)
+	case u.Host == "":
+		return fmt.Errorf("%s %q names no host; %s: %w", source, shown, hint, exitcode.ErrUsage)
+	}
+	return nil
+}

@@ -105,3 +105,30 @@ func TestBaseURLSecretsStayOutOfRunJSON(t *testing.T) {
 		t.Errorf("FullBaseURL = %q; a secret URL of another server must not be used", got)
 	}
 }
+
+func TestCheckBaseURLRefusesWhatNoRequestCouldReach(t *testing.T) {
+	for _, ok := range []string{"", "http://127.0.0.1:8000/v1", "https://api.example/v1", "https://u:p@h/v1"} {
+		if err := CheckBaseURL(ok, "--base-url"); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for raw, want := range map[string]string{
+		"127.0.0.1:8000/v1":       "no scheme",
+		" http://h/v1":            "spaces",
+		"http://h/v1\n":           "spaces",
+		"ftp://h/v1":              "scheme ftp",
+		"http:///v1":              "no host",
+		"https://user:pw@/v1":     "no host",
+		"localhost:8000":          "no scheme",
+		"http://[::1:8000/v1":     "not a URL",
+		"https://u:secret@h:x/v1": "not a URL",
+	} {
+		err := CheckBaseURL(raw, "--base-url")
+		if err == nil || !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want a usage error saying %q", raw, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") || err != nil && strings.Contains(err.Error(), ":pw@") {
+			t.Errorf("%q: the message shows the password: %v", raw, err)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/llm"
@@ -202,6 +203,9 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 		}
 		return err
 	}
+	if err := runspec.CheckBaseURL(opts.BaseURL, "--base-url"); err != nil {
+		return err
+	}
 	applyOverrides(spec, opts)
 	m := modeOf(opts, spec)
 
@@ -215,6 +219,10 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 		return err
 	}
 	defer lock.Release()
+
+	if err := batch.Verify(files.Batch, spec.IDField); err != nil {
+		return fmt.Errorf("%w; restore it, or start the run over with the coordinator's --fresh", err)
+	}
 
 	logFile, err := os.OpenFile(files.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/testkit"
+)
+
+// A base URL no request could reach is refused before anything is written, naming the URL and
+// the fix; so is a base URL without a key, which used to run offline without a word.
+func TestBadBaseURLsStopTheRunBeforeAnythingIsWritten(t *testing.T) {
+	in := sample(t, 3)
+	key := map[string]string{"OPENAI_API_KEY": testkit.Key}
+	cases := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want []string
+	}{
+		{"no scheme", key, []string{"--base-url", "127.0.0.1:9/v1"}, []string{"127.0.0.1:9/v1", "no scheme", "http://"}},
+		{"a leading space", key, []string{"--base-url", " http://127.0.0.1:9/v1"}, []string{"spaces"}},
+		{"ftp", key, []string{"--base-url", "ftp://127.0.0.1:9/v1"}, []string{"scheme ftp"}},
+		{"from the environment", map[string]string{"OPENAI_API_KEY": testkit.Key, "OPENAI_BASE_URL": "localhost:8000"}, nil, []string{"OPENAI_BASE_URL", "no scheme"}},
+		{"no key", nil, []string{"--base-url", "http://127.0.0.1:9/v1"}, []string{"OPENAI_API_KEY is not set", "offline"}},
+	}
+	for _, tc := range cases {
+		out := filepath.Join(t.TempDir(), "run")
+		// The run finds its worker binary first: any executable does, it is never started.
+		for _, cmd := range [][]string{{"--worker-bin", "/bin/true"}, {"split"}, {"estimate"}} {
+			args := append(append(append([]string{}, cmd...), "--input", in, "--out", out, "--workers", "1"), tc.args...)
+			r := coordinator(t, tc.vars, args...)
+			if cmd := strings.Join(cmd, ""); cmd == "estimate" && tc.name == "no key" {
+				continue // an estimate asks no server: it needs no key
+			}
+			r.want(t, 2, tc.name+" "+strings.Join(cmd, ""))
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("%s %v: the message lacks %q:\n%s", tc.name, cmd, w, r.stderr)
+				}
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s %v: --out was created", tc.name, cmd)
+			}
+		}
+	}
+}
+
+// splitRun splits n sample records into batches files of a new run folder.
+func splitRun(t *testing.T, n, batches int) (in, out string) {
+	t.Helper()
+	in, out = sample(t, n), filepath.Join(t.TempDir(), "run")
+	coordinator(t, nil, "split", "--input", in, "--out", out, "--workers", fmt.Sprint(batches)).want(t, 0, "split")
+	return in, out
+}
+
+// firstID is the first record ID in a batch file.
+func firstID(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`"nctId"\s*:\s*"([^"]+)"`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no nctId in %s", path)
+	}
+	return string(m[1])
+}
+
+// A batch file changed after the split (an ID renamed, a record deleted, the file cut short) is
+// refused before anything runs, naming the batch and the fix; so is a worker run on it by hand.
+func TestABatchChangedAfterTheSplitIsRefused(t *testing.T) {
+	needWorker(t)
+	edits := map[string]func(data []byte, id string) []byte{
+		"an ID renamed": func(data []byte, id string) []byte {
+			return bytes.ReplaceAll(data, []byte(id), []byte("NCT99999999"))
+		},
+		"a record deleted": func(data []byte, _ string) []byte {
+			var recs []json.RawMessage
+			if err := json.Unmarshal(data, &recs); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(recs[1:])
+			return b
+		},
+		"cut short": func(data []byte, _ string) []byte { return data[:len(data)/2] },
+	}
+	for name, edit := range edits {
+		in, out := splitRun(t, 9, 3)
+		path := filepath.Join(out, "batch_1.json")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // the edit is newer than the split's index
+		if err := os.WriteFile(path, edit(data, firstID(t, path)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := coordinator(t, nil, "--input", in, "--out", out, "--workers", "3", "--worker-bin", workerBin, "--progress", "off")
+		r.want(t, 2, name)
+		for _, w := range []string{"batch_1.json was changed after the split", "delete it and rerun"} {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("%s: the message lacks %q:\n%s", name, w, r.stderr)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(out, "worker_0_results.csv")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: a worker ran before the refusal", name)
+		}
+		cmd := exec.Command(workerBin, "--batch", path)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		msg, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(msg), "changed after the split") {
+			t.Errorf("%s: worker --batch on the edited batch: %v\n%s", name, err, msg)
+		}
+		// The fix the message gives works: the split writes the batch again.
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		coordinator(t, nil, "--input", in, "--out", out, "--workers", "3", "--worker-bin", workerBin, "--progress", "off").want(t, 0, name+": after the fix")
+		if got := len(rows(t, filepath.Join(out, "final_results.csv"))); got != 9 {
+			t.Errorf("%s: %d rows after the fix, want 9", name, got)
+		}
+	}
+}
+
+// Batches run by hand after a merge: the same coordinator command merges again (it decides
+// "done" from the workers' files), and merge leaves every file a run leaves.
+func TestBatchesRunByHandAreMergedByTheRerunAndByMerge(t *testing.T) {
+	needWorker(t)
+	in, out := splitRun(t, 8, 4)
+	testkit.RunWorker(t, workerBin, "--batch", filepath.Join(out, "batch_0.json"))
+	m := coordinator(t, nil, "merge", "--out", out)
+	m.want(t, 1, "merge with 3 batches not run")
+	for _, f := range []string{"summary.json", "report.html", "results.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("merge left no %s: %v", f, err)
+		}
+	}
+	if got := lines(t, filepath.Join(out, "results.jsonl")); got != 2 {
+		t.Errorf("results.jsonl has %d lines after merging batch 0, want 2", got)
+	}
+	for n := 1; n < 4; n++ {
+		testkit.RunWorker(t, workerBin, "--batch", filepath.Join(out, fmt.Sprintf("batch_%d.json", n)))
+	}
+	r := coordinator(t, nil, "--input", in, "--out", out, "--workers", "4", "--worker-bin", workerBin, "--progress", "off")
+	r.want(t, 0, "the same command after the batches ran by hand")
+	if strings.Contains(r.stderr, "nothing to do") {
+		t.Errorf("the rerun said nothing to do with the final files behind the workers':\n%s", r.stderr)
+	}
+	if got := len(rows(t, filepath.Join(out, "final_results.csv"))); got != 8 {
+		t.Errorf("final_results.csv has %d rows, want 8", got)
+	}
+	if got := lines(t, filepath.Join(out, "results.jsonl")); got != 8 {
+		t.Errorf("results.jsonl has %d lines, want 8", got)
+	}
+	var sum struct {
+		Succeeded, Remaining int64
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err := json.Unmarshal(b, &sum); err != nil || sum.Succeeded != 8 || sum.Remaining != 0 {
+		t.Errorf("summary.json: %+v (%v)", sum, err)
+	}
+	// And now it is done: the same command asks nothing.
+	again := coordinator(t, nil, "--input", in, "--out", out, "--workers", "4", "--worker-bin", workerBin, "--progress", "off")
+	again.want(t, 0, "a finished run again")
+	if !strings.Contains(again.stderr, "nothing to do") {
+		t.Errorf("a finished run again:\n%s", again.stderr)
+	}
+}
+
+func lines(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// A review sheet someone has begun to fill in is never overwritten: sample refuses, and with
+// --replace moves it aside first. An untouched sheet is simply replaced.
+func TestSampleKeepsAReviewersWork(t *testing.T) {
+	out := offlineRun(t, 10)
+	coordinator(t, nil, "sample", "--out", out, "--n", "4").want(t, 0, "sample")
+	sheet := filepath.Join(out, "review_sample.csv")
+	coordinator(t, nil, "sample", "--out", out, "--n", "5").want(t, 0, "sample over an untouched sheet")
+	if got := len(rows(t, sheet)); got != 5 {
+		t.Fatalf("the untouched sheet was not replaced: %d rows", got)
+	}
+	all := testkit.ReadCSV(t, sheet)
+	col := -1
+	for i, h := range all[0] {
+		if h == "review_trial_purpose" {
+			col = i
+		}
+	}
+	all[1][col] = "treatment"
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	w.WriteAll(all)
+	if err := os.WriteFile(sheet, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := coordinator(t, nil, "sample", "--out", out, "--n", "3")
+	r.want(t, 2, "sample over a sheet with a reviewer's answer")
+	if !strings.Contains(r.stderr, "1 review_ cells filled in") || !strings.Contains(r.stderr, "--replace") {
+		t.Errorf("the refusal says:\n%s", r.stderr)
+	}
+	if after, _ := os.ReadFile(sheet); !bytes.Equal(after, b.Bytes()) {
+		t.Fatal("the reviewer's sheet was changed")
+	}
+	coordinator(t, nil, "sample", "--out", out, "--n", "3", "--replace").want(t, 0, "sample --replace")
+	kept, _ := filepath.Glob(filepath.Join(out, "previous-*", "review_sample.csv"))
+	if len(kept) != 1 {
+		t.Fatalf("--replace kept %v", kept)
+	}
+	if old, _ := os.ReadFile(kept[0]); !bytes.Equal(old, b.Bytes()) {
+		t.Error("the kept sheet is not the reviewer's")
+	}
+}
