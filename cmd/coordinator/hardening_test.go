@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/testkit"
 )
 
@@ -228,5 +229,56 @@ func TestSampleKeepsAReviewersWork(t *testing.T) {
 	}
 	if old, _ := os.ReadFile(kept[0]); !bytes.Equal(old, b.Bytes()) {
 		t.Error("the kept sheet is not the reviewer's")
+	}
+}
+
+// A model missing from the price table has an unknown cost: null in summary.json, "unknown" in
+// the summary and in status, never $0.
+func TestAnUnpricedModelsCostIsUnknownNotZero(t *testing.T) {
+	needWorker(t)
+	_, url := testkit.StartFake(t, fakeai.Config{})
+	out := filepath.Join(t.TempDir(), "run")
+	vars := map[string]string{"OPENAI_API_KEY": testkit.Key}
+	r := coordinator(t, vars, "--input", sample(t, 3), "--out", out, "--workers", "1", "--base-url", url,
+		"--model", "my-local-model", "--worker-bin", workerBin, "--progress", "off")
+	r.want(t, 0, "a run with an unpriced model")
+	b, _ := os.ReadFile(filepath.Join(out, "summary.json"))
+	if !strings.Contains(string(b), `"estimated_cost_usd": null`) || !strings.Contains(string(b), `"cost_known": false`) {
+		t.Errorf("summary.json:\n%s", b)
+	}
+	if !strings.Contains(r.stdout, "estimated cost unknown") {
+		t.Errorf("the summary does not say the cost is unknown:\n%s", r.stdout)
+	}
+	st := coordinator(t, nil, "status", "--out", out)
+	if !strings.Contains(st.stdout, "cost so far unknown") {
+		t.Errorf("status:\n%s", st.stdout)
+	}
+}
+
+// --cache naming a file is refused before anything is written, naming the cache.
+func TestCacheThatIsAFileIsRefusedFirst(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cache")
+	os.WriteFile(file, []byte("x"), 0o644)
+	out := filepath.Join(t.TempDir(), "run")
+	r := coordinator(t, map[string]string{"OPENAI_API_KEY": testkit.Key}, "split", "--input", sample(t, 2), "--out", out,
+		"--base-url", "http://127.0.0.1:9/v1", "--cache", file)
+	r.want(t, 2, "--cache FILE")
+	if !strings.Contains(r.stderr, "--cache "+file+" is a file, not a folder") {
+		t.Errorf("the message:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("--out was created")
+	}
+}
+
+// The last line counts what is wrong: it never says records failed when none did.
+func TestTheLastLineSaysWhatIsNotDone(t *testing.T) {
+	needWorker(t)
+	_, out := splitRun(t, 4, 2)
+	r := coordinator(t, nil, "merge", "--out", out)
+	r.want(t, 1, "merge of a run nothing ran on")
+	last := strings.TrimSpace(r.stderr[strings.LastIndex(strings.TrimSpace(r.stderr), "\n")+1:])
+	if strings.Contains(last, "failed") || !strings.Contains(last, "4 of 4 records are not done") {
+		t.Errorf("the last line: %q", last)
 	}
 }

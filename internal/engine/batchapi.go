@@ -219,10 +219,10 @@ func Import(ctx context.Context, opts ImportOptions, deps Deps) error {
 	fmt.Fprintf(deps.Stdout, "merged %d records: %d in %s, %d failed in %s, %d not done\n",
 		stats.Records, stats.Succeeded, dir.FinalResults(), stats.Failed, dir.FinalFailures(), stats.Missing)
 	if len(failed) > 0 {
-		return fmt.Errorf("importing: %s: %w", strings.Join(failed, "; "), exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("importing: %s", strings.Join(failed, "; ")))
 	}
 	if stats.Failed > 0 || stats.Missing > 0 {
-		return fmt.Errorf("%s: %w", notDone(stats.Failed, stats.Missing, stats.Records), exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(notDone(stats.Failed, stats.Missing, stats.Records))
 	}
 	return nil
 }

@@ -267,11 +267,7 @@ func bySlot(ws []summary.WorkerSummary) []slotRow {
 
 func printSummary(sum *summary.Summary, w io.Writer) {
 	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed, %d remaining  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Remaining, sum.Provider, sum.Model)
-	cost := fmt.Sprintf("$%.4f", sum.CostUSD)
-	if !sum.CostKnown {
-		cost += " (some models' prices are unknown; see --prices)"
-	}
-	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, cost)
+	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, sum.Cost())
 	if sum.Cached > 0 {
 		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
 	}

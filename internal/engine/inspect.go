@@ -26,6 +26,8 @@ type BatchStatus struct {
 	Failed    int64   `json:"failed"`
 	Remaining int64   `json:"remaining"`
 	CostUSD   float64 `json:"cost_usd"`
+	// CostUnknown is set when a row's model has no price: CostUSD is then a lower bound.
+	CostUnknown bool `json:"cost_unknown,omitempty"`
 	// BatchAPI is the state of the batch's Batch API parts, when it went through them.
 	BatchAPI string `json:"batch_api,omitempty"`
 }
@@ -40,8 +42,10 @@ type RunStatus struct {
 	Failed     int64         `json:"failed"`
 	Remaining  int64         `json:"remaining"`
 	CostUSD    float64       `json:"cost_usd"`
-	Batches    []BatchStatus `json:"batches"`
-	Merged     bool          `json:"merged"`
+	// CostUnknown is set when some answer's model has no price: CostUSD is a lower bound.
+	CostUnknown bool          `json:"cost_unknown,omitempty"`
+	Batches     []BatchStatus `json:"batches"`
+	Merged      bool          `json:"merged"`
 	// Slurm is the state of each batch's Slurm task, when the run was submitted to Slurm;
 	// SlurmErr says why it could not be read.
 	Slurm    slurm.Board `json:"slurm,omitempty"`
@@ -94,6 +98,7 @@ func ReadStatus(ctx context.Context, out string) (*RunStatus, error) {
 		st.Failed += bs.Failed
 		st.Remaining += bs.Remaining
 		st.CostUSD += bs.CostUSD
+		st.CostUnknown = st.CostUnknown || bs.CostUnknown
 		st.Batches = append(st.Batches, bs)
 	}
 	if _, err := os.Stat(dir.FinalResults()); err == nil {
@@ -127,6 +132,7 @@ func readBatch(dir rundir.Dir, layout results.Layout, b batch.Range) (BatchStatu
 		if !done[row.ID] {
 			done[row.ID] = true
 			bs.CostUSD += row.CostUSD
+			bs.CostUnknown = bs.CostUnknown || !row.CostKnown
 		}
 		return nil
 	}); err != nil {
@@ -154,8 +160,12 @@ func (st *RunStatus) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "run in %s: %s\n", st.Out, state)
 	fmt.Fprintf(w, "input %s (%s, %d records), provider %s, model %s\n", st.Spec.Input.Path, st.Spec.Input.Format, st.Records, st.Spec.Provider, st.Spec.Model)
-	fmt.Fprintf(w, "done %d, failed %d, remaining %d (%.1f%% done), cost so far $%.4f\n",
-		st.Done, st.Failed, st.Remaining, pct(st.Done+st.Failed, st.Records), st.CostUSD)
+	cost := fmt.Sprintf("$%.4f", st.CostUSD)
+	if st.CostUnknown {
+		cost = "unknown (a model's price is not in the table: add it with --prices)"
+	}
+	fmt.Fprintf(w, "done %d, failed %d, remaining %d (%.1f%% done), cost so far %s\n",
+		st.Done, st.Failed, st.Remaining, pct(st.Done+st.Failed, st.Records), cost)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "batch\trecords\tdone\tfailed\tremaining\tcost_usd\t"
 	batchAPI := false
@@ -250,7 +260,7 @@ func Merge(ctx context.Context, opts MergeOptions, deps Deps) error {
 		}
 	}
 	if sum.Failed > 0 || sum.Remaining > 0 {
-		return fmt.Errorf("%s: %w", notDone(sum.Failed, sum.Remaining, sum.Records), exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(notDone(sum.Failed, sum.Remaining, sum.Records))
 	}
 	return nil
 }

@@ -198,19 +198,19 @@ func checkOut(out string) error {
 		if perr != nil || !pst.IsDir() {
 			return usagef("--out %s: its parent folder %s does not exist; create it first", out, parent)
 		}
-		return probeWritable(parent, "--out "+out+": cannot create it in "+parent)
+		return probeWritable(parent, "--out "+out+": cannot create it in "+parent, "--out")
 	case err != nil:
 		return usagef("--out %s: %w", out, err)
 	case !st.IsDir():
 		return usagef("--out %s exists and is not a folder; choose another --out", out)
 	}
-	return probeWritable(out, "--out "+out+" is not writable")
+	return probeWritable(out, "--out "+out+" is not writable", "--out")
 }
 
-func probeWritable(dir, msg string) error {
+func probeWritable(dir, msg, flag string) error {
 	f, err := os.CreateTemp(dir, ".write-probe-*")
 	if err != nil {
-		return usagef("%s (%w); fix its permissions or choose another --out", msg, err)
+		return usagef("%s (%w); fix its permissions or choose another %s", msg, err, flag)
 	}
 	f.Close()
 	return os.Remove(f.Name())

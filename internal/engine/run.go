@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/trialcat/trialcat/internal/batchapi"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -118,13 +119,34 @@ func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error
 	case runErr != nil:
 		return runErr
 	case sum.Failed > 0 && sum.Remaining > 0:
-		return fmt.Errorf("%d of %d records failed (listed in %s) and %d are not done; %s: %w",
-			sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), sum.Remaining, resume, exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("%d of %d records failed (listed in %s) and %d are not done; %s", sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), sum.Remaining, resume))
 	case sum.Failed > 0:
-		return fmt.Errorf("%d of %d records failed (listed in %s); %s to retry them: %w",
-			sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), resume, exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("%d of %d records failed (listed in %s); %s to retry them", sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), resume))
+	case sum.Remaining > 0 && opts.Backend != runspec.BackendBatchAPI && inBatchAPI(rundir.New(opts.Out), sum) > 0:
+		// A live pass skips the records in Batch API batches still running: rerunning it
+		// would skip them again.
+		n := inBatchAPI(rundir.New(opts.Out), sum)
+		return exitcode.Incomplete(fmt.Sprintf("%d of %d records are not done: %d of them are in Batch API batches that may still be running; collect them with the same command and --backend batch-api, or cancel them with coordinator cancel --out %s and rerun this command", sum.Remaining, sum.Records, n, opts.Out))
 	case sum.Remaining > 0:
-		return fmt.Errorf("%d of %d records are not done; %s: %w", sum.Remaining, sum.Records, resume, exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("%d of %d records are not done; %s", sum.Remaining, sum.Records, resume))
 	}
 	return nil
+}
+
+// inBatchAPI counts the requests in the run's Batch API batches that have not been collected
+// (at most the records remaining).
+func inBatchAPI(dir rundir.Dir, sum *summary.Summary) int64 {
+	var n int64
+	for _, w := range sum.Workers {
+		st, err := batchapi.Load(dir.Worker(w.Batch).BatchAPI)
+		if err != nil {
+			continue
+		}
+		for _, p := range st.Parts {
+			if p.Open() {
+				n += int64(p.Requests)
+			}
+		}
+	}
+	return min(n, sum.Remaining)
 }

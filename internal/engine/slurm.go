@@ -384,7 +384,7 @@ func finishSlurm(ctx context.Context, opts *SlurmOptions, deps *Deps, runner slu
 		return fmt.Errorf("a task's worker exited %d: the API refused the run or its server cannot be reached (see the task log); fix that, then %s: %w",
 			exitcode.FatalAPI, again, exitcode.ErrFatalAPI)
 	case stats.Failed > 0 || stats.Missing > 0:
-		return fmt.Errorf("%s; %s resubmits just those batches: %w", notDone(stats.Failed, stats.Missing, stats.Records), again, exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("%s; %s resubmits just those batches", notDone(stats.Failed, stats.Missing, stats.Records), again))
 	}
 	return nil
 }

@@ -67,6 +67,10 @@ func WorkerCode(err error) int {
 // refused and what to check, without the sentinel's words repeated after it.
 func Refused(msg string) error { return sentenceError{msg, ErrFatalAPI} }
 
+// Incomplete returns an error that reads msg and is ErrRecordsFailed: msg says how many records
+// failed or are not done, never "some records failed" when none failed.
+func Incomplete(msg string) error { return sentenceError{msg, ErrRecordsFailed} }
+
 // StorageFailed returns an error that reads msg and is ErrStorage.
 func StorageFailed(msg string) error { return sentenceError{msg, ErrStorage} }
 

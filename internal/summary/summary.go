@@ -148,6 +148,32 @@ type Summary struct {
 	Workers             []WorkerSummary `json:"workers"`
 }
 
+// MarshalJSON writes estimated_cost_usd as null when a model's price is unknown (cost_known
+// false): a cost that is not known is never written as a number, least of all 0.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary
+	out := struct {
+		plain
+		CostUSD *float64 `json:"estimated_cost_usd"`
+	}{plain: plain(s)}
+	if s.CostKnown {
+		out.CostUSD = &s.CostUSD
+	}
+	return json.Marshal(out)
+}
+
+// Cost is the estimated cost for people: "$0.1234", or "unknown" when a model's price is not
+// in the table (with what is known so far, if anything).
+func (s *Summary) Cost() string {
+	switch {
+	case s.CostKnown:
+		return fmt.Sprintf("$%.4f", s.CostUSD)
+	case s.CostUSD > 0:
+		return fmt.Sprintf("unknown (at least $%.4f; some models' prices are unknown: add them with --prices)", s.CostUSD)
+	}
+	return "unknown (the model's price is not in the table: add it with --prices)"
+}
+
 // Load reads a summary.json.
 func Load(path string) (*Summary, error) {
 	b, err := os.ReadFile(path)

@@ -57,3 +57,28 @@ func TestLoadReadsWhatWasWrittenAndNamesABadFile(t *testing.T) {
 		t.Error("a missing summary.json loaded")
 	}
 }
+
+// A cost that is not known is written as null and shown as unknown, never as $0.
+func TestUnknownCostIsNullAndSaysUnknown(t *testing.T) {
+	b, err := json.Marshal(Summary{CostUSD: 0, CostKnown: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"estimated_cost_usd":null`) || !strings.Contains(string(b), `"cost_known":false`) {
+		t.Errorf("summary.json with an unknown cost: %s", b)
+	}
+	var back Summary
+	if err := json.Unmarshal(b, &back); err != nil || back.CostKnown {
+		t.Errorf("reading it back: %+v, %v", back, err)
+	}
+	if c := (&Summary{}).Cost(); !strings.HasPrefix(c, "unknown") || strings.Contains(c, "$0.0000") {
+		t.Errorf("Cost() = %q", c)
+	}
+	if c := (&Summary{CostUSD: 0.5, CostKnown: true}).Cost(); c != "$0.5000" {
+		t.Errorf("Cost() = %q", c)
+	}
+	b, _ = json.Marshal(Summary{CostUSD: 0.25, CostKnown: true})
+	if !strings.Contains(string(b), `"estimated_cost_usd":0.25`) {
+		t.Errorf("a known cost: %s", b)
+	}
+}

@@ -118,9 +118,9 @@ func (r *runner) runBatchAPI(ctx context.Context, api batchClient, openai *llm.O
 		for _, p := range b.problems {
 			msg += "; " + p
 		}
-		return fmt.Errorf("%s; rerun the same command to submit them again (or with --backend live to ask them now): %w", msg, exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("%s; rerun the same command to submit them again (or with --backend live to ask them now)", msg))
 	case failed > 0:
-		return fmt.Errorf("worker %d: %d records failed (see %s): %w", r.files.Number, failed, filepath.Base(r.files.Failures), exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("worker %d: %d records failed (see %s)", r.files.Number, failed, filepath.Base(r.files.Failures)))
 	}
 	return nil
 }
@@ -744,7 +744,7 @@ func (r *runner) importAnswers(ctx context.Context, path string) error {
 	r.log.Info().Int64("answered", answered).Int64("failed", failed).Int("to_retry", len(b.retry)).Int("malformed", malformed).
 		Int("other_batches", other).Int("already_done", already).Str("file", path).Msg("imported answers")
 	if malformed > 0 {
-		return fmt.Errorf("worker %d: %d lines of %s are not answer lines (skipped; %d imported): %w", r.files.Number, malformed, path, answered, exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("worker %d: %d lines of %s are not answer lines (skipped; %d imported)", r.files.Number, malformed, path, answered))
 	}
 	return nil
 }

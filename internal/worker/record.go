@@ -111,7 +111,7 @@ func (r *runner) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 	case readErr != nil:
 		return readErr
 	case failed > 0:
-		return fmt.Errorf("worker %d: %d of %d records failed (see %s): %w", r.files.Number, failed, pending, filepath.Base(r.files.Failures), exitcode.ErrRecordsFailed)
+		return exitcode.Incomplete(fmt.Sprintf("worker %d: %d of %d records failed (see %s)", r.files.Number, failed, pending, filepath.Base(r.files.Failures)))
 	}
 	return nil
 }
