@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -280,5 +281,27 @@ func TestTheLastLineSaysWhatIsNotDone(t *testing.T) {
 	last := strings.TrimSpace(r.stderr[strings.LastIndex(strings.TrimSpace(r.stderr), "\n")+1:])
 	if strings.Contains(last, "failed") || !strings.Contains(last, "4 of 4 records are not done") {
 		t.Errorf("the last line: %q", last)
+	}
+}
+
+// https:// against a server that speaks plain HTTP reaches no API: the run stops within about
+// ten seconds saying so (it used to retry every record for minutes).
+func TestHTTPSAgainstAPlainServerStopsTheRunSoon(t *testing.T) {
+	needWorker(t)
+	_, url := testkit.StartFake(t, fakeai.Config{})
+	out := filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	r := coordinatorCtx(ctx, t, map[string]string{"OPENAI_API_KEY": testkit.Key}, "--input", sample(t, 20), "--out", out, "--workers", "2",
+		"--base-url", strings.Replace(url, "http://", "https://", 1), "--worker-bin", workerBin, "--progress", "off")
+	if ctx.Err() != nil {
+		t.Fatal("the run was still retrying after 90 s")
+	}
+	r.want(t, 1, "https against plain HTTP")
+	if !strings.Contains(r.stderr, "use http://") {
+		t.Errorf("the message does not say to use http://:\n%s", r.stderr)
+	}
+	if got := len(rows(t, filepath.Join(out, "final_failures.csv"))); got != 0 {
+		t.Errorf("%d records failed; they should stay to do", got)
 	}
 }

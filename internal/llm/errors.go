@@ -206,6 +206,11 @@ func unreachable(err error) bool {
 		errors.As(err, &dns), errors.As(err, &cert), errors.As(err, &rec), errors.As(err, &ua), errors.As(err, &hn):
 		return true
 	}
+	// net/http says these in words only: an https:// URL whose server speaks plain HTTP, and a
+	// scheme it has no transport for. Neither request reached an API.
+	if msg := err.Error(); strings.Contains(msg, "server gave HTTP response to HTTPS client") || strings.Contains(msg, "unsupported protocol scheme") {
+		return true
+	}
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"syscall"
@@ -225,5 +226,19 @@ func TestRedactCatchesEveryFormOfTheKey(t *testing.T) {
 	}
 	if got := Redact("nothing secret here: tk-other", key); got != "nothing secret here: tk-other" {
 		t.Errorf("Redact changed a text without the key: %q", got)
+	}
+}
+
+// An https:// URL whose server speaks plain HTTP reached no API: it is unreachable (the worker
+// stops within seconds), not a connection to retry for minutes.
+func TestHTTPSAgainstPlainHTTPIsUnreachable(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer hs.Close()
+	url := strings.Replace(hs.URL, "http://", "https://", 1) + "/v1"
+	o := NewOpenAI(OpenAIConfig{BaseURL: url, APIKey: "k", SchemaName: "s", Schema: map[string]any{"type": "object"}})
+	_, err := o.Complete(context.Background(), Request{RecordID: "x", Model: "gpt-5-mini", System: "s", User: "u"})
+	var le *Error
+	if !errors.As(err, &le) || le.Class != ClassUnreachable || !le.Free() {
+		t.Fatalf("https against plain HTTP: %v; want class unreachable", err)
 	}
 }
