@@ -51,7 +51,7 @@ func slurmCommand(e env) command {
 				&cli.StringFlag{Name: "task-prelude", Category: catSlurm, Usage: "shell `FILE` each task sources before the worker (start a local model server, add to WORKER_ARGS)"},
 				&cli.BoolFlag{Name: "wait", Category: catSlurm, Usage: "follow the job to its end, then merge"},
 				&cli.BoolFlag{Name: "limit-server", Category: catSlurm, Usage: "while waiting, serve the run's one rate limit to every task over TCP (see coordinator limits)"},
-				&cli.StringFlag{Name: "limit-listen", Category: catSlurm, Value: engine.DefaultLimitListen, Usage: "listen `ADDR` of the limit server (tasks dial this host's name and the port)"},
+				&cli.StringFlag{Name: "limit-listen", Category: catSlurm, Value: engine.DefaultLimitListen, Usage: "listen `ADDR` of the limit server: this machine only by default; :PORT for tasks on other nodes (they dial this host's name)"},
 			),
 		},
 		action: func(c *cli.Context) error {

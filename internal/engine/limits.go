@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 
-	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/rundir"
@@ -21,7 +20,7 @@ import (
 // limit too but leaves the shares of idle tasks unused.
 
 // DefaultLimitListen is where a limit server listens: every interface, a port the system picks.
-const DefaultLimitListen = ":0"
+const DefaultLimitListen = "127.0.0.1:0"
 
 type limitServer struct {
 	path   string
@@ -133,5 +132,7 @@ func Limits(ctx context.Context, opts LimitsOptions, deps Deps) error {
 	if err := ls.stop(); err != nil {
 		return err
 	}
-	return fmt.Errorf("limit server stopped: %w", exitcode.ErrInterrupted)
+	// Ctrl-C is how a limit server is meant to end: stopped cleanly, it exits 0.
+	fmt.Fprintf(deps.Stdout, "limit server stopped; tasks still running keep to their equal share\n")
+	return nil
 }

@@ -3,8 +3,9 @@ package ratelimit
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
-	"crypto/subtle"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -67,8 +68,8 @@ func LoadEndpoint(path string) (Endpoint, error) {
 const helloTimeout = 5 * time.Second
 
 // Serve accepts permit connections on ln until ctx ends or ln is closed, and serves each with
-// s: a client first sends hello with token (a wrong or missing token closes the connection),
-// then the same permit lines as a worker's pipes. A client's connection ending forgets its
+// s: a client first proves it holds token (see wire.Hello; a wrong proof closes the connection),
+// then sends the same permit lines as a worker's pipes. A client's connection ending forgets its
 // pending acquires.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, token string, onConn func(remote string, ok bool)) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -106,21 +107,22 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, id int, token str
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	br := bufio.NewReader(conn)
-	_ = conn.SetReadDeadline(time.Now().Add(helloTimeout))
-	line, err := readLimited(br)
-	if err != nil {
+	_ = conn.SetDeadline(time.Now().Add(helloTimeout))
+	hello, err := readHello(br)
+	if err != nil || hello.Nonce == "" {
 		return false
 	}
-	m, err := wire.Decode(line)
-	if err != nil || m.Type != wire.Hello || subtle.ConstantTimeCompare([]byte(m.Token), []byte(token)) != 1 {
+	mine := NewToken()
+	if _, err := conn.Write(wire.Encode(wire.Msg{Type: wire.Hello, Nonce: mine, Proof: proof(token, "server", hello.Nonce, mine)})); err != nil {
 		return false
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	theirs, err := readHello(br)
+	if err != nil || !hmac.Equal([]byte(theirs.Proof), []byte(proof(token, "worker", mine, hello.Nonce))) {
+		return false
+	}
+	_ = conn.SetDeadline(time.Time{})
 	s.Attach(ctx, id, conn)
 	defer s.Forget(id)
-	if _, err := conn.Write(wire.Encode(wire.Msg{Type: wire.Hello})); err != nil {
-		return true
-	}
 	for {
 		line, err := readLimited(br)
 		if err != nil {
@@ -130,6 +132,27 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, id int, token str
 			s.Handle(id, m)
 		}
 	}
+}
+
+// proof is what one side of a limit connection sends to show it holds the run's token: an
+// HMAC-SHA256 of the side's name and both nonces, keyed with the token.
+func proof(token, side, a, b string) string {
+	mac := hmac.New(sha256.New, []byte(token))
+	mac.Write([]byte(side + "\n" + a + "\n" + b))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// readHello reads one hello line.
+func readHello(br *bufio.Reader) (wire.Msg, error) {
+	line, err := readLimited(br)
+	if err != nil {
+		return wire.Msg{}, err
+	}
+	m, err := wire.Decode(line)
+	if err != nil || m.Type != wire.Hello {
+		return wire.Msg{}, fmt.Errorf("answered %q, not hello", line)
+	}
+	return m, nil
 }
 
 // maxLine bounds one protocol line from a network client.
@@ -162,19 +185,24 @@ func Dial(ctx context.Context, e Endpoint, timeout time.Duration) (*Client, io.C
 		return nil, nil, fmt.Errorf("connect to the limit server at %s: %w", e.Address, err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := conn.Write(wire.Encode(wire.Msg{Type: wire.Hello, Token: e.Token})); err != nil {
+	mine := NewToken()
+	if _, err := conn.Write(wire.Encode(wire.Msg{Type: wire.Hello, Nonce: mine})); err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("limit server at %s: %w", e.Address, err)
 	}
 	br := bufio.NewReader(conn)
-	line, err := readLimited(br)
+	m, err := readHello(br)
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("limit server at %s did not accept this worker (a stale limits file, or the token of another server): %w", e.Address, err)
+		return nil, nil, fmt.Errorf("the limit server at %s did not answer as one (a stale limits file, or another program on its port): %w", e.Address, err)
 	}
-	if m, err := wire.Decode(line); err != nil || m.Type != wire.Hello {
+	if m.Nonce == "" || !hmac.Equal([]byte(m.Proof), []byte(proof(e.Token, "server", mine, m.Nonce))) {
 		conn.Close()
-		return nil, nil, fmt.Errorf("limit server at %s answered %q, not hello", e.Address, line)
+		return nil, nil, fmt.Errorf("what answers at %s is not this run's limit server (it cannot prove it holds the run's token: a stale limits file?); this worker's token was not sent", e.Address)
+	}
+	if _, err := conn.Write(wire.Encode(wire.Msg{Type: wire.Hello, Proof: proof(e.Token, "worker", m.Nonce, mine)})); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("limit server at %s: %w", e.Address, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return NewClient(wire.NewWriter(conn), br), conn, nil

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,5 +124,38 @@ func TestEndpointFileIsPrivate(t *testing.T) {
 	}
 	if e, err := LoadEndpoint(p); err != nil || e.Token != "t" {
 		t.Errorf("LoadEndpoint = %+v, %v", e, err)
+	}
+}
+
+// Whatever listens on a stale limits file's port is not trusted with the run's token: the worker
+// sends it nothing but a nonce, and stops at a hello that proves nothing.
+func TestDialNeverSendsTheTokenToAnImpostor(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			got <- ""
+			return
+		}
+		defer conn.Close()
+		// Answer hello as an old server would, without a proof, and note all that was sent.
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4096)
+		n, _ := conn.Read(buf)
+		conn.Write([]byte(`{"type":"hello","nonce":"n"}` + "\n"))
+		m, _ := conn.Read(buf[n:])
+		got <- string(buf[:n+max(m, 0)])
+	}()
+	_, _, err = Dial(t.Context(), Endpoint{Address: ln.Addr().String(), Token: "secret-run-token"}, 2*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "not this run's limit server") {
+		t.Fatalf("Dial to an impostor: %v", err)
+	}
+	if sent := <-got; strings.Contains(sent, "secret-run-token") {
+		t.Fatalf("the worker sent the token to an impostor: %q", sent)
 	}
 }

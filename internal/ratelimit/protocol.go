@@ -11,7 +11,7 @@ import (
 var (
 	// ErrCoordinatorGone is returned by Client.Wait once the worker's stdin has ended: the
 	// coordinator exited or was killed. A worker treats it as "stop now".
-	ErrCoordinatorGone = errors.New("coordinator went away (stdin closed)")
+	ErrCoordinatorGone = errors.New("the permit connection closed")
 	// ErrRefused is returned by Client.Wait when the coordinator refused the permit because the
 	// worker already had MaxPending requests waiting (a worker bug, not a rate limit).
 	ErrRefused = errors.New("permit refused")

@@ -36,8 +36,11 @@ const (
 	// out (--hedge): Extra copies may run at once, Budget more may be sent, and only requests
 	// older than P90MS (the run's p90 latency) are copied.
 	Boost = "boost"
-	// Hello opens a permit connection to a limit server over TCP (worker to server, with the
-	// token) and accepts it (server to worker, without).
+	// Hello opens a permit connection to a limit server over TCP. The run's token never crosses
+	// the wire: the worker sends a nonce; the server answers with its own nonce and a proof that
+	// it holds the token (an HMAC of both nonces); the worker checks it before it sends its own
+	// proof. A listener that is not the run's server (a stale limits.json's port, taken by
+	// something else) learns nothing (see ratelimit.Dial).
 	Hello = "hello"
 )
 
@@ -52,7 +55,8 @@ type Msg struct {
 	Estimated int    `json:"estimated,omitempty"`
 	Actual    int    `json:"actual,omitempty"`
 	Error     string `json:"error,omitempty"`
-	Token     string `json:"token,omitempty"` // hello
+	Nonce     string `json:"nonce,omitempty"` // hello
+	Proof     string `json:"proof,omitempty"` // hello
 
 	// Batch is a batch file's path (assign, finished); Code an exit code (finished).
 	Batch string `json:"batch,omitempty"`
