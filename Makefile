@@ -13,7 +13,7 @@ LDFLAGS  := -X github.com/trialcat/trialcat/internal/buildinfo.commit=$(COMMIT)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: help build static test test-short lint demo smoke bench tidy-check clean
+.PHONY: help build static test test-slurm test-short lint demo smoke bench tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ static: ## build static coordinator and worker (no cgo), as the Dockerfile does,
 
 test: build ## run every test with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-slurm: build ## make test, with the Slurm test starting a one-node cluster here (root, Debian) and stopping it
+	TRIALCAT_SLURM_TEST=start $(GO) test -race -count=1 -timeout 15m ./...
 
 test-short: ## unit and in-process tests only: no test runs the built binaries
 	$(GO) test -short -count=1 ./...

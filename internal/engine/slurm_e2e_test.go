@@ -24,10 +24,11 @@ import (
 // slurmScript brings up and stops the one-node cluster the Slurm tests run on.
 const slurmScript = "../../scripts/slurm-local.sh"
 
-// needSlurm makes sure a local Slurm cluster set up by scripts/slurm-local.sh is up, starting
-// it (and installing Debian's packages) when this machine can; it stops what it started when the
-// test ends. Where that is impossible (not root, no Slurm and no apt), or TRIALCAT_SLURM_TEST is
-// skip, the test skips, except in CI, which installs Slurm and must run it.
+// needSlurm makes sure a local Slurm cluster set up by scripts/slurm-local.sh is up. With
+// TRIALCAT_SLURM_TEST=start it starts one (installing Debian's packages) when this machine can,
+// and stops what it started when the test ends; without it the test runs only on a cluster
+// already up. Where the test cannot run (no cluster and not asked to start one, not root, no
+// Slurm and no apt, or TRIALCAT_SLURM_TEST=skip) it skips, except in CI, which must run it.
 func needSlurm(t *testing.T) {
 	t.Helper()
 	skip := func(why string) {
@@ -56,6 +57,11 @@ func needSlurm(t *testing.T) {
 			skip("a Slurm cluster not set up by scripts/slurm-local.sh answers here: not submitting test jobs to it")
 		}
 		return
+	}
+	// Starting a cluster (and installing its packages) is done only when asked: plain
+	// `go test` never changes the machine.
+	if os.Getenv("TRIALCAT_SLURM_TEST") != "start" {
+		skip("no Slurm cluster set up by scripts/slurm-local.sh is up here; TRIALCAT_SLURM_TEST=start (make test-slurm, which .ci/run does) starts one for the test")
 	}
 	if os.Geteuid() != 0 {
 		skip("Slurm cannot be installed and started here: not root (scripts/slurm-local.sh start needs root)")
