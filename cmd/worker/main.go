@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string) error {
 				BatchPath:   c.String("batch"),
 				RunDir:      c.String("run-dir"),
 				Index:       c.Int("index"),
+				IndexGiven:  c.IsSet("index"),
 				RunPath:     c.String("run"),
 				Model:       c.String("model"),
 				BaseURL:     c.String("base-url"),

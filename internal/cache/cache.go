@@ -23,6 +23,10 @@ import (
 
 // Entry is one stored answer.
 type Entry struct {
+	// Key is the key the entry was stored under: an entry found under another key (a file
+	// copied or renamed by hand) is not this request's answer. Entries written before the key
+	// was stored have none and are taken as they are.
+	Key string `json:"key,omitempty"`
 	// Model is the model that answered; Content the answer text.
 	Model   string `json:"model"`
 	Content string `json:"content"`
@@ -74,16 +78,41 @@ func (c *Cache) path(key string) string {
 // Get returns the entry of key, if any. An entry that does not decode (a disk error, a file
 // written by something else) is a miss.
 func (c *Cache) Get(key string) (Entry, bool) {
+	e, err := c.Lookup(key)
+	return e, err == nil
+}
+
+// ErrMiss is Lookup's error for a key the cache holds no answer for.
+var ErrMiss = errors.New("not in the cache")
+
+// Lookup is Get with the reason of a miss: ErrMiss when there is no entry, or an error saying
+// why the entry there cannot be used (damaged, empty, or stored under another key). Either
+// way the request is asked again.
+func (c *Cache) Lookup(key string) (Entry, error) {
 	var e Entry
-	data, err := os.ReadFile(c.path(key))
-	if err != nil || json.Unmarshal(data, &e) != nil || e.Content == "" {
-		return Entry{}, false
+	path := c.path(key)
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return Entry{}, ErrMiss
+	case err != nil:
+		return Entry{}, fmt.Errorf("cache entry %s: %w", path, err)
 	}
-	return e, true
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Entry{}, fmt.Errorf("cache entry %s is damaged (%v); it is asked again and replaced", path, err)
+	}
+	switch {
+	case e.Content == "":
+		return Entry{}, fmt.Errorf("cache entry %s holds no answer; it is asked again and replaced", path)
+	case e.Key != "" && e.Key != key:
+		return Entry{}, fmt.Errorf("cache entry %s was stored for another request (key %s); it is asked again and replaced", path, e.Key)
+	}
+	return e, nil
 }
 
 // Put stores e under key, atomically.
 func (c *Cache) Put(key string, e Entry) error {
+	e.Key = key
 	dir := filepath.Dir(c.path(key))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("response cache: %w", err)

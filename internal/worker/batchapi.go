@@ -243,13 +243,9 @@ func (b *batchRun) eachRequest(ctx context.Context, exclude func(id string) bool
 			r.skip[rec.ID] = true
 			return fail()
 		}
-		if key := r.cacheKey(req); key != "" {
-			if e, ok := r.cache.Get(key); ok {
-				if vals, err := r.caller.Check([]byte(e.Content)); err == nil {
-					r.skip[rec.ID] = true
-					return r.succeedAs(rec.ID, llm.Result{Values: vals, Content: e.Content, Model: e.Model, Attempts: r.prior[rec.ID]}, true)
-				}
-			}
+		if res, ok := r.fromCache(r.cacheKey(req), rec.ID); ok {
+			r.skip[rec.ID] = true
+			return r.succeedAs(rec.ID, res, true)
 		}
 		line, err := b.openai.RequestLine(req)
 		if err != nil {

@@ -144,12 +144,8 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 		return fail()
 	}
 	key := r.cacheKey(req)
-	if key != "" {
-		if e, ok := r.cache.Get(key); ok {
-			if vals, err := r.caller.Check([]byte(e.Content)); err == nil {
-				return r.succeedAs(rec.ID, llm.Result{Values: vals, Content: e.Content, Model: e.Model, Attempts: r.prior[rec.ID]}, true)
-			}
-		}
+	if res, ok := r.fromCache(key, rec.ID); ok {
+		return r.succeedAs(rec.ID, res, true)
 	}
 	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
 	if r.tmpl != nil {
@@ -442,4 +438,26 @@ func (r *runner) onAttempt(a llm.Attempt) {
 		Str("error", a.Err.Message).Int64("retry_in_ms", a.Delay.Milliseconds()).Msg("request")
 	r.emit(wire.Msg{Type: wire.Retry, ID: a.RecordID, Attempt: a.Attempt,
 		Class: string(a.Err.Class), Status: a.Err.Status, DelayMS: a.Delay.Milliseconds()})
+}
+
+// fromCache is the response cache's answer to the request under key ("" when the run has no
+// cache), if it has a usable one: an answer that no longer passes the schema is asked again, and
+// an entry that cannot be used (damaged, empty, another request's) is logged and asked again.
+func (r *runner) fromCache(key, id string) (llm.Result, bool) {
+	if key == "" {
+		return llm.Result{}, false
+	}
+	e, err := r.cache.Lookup(key)
+	if err != nil {
+		if !errors.Is(err, cache.ErrMiss) {
+			r.log.Warn().Str("id", id).Err(err).Msg("cannot use the cached answer")
+		}
+		return llm.Result{}, false
+	}
+	vals, err := r.caller.Check([]byte(e.Content))
+	if err != nil {
+		r.log.Info().Str("id", id).Err(err).Msg("the cached answer does not pass the run's schema: asking again")
+		return llm.Result{}, false
+	}
+	return llm.Result{Values: vals, Content: e.Content, Model: e.Model, Attempts: r.prior[id]}, true
 }

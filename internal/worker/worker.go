@@ -40,8 +40,11 @@ type Options struct {
 	// RunDir. Index below 0 means unset: it is then read from SLURM_ARRAY_TASK_ID (a Slurm
 	// array task) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), so that one command line
 	// serves every task of a scheduler.
-	RunDir      string
-	Index       int
+	RunDir string
+	Index  int
+	// IndexGiven is set when --index was given on the command line: then a negative Index is
+	// a mistake, not "from the scheduler".
+	IndexGiven  bool
 	RunPath     string // default: run.json beside the batch
 	Model       string // overrides run.json
 	BaseURL     string // overrides run.json
@@ -334,6 +337,10 @@ func ResolveBatch(opts Options, getenv func(string) string) (string, error) {
 		return "", fmt.Errorf("--batch OUT/batch_N.json or --run-dir OUT is required: the batch to work on (see worker --help): %w", exitcode.ErrUsage)
 	}
 	idx, from := opts.Index, "--index"
+	if opts.IndexGiven && idx < 0 {
+		return "", fmt.Errorf("--index %d is not a batch number: want 0 or more (or leave --index out to take it from %s or %s): %w",
+			idx, IndexVars[0], IndexVars[1], exitcode.ErrUsage)
+	}
 	if idx < 0 {
 		for _, v := range IndexVars {
 			if s := strings.TrimSpace(getenv(v)); s != "" {

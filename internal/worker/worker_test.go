@@ -370,6 +370,7 @@ func TestResolveBatchFromTheScheduler(t *testing.T) {
 		{"no such batch", Options{RunDir: dir, Index: 7}, env(), -1, "its batches: 0 to 2"},
 		{"both", Options{RunDir: dir, BatchPath: "b", Index: 1}, env(), -1, "give one"},
 		{"neither", Options{Index: -1}, env(), -1, "is required"},
+		{"--index -1", Options{RunDir: dir, Index: -1, IndexGiven: true}, env("SLURM_ARRAY_TASK_ID", "1"), -1, "--index -1 is not a batch number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ResolveBatch(tc.opts, tc.getenv)
