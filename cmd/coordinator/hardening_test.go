@@ -305,3 +305,55 @@ func TestHTTPSAgainstAPlainServerStopsTheRunSoon(t *testing.T) {
 		t.Errorf("%d records failed; they should stay to do", got)
 	}
 }
+
+// A scheduler's tasks without Slurm: `coordinator limits` serves the run's limit and workers run
+// by hand with --rate-share take their permits from it (and say so); the answers all land.
+func TestWorkersByHandTakeTheirPermitsFromTheLimitServer(t *testing.T) {
+	needWorker(t)
+	_, url := testkit.StartFake(t, fakeai.Config{})
+	vars := map[string]string{"OPENAI_API_KEY": testkit.Key}
+	in, out := sample(t, 6), filepath.Join(t.TempDir(), "run")
+	coordinator(t, vars, "split", "--input", in, "--out", out, "--workers", "2", "--rpm", "6000", "--base-url", url).want(t, 0, "split")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() { done <- coordinatorCtx(ctx, t, nil, "limits", "--out", out) }()
+	defer func() {
+		cancel()
+		if r := <-done; r.code != 0 {
+			t.Errorf("limits: exit %d (%v)", r.code, r.err)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, err := os.Stat(filepath.Join(out, "limits.json")); err != nil; _, err = os.Stat(filepath.Join(out, "limits.json")) {
+		if time.Now().After(deadline) {
+			t.Fatal("limits.json did not appear")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	errs := make(chan error, 2)
+	logs := make([]string, 2)
+	for n := range 2 {
+		go func() {
+			cmd := exec.Command(workerBin, "--run-dir", out, "--index", fmt.Sprint(n), "--rate-share", "2")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "OPENAI_API_KEY=" + testkit.Key}
+			b, err := cmd.CombinedOutput()
+			logs[n] = string(b)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("worker: %v\n%s\n%s", err, logs[0], logs[1])
+		}
+	}
+	for n := range 2 {
+		log, _ := os.ReadFile(filepath.Join(out, fmt.Sprintf("worker_%d_log.txt", n)))
+		if !strings.Contains(string(log), "taking rate permits from the run's limit server") {
+			t.Errorf("worker %d did not use the limit server:\n%s", n, log)
+		}
+	}
+	coordinator(t, nil, "merge", "--out", out).want(t, 0, "merge")
+	if got := len(rows(t, filepath.Join(out, "final_results.csv"))); got != 6 {
+		t.Errorf("%d rows, want 6", got)
+	}
+}
