@@ -357,3 +357,19 @@ func TestWorkersByHandTakeTheirPermitsFromTheLimitServer(t *testing.T) {
 		t.Errorf("%d rows, want 6", got)
 	}
 }
+
+// Without --rpm the run adopts the limit the server states in its x-ratelimit headers: they
+// reach the run's limiter from every answer.
+func TestTheRunLearnsTheServersLimitWithoutRPM(t *testing.T) {
+	needWorker(t)
+	_, url := testkit.StartFake(t, fakeai.Config{RPM: 100000, TPM: 50000000})
+	out := filepath.Join(t.TempDir(), "run")
+	r := coordinator(t, map[string]string{"OPENAI_API_KEY": testkit.Key}, "--input", sample(t, 6), "--out", out, "--workers", "2",
+		"--base-url", url, "--worker-bin", workerBin, "--progress", "off")
+	r.want(t, 0, "a run against a server that states its limits")
+	for _, w := range []string{"allows 100000 requests a minute", "allows 50000000 tokens a minute"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("the run did not learn the server's limit (%q):\n%s", w, r.stderr)
+		}
+	}
+}
