@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,4 +118,55 @@ func TestHedgeCopyMustBeValidToWin(t *testing.T) {
 	if hedged, won := note.get(); !hedged || won {
 		t.Errorf("hedged=%v won=%v; want a copy sent that did not win", hedged, won)
 	}
+}
+
+// stuckFirst leaves every record's first call stuck until cancelled and answers its copies.
+type stuckFirst struct {
+	mu     sync.Mutex
+	seen   map[string]bool
+	copies atomic.Int32
+}
+
+func (p *stuckFirst) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
+	p.mu.Lock()
+	first := !p.seen[req.RecordID]
+	p.seen[req.RecordID] = true
+	p.mu.Unlock()
+	if first {
+		<-ctx.Done()
+		return llm.Reply{}, ctx.Err()
+	}
+	p.copies.Add(1)
+	return llm.Reply{Content: `{"ok":true}`}, nil
+}
+
+// The budget bounds the copies even when the tail is longer and slots are plenty: five stuck
+// requests, ten slots lent and a budget of two give exactly two copies.
+func TestHedgeKeepsToItsBudget(t *testing.T) {
+	p := &stuckFirst{seen: map[string]bool{}}
+	h := newHedger(p, func(context.Context, llm.Request) error { return nil }, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go h.run(ctx, 5*time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, _ := withHedgeNote(ctx)
+			_, _ = h.Complete(cctx, llm.Request{RecordID: fmt.Sprint("R", i)})
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // all five started and past the p90
+	h.boost(10, 2, 20*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.copies.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // twenty more ticks for a copy over budget to show
+	if got := p.copies.Load(); got != 2 {
+		t.Errorf("%d copies; want the budget's 2", got)
+	}
+	cancel()
+	wg.Wait()
 }
