@@ -50,3 +50,29 @@ func TestHedgeCopiesStuckRequestsWithinItsBudget(t *testing.T) {
 	}
 	t.Logf("hedged %d, copy won %d, %d requests, wall %.1fs", sum.Hedged, sum.HedgeWins, st.Requests, sum.WallSeconds)
 }
+
+// The run's budget holds when the tail is longer than it: --hedge 1 allows 2 copies of 200
+// records, with about 16 stalled requests in the tail to tempt it.
+func TestHedgeBudgetSmallerThanTheTail(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	input, ids := replicate(t, t.TempDir(), 2) // 200 records
+	_, url := startFake(t, fakeai.Config{Seed: 7, RateStall: 0.08, StallFor: 3 * time.Second,
+		Latency: fakeai.LatencyModel{Base: 20 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--batches", "auto",
+		"--input", input, "--out", out, "--base-url", url, "--hedge", "1")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr, 30))
+	}
+	if ok, failed := assertExactlyOnce(t, out, ids); ok != 200 || failed != 0 {
+		t.Fatalf("%d answered, %d failed; want 200 and 0", ok, failed)
+	}
+	sum, err := summary.Load(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Hedged < 1 || sum.Hedged > 2 {
+		t.Errorf("%d requests hedged; --hedge 1 allows 2 of 200 (and the tail held more)", sum.Hedged)
+	}
+}
