@@ -33,6 +33,12 @@ type BatchConfig struct {
 	// StrayLines adds that many more (a lying, endless-looking file).
 	UnknownCustomID bool
 	StrayLines      int
+	// DuplicateCustomID writes every answer line twice (the copy answered anew): a client must
+	// keep one answer per request.
+	DuplicateCustomID bool
+	// MissingCustomIDs leaves the first N answers out of both files, though the batch says
+	// completed: a client must keep those requests to do.
+	MissingCustomIDs int
 	// ExpiresIn is the window a batch's expires_at states; 0 means 24h. A batch may go on
 	// running past it (InProgress longer): a server that does not keep its own window.
 	ExpiresIn time.Duration
@@ -430,9 +436,18 @@ func (s *Server) answerBatch(b *batchAPI, fb *fakeBatch) {
 		status, body := s.answerLine(req.Body)
 		entry := map[string]any{"id": reqID, "custom_id": req.CustomID,
 			"response": map[string]any{"status_code": status, "request_id": "req_" + reqID, "body": body}, "error": nil}
+		if status == http.StatusOK && i < cfg.MissingCustomIDs {
+			fb.completed++ // counted done, but in neither file
+			continue
+		}
 		if status == http.StatusOK {
 			fb.completed++
 			writeLine(&out, entry)
+			if cfg.DuplicateCustomID {
+				again, _ := s.answerLine(req.Body)
+				writeLine(&out, map[string]any{"id": reqID + "_again", "custom_id": req.CustomID,
+					"response": map[string]any{"status_code": status, "request_id": "req_" + reqID + "_again", "body": again}, "error": nil})
+			}
 		} else {
 			fb.failed++
 			writeLine(&errOut, entry)
