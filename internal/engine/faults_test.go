@@ -68,7 +68,14 @@ func startBin(t testing.TB, env []string, name string, args ...string) (*exec.Cm
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Every wait on it ends: a process still running at the deadline is killed, and the test
+	// fails saying so, instead of hanging until the package's timeout.
+	deadline := time.AfterFunc(binDeadline, func() {
+		t.Errorf("%s %v still running after %s: killed", name, args, binDeadline)
+		_ = cmd.Process.Kill()
+	})
 	t.Cleanup(func() {
+		deadline.Stop()
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
@@ -76,6 +83,9 @@ func startBin(t testing.TB, env []string, name string, args ...string) (*exec.Cm
 	})
 	return cmd, &errb
 }
+
+// binDeadline bounds every run of a built binary in these tests.
+const binDeadline = 4 * time.Minute
 
 func exitCodeOf(err error) int {
 	if err == nil {
@@ -756,8 +766,13 @@ func (p *flakyProxy) serve(l net.Listener) {
 					return
 				}
 				defer u.Close()
-				go io.Copy(u, c)
-				io.Copy(c, u)
+				// Either side ending ends both: a cut client must not leave the server's
+				// handler waiting on a request body for ever (which would hang its Close).
+				go func() {
+					_, _ = io.Copy(u, c)
+					u.Close()
+				}()
+				_, _ = io.Copy(c, u)
 			}()
 		}
 	}()

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -33,12 +34,17 @@ type runResult struct {
 func runBin(t testing.TB, env []string, name string, args ...string) runResult {
 	t.Helper()
 	needBinaries(t)
-	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	ctx, cancel := context.WithTimeout(context.Background(), binDeadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, name), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v still running after %s: killed\n%s", name, args, binDeadline, errb.String())
+	}
 	res := runResult{stdout: out.String(), stderr: errb.String()}
 	var ee *exec.ExitError
 	switch {
