@@ -199,3 +199,17 @@ func TestUnreadableFile(t *testing.T) {
 		t.Errorf("Scan = %v, want a usage error saying permission denied", err)
 	}
 }
+
+// Plain text is not taken for a one-column CSV: the message says the file is neither and shows
+// how it starts, instead of asking for an ID column.
+func TestTextIsNeitherJSONNorCSV(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(path, []byte("hello world\nthis is text\n"), 0o644)
+	_, err := Scan(context.Background(), path, Options{})
+	if err == nil || !errors.Is(err, exitcode.ErrUsage) || !strings.Contains(err.Error(), "neither JSON") || !strings.Contains(err.Error(), `"hello world"`) {
+		t.Fatalf("Scan(text) = %v", err)
+	}
+	if strings.Contains(err.Error(), "--id-field") {
+		t.Errorf("the message asks for an ID column of a file that is not CSV: %v", err)
+	}
+}

@@ -308,6 +308,16 @@ func (it *iter) noID(r raw, index int64) error {
 	}
 	if src, ok := it.src.(*csvSource); ok {
 		cols := src.header
+		if len(cols) == 1 && index == 0 && strings.ContainsAny(cols[0], " \t") {
+			// One "column" with spaces in its name: most likely not CSV at all, but text that
+			// fell through to the CSV reader.
+			head := cols[0]
+			if len(head) > 60 {
+				head = head[:60] + "..."
+			}
+			return it.at(r, index, fmt.Sprintf("the file is neither JSON (an array, JSON Lines or an API v2 page) nor a CSV file with a header row: it starts %q", head),
+				"give records as a JSON array, JSON Lines, a ClinicalTrials.gov API v2 page or CSV with a header row naming the ID column")
+		}
 		if len(cols) > 10 {
 			cols = append(cols[:10:10], "...")
 		}
