@@ -25,6 +25,11 @@ type Labels struct {
 	Rationale map[string]string
 	// Order is the IDs in the source's order.
 	Order []string
+	// Header is the source's columns; Ragged counts its rows with more or fewer cells than
+	// the header (their missing cells are unlabelled), RaggedLines the first of them.
+	Header      []string
+	Ragged      int
+	RaggedLines []int
 }
 
 // ReviewPrefix starts the columns of a review sheet a reviewer fills in: review_<field>.
@@ -49,7 +54,7 @@ func ReadCSV(path string, fields []string) (*Labels, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: no header row: %w", path, err)
 	}
-	l := &Labels{Source: path, IDColumn: header[0], Values: map[string]map[string]string{}, Rationale: map[string]string{}}
+	l := &Labels{Source: path, IDColumn: header[0], Values: map[string]map[string]string{}, Rationale: map[string]string{}, Header: header}
 	col := map[string]int{}
 	review := false
 	for i, h := range header {
@@ -97,6 +102,11 @@ func ReadCSV(path string, fields []string) (*Labels, error) {
 		}
 		if len(rec) == 0 || rec[0] == "" {
 			continue
+		}
+		if len(rec) != len(header) {
+			if l.Ragged++; len(l.RaggedLines) < 5 {
+				l.RaggedLines = append(l.RaggedLines, line)
+			}
 		}
 		id := unguard(rec[0])
 		if _, dup := l.Values[id]; dup {
@@ -150,6 +160,8 @@ type Report struct {
 	Common  int              `json:"common"`
 	OnlyInA int              `json:"only_in_a"`
 	OnlyInB int              `json:"only_in_b"`
+	// Notes say what in the inputs the figures had to work around (ragged rows).
+	Notes []string `json:"notes,omitempty"`
 	// Disagreements are the records and fields whose labels differ, in A's order.
 	Disagreements []Disagreement `json:"-"`
 }
@@ -170,10 +182,16 @@ func Compare(a, b *Labels, seed uint64) (*Report, error) {
 		}
 	}
 	if len(fields) == 0 {
-		return nil, fmt.Errorf("%s (columns %s) and %s (columns %s) have no category column in common",
-			a.Source, strings.Join(a.Fields, ", "), b.Source, strings.Join(b.Fields, ", "))
+		return nil, fmt.Errorf("%s and %s have no category column in common: %s; %s", a.Source, b.Source, columnsOf(a), columnsOf(b))
 	}
 	rep := &Report{A: a.Source, B: b.Source, Fields: map[string]Field{}, Order: fields}
+	for side, l := range map[string]*Labels{"A": a, "B": b} {
+		if l.Ragged > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s (%s): %d rows have more or fewer cells than its header (lines %v): their missing cells count as unlabelled",
+				side, l.Source, l.Ragged, l.RaggedLines))
+		}
+	}
+	slices.Sort(rep.Notes)
 	for _, id := range a.Order {
 		if _, ok := b.Values[id]; ok {
 			rep.Common++
@@ -219,4 +237,15 @@ func (r *Report) WriteDisagreements(w io.Writer) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// columnsOf says which category columns l has, or that it has none and what its header holds.
+func columnsOf(l *Labels) string {
+	if len(l.Fields) > 0 {
+		return fmt.Sprintf("%s has %s", l.Source, strings.Join(l.Fields, ", "))
+	}
+	if len(l.Header) > 0 {
+		return fmt.Sprintf("%s has no category column (its header: %s)", l.Source, strings.Join(l.Header, ", "))
+	}
+	return l.Source + " has no category column"
 }

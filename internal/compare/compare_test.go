@@ -138,3 +138,60 @@ func TestPageInABrowser(t *testing.T) {
 		}
 	}
 }
+
+// Labels are data, not terminal output: a NUL or an escape sequence is shown escaped, and a
+// 10 MB label is cut in the tables (whole in the CSV and JSON), so a confusion table stays a table.
+func TestHostileLabelsStayReadable(t *testing.T) {
+	huge := strings.Repeat("x", 10<<20)
+	a, err := ReadCSV(write(t, "a.csv", "id,area\n1,onc\n2,\x1b[31mred\n3,"+huge+"\n4,nul\x00byte\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReadCSV(write(t, "b.csv", "id,area\n1,onc\n2,onc\n3,onc\n4,onc\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Compare(a, b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.Print(&out, true)
+	if out.Len() > 20<<10 {
+		t.Errorf("the printed comparison is %d bytes for four records", out.Len())
+	}
+	for _, bad := range []string{"\x00", "\x1b"} {
+		if strings.Contains(out.String(), bad) {
+			t.Errorf("the output carries %q raw", bad)
+		}
+	}
+	if !strings.Contains(out.String(), `\x1b[31mred`) || !strings.Contains(out.String(), `nul\x00byte`) {
+		t.Errorf("control characters are not shown escaped:\n%s", out.String())
+	}
+	var page strings.Builder
+	if err := rep.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if page.Len() > 100<<10 {
+		t.Errorf("compare.html is %d bytes for four records", page.Len())
+	}
+}
+
+func TestRaggedRowsAndNoSharedColumnsAreSaid(t *testing.T) {
+	a, _ := ReadCSV(write(t, "a.csv", "id,area,phase\n1,onc\n2,onc,2\n3,cardio,3,extra\n"), nil)
+	b, _ := ReadCSV(write(t, "b.csv", "id,area,phase\n1,onc,1\n2,onc,2\n3,cardio,3\n"), nil)
+	rep, err := Compare(a, b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.Print(&out, false)
+	if !strings.Contains(out.String(), "2 rows have more or fewer cells than its header (lines [2 4])") {
+		t.Errorf("ragged rows are not said:\n%s", out.String())
+	}
+	none, _ := ReadCSV(write(t, "n.csv", "id,model,cost_usd\n1,m,0\n"), nil)
+	_, err = Compare(a, none, 1)
+	if err == nil || strings.Contains(err.Error(), "(columns )") || !strings.Contains(err.Error(), "no category column (its header: id, model, cost_usd)") {
+		t.Errorf("no shared columns: %v", err)
+	}
+}

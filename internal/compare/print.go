@@ -7,13 +7,19 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Print writes the comparison for a person: a line per field, then each field's confusion table
 // when confusion is set.
 func (r *Report) Print(w io.Writer, confusion bool) {
 	fmt.Fprintf(w, "A: %s\nB: %s\n", r.A, r.B)
-	fmt.Fprintf(w, "records in both: %d; only in A: %d; only in B: %d\n\n", r.Common, r.OnlyInA, r.OnlyInB)
+	fmt.Fprintf(w, "records in both: %d; only in A: %d; only in B: %d\n", r.Common, r.OnlyInA, r.OnlyInB)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "field\tn\tagreement\tkappa\tkappa 95% CI\t")
 	for _, name := range r.Order {
@@ -36,13 +42,17 @@ func (r *Report) Print(w io.Writer, confusion bool) {
 		}
 		fmt.Fprintf(w, "\n%s: rows A, columns B\n", name)
 		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "\t%s\t\n", strings.Join(f.Labels, "\t"))
-		for _, a := range f.Labels {
+		shown := make([]string, len(f.Labels))
+		for i, l := range f.Labels {
+			shown[i] = Shown(l)
+		}
+		fmt.Fprintf(tw, "\t%s\t\n", strings.Join(shown, "\t"))
+		for j, a := range f.Labels {
 			row := make([]string, len(f.Labels))
 			for i, b := range f.Labels {
 				row[i] = fmt.Sprint(f.Confusion[a][b])
 			}
-			fmt.Fprintf(tw, "%s\t%s\t\n", a, strings.Join(row, "\t"))
+			fmt.Fprintf(tw, "%s\t%s\t\n", shown[j], strings.Join(row, "\t"))
 		}
 		tw.Flush()
 	}
@@ -76,12 +86,40 @@ func ci(v []float64) string {
 	return fmt.Sprintf("[%.3f, %.3f]", v[0], v[1])
 }
 
+// MaxShown is the most runes of a label shown in a table or on the page; the whole label is in
+// disagreements.csv and the JSON.
+const MaxShown = 40
+
+// Shown is a label as a table shows it: control characters (a NUL, an escape sequence) written
+// as escapes rather than sent to the terminal, and a label longer than MaxShown cut with "…".
+func Shown(label string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range label {
+		if n == MaxShown {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r == '\t':
+			b.WriteString(" ")
+		case unicode.IsControl(r) || r == utf8.RuneError:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+		n++
+	}
+	return b.String()
+}
+
 // MaxListed bounds the disagreements shown on the page (all are in the CSV).
 const MaxListed = 200
 
 var page = template.Must(template.New("compare").Funcs(template.FuncMap{
 	"pct": pctOf, "num": num, "ci": ci,
 	"cell":  func(f Field, a, b string) int { return f.Confusion[a][b] },
+	"shown": Shown,
 	"field": func(r *Report, name string) Field { return r.Fields[name] },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>trialcat compare</title>
@@ -95,6 +133,7 @@ th{background:#f1f4f8}td.l,th.l{text-align:left}td.diag{background:#e3f4e6;font-
 <h1>Agreement of two sets of labels</h1>
 <p>A: <code>{{.A}}</code><br>B: <code>{{.B}}</code></p>
 <p>Records in both: <b>{{.Common}}</b>; only in A: {{.OnlyInA}}; only in B: {{.OnlyInB}}.</p>
+{{range .Notes}}<p class="note">{{.}}</p>{{end}}
 <table><tr><th class="l">field</th><th>n</th><th>agreement</th><th>Cohen's kappa</th><th>kappa 95% CI</th></tr>
 {{range .Order}}{{$f := field $ .}}<tr><td class="l">{{.}}</td><td>{{$f.N}}</td><td>{{pct $f.Agreement}}</td><td>{{num $f.Kappa}}</td><td>{{ci $f.KappaCI}}</td></tr>
 {{end}}</table>
@@ -102,13 +141,13 @@ th{background:#f1f4f8}td.l,th.l{text-align:left}td.diag{background:#e3f4e6;font-
 The interval is the 2.5th to 97.5th percentile of kappa over 1,000 bootstrap resamples of the records.</p>
 {{range .Order}}{{$f := field $ .}}
 <h2>{{.}}</h2>{{if $f.Note}}<p class="note">{{$f.Note}}</p>{{end}}
-{{if $f.N}}<table><tr><th class="l">A \ B</th>{{range $f.Labels}}<th>{{.}}</th>{{end}}</tr>
-{{range $a := $f.Labels}}<tr><th class="l">{{$a}}</th>{{range $b := $f.Labels}}<td{{if eq $a $b}} class="diag"{{end}}>{{cell $f $a $b}}</td>{{end}}</tr>
+{{if $f.N}}<table><tr><th class="l">A \ B</th>{{range $f.Labels}}<th>{{shown .}}</th>{{end}}</tr>
+{{range $a := $f.Labels}}<tr><th class="l">{{shown $a}}</th>{{range $b := $f.Labels}}<td{{if eq $a $b}} class="diag"{{end}}>{{cell $f $a $b}}</td>{{end}}</tr>
 {{end}}</table>{{end}}
 {{end}}
 <h2>Disagreements{{if gt (len .Disagreements) 200}} (the first 200; all are in disagreements.csv){{end}}</h2>
 <table><tr><th class="l">id</th><th class="l">field</th><th class="l">A</th><th class="l">B</th><th class="l">rationale A</th><th class="l">rationale B</th></tr>
-{{range $i, $d := .Disagreements}}{{if lt $i 200}}<tr><td class="l">{{$d.ID}}</td><td class="l">{{$d.Field}}</td><td class="l">{{$d.A}}</td><td class="l">{{$d.B}}</td><td class="l">{{$d.RationaleA}}</td><td class="l">{{$d.RationaleB}}</td></tr>
+{{range $i, $d := .Disagreements}}{{if lt $i 200}}<tr><td class="l">{{$d.ID}}</td><td class="l">{{$d.Field}}</td><td class="l">{{shown $d.A}}</td><td class="l">{{shown $d.B}}</td><td class="l">{{$d.RationaleA}}</td><td class="l">{{$d.RationaleB}}</td></tr>
 {{end}}{{end}}</table>
 </body></html>
 `))
