@@ -54,9 +54,13 @@ func TestRunAgainstTheAPIAndTheRunSubcommandIsTheSame(t *testing.T) {
 	if n := srv.Stats().Requests; n != 6 {
 		t.Errorf("the server saw %d requests, want 6", n)
 	}
-	// The same command again resumes a finished run: no request.
-	coordinator(t, vars, "--input", in, "--out", out, "--workers", "2", "--base-url", url, "--worker-bin", workerBin, "--progress", "off").
-		want(t, 0, "the same run again")
+	// The same command again resumes a finished run: no request, and the last pass's figures
+	// are not reprinted as this one's.
+	again := coordinator(t, vars, "--input", in, "--out", out, "--workers", "2", "--base-url", url, "--worker-bin", workerBin, "--progress", "off")
+	again.want(t, 0, "the same run again")
+	if strings.Contains(again.stdout, "this pass:") || !strings.Contains(again.stdout, "nothing was asked now") {
+		t.Errorf("a finished run asked again says:\n%s", again.stdout)
+	}
 	if n := srv.Stats().Requests; n != 6 {
 		t.Errorf("the rerun asked again: %d requests", n)
 	}

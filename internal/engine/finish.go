@@ -91,7 +91,7 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 		deps.Log.Warn("could not write report.html", "error", err)
 	}
 	deps.Log.Debug("wrote the report", "seconds", time.Since(t0).Seconds())
-	printSummary(sum, deps.Stdout)
+	printSummary(sum, deps.Stdout, true)
 	return sum, nil
 }
 
@@ -265,11 +265,19 @@ func bySlot(ws []summary.WorkerSummary) []slotRow {
 	return rows
 }
 
-func printSummary(sum *summary.Summary, w io.Writer) {
+// printSummary writes the run's summary for people. thisPass says whether a pass ran now: a
+// finished run asked again ran none, and the last pass's figures are not reprinted as this one's.
+func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed, %d remaining  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Remaining, sum.Provider, sum.Model)
 	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, sum.Cost())
 	if sum.Cached > 0 {
 		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
+	}
+	if !thisPass {
+		dir := rundir.New(sum.Out)
+		fmt.Fprintf(w, "nothing was asked now: every record was done already (the last pass's figures are in %s)\nresults: %s\nreport:  %s\n",
+			dir.Summary(), dir.FinalResults(), dir.Report())
+		return
 	}
 	p := sum.Pass
 	fmt.Fprintf(w, "this pass: %d answered, %d failed in %.1fs; tokens in %d, out %d; cost $%.4f; retries %d (429s %d); worker restarts %d\n",

@@ -38,7 +38,7 @@ func Run(ctx context.Context, opts Options, deps Deps) (*summary.Summary, error)
 			log.Info(fmt.Sprintf("all %d records in %s are done: nothing to do (add --fresh to start over)", p.records, opts.Out))
 			sum, err := summary.Load(p.dir.Summary())
 			if err == nil {
-				printSummary(sum, deps.Stdout)
+				printSummary(sum, deps.Stdout, false)
 			}
 			return sum, err
 		}

@@ -70,7 +70,7 @@ func TestSummaryTableHasARowPerWorkerNotPerBatch(t *testing.T) {
 			Succeeded: 1})
 	}
 	var out strings.Builder
-	printSummary(sum, &out)
+	printSummary(sum, &out, true)
 	rows := 0
 	for _, l := range strings.Split(out.String(), "\n") {
 		if f := strings.Fields(l); len(f) == 10 && f[0] != "worker" {
