@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -371,5 +372,27 @@ func TestTheRunLearnsTheServersLimitWithoutRPM(t *testing.T) {
 		if !strings.Contains(r.stderr, w) {
 			t.Errorf("the run did not learn the server's limit (%q):\n%s", w, r.stderr)
 		}
+	}
+}
+
+// compare says which labels are not values of the run's schema, and a hostile label (10 MB,
+// control characters) leaves the output a table.
+func TestCompareSaysLabelsOutsideTheSchema(t *testing.T) {
+	out := offlineRun(t, 6)
+	sheet := testkit.ReadCSV(t, filepath.Join(out, "final_results.csv"))
+	col := slices.Index(sheet[0], "trial_purpose")
+	sheet[1][col] = "treatmnet"
+	sheet[2][col] = strings.Repeat("y", 1<<20) + "\x00"
+	var b bytes.Buffer
+	csv.NewWriter(&b).WriteAll(sheet)
+	labels := filepath.Join(t.TempDir(), "labels.csv")
+	os.WriteFile(labels, b.Bytes(), 0o644)
+	r := coordinator(t, nil, "compare", out, labels)
+	r.want(t, 0, "compare with hostile labels")
+	if !strings.Contains(r.stdout, "B: 2 labels of trial_purpose are not values of the run's schema") {
+		t.Errorf("the labels outside the schema are not said:\n%.2000s", r.stdout)
+	}
+	if len(r.stdout) > 50<<10 || strings.Contains(r.stdout, "\x00") {
+		t.Errorf("compare printed %d bytes (NUL raw: %v)", len(r.stdout), strings.Contains(r.stdout, "\x00"))
 	}
 }

@@ -55,6 +55,7 @@ func Compare(ctx context.Context, opts CompareOptions, deps Deps) error {
 		return err
 	}
 	var b *compare.Labels
+	var specB *runspec.Spec
 	if opts.AgainstRegistry {
 		if opts.B != "" {
 			return usagef("--against-registry compares A with the registry's own fields: give A only")
@@ -69,12 +70,20 @@ func Compare(ctx context.Context, opts CompareOptions, deps Deps) error {
 		if b, err = registryLabels(ctx, opts.Input, idField, a.IDColumn); err != nil {
 			return err
 		}
-	} else if b, _, err = loadLabels(opts.B, a.Fields); err != nil {
+	} else if b, specB, err = loadLabels(opts.B, a.Fields); err != nil {
 		return err
 	}
 	rep, err := compare.Compare(a, b, max(opts.Seed, 1))
 	if err != nil {
 		return usagef("%w", err)
+	}
+	if spec == nil {
+		spec = specB
+	}
+	if spec != nil {
+		if sch, err := schema.Parse(spec.Schema, spec.SchemaSource); err == nil {
+			rep.Notes = append(rep.Notes, outsideSchema(sch, rep.Order, map[string]*compare.Labels{"A": a, "B": b})...)
+		}
 	}
 	if opts.JSON {
 		if err := rep.JSON(deps.Stdout); err != nil {
@@ -424,4 +433,40 @@ func reviewedCells(path string) (int, error) {
 			}
 		}
 	}
+}
+
+// outsideSchema notes, per side and field, the labels that are not values of the run's schema
+// (a reviewer's typo, a model's invented category): they are compared as they are, and said.
+func outsideSchema(sch *schema.Schema, fields []string, sides map[string]*compare.Labels) []string {
+	allowed := map[string]map[string]bool{}
+	for _, p := range sch.Properties {
+		if len(p.Enum) > 0 {
+			allowed[p.Name] = map[string]bool{}
+			for _, v := range p.Enum {
+				allowed[p.Name][v] = true
+			}
+		}
+	}
+	var notes []string
+	for _, side := range []string{"A", "B"} {
+		l := sides[side]
+		for _, f := range fields {
+			ok := allowed[f]
+			if ok == nil {
+				continue
+			}
+			n, example := 0, ""
+			for _, id := range l.Order {
+				if v := l.Values[id][f]; v != "" && !ok[v] {
+					if n++; example == "" {
+						example = v
+					}
+				}
+			}
+			if n > 0 {
+				notes = append(notes, fmt.Sprintf("%s: %d labels of %s are not values of the run's schema (such as %q)", side, n, f, compare.Shown(example)))
+			}
+		}
+	}
+	return notes
 }
