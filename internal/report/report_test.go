@@ -13,6 +13,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
+	"github.com/trialcat/trialcat/internal/summary"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.html from the current output")
@@ -414,4 +415,20 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// After a resume the wall time is the last pass's, and so is its rate.
+func TestWallTimeRateIsThisPasss(t *testing.T) {
+	s := &summary.Summary{Records: 100, Succeeded: 100, WallSeconds: 10, Pass: summary.Pass{Answered: 20}}
+	p := &page{}
+	p.header(&run{dir: rundir.New(t.TempDir()), summary: s})
+	for _, tl := range p.Tiles {
+		if strings.HasPrefix(tl.Label, "Wall time") {
+			if tl.Label != "Wall time (this pass)" || !strings.HasPrefix(tl.Sub, "2 records/s") || !strings.Contains(tl.Sub, "80 of the 100 done were done in earlier passes") {
+				t.Errorf("wall time tile %+v", tl)
+			}
+			return
+		}
+	}
+	t.Fatal("no wall time tile")
 }

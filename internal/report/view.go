@@ -126,13 +126,21 @@ func (p *page) header(r *run) {
 			server = "server api.openai.com"
 		}
 	}
+	// The wall time is this pass's, so its rate is of the records this pass did: after a
+	// resume the whole run's count over the last pass's time would overstate it.
+	wall := tile{Label: "Wall time", Value: seconds(s.WallSeconds), Sub: rate(s.Succeeded+s.Failed, s.WallSeconds)}
+	if pass, done := s.Pass.Answered+s.Pass.Failed, s.Succeeded+s.Failed; pass > 0 && pass < done {
+		wall.Sub = rate(pass, s.WallSeconds)
+		wall.Label = "Wall time (this pass)"
+		wall.Sub += fmt.Sprintf("; %s of the %s done were done in earlier passes", textfmt.Thousands(done-s.Pass.Answered-s.Pass.Failed), textfmt.Thousands(done))
+	}
 	p.Tiles = []tile{
 		{Label: "Records", Value: textfmt.Thousands(s.Records)},
 		{Label: "Succeeded", Value: textfmt.Thousands(s.Succeeded), Sub: percent(s.Succeeded, s.Records), Tone: "ok"},
 		{Label: "Failed", Value: textfmt.Thousands(s.Failed), Sub: percent(s.Failed, s.Records), Tone: tone(s.Failed > 0, "bad")},
 		{Label: "Remaining", Value: textfmt.Thousands(s.Remaining), Sub: "not done yet: a rerun does them", Tone: tone(s.Remaining > 0, "warn")},
 		{Label: "Provider · model", Value: model, Sub: server},
-		{Label: "Wall time", Value: seconds(s.WallSeconds), Sub: rate(s.Succeeded+s.Failed, s.WallSeconds)},
+		wall,
 		tokens,
 		cost,
 		{Label: "Retries", Value: textfmt.Thousands(s.Retries), Sub: textfmt.Thousands(s.RateLimited) + " rate-limited (429)", Tone: tone(s.RateLimited > 0, "warn")},
