@@ -7,15 +7,22 @@
 #                                    the node is idle (installs first when the packages are missing)
 #   scripts/slurm-local.sh stop      cancel every job, wait for the queue to empty, stop the daemons
 #   scripts/slurm-local.sh status    exit 0 when the cluster answers and has an idle or busy node
+#   scripts/slurm-local.sh env       print the SLURM_CONF line that points commands at it
 #
-# It writes /etc/slurm/slurm.conf (refusing to replace one it did not write unless
-# SLURM_LOCAL_FORCE=1; the old one is kept as slurm.conf.bak), /var/spool/slurm{ctld,d},
-# /var/log/slurm and the daemons' pid files under /run. Exit codes: 0 done, 1 failed, 2 usage or
-# not possible here (not root, no apt).
+# Everything it writes is under one private folder, $SLURM_LOCAL_DIR (default
+# /var/tmp/trialcat-slurm): its slurm.conf (etc/), the daemons' spool, state, logs and pid files,
+# and a munged of its own with its own key and socket. It never reads or writes /etc/slurm or the
+# system's munge, and its daemons listen on their own ports (6917, 6918), so it can run beside a
+# real Slurm installation. Commands that use it need SLURM_CONF=$SLURM_LOCAL_DIR/etc/slurm.conf
+# (`scripts/slurm-local.sh env` prints the line to export). Exit codes: 0 done, 1 failed, 2 usage
+# or not possible here (not root, no apt).
 set -euo pipefail
 
 MARKER="# written by trialcat scripts/slurm-local.sh"
-CONF=/etc/slurm/slurm.conf
+DIR=${SLURM_LOCAL_DIR:-/var/tmp/trialcat-slurm}
+CONF=$DIR/etc/slurm.conf
+MUNGE=$DIR/munge
+export SLURM_CONF=$CONF
 NODE=$(hostname -s)
 
 say() { echo "slurm-local: $*" >&2; }
@@ -49,8 +56,7 @@ up() { scontrol ping 2>/dev/null | grep -q 'is UP' && sinfo -h -o '%T' 2>/dev/nu
 
 configure() {
   if [ -e "$CONF" ] && ! head -1 "$CONF" | grep -qF "$MARKER"; then
-    [ "${SLURM_LOCAL_FORCE:-}" = 1 ] || die "$CONF was not written by this script; set SLURM_LOCAL_FORCE=1 to replace it (a .bak is kept)"
-    cp -p "$CONF" "$CONF.bak"
+    die "$CONF was not written by this script; choose another SLURM_LOCAL_DIR"
   fi
   # The node's real topology; RealMemory 1% under the measured one, or the node drains.
   local hw cpus boards sockets cores threads mem
@@ -59,20 +65,25 @@ configure() {
   cpus=$(field CPUs); boards=$(field Boards); sockets=$(field SocketsPerBoard)
   cores=$(field CoresPerSocket); threads=$(field ThreadsPerCore); mem=$(field RealMemory)
   mem=$((mem * 99 / 100))
-  mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-  chown slurm:slurm /var/spool/slurmctld /var/log/slurm
+  mkdir -p "$DIR/etc" "$DIR/spool/slurmctld" "$DIR/spool/slurmd" "$DIR/log" "$DIR/run"
+  chmod 755 "$DIR" "$DIR/etc" "$DIR/spool" "$DIR/run"
+  chown slurm:slurm "$DIR/spool/slurmctld" "$DIR/log"
   cat >"$CONF.tmp" <<EOF
 $MARKER
-ClusterName=local
+ClusterName=trialcat-local
 SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldPort=6917
+SlurmdPort=6918
 SlurmUser=slurm
 AuthType=auth/munge
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+CredType=cred/munge
+AuthInfo=socket=$MUNGE/munge.socket
+StateSaveLocation=$DIR/spool/slurmctld
+SlurmdSpoolDir=$DIR/spool/slurmd
+SlurmctldPidFile=$DIR/run/slurmctld.pid
+SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -96,18 +107,25 @@ start() {
   installed || install
   if up; then say "already up"; return 0; fi
   configure
-  mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
-  if [ ! -e /etc/munge/munge.key ]; then mungekey --create --keyfile=/etc/munge/munge.key; chown munge:munge /etc/munge/munge.key; fi
-  chmod 400 /etc/munge/munge.key
-  pid_of /run/munge/munged.pid munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+  # A munged of its own: its key, socket, pid, log and seed in $MUNGE.
+  # munged wants its socket's folder searchable by all, and its key readable by it alone.
+  mkdir -p "$MUNGE" && chown munge:munge "$MUNGE" && chmod 755 "$MUNGE"
+  if [ ! -e "$MUNGE/munge.key" ]; then
+    mungekey --create --keyfile="$MUNGE/munge.key"
+    chown munge:munge "$MUNGE/munge.key"
+  fi
+  chmod 400 "$MUNGE/munge.key"
+  pid_of "$MUNGE/munged.pid" munged >/dev/null || runuser -u munge -- /usr/sbin/munged \
+    --socket="$MUNGE/munge.socket" --key-file="$MUNGE/munge.key" --pid-file="$MUNGE/munged.pid" \
+    --log-file="$MUNGE/munged.log" --seed-file="$MUNGE/munged.seed"
   # The daemons exit 0 and may die a moment later: the cluster is up when it answers.
-  pid_of /run/slurmctld.pid slurmctld >/dev/null || slurmctld -c
-  pid_of /run/slurmd.pid slurmd >/dev/null || slurmd -N "$NODE"
+  pid_of "$DIR/run/slurmctld.pid" slurmctld >/dev/null || slurmctld -c -f "$CONF"
+  pid_of "$DIR/run/slurmd.pid" slurmd >/dev/null || slurmd -N "$NODE" -f "$CONF"
   for _ in $(seq 1 150); do
     if up; then say "up: node $NODE idle"; return 0; fi
     sleep 0.2
   done
-  tail -5 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+  tail -5 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" "$MUNGE/munged.log" >&2 || true
   die "the cluster did not come up within 30 s (logs above)"
 }
 
@@ -121,7 +139,7 @@ stop() {
     done
   fi
   local pids=() p
-  for spec in /run/slurmd.pid:slurmd /run/slurmctld.pid:slurmctld /run/munge/munged.pid:munged; do
+  for spec in "$DIR/run/slurmd.pid:slurmd" "$DIR/run/slurmctld.pid:slurmctld" "$MUNGE/munged.pid:munged"; do
     p=$(pid_of "${spec%%:*}" "${spec##*:}") && pids+=("$p")
   done
   [ ${#pids[@]} -eq 0 ] && { say "nothing running"; return 0; }
@@ -141,5 +159,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) up ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  env) echo "export SLURM_CONF=$CONF" ;;
+  *) echo "usage: $0 install|start|stop|status|env" >&2; exit 2 ;;
 esac

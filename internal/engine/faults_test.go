@@ -62,7 +62,7 @@ func startBin(t testing.TB, env []string, name string, args ...string) (*exec.Cm
 	t.Helper()
 	needBinaries(t)
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=atexit_sleep_ms=0"}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SLURM_CONF=" + os.Getenv("SLURM_CONF"), "GORACE=atexit_sleep_ms=0"}, env...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &errb, &errb
 	if err := cmd.Start(); err != nil {

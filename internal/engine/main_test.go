@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -24,6 +25,15 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	flag.Parse()
+	// The Slurm tests talk to the private cluster of scripts/slurm-local.sh (its own
+	// slurm.conf, ports and munge), never to a Slurm installation of the machine's.
+	if os.Getenv("SLURM_CONF") == "" {
+		dir := os.Getenv("SLURM_LOCAL_DIR")
+		if dir == "" {
+			dir = "/var/tmp/trialcat-slurm"
+		}
+		os.Setenv("SLURM_CONF", filepath.Join(dir, "etc", "slurm.conf"))
+	}
 	if testing.Short() {
 		// The in-process tests need no binaries; the end-to-end tests skip.
 		code := m.Run()

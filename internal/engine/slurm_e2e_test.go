@@ -51,10 +51,12 @@ func needSlurm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lock.Close() })
+	// The tests use only the cluster of scripts/slurm-local.sh, by its private configuration:
+	// never the machine's own Slurm, whose slurm.conf they neither read nor change.
 	if exec.Command(slurmScript, "status").Run() == nil {
-		conf, _ := os.ReadFile("/etc/slurm/slurm.conf")
+		conf, _ := os.ReadFile(os.Getenv("SLURM_CONF"))
 		if !bytes.Contains(conf, []byte("written by trialcat scripts/slurm-local.sh")) {
-			skip("a Slurm cluster not set up by scripts/slurm-local.sh answers here: not submitting test jobs to it")
+			skip("SLURM_CONF names a Slurm cluster not set up by scripts/slurm-local.sh: not submitting test jobs to it")
 		}
 		return
 	}
