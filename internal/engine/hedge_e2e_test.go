@@ -63,7 +63,7 @@ func TestHedgeBudgetSmallerThanTheTail(t *testing.T) {
 	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--batches", "auto",
 		"--input", input, "--out", out, "--base-url", url, "--hedge", "1")
 	if res.code != 0 {
-		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr, 30))
+		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr, 400))
 	}
 	if ok, failed := assertExactlyOnce(t, out, ids); ok != 200 || failed != 0 {
 		t.Fatalf("%d answered, %d failed; want 200 and 0", ok, failed)

@@ -438,6 +438,7 @@ func (s *scheduler) lendIdle() {
 		grants[i] = min(extra, s.hedgeLeft)
 		s.hedgeLeft -= grants[i]
 	}
+	idle := s.idle // read under the lock: other slots go idle meanwhile
 	s.mu.Unlock()
 	for i, p := range busy {
 		if grants[i] == 0 {
@@ -446,7 +447,7 @@ func (s *scheduler) lendIdle() {
 		// A worker gone meanwhile fails the write; its grant is not given back (it is a bound).
 		_, _ = p.Stdin().Write(wire.Encode(wire.Msg{Type: wire.Boost, Extra: extra, Budget: grants[i], P90MS: p90.Milliseconds()}))
 	}
-	s.deps.Log.Debug("lent idle slots to the running workers for hedging", "idle_slots", s.idle, "running", len(busy), "extra_each", extra, "p90", p90)
+	s.deps.Log.Debug("lent idle slots to the running workers for hedging", "idle_slots", idle, "running", len(busy), "extra_each", extra, "p90", p90)
 }
 
 // logRetries logs, every interval, the failed attempts of the last interval by class, so that
