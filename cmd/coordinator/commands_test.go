@@ -260,6 +260,12 @@ func TestLimitsServesUntilStopped(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	var ep struct {
+		Address string `json:"address"`
+	}
+	if b, err := os.ReadFile(limits); err != nil || json.Unmarshal(b, &ep) != nil || !strings.HasPrefix(ep.Address, "127.0.0.1:") {
+		t.Errorf("limits.json address %q (%v): the server should listen on this machine only by default", ep.Address, err)
+	}
 	st, err := os.Stat(limits)
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("limits.json mode %v (%v), want 0600: it holds the token", st.Mode().Perm(), err)

@@ -396,3 +396,34 @@ func TestCompareSaysLabelsOutsideTheSchema(t *testing.T) {
 		t.Errorf("compare printed %d bytes (NUL raw: %v)", len(r.stdout), strings.Contains(r.stdout, "\x00"))
 	}
 }
+
+// A damaged cache entry is a miss the worker says, not a silent one: the record is asked again.
+func TestADamagedCacheEntryIsLoggedAndAskedAgain(t *testing.T) {
+	needWorker(t)
+	srv, url := testkit.StartFake(t, fakeai.Config{})
+	in, cacheDir := sample(t, 3), filepath.Join(t.TempDir(), "cache")
+	vars := map[string]string{"OPENAI_API_KEY": testkit.Key}
+	run := func(out string) {
+		coordinator(t, vars, "--input", in, "--out", out, "--workers", "1", "--base-url", url, "--cache", cacheDir,
+			"--worker-bin", workerBin, "--progress", "off").want(t, 0, "a run with --cache")
+	}
+	run(filepath.Join(t.TempDir(), "a"))
+	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*", "*.json"))
+	if len(entries) != 3 {
+		t.Fatalf("%d cache entries, want 3", len(entries))
+	}
+	for _, e := range entries {
+		if err := os.WriteFile(e, []byte(`{"model":"gpt-5-mini","content":`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "b")
+	run(out)
+	if n := srv.Stats().Requests; n != 6 {
+		t.Errorf("%d requests; the damaged entries should have been asked again (want 6)", n)
+	}
+	log, _ := os.ReadFile(filepath.Join(out, "worker_0_log.txt"))
+	if got := strings.Count(string(log), "cannot use the cached answer"); got != 3 {
+		t.Errorf("the worker logged %d damaged entries, want 3:\n%s", got, log)
+	}
+}

@@ -421,3 +421,25 @@ func TestBatchAPIUsesTheResponseCache(t *testing.T) {
 	}
 	assertExactlyOnce(t, out, sampleIDs(t, sample))
 }
+
+// A live pass held up by Batch API batches still running says how to collect them: rerunning
+// the live pass would skip them again.
+func TestALivePassBesideRunningBatchesSaysHowToCollectThem(t *testing.T) {
+	t.Parallel()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, _ := startBatchRun(t, url, out, 2)
+	waitFor(t, "two batches", 60*time.Second, func() bool { return api.BatchStats().Created == 2 })
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	live := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "2", "--input", sample, "--out", out,
+		"--base-url", url, "--backend", "live", "--progress", "off")
+	if live.code != 1 {
+		t.Fatalf("the live pass: exit %d; want 1 (records in running batches)\n%s", live.code, tail(live.stderr, 20))
+	}
+	last := strings.TrimSpace(live.stderr[strings.LastIndex(strings.TrimSpace(live.stderr), "\n")+1:])
+	if !strings.Contains(last, "Batch API batches that may still be running") || !strings.Contains(last, "--backend batch-api") ||
+		strings.Contains(last, "failed") {
+		t.Errorf("the last line: %q", last)
+	}
+}
