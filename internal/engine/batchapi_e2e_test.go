@@ -321,12 +321,7 @@ func TestExportThenImportRoundTrip(t *testing.T) {
 
 func TestCancelStopsTheRunsBatches(t *testing.T) {
 	t.Parallel()
-	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
-	out := filepath.Join(t.TempDir(), "out")
-	cmd, _ := startBatchRun(t, url, out, 2)
-	waitFor(t, "two batches", 60*time.Second, func() bool { return api.BatchStats().Created == 2 })
-	cmd.Process.Signal(syscall.SIGINT)
-	cmd.Wait()
+	api, url, out := interruptedBatchRun(t)
 	c := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "cancel", "--out", out)
 	if c.code != 0 || api.BatchStats().Cancelled != 2 || !strings.Contains(c.stdout, "may still be billed") {
 		t.Fatalf("cancel: exit %d, %d cancelled\n%s%s", c.code, api.BatchStats().Cancelled, c.stdout, c.stderr)
@@ -426,12 +421,7 @@ func TestBatchAPIUsesTheResponseCache(t *testing.T) {
 // the live pass would skip them again.
 func TestALivePassBesideRunningBatchesSaysHowToCollectThem(t *testing.T) {
 	t.Parallel()
-	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
-	out := filepath.Join(t.TempDir(), "out")
-	cmd, _ := startBatchRun(t, url, out, 2)
-	waitFor(t, "two batches", 60*time.Second, func() bool { return api.BatchStats().Created == 2 })
-	cmd.Process.Signal(syscall.SIGINT)
-	cmd.Wait()
+	_, url, out := interruptedBatchRun(t)
 	live := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "2", "--input", sample, "--out", out,
 		"--base-url", url, "--backend", "live", "--progress", "off")
 	if live.code != 1 {
@@ -442,4 +432,17 @@ func TestALivePassBesideRunningBatchesSaysHowToCollectThem(t *testing.T) {
 		strings.Contains(last, "failed") {
 		t.Errorf("the last line: %q", last)
 	}
+}
+
+// interruptedBatchRun starts a Batch API run of two batches that never end at the fake, and
+// stops the coordinator with Ctrl-C once both are created: the batches go on running.
+func interruptedBatchRun(t *testing.T) (*fakeai.Server, string, string) {
+	t.Helper()
+	api, url := startFake(t, fakeai.Config{Batch: fakeai.BatchConfig{InProgress: time.Hour}})
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, _ := startBatchRun(t, url, out, 2)
+	waitFor(t, "two batches", 60*time.Second, func() bool { return api.BatchStats().Created == 2 })
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	return api, url, out
 }
