@@ -97,9 +97,9 @@ func loadConfig(flags []cli.Flag, known map[string]bool) cli.BeforeFunc {
 
 // readConfig parses the settings file into the values altsrc expects for each flag.
 func readConfig(path string, flags []cli.Flag, known map[string]bool) (map[interface{}]interface{}, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSettingsFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--config: %w: %w", err, exitcode.ErrUsage)
+		return nil, err
 	}
 	raw := map[string]interface{}{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -138,6 +138,34 @@ func readConfig(path string, flags []cli.Flag, known map[string]bool) (map[inter
 		values[k] = nv
 	}
 	return values, nil
+}
+
+// maxConfigBytes bounds a settings file: a study's settings are a few kilobytes.
+const maxConfigBytes = 1 << 20
+
+// readSettingsFile reads a settings file that is a regular file of at most maxConfigBytes (not a
+// device such as /dev/zero, a FIFO or a folder, which would be read for ever or not at all).
+func readSettingsFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w: %w", err, exitcode.ErrUsage)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w: %w", err, exitcode.ErrUsage)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("--config %s is not a regular file: %w", path, exitcode.ErrUsage)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w: %w", err, exitcode.ErrUsage)
+	}
+	if len(data) > maxConfigBytes {
+		return nil, fmt.Errorf("--config %s is over %d bytes: a settings file holds a run's flags, one a line: %w", path, maxConfigBytes, exitcode.ErrUsage)
+	}
+	return data, nil
 }
 
 // configValue turns a YAML value into the type altsrc reads for the flag: a number where a

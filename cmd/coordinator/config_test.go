@@ -72,6 +72,14 @@ func TestConfigRefusesUnknownKeysAndBadValues(t *testing.T) {
 		}
 	}
 	coordinator(t, nil, "run", "--config", filepath.Join(dir, "missing.yaml")).want(t, 2, "a missing --config")
+	// A device would be read for ever, a huge file is no settings file, an alias bomb expands.
+	coordinator(t, nil, "run", "--config", "/dev/zero").want(t, 2, "--config /dev/zero")
+	coordinator(t, nil, "run", "--config", dir).want(t, 2, "--config of a folder")
+	coordinator(t, nil, "run", "--config", write("huge.yaml", "# "+strings.Repeat("x", 2<<20)+"\n")).want(t, 2, "a 2 MB --config")
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n" +
+		"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n" +
+		"g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+	coordinator(t, nil, "run", "--config", write("bomb.yaml", bomb)).want(t, 2, "an alias bomb")
 
 	// A study's file can hold another command's settings: estimate leaves slurm's alone.
 	shared := write("shared.yaml", "partition: gpu\nworkers: 4\nmodel: gpt-5-nano\n")
