@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string) error {
 			"batch); 3 the API refused the run (bad key, no quota); 4 the worker cannot write its files (a full disk);\n" +
 			"130 interrupted.",
 		HideHelpCommand: true,
+		Version:         clikit.Version(),
 		OnUsageError:    clikit.OnError("worker"),
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run
 		Flags: []cli.Flag{

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/buildinfo"
 	"github.com/trialcat/trialcat/internal/testkit"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
@@ -487,5 +488,16 @@ func TestStreamDeliversRecordsWhileTheRunGoes(t *testing.T) {
 	if p := sum.Phases; p.First.IsZero() || p.Last.Before(p.First) || p.First.Before(sum.StartedAt) || sum.Finished.Before(p.Last) ||
 		p.Last.Sub(p.First) < time.Second {
 		t.Errorf("phases: first record %v, last %v, run %v to %v; want both inside the run, seconds apart", p.First, p.Last, sum.StartedAt, sum.Finished)
+	}
+}
+
+// Both binaries name their build, as the changelog numbers it.
+func TestBothBinariesSayTheirVersion(t *testing.T) {
+	t.Parallel()
+	for _, bin := range []string{"coordinator", "worker"} {
+		res := runBin(t, nil, bin, "--version")
+		if res.code != 0 || !strings.Contains(res.stdout, bin+" version "+buildinfo.Release) || !strings.Contains(res.stdout, "go1.") {
+			t.Errorf("%s --version: exit %d, %q", bin, res.code, res.stdout)
+		}
 	}
 }
