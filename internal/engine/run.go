@@ -122,12 +122,12 @@ func decide(runErr error, sum *summary.Summary, opts *Options, deps *Deps) error
 		return exitcode.Incomplete(fmt.Sprintf("%d of %d records failed (listed in %s) and %d are not done; %s", sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), sum.Remaining, resume))
 	case sum.Failed > 0:
 		return exitcode.Incomplete(fmt.Sprintf("%d of %d records failed (listed in %s); %s to retry them", sum.Failed, sum.Records, rundir.New(opts.Out).FinalFailures(), resume))
-	case sum.Remaining > 0 && opts.Backend != runspec.BackendBatchAPI && inBatchAPI(rundir.New(opts.Out), sum) > 0:
+	case sum.Remaining > 0:
 		// A live pass skips the records in Batch API batches still running: rerunning it
 		// would skip them again.
-		n := inBatchAPI(rundir.New(opts.Out), sum)
-		return exitcode.Incomplete(fmt.Sprintf("%d of %d records are not done: %d of them are in Batch API batches that may still be running; collect them with the same command and --backend batch-api, or cancel them with coordinator cancel --out %s and rerun this command", sum.Remaining, sum.Records, n, opts.Out))
-	case sum.Remaining > 0:
+		if n := inBatchAPI(rundir.New(opts.Out), sum); n > 0 && opts.Backend != runspec.BackendBatchAPI {
+			return exitcode.Incomplete(fmt.Sprintf("%d of %d records are not done: %d of them are in Batch API batches that may still be running; collect them with the same command and --backend batch-api, or cancel them with coordinator cancel --out %s and rerun this command", sum.Remaining, sum.Records, n, opts.Out))
+		}
 		return exitcode.Incomplete(fmt.Sprintf("%d of %d records are not done; %s", sum.Remaining, sum.Records, resume))
 	}
 	return nil
