@@ -221,15 +221,35 @@ func DefaultDir() (string, error) {
 	return filepath.Join(base, "trialcat", "answers"), nil
 }
 
-// Resolve turns a --cache value into the cache's folder: "auto" is DefaultDir, anything else a
-// folder made absolute, so that workers (and tasks on other nodes) find the same one.
+// Resolve turns a --cache value into the cache's folder and makes sure the workers can use it:
+// "auto" is DefaultDir, anything else a folder made absolute, so that workers (and tasks on other
+// nodes) find the same one. A path that is a file, or a folder that cannot be written, is refused
+// here, before a run writes anything; a folder that does not exist yet is created by Open.
 func Resolve(v string) (string, error) {
+	d := v
 	if v == "auto" {
-		return DefaultDir()
+		var err error
+		if d, err = DefaultDir(); err != nil {
+			return "", err
+		}
 	}
-	d, err := filepath.Abs(v)
+	d, err := filepath.Abs(d)
 	if err != nil {
 		return "", fmt.Errorf("--cache %s: %w", v, err)
 	}
-	return d, nil
+	st, err := os.Stat(d)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return d, nil
+	case err != nil:
+		return "", fmt.Errorf("--cache %s: %w", v, err)
+	case !st.IsDir():
+		return "", fmt.Errorf("--cache %s is a file, not a folder: give a folder for the answers (it is created if missing), or auto", d)
+	}
+	f, err := os.CreateTemp(d, ".write-probe-*")
+	if err != nil {
+		return "", fmt.Errorf("--cache %s is not writable (%w); fix its permissions or choose another --cache", d, err)
+	}
+	f.Close()
+	return d, os.Remove(f.Name())
 }

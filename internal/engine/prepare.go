@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/rundir"
@@ -198,19 +199,19 @@ func checkOut(out string) error {
 		if perr != nil || !pst.IsDir() {
 			return usagef("--out %s: its parent folder %s does not exist; create it first", out, parent)
 		}
-		return probeWritable(parent, "--out "+out+": cannot create it in "+parent, "--out")
+		return probeWritable(parent, "--out "+out+": cannot create it in "+parent)
 	case err != nil:
 		return usagef("--out %s: %w", out, err)
 	case !st.IsDir():
 		return usagef("--out %s exists and is not a folder; choose another --out", out)
 	}
-	return probeWritable(out, "--out "+out+" is not writable", "--out")
+	return probeWritable(out, "--out "+out+" is not writable")
 }
 
-func probeWritable(dir, msg, flag string) error {
+func probeWritable(dir, msg string) error {
 	f, err := os.CreateTemp(dir, ".write-probe-*")
 	if err != nil {
-		return usagef("%s (%w); fix its permissions or choose another %s", msg, err, flag)
+		return usagef("%s (%w); fix its permissions or choose another --out", msg, err)
 	}
 	f.Close()
 	return os.Remove(f.Name())
@@ -241,4 +242,14 @@ func checkBaseURL(o *Options, d *Deps) error {
 		return runspec.CheckBaseURL(o.BaseURL, "--base-url")
 	}
 	return runspec.CheckBaseURL(d.Getenv("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
+}
+
+// cacheDir resolves --cache (see cache.Resolve); a value the workers could not use is a usage
+// error.
+func cacheDir(v string) (string, error) {
+	d, err := cache.Resolve(v)
+	if err != nil {
+		return "", usagef("%w", err)
+	}
+	return d, nil
 }
