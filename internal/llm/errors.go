@@ -179,7 +179,11 @@ func Classify(err error) *Error {
 		return &Error{Class: ClassServerError, Message: "malformed response: " + Redact(err.Error())}
 	}
 	if unreachable(err) {
-		return &Error{Class: ClassUnreachable, Message: Redact(rootMessage(err)), cause: err}
+		msg := rootMessage(err)
+		if strings.Contains(msg, plainHTTP) {
+			msg = "connect: the server speaks plain HTTP, not HTTPS (use http:// in the URL)"
+		}
+		return &Error{Class: ClassUnreachable, Message: Redact(msg), cause: err}
 	}
 	var ue *url.Error
 	var oe *net.OpError
@@ -192,6 +196,9 @@ func Classify(err error) *Error {
 	// What is left are request setup errors of the SDK: retrying will not fix them.
 	return &Error{Class: ClassBadRequest, Message: Redact(err.Error())}
 }
+
+// plainHTTP is how net/http says that an https:// URL's server answered in plain HTTP.
+const plainHTTP = "server gave HTTP response to HTTPS client"
 
 // unreachable reports whether err means the request never reached a server: refused, a name
 // that does not resolve, a failed TLS handshake, no route or network.
@@ -208,7 +215,7 @@ func unreachable(err error) bool {
 	}
 	// net/http says these in words only: an https:// URL whose server speaks plain HTTP, and a
 	// scheme it has no transport for. Neither request reached an API.
-	if msg := err.Error(); strings.Contains(msg, "server gave HTTP response to HTTPS client") || strings.Contains(msg, "unsupported protocol scheme") {
+	if msg := err.Error(); strings.Contains(msg, plainHTTP) || strings.Contains(msg, "unsupported protocol scheme") {
 		return true
 	}
 	var oe *net.OpError

@@ -51,9 +51,6 @@ func (g *reachability) note(r *runner, a llm.Attempt) {
 		}
 	case a.Err.Class == llm.ClassUnreachable:
 		g.lastCause = rootCause(a.Err.Message)
-		if strings.Contains(g.lastCause, "HTTP response to HTTPS client") {
-			g.lastCause += " (the server speaks plain HTTP: use http:// in the URL)"
-		}
 		if g.timer == nil {
 			g.timer = time.AfterFunc(failFastAfter, func() {
 				g.mu.Lock()
