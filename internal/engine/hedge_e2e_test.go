@@ -15,15 +15,7 @@ import (
 // is one more request at the server, no more.
 func TestHedgeCopiesStuckRequestsWithinItsBudget(t *testing.T) {
 	t.Parallel()
-	needBinaries(t)
-	input, ids := replicate(t, t.TempDir(), 2) // 200 records
-	// One request in 12.5 stalls for 3 s: the p90 stays at the normal 20 ms, and the tail
-	// always holds stalled requests that a copy (most likely not stalled) answers first.
-	fake, url := startFake(t, fakeai.Config{Seed: 7, RateStall: 0.08, StallFor: 3 * time.Second,
-		Latency: fakeai.LatencyModel{Base: 20 * time.Millisecond}})
-	out := filepath.Join(t.TempDir(), "out")
-	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--batches", "auto",
-		"--input", input, "--out", out, "--base-url", url, "--hedge", "10", "--log-level", "debug")
+	fake, out, ids, res := stalledTailRun(t, "10", "--log-level", "debug")
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr, 30))
 	}
@@ -55,13 +47,7 @@ func TestHedgeCopiesStuckRequestsWithinItsBudget(t *testing.T) {
 // records, with about 16 stalled requests in the tail to tempt it.
 func TestHedgeBudgetSmallerThanTheTail(t *testing.T) {
 	t.Parallel()
-	needBinaries(t)
-	input, ids := replicate(t, t.TempDir(), 2) // 200 records
-	_, url := startFake(t, fakeai.Config{Seed: 7, RateStall: 0.08, StallFor: 3 * time.Second,
-		Latency: fakeai.LatencyModel{Base: 20 * time.Millisecond}})
-	out := filepath.Join(t.TempDir(), "out")
-	res := runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", "--workers", "4", "--batches", "auto",
-		"--input", input, "--out", out, "--base-url", url, "--hedge", "1")
+	_, out, ids, res := stalledTailRun(t, "1")
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr, 400))
 	}
@@ -75,4 +61,18 @@ func TestHedgeBudgetSmallerThanTheTail(t *testing.T) {
 	if sum.Hedged < 1 || sum.Hedged > 2 {
 		t.Errorf("%d requests hedged; --hedge 1 allows 2 of 200 (and the tail held more)", sum.Hedged)
 	}
+}
+
+// stalledTailRun runs 200 records with 4 workers, --batches auto and --hedge hedge against a
+// fake where one request in 12.5 stalls for 3 s: the p90 stays at the normal 20 ms, and the tail
+// always holds stalled requests that a copy (most likely not stalled) answers first.
+func stalledTailRun(t *testing.T, hedge string, extra ...string) (*fakeai.Server, string, []string, runResult) {
+	t.Helper()
+	needBinaries(t)
+	input, ids := replicate(t, t.TempDir(), 2)
+	fake, url := startFake(t, fakeai.Config{Seed: 7, RateStall: 0.08, StallFor: 3 * time.Second,
+		Latency: fakeai.LatencyModel{Base: 20 * time.Millisecond}})
+	out := filepath.Join(t.TempDir(), "out")
+	args := append([]string{"--workers", "4", "--batches", "auto", "--input", input, "--out", out, "--base-url", url, "--hedge", hedge}, extra...)
+	return fake, out, ids, runBin(t, []string{"OPENAI_API_KEY=" + testKey}, "coordinator", args...)
 }
