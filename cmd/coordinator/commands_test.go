@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/trialcat/trialcat/internal/fakeai"
 	"github.com/trialcat/trialcat/internal/rundir"
@@ -245,21 +243,9 @@ func TestCacheStatsAndPrune(t *testing.T) {
 func TestLimitsServesUntilStopped(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "l")
 	coordinator(t, nil, "split", "--input", sample(t, 4), "--out", out, "--workers", "2", "--rpm", "600").want(t, 0, "split")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() { done <- coordinatorCtx(ctx, t, nil, "limits", "--out", out, "--listen", "127.0.0.1:0") }()
+	// With the default --listen: on this machine only.
+	stop := startLimits(t, out)
 	limits := rundir.New(out).Limits()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(limits); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("limits.json did not appear: %+v", <-done)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	var ep struct {
 		Address string `json:"address"`
 	}
@@ -270,14 +256,8 @@ func TestLimitsServesUntilStopped(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("limits.json mode %v (%v), want 0600: it holds the token", st.Mode().Perm(), err)
 	}
-	cancel()
-	select {
-	case r := <-done:
-		if r.code != 0 {
-			t.Errorf("limits stopped by its context: exit %d (%v), want 0", r.code, r.err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("limits did not stop with its context")
+	if r := stop(); r.code != 0 {
+		t.Errorf("limits stopped by its context: exit %d (%v), want 0", r.code, r.err)
 	}
 	if _, err := os.Stat(limits); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("limits.json left behind after the server stopped: %v", err)

@@ -315,22 +315,12 @@ func TestWorkersByHandTakeTheirPermitsFromTheLimitServer(t *testing.T) {
 	vars := map[string]string{"OPENAI_API_KEY": testkit.Key}
 	in, out := sample(t, 6), filepath.Join(t.TempDir(), "run")
 	coordinator(t, vars, "split", "--input", in, "--out", out, "--workers", "2", "--rpm", "6000", "--base-url", url).want(t, 0, "split")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() { done <- coordinatorCtx(ctx, t, nil, "limits", "--out", out) }()
+	stop := startLimits(t, out)
 	defer func() {
-		cancel()
-		if r := <-done; r.code != 0 {
+		if r := stop(); r.code != 0 {
 			t.Errorf("limits: exit %d (%v)", r.code, r.err)
 		}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for _, err := os.Stat(filepath.Join(out, "limits.json")); err != nil; _, err = os.Stat(filepath.Join(out, "limits.json")) {
-		if time.Now().After(deadline) {
-			t.Fatal("limits.json did not appear")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	errs := make(chan error, 2)
 	logs := make([]string, 2)
 	for n := range 2 {

@@ -95,11 +95,8 @@ func TestDocsSpellOnlyFlagsTheCommandsTake(t *testing.T) {
 		takes[c.Name] = map[string]bool{"--help": true, "-h": true}
 		for _, f := range c.Flags {
 			for _, n := range f.Names() {
-				dash := "--"
-				if len(n) == 1 {
-					takes[c.Name]["-"+n] = true
-				}
-				takes[c.Name][dash+n] = true
+				takes[c.Name]["--"+n] = true
+				takes[c.Name]["-"+n] = true // Go's flag parser takes either
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/testkit"
 )
 
@@ -148,5 +149,34 @@ func isUsage(t *testing.T, r result) {
 	t.Helper()
 	if !errors.Is(r.err, exitcode.ErrUsage) {
 		t.Fatalf("error %v is not a usage error", r.err)
+	}
+}
+
+// startLimits runs `coordinator limits --out out` (the default --listen) in this process until
+// the returned stop is called, once limits.json is there; stop returns how it ended.
+func startLimits(t *testing.T, out string) (stop func() result) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() { done <- coordinatorCtx(ctx, t, nil, "limits", "--out", out) }()
+	stop = func() result {
+		cancel()
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatal("limits did not stop with its context")
+			return result{}
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(rundir.New(out).Limits()); err == nil {
+			return stop
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("limits.json did not appear: %+v", stop())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
