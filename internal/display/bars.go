@@ -11,6 +11,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/trialcat/trialcat/internal/tally"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // The bars read their numbers from the run's tally when mpb draws them, so events never
@@ -67,7 +68,7 @@ func overallExtra(s tally.Snapshot) []string {
 		fmt.Sprintf("tokens %s/%s", fmtCount(s.InputTokens), fmtCount(s.OutputTokens)),
 	}
 	switch {
-	case s.Fatal && s.FatalClass == "storage":
+	case s.Fatal && s.FatalClass == wire.ClassStorage:
 		f = append([]string{"CANNOT WRITE THE RUN'S FILES"}, f...)
 	case s.Fatal:
 		f = append([]string{"API REFUSED THE RUN"}, f...)

@@ -44,6 +44,10 @@ const (
 	Hello = "hello"
 )
 
+// ClassStorage is a fatal line's class when a worker cannot write its files (a full disk); the
+// other fatal classes are the API's error classes (see package llm).
+const ClassStorage = "storage"
+
 // Msg is one line. Fields a type does not use are left zero and omitted on the wire.
 type Msg struct {
 	Type   string `json:"type"`

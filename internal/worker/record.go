@@ -405,7 +405,7 @@ func (r *runner) writeFailed(path string, err error) error {
 		msg = fmt.Sprintf("no space left on device writing %s; free space in %s and rerun the same command", filepath.Base(path), r.files.Dir.Path())
 	}
 	r.log.Error().Err(err).Msg(msg)
-	r.emit(wire.Msg{Type: wire.Fatal, Class: "storage", Message: msg})
+	r.emit(wire.Msg{Type: wire.Fatal, Class: wire.ClassStorage, Message: msg})
 	return exitcode.StorageFailed(msg)
 }
 

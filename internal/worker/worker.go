@@ -239,7 +239,7 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 		log.Error().Err(err).Msg("cannot start")
 		if l != nil && errors.Is(err, exitcode.ErrStorage) {
 			// Said to the coordinator as a failed write mid-batch is, so the run stops saying why.
-			_ = l.events.Send(wire.Msg{Type: wire.Fatal, Worker: files.Number, Class: "storage", Message: err.Error()})
+			_ = l.events.Send(wire.Msg{Type: wire.Fatal, Worker: files.Number, Class: wire.ClassStorage, Message: err.Error()})
 		}
 		return err
 	}
