@@ -123,7 +123,11 @@ func refreshFolder(ctx context.Context, deps *Deps, dir rundir.Dir, spec *runspe
 		return nil, err
 	}
 	defer s.close()
-	return finish(ctx, &o, deps, spec, sch, s, deps.Now(), summary.Phases{}, nil)
+	// No pass ran: the run's summary table (with its "this pass" lines) is not printed; the
+	// caller says what it merged.
+	quiet := *deps
+	quiet.Stdout = io.Discard
+	return finish(ctx, &o, &quiet, spec, sch, s, deps.Now(), summary.Phases{}, nil)
 }
 
 // mergeRun merges every batch's worker files into the run's final files.
