@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/trialcat/trialcat/internal/modelinfo"
@@ -18,6 +19,8 @@ type ChatRequest struct {
 	MaxTokens           *int64          `json:"max_tokens,omitempty"`
 	MaxCompletionTokens *int64          `json:"max_completion_tokens,omitempty"`
 	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
+	// Tools are the functions offered; with them the answer is a tool call (see agent.go).
+	Tools []ToolDef `json:"tools,omitempty"`
 	// Raw holds every top-level field of the body as sent.
 	Raw map[string]json.RawMessage `json:"-"`
 }
@@ -26,6 +29,30 @@ type ChatRequest struct {
 type Message struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
+	// ToolCalls are an assistant message's calls; ToolCallID the call a tool message answers.
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+// ToolDef is one entry of a request's tools.
+type ToolDef struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string         `json:"name"`
+		Description string         `json:"description,omitempty"`
+		Parameters  map[string]any `json:"parameters,omitempty"`
+		Strict      *bool          `json:"strict,omitempty"`
+	} `json:"function"`
+}
+
+// ToolCall is one call of an assistant message.
+type ToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
 }
 
 // Text returns the message's text: the string content, or the text parts joined by newlines.
@@ -75,7 +102,8 @@ func (r ChatRequest) Schema() map[string]any {
 	return r.ResponseFormat.JSONSchema.Schema
 }
 
-// RecordID returns the ID on the last user message's "Record ID: <id>" line, or "unknown".
+// RecordID returns the ID on the "Record ID: <id>" line of the last user message that has one,
+// or "unknown".
 func (r ChatRequest) RecordID() string {
 	for i := len(r.Messages) - 1; i >= 0; i-- {
 		if r.Messages[i].Role != "user" {
@@ -88,16 +116,24 @@ func (r ChatRequest) RecordID() string {
 				}
 			}
 		}
-		break
 	}
 	return "unknown"
 }
 
-// promptText returns the text of all messages.
+// promptText returns the text of all messages, their tool calls, and the tools offered: what a
+// provider counts as prompt tokens.
 func (r ChatRequest) promptText() string {
 	var b strings.Builder
 	for _, m := range r.Messages {
 		b.WriteString(m.Text())
+		for _, c := range m.ToolCalls {
+			b.WriteString(c.Function.Name)
+			b.WriteString(c.Function.Arguments)
+		}
+	}
+	if len(r.Tools) > 0 {
+		t, _ := json.Marshal(r.Tools)
+		b.Write(t)
 	}
 	return b.String()
 }
@@ -116,6 +152,10 @@ func parseRequest(body []byte) (req ChatRequest, param string, err error) {
 		return req, "model", fmt.Errorf("you must provide a model parameter")
 	case len(req.Messages) == 0:
 		return req, "messages", fmt.Errorf("[] is too short - 'messages'")
+	case len(req.Tools) > 0:
+		if param, err := checkTools(req); err != nil {
+			return req, param, err
+		}
 	case req.ResponseFormat == nil || req.ResponseFormat.Type != "json_schema":
 		return req, "response_format", fmt.Errorf("this server requires response_format.type 'json_schema'")
 	case req.ResponseFormat.JSONSchema == nil || req.ResponseFormat.JSONSchema.Strict == nil || !*req.ResponseFormat.JSONSchema.Strict:
@@ -132,4 +172,40 @@ func parseRequest(body []byte) (req ChatRequest, param string, err error) {
 		}
 	}
 	return req, "", nil
+}
+
+// checkTools checks a request with tools the way the API does: each tool a named function, and
+// every tool call of an assistant message answered by one tool message, in the messages right
+// after it, before any other message.
+func checkTools(req ChatRequest) (string, error) {
+	for i, t := range req.Tools {
+		if t.Type != "function" || t.Function.Name == "" {
+			return fmt.Sprintf("tools[%d]", i), fmt.Errorf("Invalid value for 'tools[%d]': a tool must be of type 'function' with a name.", i)
+		}
+	}
+	open := map[string]bool{} // calls of the last assistant message not yet answered
+	for i, m := range req.Messages {
+		if m.Role == "tool" {
+			if !open[m.ToolCallID] {
+				return fmt.Sprintf("messages.[%d].role", i), fmt.Errorf("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.")
+			}
+			delete(open, m.ToolCallID)
+			continue
+		}
+		if len(open) > 0 {
+			ids := make([]string, 0, len(open))
+			for id := range open {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			return "messages", fmt.Errorf("An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: %s", strings.Join(ids, ", "))
+		}
+		for _, c := range m.ToolCalls {
+			open[c.ID] = true
+		}
+	}
+	if len(open) > 0 {
+		return "messages", fmt.Errorf("An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'.")
+	}
+	return "", nil
 }

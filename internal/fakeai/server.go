@@ -82,6 +82,9 @@ type Config struct {
 
 	// Batch sets the Batch API's timing and faults.
 	Batch BatchConfig
+
+	// Agent sets how requests that offer tools are answered.
+	Agent AgentConfig
 }
 
 // LatencyModel is the delay of an answer: (Base + PerPromptToken*promptTokens) times a
@@ -109,6 +112,11 @@ type Stats struct {
 	Answers map[string]int `json:"answers"`
 	// Accepted holds the times requests passed the rate limiter, in order.
 	Accepted []time.Time `json:"accepted"`
+	// PromptTokens and CompletionTokens sum the usage of every completion answered (status 200).
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	// ToolCalls counts the tool calls answered, by tool name.
+	ToolCalls map[string]int `json:"tool_calls"`
 }
 
 // Server is the fake. It is an http.Handler safe for concurrent use.
@@ -143,7 +151,7 @@ func New(cfg Config) *Server {
 		cfg:   cfg,
 		now:   now,
 		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
-		stats: Stats{PerID: map[string]int{}, Answers: map[string]int{}},
+		stats: Stats{PerID: map[string]int{}, Answers: map[string]int{}, ToolCalls: map[string]int{}},
 	}
 }
 
@@ -152,10 +160,16 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := Stats{
-		Requests: s.stats.Requests,
-		PerID:    make(map[string]int, len(s.stats.PerID)),
-		Answers:  make(map[string]int, len(s.stats.Answers)),
-		Accepted: append([]time.Time(nil), s.stats.Accepted...),
+		Requests:         s.stats.Requests,
+		PerID:            make(map[string]int, len(s.stats.PerID)),
+		Answers:          make(map[string]int, len(s.stats.Answers)),
+		Accepted:         append([]time.Time(nil), s.stats.Accepted...),
+		PromptTokens:     s.stats.PromptTokens,
+		CompletionTokens: s.stats.CompletionTokens,
+		ToolCalls:        make(map[string]int, len(s.stats.ToolCalls)),
+	}
+	for k, v := range s.stats.ToolCalls {
+		out.ToolCalls[k] = v
 	}
 	for k, v := range s.stats.PerID {
 		out.PerID[k] = v
@@ -278,6 +292,20 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if len(req.Tools) > 0 {
+		s.mu.Lock()
+		seq := s.seq
+		s.mu.Unlock()
+		t := s.agentAnswer(id, req, seq)
+		if fault == KindStall {
+			t.kind = KindStall
+		}
+		if t.kind != KindStall {
+			s.count(t.kind)
+		}
+		s.writeCompletion(w, req.Model, reply{content: t.text, calls: t.calls}, promptTokens)
+		return
+	}
 	var answer map[string]any
 	if s.cfg.Answer != nil {
 		answer = s.cfg.Answer(id, req)
@@ -308,7 +336,13 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	if fault != KindStall {
 		s.count(fault)
 	}
-	s.writeCompletion(w, req.Model, content, refusal, finish, promptTokens)
+	s.writeCompletion(w, req.Model, reply{content: content, refusal: refusal, finish: finish}, promptTokens)
+}
+
+// reply is the message of a completion: content, a refusal, or tool calls.
+type reply struct {
+	content, refusal, finish string
+	calls                    []ToolCall
 }
 
 // draw picks the fault of a request (one of the Kind* constants or "" for none), the latency
@@ -426,21 +460,42 @@ func setRetryAfter(h http.Header, d time.Duration) {
 	h.Set("retry-after", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
 }
 
-func (s *Server) writeCompletion(w http.ResponseWriter, model, content, refusal, finish string, promptTokens int) {
+func (s *Server) writeCompletion(w http.ResponseWriter, model string, r reply, promptTokens int) {
+	completionTokens := len(r.content) / 4
+	if r.refusal != "" {
+		completionTokens = len(r.refusal) / 4
+	}
+	for _, c := range r.calls {
+		completionTokens += 8 + (len(c.Function.Name)+len(c.Function.Arguments))/4
+	}
 	s.mu.Lock()
 	s.seq++
 	seq := s.seq
 	created := s.now().Unix()
-	s.mu.Unlock()
-	completionTokens := len(content) / 4
-	if refusal != "" {
-		completionTokens = len(refusal) / 4
+	s.stats.PromptTokens += int64(promptTokens)
+	s.stats.CompletionTokens += int64(completionTokens)
+	for _, c := range r.calls {
+		s.stats.ToolCalls[c.Function.Name]++
 	}
+	s.mu.Unlock()
 	var contentV, refusalV any
-	if refusal != "" {
-		refusalV = refusal
-	} else {
-		contentV = content
+	if r.refusal != "" {
+		refusalV = r.refusal
+	} else if r.content != "" || len(r.calls) == 0 {
+		contentV = r.content
+	}
+	message := map[string]any{
+		"role":        "assistant",
+		"content":     contentV,
+		"refusal":     refusalV,
+		"annotations": []any{},
+	}
+	finish := r.finish
+	if len(r.calls) > 0 {
+		message["tool_calls"] = r.calls
+		finish = "tool_calls"
+	} else if finish == "" {
+		finish = "stop"
 	}
 	resp := map[string]any{
 		"id":      fmt.Sprintf("chatcmpl-fake%08d", seq),
@@ -448,13 +503,8 @@ func (s *Server) writeCompletion(w http.ResponseWriter, model, content, refusal,
 		"created": created,
 		"model":   model,
 		"choices": []any{map[string]any{
-			"index": 0,
-			"message": map[string]any{
-				"role":        "assistant",
-				"content":     contentV,
-				"refusal":     refusalV,
-				"annotations": []any{},
-			},
+			"index":         0,
+			"message":       message,
 			"logprobs":      nil,
 			"finish_reason": finish,
 		}},

@@ -92,6 +92,23 @@ func TestRequestValidation(t *testing.T) {
 		{name: "unauthorized mode", model: "gpt-4o-mini", cfg: Config{Unauthorized: true}, status: 401},
 		{name: "insufficient quota", model: "gpt-4o-mini", cfg: Config{InsufficientQuota: true}, status: 429, msg: "quota"},
 		{name: "fail id", model: "gpt-4o-mini", cfg: Config{FailIDs: map[string]int{"NCT9": 400}}, status: 400},
+		{name: "tools without response_format", model: "gpt-5-mini", edit: withTools(nil), status: 200},
+		{name: "tool call answered", model: "gpt-5-mini", edit: withTools([]any{
+			map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{toolCall("c1"), toolCall("c2")}},
+			map[string]any{"role": "tool", "tool_call_id": "c1", "content": "a"},
+			map[string]any{"role": "tool", "tool_call_id": "c2", "content": "b"},
+		}), status: 200},
+		{name: "tool call left unanswered", model: "gpt-5-mini", edit: withTools([]any{
+			map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{toolCall("c1"), toolCall("c2")}},
+			map[string]any{"role": "tool", "tool_call_id": "c1", "content": "a"},
+			map[string]any{"role": "user", "content": "go on"},
+		}), status: 400, param: "messages", msg: "did not have response messages: c2"},
+		{name: "tool message answering nothing", model: "gpt-5-mini", edit: withTools([]any{
+			map[string]any{"role": "tool", "tool_call_id": "c9", "content": "a"},
+		}), status: 400, msg: "must be a response to a preceeding message with 'tool_calls'"},
+		{name: "last tool call unanswered", model: "gpt-5-mini", edit: withTools([]any{
+			map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{toolCall("c1")}},
+		}), status: 400, param: "messages"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -378,5 +395,19 @@ func TestWrongPath(t *testing.T) {
 	s.ServeHTTP(w, r)
 	if w.Code != http.StatusNotFound {
 		t.Errorf("HTTP %d, want 404", w.Code)
+	}
+}
+
+func toolCall(id string) map[string]any {
+	return map[string]any{"id": id, "type": "function", "function": map[string]any{"name": "read_section", "arguments": "{}"}}
+}
+
+// withTools turns a structured-output body into a tool-calling one with extra messages after
+// the user's.
+func withTools(extra []any) func(map[string]any) {
+	return func(b map[string]any) {
+		delete(b, "response_format")
+		b["tools"] = []any{map[string]any{"type": "function", "function": map[string]any{"name": "submit_x", "parameters": map[string]any{"type": "object"}}}}
+		b["messages"] = append(b["messages"].([]any), extra...)
 	}
 }

@@ -83,6 +83,8 @@ type Result struct {
 	Values map[string]any
 	// Content is the answer text.
 	Content string
+	// ToolCalls are the answer's function calls (a turn that offered tools).
+	ToolCalls []ToolCall
 	// Model is the model that answered.
 	Model string
 	// Usage is summed over all attempts of this call, failed ones included.
@@ -157,7 +159,7 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 			at.RateLimit = e.RateLimit
 		}
 		if e == nil {
-			res.Values, res.Content = vals, rep.Content
+			res.Values, res.Content, res.ToolCalls = vals, rep.Content, rep.ToolCalls
 			c.report(at)
 			return res, nil
 		}
@@ -220,6 +222,13 @@ func (c *Caller) attempt(ctx context.Context, req Request) (map[string]any, Repl
 			e = &Error{Class: ClassTimeout, Message: fmt.Sprintf("no answer within %s", c.Timeout), cause: context.DeadlineExceeded}
 		}
 		return nil, rep, lat, e
+	}
+	if len(req.Tools) > 0 {
+		// A turn of a tool loop: the loop reads the calls (or the text) and checks them itself.
+		if len(rep.ToolCalls) == 0 && rep.Content == "" {
+			return nil, rep, lat, &Error{Class: ClassInvalidJSON, Message: "the answer has neither a tool call nor text"}
+		}
+		return nil, rep, lat, nil
 	}
 	vals, e := c.validate([]byte(rep.Content))
 	return vals, rep, lat, e

@@ -78,6 +78,48 @@ type Request struct {
 	User string
 	// Model names the model to ask.
 	Model string
+	// Messages, when not empty, is the whole conversation and replaces System and User: a turn
+	// of an agent's loop.
+	Messages []Message
+	// Tools, when not empty, are offered to the model: the answer is a tool call (Reply.ToolCalls)
+	// or text, and no response_format is sent.
+	Tools []Tool
+}
+
+// Roles of a Message.
+const (
+	RoleSystem    = "system"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+	RoleTool      = "tool"
+)
+
+// Message is one message of a conversation.
+type Message struct {
+	Role    string
+	Content string
+	// ToolCalls are an assistant message's calls.
+	ToolCalls []ToolCall
+	// ToolCallID is the call a tool message answers.
+	ToolCallID string
+}
+
+// ToolCall is one function call the model made.
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments string
+}
+
+// Tool is a function offered to the model.
+type Tool struct {
+	Name        string
+	Description string
+	// Parameters is the JSON schema of the arguments.
+	Parameters map[string]any
+	// Strict asks the provider to hold the arguments to Parameters exactly (OpenAI's strict
+	// function calling); the schema must then be in the strict subset.
+	Strict bool
 }
 
 // Reply is one answer.
@@ -93,6 +135,8 @@ type Reply struct {
 	RateLimit http.Header
 	// Warning says what was wrong with the answer's metadata and was fixed (absurd usage).
 	Warning string
+	// ToolCalls are the function calls of the answer, in the order the model made them.
+	ToolCalls []ToolCall
 }
 
 // Provider makes ONE attempt at a request. It does not retry.

@@ -127,11 +127,12 @@ func defaultHTTPClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// Params builds the Chat Completions request body for req.
+// Params builds the Chat Completions request body for req: structured output in the run's
+// schema, or, when req offers tools, the tools and the conversation so far.
 func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
-	p := openai.ChatCompletionNewParams{
-		Model: shared.ChatModel(req.Model),
-		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{
+	p := openai.ChatCompletionNewParams{Model: shared.ChatModel(req.Model)}
+	if len(req.Tools) == 0 {
+		p.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{
 			OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
 				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
 					Name:   o.cfg.SchemaName,
@@ -139,12 +140,26 @@ func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
 					Schema: o.cfg.Schema,
 				},
 			},
-		},
+		}
 	}
-	if req.System != "" {
-		p.Messages = append(p.Messages, openai.SystemMessage(req.System))
+	for _, t := range req.Tools {
+		fn := shared.FunctionDefinitionParam{Name: t.Name, Parameters: shared.FunctionParameters(t.Parameters)}
+		if t.Description != "" {
+			fn.Description = openai.String(t.Description)
+		}
+		if t.Strict {
+			fn.Strict = openai.Bool(true)
+		}
+		p.Tools = append(p.Tools, openai.ChatCompletionFunctionTool(fn))
 	}
-	p.Messages = append(p.Messages, openai.UserMessage(req.User))
+	if len(req.Messages) > 0 {
+		p.Messages = messageParams(req.Messages)
+	} else {
+		if req.System != "" {
+			p.Messages = append(p.Messages, openai.SystemMessage(req.System))
+		}
+		p.Messages = append(p.Messages, openai.UserMessage(req.User))
+	}
 	if o.cfg.MaxCompletionTokens > 0 {
 		p.MaxCompletionTokens = openai.Int(o.cfg.MaxCompletionTokens)
 	}
@@ -155,6 +170,36 @@ func (o *OpenAI) Params(req Request) openai.ChatCompletionNewParams {
 		p.Temperature = openai.Float(*o.cfg.Temperature)
 	}
 	return p
+}
+
+// messageParams spells a conversation in the SDK's types.
+func messageParams(msgs []Message) []openai.ChatCompletionMessageParamUnion {
+	out := make([]openai.ChatCompletionMessageParamUnion, 0, len(msgs))
+	for _, m := range msgs {
+		switch m.Role {
+		case RoleSystem:
+			out = append(out, openai.SystemMessage(m.Content))
+		case RoleTool:
+			out = append(out, openai.ToolMessage(m.Content, m.ToolCallID))
+		case RoleAssistant:
+			a := openai.ChatCompletionAssistantMessageParam{}
+			if m.Content != "" {
+				a.Content.OfString = openai.String(m.Content)
+			}
+			for _, c := range m.ToolCalls {
+				a.ToolCalls = append(a.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{
+					OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
+						ID:       c.ID,
+						Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: c.Name, Arguments: c.Arguments},
+					},
+				})
+			}
+			out = append(out, openai.ChatCompletionMessageParamUnion{OfAssistant: &a})
+		default:
+			out = append(out, openai.UserMessage(m.Content))
+		}
+	}
+	return out
 }
 
 // Body is the request body of req as JSON: what a live request sends, what a Batch API line
@@ -208,6 +253,12 @@ func (o *OpenAI) reply(req Request, resp *openai.ChatCompletion, header http.Hea
 	}
 	ch := resp.Choices[0]
 	rep.Content = ch.Message.Content
+	for _, c := range ch.Message.ToolCalls {
+		if c.Type != "" && c.Type != "function" {
+			continue // a custom tool: none is offered
+		}
+		rep.ToolCalls = append(rep.ToolCalls, ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: c.Function.Arguments})
+	}
 	switch {
 	case ch.Message.Refusal != "":
 		return rep, &Error{Class: ClassRefusal, Message: Redact(clip(ch.Message.Refusal, 200), o.cfg.APIKey)}

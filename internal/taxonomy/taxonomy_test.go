@@ -195,3 +195,36 @@ func TestPromptRendersFlatRecords(t *testing.T) {
 		})
 	}
 }
+
+// Every value of every enum field of the default schema has its meaning in the default prompt, so
+// an agent's lookup_category can serve it; and the agent's template renders.
+func TestDefinitionsCoverTheSchema(t *testing.T) {
+	defs := Definitions()
+	for _, p := range MustSchema().Properties {
+		d, ok := defs[p.Name]
+		if !ok {
+			t.Fatalf("no definition of %s in prompt.tmpl", p.Name)
+		}
+		if d.Summary == "" {
+			t.Errorf("%s: empty summary", p.Name)
+		}
+		got := map[string]bool{}
+		for _, v := range d.Values {
+			got[v.Name] = true
+			if v.Meaning == "" {
+				t.Errorf("%s=%s: empty meaning", p.Name, v.Name)
+			}
+		}
+		for _, e := range p.Enum {
+			if !got[e] {
+				t.Errorf("%s: value %s has no meaning in prompt.tmpl", p.Name, e)
+			}
+		}
+		if len(d.Values) != len(p.Enum) {
+			t.Errorf("%s: %d values defined, the schema has %d", p.Name, len(d.Values), len(p.Enum))
+		}
+	}
+	if r := defs["therapeutic_area"].Rules; len(r) == 0 || !strings.Contains(r[0], "Cancer wins") {
+		t.Errorf("therapeutic_area rules = %q", r)
+	}
+}
