@@ -107,10 +107,13 @@ func app(e env, ran *bool) *cli.App {
 		ErrWriter:      e.stderr,
 		OnUsageError:   root.OnUsageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // never os.Exit inside Run: children must be stopped first
-		Flags:          root.Flags,
-		Before:         root.Before,
-		Action:         root.Action,
-		Commands:       commands,
+		// A repeated flag is one value each time: "--mcp 'server --tables a,b'" and
+		// "--sbatch-arg=--exclude=n1,n2" keep their commas.
+		DisableSliceFlagSeparator: true,
+		Flags:                     root.Flags,
+		Before:                    root.Before,
+		Action:                    root.Action,
+		Commands:                  commands,
 	}
 }
 

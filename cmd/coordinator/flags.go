@@ -26,6 +26,7 @@ const (
 	catLocal    = "This machine's workers"
 	catDisplay  = "Progress and logs"
 	catConfig   = "Settings file"
+	catAgent    = "Agent (the model reads each record with tools)"
 )
 
 // inputGroup: what to read and where the run folder is.
@@ -61,8 +62,33 @@ func batchGroup() group {
 	}
 }
 
-// modelGroup: who answers and what they are asked.
+// modelGroup: who answers and what they are asked, and how (the agent's settings).
 func modelGroup() group {
+	return append(askGroup(), agentGroup()...)
+}
+
+// agentGroup: --agent and its limits, tools and transcripts.
+func agentGroup() group {
+	defaults := engine.DefaultOptions()
+	return group{
+		{&cli.BoolFlag{Name: "agent", Category: catAgent,
+			Usage: "work each record through a tool loop: the model sees an overview, reads the sections it needs and answers through a strict submit tool"},
+			func(c *cli.Context, o *engine.Options) { o.Agent = c.Bool("agent") }},
+		{&cli.IntFlag{Name: "agent-max-turns", Value: defaults.AgentMaxTurns, Category: catAgent, Usage: "requests per record's loop before --agent-fallback"},
+			func(c *cli.Context, o *engine.Options) { o.AgentMaxTurns = c.Int("agent-max-turns") }},
+		{&cli.Int64Flag{Name: "agent-max-tokens", Value: defaults.AgentMaxTokens, Category: catAgent, Usage: "prompt plus completion tokens per record's loop before --agent-fallback (0: no bound)"},
+			func(c *cli.Context, o *engine.Options) { o.AgentMaxTokens = c.Int64("agent-max-tokens") }},
+		{&cli.StringFlag{Name: "agent-fallback", Value: defaults.AgentFallback, Category: catAgent, Usage: "a record that reaches a limit: one-shot (asked once with the one-shot prompt) or fail (status agent_limit)"},
+			func(c *cli.Context, o *engine.Options) { o.AgentFallback = c.String("agent-fallback") }},
+		{&cli.StringSliceFlag{Name: "mcp", Category: catAgent, Usage: "`'COMMAND ARGS'` of an MCP server (stdio) each worker starts; its tools are offered beside the built-ins (repeatable)"},
+			func(c *cli.Context, o *engine.Options) { o.MCP = c.StringSlice("mcp") }},
+		{&cli.StringFlag{Name: "transcripts", Value: defaults.Transcripts, Category: catAgent, Usage: "on: each turn's tool calls, sizes, tokens and latency in OUT/transcripts/worker_N.jsonl; off"},
+			func(c *cli.Context, o *engine.Options) { o.Transcripts = c.String("transcripts") }},
+	}
+}
+
+// askGroup: who answers and what they are asked.
+func askGroup() group {
 	defaults := engine.DefaultOptions()
 	return group{
 		{&cli.StringFlag{Name: "provider", Value: defaults.Provider, Category: catModel, Usage: "auto (openai when OPENAI_API_KEY is set, else offline), openai or offline"},

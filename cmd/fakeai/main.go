@@ -66,6 +66,12 @@ func newApp(stdout io.Writer, getenv func(string) string) *cli.App {
 			rate("rate-schema-break", "answer JSON that breaks the schema"),
 			rate("rate-refusal", "answer a refusal"),
 			rate("rate-length", "answer a truncated content with finish_reason length"),
+			rate("agent-broken-args", "agent turns: a tool call whose arguments are not JSON"),
+			rate("agent-unknown-tool", "agent turns: a call of a tool nobody offered"),
+			rate("agent-text", "agent turns: text instead of a tool call"),
+			rate("agent-schema-break", "agent turns: a submit that breaks the schema"),
+			&cli.Float64Flag{Name: "agent-never-submit", Usage: "agent records (by ID) whose model never submits (fraction of records, 0..1)"},
+			&cli.StringFlag{Name: "agent-tool-first", Usage: "agent: call this offered tool first, with the record's first intervention as {\"name\": ...}"},
 			&cli.DurationFlag{Name: "stall-for", Value: 30 * time.Second, Usage: "stall of a --rate-stall request"},
 			&cli.DurationFlag{Name: "retry-after", Usage: "retry-after sent on random 429s (0: none)"},
 			&cli.StringSliceFlag{Name: "fail-id", Usage: "`ID=STATUS`: always answer HTTP STATUS for record ID (repeatable)"},
@@ -130,6 +136,20 @@ func parseOptions(c *cli.Context, getenv func(string) string) (options, error) {
 		{"rate-429", &cfg.Rate429}, {"rate-500", &cfg.Rate500}, {"rate-503", &cfg.Rate503},
 		{"rate-drop", &cfg.RateDrop}, {"rate-stall", &cfg.RateStall}, {"rate-bad-json", &cfg.RateBadJSON},
 		{"rate-schema-break", &cfg.RateSchemaBreak}, {"rate-refusal", &cfg.RateRefusal}, {"rate-length", &cfg.RateLength},
+	}
+	cfg.Agent.ToolFirst = c.String("agent-tool-first")
+	for _, r := range []struct {
+		flag string
+		dst  *float64
+	}{
+		{"agent-broken-args", &cfg.Agent.RateBrokenArgs}, {"agent-unknown-tool", &cfg.Agent.RateUnknownTool},
+		{"agent-text", &cfg.Agent.RateText}, {"agent-schema-break", &cfg.Agent.RateSchemaBreak}, {"agent-never-submit", &cfg.Agent.RateNeverSubmit},
+	} {
+		if v := c.Float64(r.flag); v < 0 || v > 1 {
+			return options{}, fmt.Errorf("--%s %v: must be between 0 and 1: %w", r.flag, v, exitcode.ErrUsage)
+		} else {
+			*r.dst = v
+		}
 	}
 	sum := 0.0
 	for _, r := range rates {

@@ -142,7 +142,15 @@ func TestLoopReadsThenSubmits(t *testing.T) {
 		if out.Turns < 2 || out.Turns > 3 || len(steps) != out.Turns || !steps[len(steps)-1].Accepted {
 			t.Errorf("%s: %d turns, steps %+v", rec.ID, out.Turns, steps)
 		}
-		want := fakeai.DefaultAnswer(rec.ID, taxonomy.MustSchema().StrictJSON())
+		var params map[string]any
+		raw, _ := json.Marshal(taxonomy.MustSchema().StrictJSON())
+		if err := json.Unmarshal(raw, &params); err != nil {
+			t.Fatal(err)
+		}
+		want := fakeai.DefaultAnswer(rec.ID, params)
+		if len(want) != len(taxonomy.MustSchema().Columns()) {
+			t.Fatalf("the fake's answer %v does not cover the schema", want)
+		}
 		var got map[string]any
 		if err := json.Unmarshal([]byte(out.Content), &got); err != nil {
 			t.Fatal(err)

@@ -53,7 +53,7 @@ type Toolbox interface {
 	// Tools are the tools it offers.
 	Tools() []llm.Tool
 	// Call calls one of them. isError is the tool's own failure (its text is shown to the
-	// model); err is the server's (wrap ErrToolServer), which fails the record.
+	// model); err is the server's, which fails the record (the loop wraps it in ErrToolServer).
 	Call(ctx context.Context, name string, args json.RawMessage) (text string, isError bool, err error)
 }
 
@@ -356,7 +356,10 @@ func (a *Agent) call(ctx context.Context, r *Record, c llm.ToolCall) (string, bo
 	}
 	text, isErr, err := tb.Call(ctx, c.Name, args)
 	if err != nil {
-		return "", false, nil, fmt.Errorf("tool %s of %s: %w", c.Name, tb.Name(), err)
+		if ctx.Err() != nil {
+			return "", false, nil, ctx.Err()
+		}
+		return "", false, nil, fmt.Errorf("%w: %w", ErrToolServer, err)
 	}
 	return text, isErr, nil, nil
 }

@@ -87,6 +87,49 @@ func startBin(t testing.TB, env []string, name string, args ...string) (*exec.Cm
 // binDeadline bounds every run of a built binary in these tests.
 const binDeadline = 4 * time.Minute
 
+// rerunAsksNothingTwice reruns the coordinator with args over the run folder out and fails the
+// test unless it exits 0 without asking fake again about any record answered before.
+func rerunAsksNothingTwice(t testing.TB, fake *fakeai.Server, out string, env, args []string) runResult {
+	t.Helper()
+	before := fake.Stats().PerID
+	answered := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(out, "worker_*_results.csv"))
+	for _, f := range files {
+		for _, id := range firstColumn(readCSV(t, f)) {
+			answered[id] = true
+		}
+	}
+	res := runBin(t, env, "coordinator", args...)
+	if res.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", res.code, tail(res.stderr, 30))
+	}
+	after := fake.Stats().PerID
+	for id := range answered {
+		if after[id] != before[id] {
+			t.Errorf("%s was answered before the kill but asked again on rerun (%d requests, then %d)", id, before[id], after[id])
+		}
+	}
+	return res
+}
+
+// killAndWaitFor kills cmd (SIGKILL), reaps it, and waits for the processes pids (its children,
+// or theirs) to be gone.
+func killAndWaitFor(t testing.TB, cmd *exec.Cmd, what string, pids []int) {
+	t.Helper()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitFor(t, what, 20*time.Second, func() bool {
+		for _, p := range pids {
+			if alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func exitCodeOf(err error) int {
 	if err == nil {
 		return 0
@@ -309,43 +352,14 @@ func TestKilledCoordinatorTakesWorkersAlongAndRerunResumes(t *testing.T) {
 	if len(kids) == 0 {
 		t.Fatal("no workers running")
 	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	waitFor(t, "workers to die with the coordinator", 15*time.Second, func() bool {
-		for _, k := range kids {
-			if alive(k) {
-				return false
-			}
-		}
-		return true
-	})
+	killAndWaitFor(t, cmd, "workers to die with the coordinator", kids)
 	if _, err := os.Stat(filepath.Join(out, "final_results.csv")); err == nil {
 		t.Error("final_results.csv exists after the coordinator was killed mid-run")
 	}
 
-	// Remember who was answered before the rerun and how often the server saw them.
-	before := fake.Stats().PerID
-	answered := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(out, "worker_*_results.csv"))
-	for _, f := range files {
-		for _, id := range firstColumn(readCSV(t, f)) {
-			answered[id] = true
-		}
-	}
-	res := runBin(t, env, "coordinator", args...)
-	if res.code != 0 {
-		t.Fatalf("rerun: exit %d\n%s", res.code, tail(res.stderr, 30))
-	}
+	res := rerunAsksNothingTwice(t, fake, out, env, args)
 	if !strings.Contains(res.stderr, "resuming the run") {
 		t.Errorf("rerun did not say it resumes:\n%s", tail(res.stderr, 10))
-	}
-	after := fake.Stats().PerID
-	for id := range answered {
-		if after[id] != before[id] {
-			t.Errorf("%s was answered before the kill but requested again on rerun", id)
-		}
 	}
 	ok, failed := assertExactlyOnce(t, out, ids)
 	if ok != len(ids) || failed != 0 {

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +25,7 @@ import (
 	"github.com/trialcat/trialcat/internal/safefile"
 	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/summary"
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // finish merges the workers' files, writes summary.json and prints the human summary.
@@ -166,13 +171,16 @@ type totals struct {
 	input, output  int64
 	cost           float64
 	cached         int64
+	cachedTokens   int64
+	agent          summary.Agent
 	failedByClass  map[string]int64
 	perWorker      map[int]*summary.WorkerSummary
 	err            error // the first row that did not decode
 }
 
 func newTotals(layout results.Layout) *totals {
-	return &totals{layout: layout, failedByClass: map[string]int64{}, perWorker: map[int]*summary.WorkerSummary{}}
+	return &totals{layout: layout, failedByClass: map[string]int64{}, perWorker: map[int]*summary.WorkerSummary{},
+		agent: summary.Agent{TurnsHistogram: map[string]int64{}, ToolCalls: map[string]int64{}}}
 }
 
 func (t *totals) worker(n int) *summary.WorkerSummary {
@@ -198,6 +206,19 @@ func (t *totals) result(cells []string) {
 	if row.Cached {
 		t.cached++
 	}
+	t.cachedTokens += row.CachedTokens
+	if row.Turns > 0 && !row.Cached {
+		calls, fallback := results.ParseToolCalls(row.ToolCalls)
+		t.agent.Records++
+		t.agent.Turns += int64(row.Turns)
+		t.agent.TurnsHistogram[strconv.Itoa(row.Turns)]++
+		for name, n := range calls {
+			t.agent.ToolCalls[name] += int64(n)
+		}
+		if fallback {
+			t.agent.Fallbacks++
+		}
+	}
 	w := t.worker(row.Worker)
 	w.Succeeded++
 	w.InputTokens += row.InputTokens
@@ -222,7 +243,13 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 	}
 	sum.RequestSeconds, sum.CostKnown = t.requestSeconds, !t.costUnknown
 	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
+	sum.CachedInputTokens = t.cachedTokens
 	sum.FailedByClass = t.failedByClass
+	if t.agent.Records > 0 || t.failedByClass[wire.ClassAgentLimit] > 0 {
+		a := t.agent
+		a.Limited = t.failedByClass[wire.ClassAgentLimit]
+		sum.Agent = &a
+	}
 	for _, r := range runs {
 		w := summary.WorkerSummary{WorkerRun: r}
 		if got := t.perWorker[r.Batch]; got != nil {
@@ -277,6 +304,9 @@ func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 	if sum.Cached > 0 {
 		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
 	}
+	if a := sum.Agent; a != nil {
+		fmt.Fprintf(w, "whole run: agent %s", agentLine(a))
+	}
 	if !thisPass {
 		dir := rundir.New(sum.Out)
 		fmt.Fprintf(w, "nothing was asked now: every record was done already (the last pass's figures are in %s)\nresults: %s\nreport:  %s\n",
@@ -323,4 +353,19 @@ func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 	if sum.Failed > 0 {
 		fmt.Fprintf(w, "failures: %s\n", dir.FinalFailures())
 	}
+}
+
+// agentLine is the summary's line about the agent's loops.
+func agentLine(a *summary.Agent) string {
+	mean := 0.0
+	if a.Records > 0 {
+		mean = float64(a.Turns) / float64(a.Records)
+	}
+	names := slices.Sorted(maps.Keys(a.ToolCalls))
+	calls := make([]string, len(names))
+	for i, n := range names {
+		calls[i] = fmt.Sprintf("%s %d", n, a.ToolCalls[n])
+	}
+	return fmt.Sprintf("%d records in %d turns (%.1f a record); tool calls: %s; %d fell back to the one-shot prompt, %d failed as agent_limit\n",
+		a.Records, a.Turns, mean, strings.Join(calls, ", "), a.Fallbacks, a.Limited)
 }

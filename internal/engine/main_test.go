@@ -49,7 +49,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := testkit.Build(dir, testkit.Race, "../../cmd/coordinator", "../../cmd/worker", "../../cmd/fakeai"); err != nil {
+	if err := testkit.Build(dir, testkit.Race, "../../cmd/coordinator", "../../cmd/worker", "../../cmd/fakeai", "../../cmd/interventions-mcp"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/trialcat/trialcat/internal/agent"
 	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -71,6 +72,20 @@ type Options struct {
 	// Cache is the response cache's folder, or "auto" for the user's cache folder; "" means
 	// none.
 	Cache string
+
+	// Agent works each record through the tool loop (--agent): the model reads the record's
+	// sections with tools and answers through a strict submit tool.
+	Agent bool
+	// AgentMaxTurns and AgentMaxTokens bound one record's loop (0: the defaults; tokens 0
+	// after defaults: no bound); AgentFallback is one-shot or fail.
+	AgentMaxTurns  int
+	AgentMaxTokens int64
+	AgentFallback  string
+	// MCP are command lines of MCP servers (stdio) each worker starts; their tools are
+	// offered to the model beside the built-ins.
+	MCP []string
+	// Transcripts is on or off: OUT/transcripts/worker_N.jsonl, a line per turn.
+	Transcripts string
 
 	// Stream is "-" to write each answered record's JSON line to Deps.StreamTo (standard
 	// output) as well as to results.jsonl.
@@ -153,6 +168,8 @@ func DefaultOptions() Options {
 		Backend: runspec.BackendLive, MaxAttempts: DefaultMaxAttempts, Timeout: DefaultTimeout,
 		MaxRestarts: DefaultMaxRestarts, Grace: DefaultGrace, StallAfter: DefaultStallAfter,
 		ProgressEvery: DefaultProgressEvery,
+		AgentMaxTurns: agent.DefaultMaxTurns, AgentMaxTokens: agent.DefaultMaxTokens,
+		AgentFallback: runspec.AgentFallbackOneShot, Transcripts: "on",
 	}
 }
 
@@ -186,6 +203,20 @@ func (o *Options) check() error {
 		return usagef("--hedge %v: a percent of the records, 0 (off) to 100; 5 is a good start", o.Hedge)
 	case o.Hedge > 0 && o.Backend == runspec.BackendBatchAPI:
 		return usagef("--hedge copies live requests that run long; the Batch API runs a batch as a whole: drop --hedge or use --backend live")
+	case o.Agent && o.Backend == runspec.BackendBatchAPI:
+		return usagef("--agent works each record over several live turns; the Batch API answers each request once, hours later: drop --agent, or use --backend live")
+	case o.Agent && o.Hedge > 0:
+		return usagef("--hedge copies one request running long; an agent record is a loop of short requests, which --hedge does not copy: drop --hedge or --agent")
+	case !o.Agent && len(o.MCP) > 0:
+		return usagef("--mcp offers an MCP server's tools to the agent: add --agent")
+	case o.Agent && (o.AgentMaxTurns < 1 || o.AgentMaxTurns > 100):
+		return usagef("--agent-max-turns %d: want 1 to 100 requests per record (%d is the default)", o.AgentMaxTurns, agent.DefaultMaxTurns)
+	case o.AgentMaxTokens < 0:
+		return usagef("--agent-max-tokens %d: cannot be negative (0 means no bound)", o.AgentMaxTokens)
+	case o.AgentFallback != runspec.AgentFallbackOneShot && o.AgentFallback != runspec.AgentFallbackFail:
+		return usagef("--agent-fallback %q: want one-shot (ask the one-shot prompt once more) or fail (status agent_limit)", o.AgentFallback)
+	case o.Transcripts != "on" && o.Transcripts != "off":
+		return usagef("--transcripts %q: want on or off", o.Transcripts)
 	case (o.PriorityIDsFile == "") != (o.PriorityModel == ""):
 		return usagef("--priority-ids and --priority-model go together: the IDs in the file are answered by that model")
 	}

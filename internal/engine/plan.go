@@ -162,6 +162,9 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		Input:    runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
 	}
 	p.spec = spec
+	if spec.Agent, err = agentSpec(opts, deps, ins, provider); err != nil {
+		return err
+	}
 	if opts.Cache != "" && provider == runspec.ProviderOpenAI {
 		if spec.Cache, err = cacheDir(opts.Cache); err != nil {
 			return err

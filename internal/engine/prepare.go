@@ -10,6 +10,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/modelinfo"
+	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/prompt"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
@@ -121,6 +122,10 @@ type instructions struct {
 	tmpl         *prompt.Template
 	promptText   string
 	promptSource string
+	// agentTmpl is the agent's template (--agent), agentText and agentSource its text and name.
+	agentTmpl   *prompt.Template
+	agentText   string
+	agentSource string
 }
 
 // loadInstructions reads --schema and --prompt, or the embedded defaults.
@@ -152,7 +157,47 @@ func loadInstructions(o *Options, provider string) (instructions, error) {
 	if ins.tmpl, err = prompt.Parse(ins.promptSource, ins.promptText); err != nil {
 		return ins, err
 	}
+	if o.Agent {
+		// The agent's template gives the overview; a --prompt serves as both (its user block is
+		// the overview, and the one-shot fallback asks it whole).
+		ins.agentText, ins.agentSource = taxonomy.AgentPrompt(), "embedded default agent (clinical trial categorization)"
+		if o.PromptFile != "" {
+			ins.agentText, ins.agentSource = ins.promptText, ins.promptSource
+		}
+		if ins.agentTmpl, err = prompt.Parse(ins.agentSource, ins.agentText); err != nil {
+			return ins, err
+		}
+	}
 	return ins, nil
+}
+
+// agentSpec is run.json's agent settings for o, or nil without --agent. Each --mcp command is
+// split into its argv and its program found now: a worker (here, or a Slurm task) starts it by
+// the path found here.
+func agentSpec(o *Options, d *Deps, ins instructions, provider string) (*runspec.Agent, error) {
+	if !o.Agent {
+		return nil, nil
+	}
+	if provider != runspec.ProviderOpenAI {
+		return nil, usagef("--agent needs a model that calls tools: set OPENAI_API_KEY (or --base-url of a local OpenAI-compatible server); the offline categorizer answers without a model")
+	}
+	a := &runspec.Agent{PromptSource: ins.agentSource, Prompt: ins.agentText, MaxTurns: o.AgentMaxTurns,
+		MaxTokens: o.AgentMaxTokens, Fallback: o.AgentFallback, Transcripts: o.Transcripts != "off"}
+	for _, line := range o.MCP {
+		argv, err := proc.SplitCommand(line)
+		if err != nil {
+			return nil, usagef("--mcp %w", err)
+		}
+		path, err := d.LookPath(argv[0])
+		if err != nil {
+			return nil, usagef("--mcp %q: cannot find the program %s (%v); give its path, or put it on PATH", line, argv[0], err)
+		}
+		if argv[0], err = filepath.Abs(path); err != nil {
+			return nil, usagef("--mcp %q: %w", line, err)
+		}
+		a.MCP = append(a.MCP, argv)
+	}
+	return a, nil
 }
 
 // findWorker locates the worker binary: --worker-bin, beside the coordinator, then on PATH.

@@ -651,8 +651,8 @@ func (s *scheduler) completeStream(ctx context.Context, layout results.Layout, a
 		}
 		header := layout.Header()
 		if _, _, err := results.Read(s.dir.Worker(b.Number).Results, func(row []string) error {
-			if len(row) == len(header)-1 {
-				row = results.Upgraded(row) // written before the cached column
+			if len(row) < len(header) {
+				row = results.Upgraded(row, len(header)) // written by an earlier version
 			}
 			s.streamRow(row)
 			return nil

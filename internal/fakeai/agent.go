@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -31,6 +32,9 @@ type AgentConfig struct {
 	// {"name": <the first intervention on the overview's "Interventions:" lines>}. Tests use it
 	// to see an MCP server's tool called and its answer reach the model.
 	ToolFirst string
+	// OnToolResult, when set, sees each tool message of a conversation the server receives
+	// with the name of the call it answers (tests check that a tool's answer reached the model).
+	OnToolResult func(recordID, tool, content string)
 }
 
 // Submit tools are those whose name starts with this.
@@ -80,6 +84,10 @@ func (s *Server) agentAnswer(id string, req ChatRequest, seq int64) agentTurn {
 		}
 		if m.Role == "tool" && strings.HasPrefix(callsByID[m.ToolCallID], submitPrefix) {
 			submitRefused = true // an accepted submit ends the loop: an answered one was refused
+		}
+		if m.Role == "tool" && cfg.OnToolResult != nil {
+			// Each request repeats the conversation: a tool's answer is seen once per later turn.
+			cfg.OnToolResult(id, callsByID[m.ToolCallID], m.Text())
 		}
 	}
 	draw := func(what string) float64 {
@@ -176,8 +184,8 @@ func overviewSections(req ChatRequest) []string {
 		}
 		for _, line := range strings.Split(m.Text(), "\n") {
 			if g := sectionLine.FindStringSubmatch(strings.TrimSpace(line)); g != nil {
-				n := 0
-				fmt.Sscan(strings.ReplaceAll(g[2], ",", ""), &n)
+
+				n, _ := strconv.Atoi(strings.ReplaceAll(g[2], ",", ""))
 				secs = append(secs, sec{g[1], n})
 			}
 		}

@@ -97,6 +97,25 @@ type Result struct {
 	Latency time.Duration
 }
 
+// Plus is r followed by next (a second request about the same record): next's answer, model
+// and latency, the usage and attempts of both.
+func (r Result) Plus(next Result) Result {
+	out := next
+	out.Usage = r.Usage.Add(next.Usage)
+	out.Attempts = r.Attempts + next.Attempts
+	out.Latency = r.Latency + next.Latency
+	out.ByModel = map[string]Usage{}
+	for _, m := range []map[string]Usage{r.ByModel, next.ByModel} {
+		for k, u := range m {
+			out.ByModel[k] = out.ByModel[k].Add(u)
+		}
+	}
+	if out.Model == "" {
+		out.Model = r.Model
+	}
+	return out
+}
+
 // Call asks for req until success, a non-retryable error, or MaxAttempts attempts in total
 // (priorAttempts already spent count toward it). On failure it returns an error wrapping the
 // *Error of the last attempt (use errors.As), or wrapping BeforeAttempt's error, or

@@ -338,6 +338,7 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 		defer failedRows.Close()
 	}
 	used := 0 // result rows written; the rest are stray
+	width := len(opts.Layout.Header())
 	seen := make(map[string]struct{}, len(done)+len(failed))
 	err = b.IDs(func(id string) error {
 		if err := ctx.Err(); err != nil {
@@ -351,11 +352,11 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 		if at, ok := done[id]; ok {
 			used++
 			bs.Succeeded++
-			return copyRow(out, doneRows, at, legacy, opts.OnResult)
+			return copyRow(out, doneRows, at, legacy, width, opts.OnResult)
 		}
 		if at, ok := failed[id]; ok {
 			bs.Failed++
-			return copyRow(fail, failedRows, at, false, opts.OnFailure)
+			return copyRow(fail, failedRows, at, false, 0, opts.OnFailure)
 		}
 		bs.Missing++ // not done yet: in neither file, and a rerun does it
 		return nil
@@ -366,13 +367,13 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 
 // copyRow writes the row at offset at of rows, shown to seen first; a row of a legacy results
 // file (legacy set) gets its cached cell.
-func copyRow(w *csv.Writer, rows *results.RowReader, at int64, legacy bool, seen func([]string)) error {
+func copyRow(w *csv.Writer, rows *results.RowReader, at int64, legacy bool, width int, seen func([]string)) error {
 	row, err := rows.At(at)
 	if err != nil {
 		return err
 	}
 	if legacy {
-		row = results.Upgraded(row)
+		row = results.Upgraded(row, width)
 	}
 	if seen != nil {
 		seen(row)

@@ -338,7 +338,7 @@ func TestWriteKeepsBoundedCounts(t *testing.T) {
 	var rows [][]string
 	n := maxDistinct + 500
 	for i := 0; i < n; i++ {
-		rows = append(rows, []string{fmt.Sprint(i), fmt.Sprintf("code-%05d", i), fmt.Sprintf("g%d", i%7), "m", "1", "1", "", "1", "5", "0", "false"})
+		rows = append(rows, []string{fmt.Sprint(i), fmt.Sprintf("code-%05d", i), fmt.Sprintf("g%d", i%7), "m", "1", "1", "", "1", "5", "0", "false", "0", "0", ""})
 	}
 	writeCSV(t, filepath.Join(dir, resultsFile), append([]string{"id", "code", "group"}, results.Bookkeeping()...), rows)
 	r, err := collect(dir)

@@ -10,27 +10,49 @@ import (
 	"github.com/trialcat/trialcat/internal/safefile"
 )
 
-// Results files written before the cached column existed end their header at worker. They are
-// read as answers not from the cache; a worker that appends to one rewrites it first with the
-// column added (under its batch lock), so a run started by an earlier version resumes.
+// Results files written by earlier versions end their header before the bookkeeping columns
+// added since (the first ended at worker). They are read with those columns' defaults; a worker
+// that appends to one rewrites it first with the columns added (under its batch lock), so a run
+// started by an earlier version resumes.
 
-// legacyOf is header without its last column when that column is ColCached: the header an
-// earlier version wrote.
-func legacyOf(header []string) []string {
-	if n := len(header); n > 0 && header[n-1] == ColCached {
-		return header[:n-1]
+// added are the bookkeeping columns added after the first layout, in order, with the cell a row
+// written before each gets.
+var added = []struct{ col, cell string }{
+	{ColCached, "false"}, {ColCachedTokens, "0"}, {ColTurns, "0"}, {ColToolCalls, ""},
+}
+
+// missing is how many of the added columns got lacks at its end to be want, or 0 when got is not
+// an earlier form of want.
+func missing(got, want []string) int {
+	for k := 1; k <= len(added) && k < len(want); k++ {
+		cut := want[:len(want)-k]
+		tail := want[len(want)-k:]
+		ok := true
+		for i, c := range tail {
+			if c != added[len(added)-k+i].col {
+				ok = false
+				break
+			}
+		}
+		if ok && slices.Equal(got, cut) {
+			return k
+		}
 	}
-	return nil
+	return 0
 }
 
 // IsLegacy reports whether got is want's header as an earlier version wrote it.
-func IsLegacy(got, want []string) bool {
-	l := legacyOf(want)
-	return l != nil && slices.Equal(got, l)
-}
+func IsLegacy(got, want []string) bool { return missing(got, want) > 0 }
 
-// Upgraded returns a row of a legacy file with the cached cell added ("false").
-func Upgraded(row []string) []string { return append(slices.Clone(row), "false") }
+// Upgraded returns a row of a legacy file with the cells of the columns added since, up to width
+// cells.
+func Upgraded(row []string, width int) []string {
+	out := slices.Clone(row)
+	for k := width - len(row); k > 0 && k <= len(added); k-- {
+		out = append(out, added[len(added)-k].cell)
+	}
+	return out
+}
 
 // upgrade rewrites a legacy results file at path with header, atomically; a torn last line is
 // left out (the worker redoes its record).
@@ -41,7 +63,7 @@ func upgrade(path string, header []string) error {
 			return err
 		}
 		if _, _, err := read(path, nil, func(row []string) error {
-			return cw.Write(Upgraded(row))
+			return cw.Write(Upgraded(row, len(header)))
 		}); err != nil {
 			return err
 		}
@@ -50,11 +72,8 @@ func upgrade(path string, header []string) error {
 	})
 }
 
-// upgradeIfLegacy rewrites path when its header is header's legacy form.
+// upgradeIfLegacy rewrites path when its header is an earlier form of header.
 func upgradeIfLegacy(path string, header []string) error {
-	if legacyOf(header) == nil {
-		return nil
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil // missing: nothing to upgrade
@@ -65,7 +84,7 @@ func upgradeIfLegacy(path string, header []string) error {
 		return nil
 	}
 	if err := upgrade(path, header); err != nil {
-		return fmt.Errorf("add the cached column to %s (written by an earlier version): %w", path, err)
+		return fmt.Errorf("add the columns added since to %s (written by an earlier version): %w", path, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Names of the bookkeeping columns every results row carries after the schema's columns, and of
@@ -18,6 +19,12 @@ const (
 	ColWorker       = "worker"
 	// ColCached is "true" for an answer taken from the response cache (no request, cost 0).
 	ColCached = "cached"
+	// ColCachedTokens counts the prompt tokens the provider served from its prompt cache.
+	ColCachedTokens = "cached_tokens"
+	// ColTurns counts an agent loop's requests (0: a one-shot answer); ColToolCalls its tool
+	// calls by name, as "name=count" joined by ";" in the order of first use.
+	ColTurns     = "turns"
+	ColToolCalls = "tool_calls"
 
 	ColErrorClass = "error_class"
 	ColMessage    = "message"
@@ -25,11 +32,12 @@ const (
 
 // Bookkeeping lists the bookkeeping columns in file order.
 func Bookkeeping() []string {
-	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker, ColCached}
+	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker, ColCached,
+		ColCachedTokens, ColTurns, ColToolCalls}
 }
 
 // nBook is the number of bookkeeping columns.
-const nBook = 8
+const nBook = 11
 
 // Layout is the column layout of a run's results and failures files: the only code that knows
 // it. The worker encodes rows with it; merge, status, the coordinator's tally, the report and the
@@ -80,6 +88,11 @@ type Row struct {
 	Worker    int
 	// Cached says the answer came from the response cache.
 	Cached bool
+	// CachedTokens are the prompt tokens served from the provider's prompt cache.
+	CachedTokens int64
+	// Turns and ToolCalls describe an agent loop (0 and "" for a one-shot answer).
+	Turns     int
+	ToolCalls string
 }
 
 // Encode returns r as cells in the layout's order.
@@ -101,7 +114,10 @@ func (l Layout) Encode(r Row) ([]string, error) {
 		strconv.Itoa(r.Attempts),
 		strconv.FormatInt(r.LatencyMS, 10),
 		strconv.Itoa(r.Worker),
-		strconv.FormatBool(r.Cached)), nil
+		strconv.FormatBool(r.Cached),
+		strconv.FormatInt(r.CachedTokens, 10),
+		strconv.Itoa(r.Turns),
+		r.ToolCalls), nil
 }
 
 // Decode reads cells written by Encode (or merged from such cells).
@@ -130,6 +146,9 @@ func (l Layout) Decode(cells []string) (Row, error) {
 	num(ColLatencyMS, b[5], func(s string) (e error) { r.LatencyMS, e = strconv.ParseInt(s, 10, 64); return })
 	num(ColWorker, b[6], func(s string) (e error) { r.Worker, e = strconv.Atoi(s); return })
 	num(ColCached, b[7], func(s string) (e error) { r.Cached, e = strconv.ParseBool(s); return })
+	num(ColCachedTokens, b[8], func(s string) (e error) { r.CachedTokens, e = strconv.ParseInt(s, 10, 64); return })
+	num(ColTurns, b[9], func(s string) (e error) { r.Turns, e = strconv.Atoi(s); return })
+	r.ToolCalls = b[10]
 	return r, err
 }
 
@@ -173,7 +192,7 @@ func (l Layout) ReadRows(path string, fn func(Row) error) (torn bool, err error)
 	legacy := false
 	_, torn, err = read(path, func(header []string) error {
 		if IsLegacy(header, want) {
-			legacy = true // written before the cached column: not from the cache
+			legacy = true // written by an earlier version: the columns added since get their defaults
 			return nil
 		}
 		if !slices.Equal(header, want) {
@@ -182,7 +201,7 @@ func (l Layout) ReadRows(path string, fn func(Row) error) (torn bool, err error)
 		return nil
 	}, func(cells []string) error {
 		if legacy {
-			cells = Upgraded(cells)
+			cells = Upgraded(cells, len(want))
 		}
 		v, err := l.Decode(cells)
 		if err != nil {
@@ -234,4 +253,47 @@ func ReadFile(path string, fn func(Layout, Row) error) (torn bool, err error) {
 		return fn(l, r)
 	})
 	return torn, err
+}
+
+// FallbackCall is the entry of the tool_calls column that marks an agent record a limit sent to
+// the one-shot prompt.
+const FallbackCall = "fallback"
+
+// FormatToolCalls spells an agent loop's calls for the tool_calls column: "name=count" joined by
+// ";", by name, and "fallback=1" last when a limit sent the record to the one-shot prompt.
+func FormatToolCalls(calls map[string]int, fallback bool) string {
+	names := make([]string, 0, len(calls))
+	for n := range calls {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	parts := make([]string, 0, len(names)+1)
+	for _, n := range names {
+		parts = append(parts, n+"="+strconv.Itoa(calls[n]))
+	}
+	if fallback {
+		parts = append(parts, FallbackCall+"=1")
+	}
+	return strings.Join(parts, ";")
+}
+
+// ParseToolCalls reads a tool_calls cell back; fallback reports the fallback entry.
+func ParseToolCalls(cell string) (calls map[string]int, fallback bool) {
+	calls = map[string]int{}
+	for _, part := range strings.Split(cell, ";") {
+		name, n, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			continue
+		}
+		k, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		if name == FallbackCall {
+			fallback = true
+			continue
+		}
+		calls[name] += k
+	}
+	return calls, fallback
 }

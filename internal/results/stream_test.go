@@ -112,6 +112,25 @@ func TestIndexThenReadRowsAtTheirOffsets(t *testing.T) {
 	}
 }
 
+// A file of the version before the agent's columns (cached, but no cached_tokens, turns or
+// tool_calls) is read with their defaults.
+func TestResultsFileBeforeTheAgentColumns(t *testing.T) {
+	layout := Layout{IDColumn: "id", Columns: []string{"a"}}
+	path := filepath.Join(t.TempDir(), "worker_0_results.csv")
+	os.WriteFile(path, []byte("id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached\n"+
+		"1,x,m,10,2,0.001000,1,100,0,true\n"), 0o644)
+	var got []Row
+	if _, err := layout.ReadRows(path, func(r Row) error { got = append(got, r); return nil }); err != nil {
+		t.Fatalf("ReadRows: %v", err)
+	}
+	if len(got) != 1 || !got[0].Cached || got[0].Turns != 0 || got[0].ToolCalls != "" || got[0].CachedTokens != 0 {
+		t.Errorf("rows read as %+v", got)
+	}
+	if IsLegacy([]string{"id", "a", "model"}, layout.Header()) {
+		t.Error("a header missing more than the added columns is taken for an earlier version")
+	}
+}
+
 func TestLegacyResultsFileIsReadAndUpgraded(t *testing.T) {
 	layout := Layout{IDColumn: "id", Columns: []string{"a"}}
 	path := filepath.Join(t.TempDir(), "worker_0_results.csv")
@@ -137,8 +156,8 @@ func TestLegacyResultsFileIsReadAndUpgraded(t *testing.T) {
 	}
 	w.Close()
 	data, _ := os.ReadFile(path)
-	want := "id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached\n" +
-		"1,x,m,10,2,0.001000,1,100,0,false\n2,y,m,10,2,0.001000,1,90,0,false\n3,z,,0,0,,0,0,0,true\n"
+	want := "id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached,cached_tokens,turns,tool_calls\n" +
+		"1,x,m,10,2,0.001000,1,100,0,false,0,0,\n2,y,m,10,2,0.001000,1,90,0,false,0,0,\n3,z,,0,0,,0,0,0,true,0,0,\n"
 	if string(data) != want {
 		t.Errorf("upgraded file:\n%s\nwant:\n%s", data, want)
 	}

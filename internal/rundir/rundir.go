@@ -40,6 +40,8 @@ const (
 	slurmTaskLog      = "task_%a.log" // %a: Slurm's array index
 	k8sDir            = "k8s"
 	k8sJob            = "job.yaml"
+	transcriptsDir    = "transcripts"
+	transcriptFile    = "worker_%d.jsonl"
 	reviewFile        = "review_sample.csv"
 	previousPrefix    = "previous-"
 	previousTime      = "20060102T150405.000Z"
@@ -155,6 +157,8 @@ type Worker struct {
 	// BatchAPI is worker_N_batchapi.json: the Batch API backend's record of every input file
 	// and batch of this worker, written the moment each exists.
 	BatchAPI string
+	// Transcript is transcripts/worker_N.jsonl: an agent run's turns, a line each.
+	Transcript string
 }
 
 // Part is worker_N_part_K.jsonl, the K-th Batch API input file of the worker.
@@ -168,6 +172,7 @@ func (d Dir) Worker(n int) Worker {
 	return Worker{
 		Dir: d, Number: n, Batch: p(batchFile), BatchIDs: p(batchIDsFile), Results: p(resultsFile), Failures: p(failuresFile),
 		Log: p(logFile), Attempts: p(attemptsFile), Lock: p(batchLockFile), BatchAPI: p(batchAPIFile),
+		Transcript: filepath.Join(d.join(transcriptsDir), fmt.Sprintf(transcriptFile, n)),
 	}
 }
 
@@ -249,7 +254,7 @@ func Classify(name string) Kind {
 		return KindRun
 	case batchName.MatchString(name), batchIDsName.MatchString(name):
 		return KindBatch
-	case workerName.MatchString(name):
+	case workerName.MatchString(name), name == transcriptsDir:
 		return KindWorker
 	case name == summaryFile || name == reportFile || name == finalResultsFile || name == finalFailuresFile || name == streamFile:
 		return KindFinal

@@ -84,6 +84,45 @@ type Spec struct {
 	Cache string `json:"cache,omitempty"`
 	// BatchAPI tunes the Batch API backend; zero values mean the defaults.
 	BatchAPI BatchAPI `json:"batch_api,omitzero"`
+	// Agent, when set (--agent), works each record through the tool loop; Prompt above is then
+	// the one-shot prompt of the fallback.
+	Agent *Agent `json:"agent,omitempty"`
+}
+
+// Agent is --agent's settings.
+type Agent struct {
+	// Prompt is the agent's template: its system block states the task, its user block is the
+	// record's overview.
+	PromptSource string `json:"prompt_source"`
+	Prompt       string `json:"prompt"`
+	// MaxTurns and MaxTokens bound one record's loop (MaxTokens 0: no bound).
+	MaxTurns  int   `json:"max_turns"`
+	MaxTokens int64 `json:"max_tokens,omitempty"`
+	// Fallback is what a record that reaches a limit gets: AgentFallbackOneShot or
+	// AgentFallbackFail.
+	Fallback string `json:"fallback"`
+	// MCP lists the argv of each MCP server every worker starts (--mcp).
+	MCP [][]string `json:"mcp,omitempty"`
+	// Transcripts writes OUT/transcripts/worker_N.jsonl.
+	Transcripts bool `json:"transcripts"`
+}
+
+// Agent fallbacks.
+const (
+	AgentFallbackOneShot = "one-shot"
+	AgentFallbackFail    = "fail"
+)
+
+// agentPrint is the part of Agent that decides answers, for the fingerprint.
+func (a *Agent) print() string {
+	if a == nil {
+		return "off"
+	}
+	servers := make([]string, len(a.MCP))
+	for i, argv := range a.MCP {
+		servers[i] = strings.Join(argv, " ")
+	}
+	return fmt.Sprintf("on, template %s, mcp [%s]", hash(a.Prompt), strings.Join(servers, "; "))
 }
 
 // Backends.
@@ -179,6 +218,7 @@ func (s *Spec) Fingerprint() map[string]string {
 		"--priority-model":        s.PriorityModel,
 		"--priority-ids (hash)":   hash(strings.Join(s.PriorityIDs, "\n")),
 		"--escalate-model":        s.EscalateModel,
+		"--agent":                 s.Agent.print(),
 	}
 }
 

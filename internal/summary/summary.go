@@ -123,6 +123,8 @@ type Summary struct {
 	// records' tokens and cost.
 	Hedged    int64 `json:"hedged_requests"`
 	HedgeWins int64 `json:"hedge_wins"`
+	// Agent sums the agent's loops over the whole run (--agent); nil for a one-shot run.
+	Agent *Agent `json:"agent,omitempty"`
 	// WorkerProcesses counts the worker processes this pass started: one per slot that got a
 	// batch, plus one for each that died.
 	WorkerProcesses int `json:"worker_processes"`
@@ -146,6 +148,22 @@ type Summary struct {
 	FinishedAt          time.Time       `json:"finished_at"`
 	Phases              Phases          `json:"phases"`
 	Workers             []WorkerSummary `json:"workers"`
+}
+
+// Agent is what the agent's loops did, over the answered records of the whole run.
+type Agent struct {
+	// Records counts the answers that went through the loop (fallbacks included; answers
+	// from the response cache are not counted).
+	Records int64 `json:"records"`
+	// Turns sums their requests; TurnsHistogram counts records by turns ("1", "2", ...).
+	Turns          int64            `json:"turns"`
+	TurnsHistogram map[string]int64 `json:"turns_histogram"`
+	// ToolCalls counts the calls by tool.
+	ToolCalls map[string]int64 `json:"tool_calls"`
+	// Fallbacks counts the records a limit sent to the one-shot prompt; Limited those that
+	// failed with agent_limit (--agent-fallback fail).
+	Fallbacks int64 `json:"fallbacks"`
+	Limited   int64 `json:"agent_limit"`
 }
 
 // MarshalJSON writes estimated_cost_usd as null when a model's price is unknown (cost_known

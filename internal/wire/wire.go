@@ -48,6 +48,15 @@ const (
 // other fatal classes are the API's error classes (see package llm).
 const ClassStorage = "storage"
 
+// Failure classes of agent records (--agent), in record lines and the failures files.
+const (
+	// ClassAgentLimit is a record whose loop reached --agent-max-turns or --agent-max-tokens
+	// (or answered with text twice) under --agent-fallback fail.
+	ClassAgentLimit = "agent_limit"
+	// ClassToolServer is a record whose loop called a tool of an MCP server that failed.
+	ClassToolServer = "tool_server_failed"
+)
+
 // Msg is one line. Fields a type does not use are left zero and omitted on the wire.
 type Msg struct {
 	Type   string `json:"type"`
@@ -102,6 +111,11 @@ type Msg struct {
 	// answer was the one kept (record).
 	Hedged   bool `json:"hedged,omitempty"`
 	HedgeWon bool `json:"hedge_won,omitempty"`
+	// Turns and ToolCalls describe an agent record's loop (record); Fallback says a limit
+	// sent it to the one-shot prompt.
+	Turns     int            `json:"turns,omitempty"`
+	ToolCalls map[string]int `json:"tool_calls,omitempty"`
+	Fallback  bool           `json:"fallback,omitempty"`
 	// Extra, Budget and P90MS are a boost's lending.
 	Extra   int   `json:"extra,omitempty"`
 	Budget  int   `json:"budget,omitempty"`

@@ -139,13 +139,26 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 		return r.fail(rec.ID, string(llm.ClassWorkerCrashed), fmt.Sprintf("the worker process ended %d times with this record in flight "+
 			"(killed, out of memory, or a crash); it is not sent again in this run, and a rerun tries it afresh", n), llm.Result{Attempts: n})
 	}
+	if r.agent != nil {
+		return r.processAgent(ctx, rec)
+	}
+	return r.askOnce(ctx, rec, answerInfo{}, llm.Result{})
+}
+
+// askOnce asks rec's one-shot prompt (with its retries) and records the outcome. info says how
+// the answer came and spent what was spent on the record before (an agent's loop fallen back):
+// its tokens, cost and attempts are the record's too.
+func (r *runner) askOnce(ctx context.Context, rec record.Record, info answerInfo, spent llm.Result) error {
 	req, fail := r.request(rec)
 	if fail != nil {
 		return fail()
 	}
 	key := r.cacheKey(req)
 	if res, ok := r.fromCache(key, rec.ID); ok {
-		return r.succeedAs(rec.ID, res, true)
+		if spent.Attempts == 0 {
+			return r.succeedAs(rec.ID, res, true)
+		}
+		return r.record(rec.ID, spent.Plus(res), info) // the loop was paid for; the one-shot answer was not
 	}
 	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
 	if r.tmpl != nil {
@@ -155,10 +168,7 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 			est = r.counter.Estimate(req.System, req.User, r.outTokens) + r.schemaTokens
 		}
 		caller.BeforeAttempt = func(ctx context.Context, id string, attempt int) error {
-			r.waiting.Add(1)
-			err := r.permits.Wait(ctx, est)
-			r.waiting.Add(-1)
-			if err != nil {
+			if err := r.waitPermit(ctx, est); err != nil {
 				return err
 			}
 			if err := r.attempts.Record(id); err != nil { // after the permit: an attempt waited out was not made
@@ -180,8 +190,26 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	res, err := caller.Call(callCtx, req, r.prior[rec.ID])
 	if err == nil {
 		r.store(key, res)
+		if spent.Attempts > 0 {
+			return r.record(rec.ID, spent.Plus(res), info)
+		}
 		return r.succeedHedged(rec.ID, res, note)
 	}
+	return r.settle(ctx, rec.ID, err, spent.Plus(res))
+}
+
+// waitPermit waits for a rate permit for a request of about est tokens, counted as waiting for
+// the heartbeat meanwhile.
+func (r *runner) waitPermit(ctx context.Context, est int) error {
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
+	return r.permits.Wait(ctx, est)
+}
+
+// settle records a record whose request failed: abandoned (interrupted, or the server could not
+// be reached for long: a rerun resumes it), the run refused (the worker stops), a journal that
+// cannot be written, or failed for good. It returns an error only when the worker must stop.
+func (r *runner) settle(ctx context.Context, id string, err error, res llm.Result) error {
 	var le *llm.Error
 	switch {
 	case ctx.Err() != nil, errors.Is(err, ratelimit.ErrCoordinatorGone), errors.As(err, &le) && le.Free():
@@ -192,16 +220,16 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 		r.mu.Unlock()
 		return nil
 	case errors.As(err, &le) && le.Fatal():
-		r.log.Error().Str("id", rec.ID).Str("class", string(le.Class)).Int("status", le.Status).Str("error", le.Message).
+		r.log.Error().Str("id", id).Str("class", string(le.Class)).Int("status", le.Status).Str("error", le.Message).
 			Msg("the API refused the run; stopping")
-		r.emit(wire.Msg{Type: wire.Fatal, ID: rec.ID, Class: string(le.Class), Status: le.Status, Message: le.Refusal()})
+		r.emit(wire.Msg{Type: wire.Fatal, ID: id, Class: string(le.Class), Status: le.Status, Message: le.Refusal()})
 		return exitcode.Refused(le.Refusal())
 	case errors.Is(err, exitcode.ErrStorage):
 		return err // the attempts journal could not be written
 	case errors.As(err, &le):
-		return r.fail(rec.ID, string(le.Class), le.Message, res)
+		return r.fail(id, string(le.Class), le.Message, res)
 	default:
-		return r.fail(rec.ID, "internal", err.Error(), res)
+		return r.fail(id, "internal", err.Error(), res)
 	}
 }
 
@@ -271,24 +299,36 @@ func (r *runner) succeedHedged(id string, res llm.Result, note *hedgeNote) error
 		return r.succeed(id, res)
 	}
 	hedged, won := note.get()
-	return r.record(id, res, false, hedged, won)
+	return r.record(id, res, answerInfo{hedged: hedged, hedgeWon: won})
 }
 
 // succeedAs records an answered record; cached marks an answer from the response cache (no
 // request was made: no tokens, no cost).
 func (r *runner) succeedAs(id string, res llm.Result, cached bool) error {
-	return r.record(id, res, cached, false, false)
+	return r.record(id, res, answerInfo{cached: cached})
 }
 
-func (r *runner) record(id string, res llm.Result, cached, hedged, hedgeWon bool) error {
+// answerInfo is how an answer came: from the response cache, with a hedged copy, through an
+// agent's loop.
+type answerInfo struct {
+	cached, hedged, hedgeWon bool
+	// turns and toolCalls describe an agent's loop; fallback says a limit sent the record to
+	// the one-shot prompt.
+	turns     int
+	toolCalls map[string]int
+	fallback  bool
+}
+
+func (r *runner) record(id string, res llm.Result, info answerInfo) error {
 	cost, known := r.cost(res)
-	if cached {
+	if info.cached {
 		cost, known = 0, true
 	}
 	// Worker files hold raw values; the merge applies the spreadsheet-formula guard once.
 	row, err := r.layout.Encode(results.Row{ID: id, Values: r.schema.Cells(res.Values), Model: res.Model,
 		InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostKnown: known,
-		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number, Cached: cached})
+		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number, Cached: info.cached,
+		CachedTokens: res.Usage.CachedInputTokens, Turns: info.turns, ToolCalls: results.FormatToolCalls(info.toolCalls, info.fallback)})
 	if err != nil {
 		return fmt.Errorf("record %s: %w", id, err)
 	}
@@ -303,8 +343,8 @@ func (r *runner) record(id string, res llm.Result, cached, hedged, hedgeWon bool
 	r.mu.Unlock()
 	r.emit(wire.Msg{Type: wire.Record, ID: id, OK: true, Attempts: res.Attempts,
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
-		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: cached,
-		Hedged: hedged, HedgeWon: hedgeWon})
+		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: info.cached,
+		Hedged: info.hedged, HedgeWon: info.hedgeWon, Turns: info.turns, ToolCalls: info.toolCalls, Fallback: info.fallback})
 	return nil
 }
 
@@ -427,9 +467,18 @@ func (r *runner) onAttempt(a llm.Attempt) {
 		}
 		return
 	}
+	r.logAttempt(a, 0)
+}
+
+// logAttempt writes an attempt's line to the log file (turn: an agent loop's, 0 for one-shot)
+// and tells the coordinator of a failed one, which it counts as a retry.
+func (r *runner) logAttempt(a llm.Attempt, turn int) {
 	// Per-request lines go to the log file only; the coordinator counts retries from events.
 	ev := r.log.Debug().Str("id", a.RecordID).Int("attempt", a.Attempt).Int64("latency_ms", a.Latency.Milliseconds()).
 		Int64("input_tokens", a.Usage.InputTokens).Int64("output_tokens", a.Usage.OutputTokens).Str("model", a.Model)
+	if turn > 0 {
+		ev = ev.Int("turn", turn)
+	}
 	if a.Err == nil {
 		ev.Str("status", "ok").Msg("request")
 		return

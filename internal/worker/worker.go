@@ -30,6 +30,7 @@ import (
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
 	"github.com/trialcat/trialcat/internal/tokens"
+	"github.com/trialcat/trialcat/internal/toolserver"
 	"github.com/trialcat/trialcat/internal/wire"
 )
 
@@ -427,8 +428,15 @@ type runner struct {
 	cache     *cache.Cache
 	cacheHost string
 	cacheWarn sync.Once
-	// outTokens and schemaTokens add to each prompt's count for the --tpm estimate.
-	outTokens, schemaTokens int
+	// outTokens and schemaTokens add to each prompt's count for the --tpm estimate;
+	// agentToolTokens to each agent turn's (the tools' definitions).
+	outTokens, schemaTokens, agentToolTokens int
+
+	// agent, when set (--agent), works each record through the tool loop.
+	agent          *agentState
+	transcriptWarn sync.Once
+	// toolServers are the batch's MCP servers, stopped with it.
+	toolServers []*toolserver.Server
 
 	// writeMu serializes appends: results.Writer is not safe for concurrent use.
 	writeMu sync.Mutex
@@ -514,6 +522,21 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		EscalateModel: spec.EscalateModel,
 	}
 
+	if spec.Agent != nil && r.openai == nil {
+		return nil, fmt.Errorf("run.json asks for the agent (--agent), which needs provider openai (this run's is %s): %w", spec.Provider, exitcode.ErrUsage)
+	}
+	if spec.Agent != nil && (spec.IsBatchAPI() || !sends) {
+		return nil, fmt.Errorf("an agent run (--agent) asks each record over live turns: it cannot go through the Batch API, export or import: %w", exitcode.ErrUsage)
+	}
+	if spec.Agent != nil {
+		// Hedging copies one long request; an agent record is a loop of short ones (the
+		// coordinator refuses --hedge with --agent, and a hand-edited run.json gets none).
+		spec.Hedge = 0
+		if err := r.startAgent(deps); err != nil {
+			r.close()
+			return nil, err
+		}
+	}
 	if spec.Hedge > 0 && r.openai != nil && !spec.IsBatchAPI() {
 		r.hedge = newHedger(r.caller.Provider, func(ctx context.Context, req llm.Request) error {
 			return r.permits.Wait(ctx, (len(req.System)+len(req.User))/4+r.outTokens+r.schemaTokens)
@@ -583,6 +606,12 @@ func openaiConfig(spec *runspec.Spec, sch *schema.Schema, deps Deps, sends bool)
 }
 
 func (r *runner) close() {
+	for _, s := range r.toolServers {
+		s.Stop()
+	}
+	if r.agent != nil {
+		r.agent.transcript.close()
+	}
 	if r.results != nil {
 		r.results.Close()
 	}
