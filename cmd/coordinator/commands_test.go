@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -261,5 +262,43 @@ func TestLimitsServesUntilStopped(t *testing.T) {
 	}
 	if _, err := os.Stat(limits); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("limits.json left behind after the server stopped: %v", err)
+	}
+}
+
+// estimate --agent gives the agent's range, from the overview alone to the whole record read,
+// and the refusals of --agent name what to do instead.
+func TestEstimateAgentRangeAndAgentRefusals(t *testing.T) {
+	r := coordinator(t, map[string]string{"OPENAI_API_KEY": testkit.Key}, "estimate", "--input", sample(t, 10), "--agent", "--workers", "2")
+	r.want(t, 0, "estimate --agent")
+	var lowIn, highIn int64
+	for _, line := range strings.Split(r.stdout, "\n") {
+		var n1, n2, n3 string
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "from %s requests, %s prompt + %s", &n1, &n2, &n3); err == nil {
+			lowIn, _ = strconv.ParseInt(strings.ReplaceAll(n2, ",", ""), 10, 64)
+		}
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "to %s requests, %s prompt + %s", &n1, &n2, &n3); err == nil {
+			highIn, _ = strconv.ParseInt(strings.ReplaceAll(n2, ",", ""), 10, 64)
+		}
+	}
+	if lowIn <= 0 || highIn <= lowIn {
+		t.Errorf("agent range %d to %d prompt tokens:\n%s", lowIn, highIn, r.stdout)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		says string
+	}{
+		{nil, []string{"--agent"}, "--agent needs a model that calls tools"},
+		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--agent", "--backend", "batch-api"}, "drop --agent, or use --backend live"},
+		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--mcp", "x"}, "add --agent"},
+		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--agent", "--mcp", "no-such-program-x --a"}, "cannot find the program no-such-program-x"},
+		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--agent", "--agent-fallback", "retry"}, "want one-shot"},
+	} {
+		args := append([]string{"split", "--input", sample(t, 2), "--out", filepath.Join(t.TempDir(), "o")}, c.args...)
+		bad := coordinator(t, c.env, args...)
+		bad.want(t, 2, strings.Join(c.args, " "))
+		if !strings.Contains(bad.stderr, c.says) {
+			t.Errorf("%v: the message lacks %q:\n%s", c.args, c.says, bad.stderr)
+		}
 	}
 }

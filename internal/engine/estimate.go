@@ -81,5 +81,13 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 		return err
 	}
 	rep.Print(deps.Stdout)
+	if opts.Agent {
+		out := modelinfo.ExpectedOutput(60, opts.Model, opts.ReasoningEffort, opts.MaxCompletionTokens).PerRequest
+		rg, err := estimateAgent(ctx, &opts, ins, prices, out)
+		if err != nil {
+			return err
+		}
+		rg.print(deps.Stdout, opts.Model)
+	}
 	return nil
 }
