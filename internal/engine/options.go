@@ -178,6 +178,16 @@ func usagef(format string, args ...any) error {
 }
 
 func (o *Options) check() error {
+	// The agent's settings left at zero (a program filling Options by hand) mean the defaults.
+	if o.AgentFallback == "" {
+		o.AgentFallback = runspec.AgentFallbackOneShot
+	}
+	if o.Transcripts == "" {
+		o.Transcripts = "on"
+	}
+	if o.AgentMaxTurns == 0 {
+		o.AgentMaxTurns = agent.DefaultMaxTurns
+	}
 	switch {
 	case o.Input == "":
 		return usagef("--input is required: the JSON, JSON Lines or CSV file of records to categorize")
