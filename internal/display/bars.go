@@ -67,6 +67,9 @@ func overallExtra(s tally.Snapshot) []string {
 		"cost " + costString(s, "+?"),
 		fmt.Sprintf("tokens %s/%s", fmtCount(s.InputTokens), fmtCount(s.OutputTokens)),
 	}
+	if a := agentString(s); a != "" {
+		f = append(f, a)
+	}
 	switch {
 	case s.Fatal && s.FatalClass == wire.ClassStorage:
 		f = append([]string{"CANNOT WRITE THE RUN'S FILES"}, f...)

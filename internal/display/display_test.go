@@ -368,3 +368,13 @@ func TestOnlyEscapes(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainLineShowsTheAgent(t *testing.T) {
+	s := tally.Snapshot{Done: 2, Total: 4, AgentRecords: 2, AgentTurns: 7, AgentFallbacks: 1}
+	if got := Line(s); !strings.HasSuffix(got, " agent turns 7 (3.5/record) fallbacks 1") {
+		t.Errorf("line = %q", got)
+	}
+	if got := Line(tally.Snapshot{Done: 2, Total: 4}); strings.Contains(got, "agent") {
+		t.Errorf("a one-shot run's line mentions the agent: %q", got)
+	}
+}

@@ -12,11 +12,24 @@ import (
 //	progress 240/400 (60.0%) 118 rec/min eta 1m21s cost $0.0123 tokens 51234/8123 retries 3 (429s 1) failed 2 restarts 0 workers 20
 //
 // The ETA reads "unknown" until a record is done; a cost reads "$0.0123+unknown" when some
-// model's price is unknown; tokens are input/output.
+// model's price is unknown; tokens are input/output. An agent run adds
+// "agent turns 712 (3.0/record) fallbacks 4".
 func Line(s tally.Snapshot) string {
-	return fmt.Sprintf("progress %d/%d (%.1f%%) %s rec/min eta %s cost %s tokens %d/%d retries %d (429s %d) failed %d restarts %d workers %d",
+	line := fmt.Sprintf("progress %d/%d (%.1f%%) %s rec/min eta %s cost %s tokens %d/%d retries %d (429s %d) failed %d restarts %d workers %d",
 		s.Done, s.Total, percent(s.Done, s.Total), fmtRate(s.Rate), etaString(s), costString(s, "+unknown"),
 		s.InputTokens, s.OutputTokens, s.Retries, s.RateLimited, s.Failed, s.Restarts, s.Running)
+	if a := agentString(s); a != "" {
+		line += " " + a
+	}
+	return line
+}
+
+// agentString is the agent's counters, or "" when no record went through its loop.
+func agentString(s tally.Snapshot) string {
+	if s.AgentRecords == 0 {
+		return ""
+	}
+	return fmt.Sprintf("agent turns %d (%.1f/record) fallbacks %d", s.AgentTurns, float64(s.AgentTurns)/float64(s.AgentRecords), s.AgentFallbacks)
 }
 
 func etaString(s tally.Snapshot) string {

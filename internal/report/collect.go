@@ -86,7 +86,9 @@ type resultStats struct {
 	input    *histogram
 	output   *histogram
 	attempts *counter
-	models   map[string]*costStats
+	// turns and toolCalls count an agent run's loops: records by turns, calls by tool.
+	turns, toolCalls *counter
+	models           map[string]*costStats
 	workers  map[int]*costStats
 	// costUnknown counts rows with an empty or invalid cost_usd.
 	costUnknown int64
@@ -113,7 +115,8 @@ const (
 func (r *run) readResults() {
 	path := r.dir.FinalResults()
 	st := &resultStats{latency: newHistogram(), input: newHistogram(), output: newHistogram(),
-		attempts: newCounter(1000), models: map[string]*costStats{}, workers: map[int]*costStats{}}
+		attempts: newCounter(1000), turns: newCounter(1000), toolCalls: newCounter(1000),
+		models: map[string]*costStats{}, workers: map[int]*costStats{}}
 	r.res = st
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		r.notef("%s is missing: no record succeeded yet, or the run did not reach its merge.", resultsFile)
@@ -142,6 +145,7 @@ func (r *run) readResults() {
 	}
 	iModel, iIn, iOut, iCost := idx(results.ColModel), idx(results.ColInputTokens), idx(results.ColOutputTokens), idx(results.ColCostUSD)
 	iAttempts, iLatency, iWorker := idx(results.ColAttempts), idx(results.ColLatencyMS), idx(results.ColWorker)
+	iTurns, iCalls := idx(results.ColTurns), idx(results.ColToolCalls)
 	tail := results.Bookkeeping()
 	var schemaIdx []int
 	if len(h) > len(tail) && slices.Equal(h[len(h)-len(tail):], tail) {
@@ -188,6 +192,20 @@ func (r *run) readResults() {
 		}
 		if iAttempts >= 0 {
 			st.attempts.add(cell(row, iAttempts))
+		}
+		if iTurns >= 0 {
+			if n, err := strconv.Atoi(cell(row, iTurns)); err == nil && n > 0 {
+				st.turns.add(cell(row, iTurns))
+				calls, fallback := results.ParseToolCalls(cell(row, iCalls))
+				for name, k := range calls {
+					for range min(k, 1000) {
+						st.toolCalls.add(name)
+					}
+				}
+				if fallback {
+					st.toolCalls.add("(one-shot fallback)")
+				}
+			}
 		}
 		cost, costErr := strconv.ParseFloat(cell(row, iCost), 64)
 		if costErr != nil {

@@ -432,3 +432,34 @@ func TestWallTimeRateIsThisPasss(t *testing.T) {
 	}
 	t.Fatal("no wall time tile")
 }
+
+// An agent run's page charts records by turns and calls by tool; a one-shot run's has no agent
+// section.
+func TestWriteChartsTheAgent(t *testing.T) {
+	dir := t.TempDir()
+	header := append([]string{"id", "code"}, results.Bookkeeping()...)
+	rows := [][]string{
+		{"1", "a", "m", "1", "1", "", "3", "5", "0", "false", "0", "3", "read_section=1;submit_categorization=2"},
+		{"2", "b", "m", "1", "1", "", "2", "5", "0", "false", "0", "3", "read_section=2;submit_categorization=1"},
+		{"3", "c", "m", "1", "1", "", "9", "5", "0", "false", "0", "8", "read_section=8;fallback=1"},
+	}
+	writeCSV(t, filepath.Join(dir, resultsFile), header, rows)
+	page := writeReport(t, dir)
+	for _, want := range []string{"Agent turns per record", "Agent tool calls by tool", "read_section", "submit_categorization", "(one-shot fallback)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	r, err := collect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.res.turns.counts["3"] != 2 || r.res.turns.counts["8"] != 1 || r.res.toolCalls.counts["read_section"] != 11 {
+		t.Errorf("turns %v, calls %v", r.res.turns.counts, r.res.toolCalls.counts)
+	}
+	dir2 := t.TempDir()
+	writeCSV(t, filepath.Join(dir2, resultsFile), header, [][]string{{"1", "a", "m", "1", "1", "", "1", "5", "0", "false", "0", "0", ""}})
+	if page := writeReport(t, dir2); strings.Contains(page, `id="agent"`) {
+		t.Error("a one-shot run's page has an agent section")
+	}
+}

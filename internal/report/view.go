@@ -29,6 +29,8 @@ type page struct {
 	InputTokens  *histView
 	OutputTokens *histView
 	Attempts     *barChart
+	// Turns and ToolCalls are an agent run's: records by turns, calls by tool.
+	Turns, ToolCalls *barChart
 	Models       []costRow
 	Workers      []costRow
 	CostNote     string
@@ -237,6 +239,16 @@ func (p *page) histograms(r *run) {
 			return a.Value < b.Value
 		})
 		p.Attempts = newBarChart("Attempts per record", "", top, restRows, restValues, res.attempts.rows, "#76b7b2")
+	}
+	if res.turns.rows > 0 {
+		top, restRows, restValues := res.turns.top(topValues, func(a, b valueCount) bool {
+			x, _ := strconv.Atoi(a.Value)
+			y, _ := strconv.Atoi(b.Value)
+			return x < y
+		})
+		p.Turns = newBarChart("Agent turns per record", "requests of each record's tool loop", top, restRows, restValues, res.turns.rows, "#4e79a7")
+		top, restRows, restValues = res.toolCalls.top(topValues, func(a, b valueCount) bool { return a.Count > b.Count || a.Count == b.Count && a.Value < b.Value })
+		p.ToolCalls = newBarChart("Agent tool calls by tool", "every call of every loop, and the records that fell back to the one-shot prompt", top, restRows, restValues, res.toolCalls.rows, "#f28e2b")
 	}
 }
 

@@ -38,8 +38,11 @@ type Snapshot struct {
 	// Hedged counts the answered records whose request was copied (--hedge); HedgeWins those
 	// whose copy's answer was kept.
 	Hedged, HedgeWins int64
-	CostUnknown       bool // some answered record's model has no known price
-	Fatal             bool // a worker reported that the run cannot go on (the API refused it, a full disk)
+	// AgentRecords counts the records of this pass worked through the agent's loop (answered or
+	// failed), AgentTurns their requests, AgentFallbacks those sent to the one-shot prompt.
+	AgentRecords, AgentTurns, AgentFallbacks int64
+	CostUnknown                              bool // some answered record's model has no known price
+	Fatal                                    bool // a worker reported that the run cannot go on (the API refused it, a full disk)
 	// FatalMessage is the first such report: what was refused and what to check; FatalClass its
 	// class ("storage" when a worker could not write its files).
 	FatalMessage, FatalClass string
@@ -143,6 +146,7 @@ type state struct {
 	fatalMessage, fatalClass             string
 	firstRecord, lastRecord              time.Time
 	hedged, hedgeWins                    int64
+	agentRecords, agentTurns, fallbacks  int64
 	// latencies holds the latest answers' latencies (ms), a ring of latencySample, for P90.
 	latencies []int64
 	nextLat   int
@@ -232,6 +236,13 @@ func (t *Tally) Event(ev wire.Msg) {
 		}
 		if ev.Hedged {
 			s.hedged++
+		}
+		if ev.Turns > 0 {
+			s.agentRecords++
+			s.agentTurns += int64(ev.Turns)
+		}
+		if ev.Fallback {
+			s.fallbacks++
 		}
 		if ev.HedgeWon {
 			s.hedgeWins++
@@ -355,6 +366,7 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		Workers:       make([]WorkerSnapshot, 0, len(s.batches)),
 		FirstRecordAt: s.firstRecord, LastRecordAt: s.lastRecord,
 		Hedged: s.hedged, HedgeWins: s.hedgeWins,
+		AgentRecords: s.agentRecords, AgentTurns: s.agentTurns, AgentFallbacks: s.fallbacks,
 	}
 	for n, b := range s.batches {
 		if !b.firstStart.IsZero() && (out.FirstWorkerAt.IsZero() || b.firstStart.Before(out.FirstWorkerAt)) {

@@ -265,3 +265,16 @@ func TestPassTotalsLeaveEarlierPassesOut(t *testing.T) {
 }
 
 func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
+
+// An agent record's turns and fallback are counted, and the plain line shows them.
+func TestAgentCounters(t *testing.T) {
+	d := New(nil)
+	d.Start(3)
+	d.Event(wire.Msg{Type: wire.Record, Worker: 0, OK: true, Turns: 3})
+	d.Event(wire.Msg{Type: wire.Record, Worker: 0, OK: true, Turns: 6, Fallback: true})
+	d.Event(wire.Msg{Type: wire.Record, Worker: 0, OK: true})
+	s := d.Snapshot()
+	if s.AgentRecords != 2 || s.AgentTurns != 9 || s.AgentFallbacks != 1 {
+		t.Errorf("agent counters %d records, %d turns, %d fallbacks; want 2, 9, 1", s.AgentRecords, s.AgentTurns, s.AgentFallbacks)
+	}
+}
