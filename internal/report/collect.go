@@ -89,7 +89,7 @@ type resultStats struct {
 	// turns and toolCalls count an agent run's loops: records by turns, calls by tool.
 	turns, toolCalls *counter
 	models           map[string]*costStats
-	workers  map[int]*costStats
+	workers          map[int]*costStats
 	// costUnknown counts rows with an empty or invalid cost_usd.
 	costUnknown int64
 }

@@ -31,15 +31,15 @@ type page struct {
 	Attempts     *barChart
 	// Turns and ToolCalls are an agent run's: records by turns, calls by tool.
 	Turns, ToolCalls *barChart
-	Models       []costRow
-	Workers      []costRow
-	CostNote     string
-	FailTotal    string
-	FailClasses  *barChart
-	Failures     [][]string
-	FailIDColumn string
-	FailMore     string
-	FailNote     string
+	Models           []costRow
+	Workers          []costRow
+	CostNote         string
+	FailTotal        string
+	FailClasses      *barChart
+	Failures         [][]string
+	FailIDColumn     string
+	FailMore         string
+	FailNote         string
 }
 
 type tile struct {
