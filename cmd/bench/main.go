@@ -7,6 +7,7 @@
 //	go run ./scripts/bench -scenario latency      # workers 1..50, static split vs --batches auto
 //	go run ./scripts/bench -scenario limits       # --rpm / --tpm binding: share of the limit, 429s
 //	go run ./scripts/bench -scenario scale        # overhead, worker start, RSS, 1M records, merge
+//	go run ./scripts/bench -scenario agent        # --agent against one-shot by criteria length; efficiency at 20 workers
 //	go run ./scripts/bench -quick                 # a smoke version of all three (under 30s)
 //
 // Build the binaries first (make build); BENCHMARKS.md holds the results and how to read them.
@@ -54,7 +55,7 @@ type bench struct {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.Scenario, "scenario", "all", "latency, limits, scale or all")
+	flag.StringVar(&cfg.Scenario, "scenario", "all", "latency, limits, scale, agent or all")
 	flag.BoolVar(&cfg.Quick, "quick", false, "a small smoke version of each scenario (under 30s in all)")
 	flag.StringVar(&cfg.Bin, "bin", "bin", "folder of the built coordinator and worker")
 	flag.StringVar(&cfg.Results, "results", "bench-results", "folder for the raw JSON results")
@@ -76,9 +77,9 @@ func main() {
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
 	switch cfg.Scenario {
-	case "latency", "limits", "scale", "all":
+	case "latency", "limits", "scale", "agent", "all":
 	default:
-		return fmt.Errorf("-scenario %q: want latency, limits, scale or all", cfg.Scenario)
+		return fmt.Errorf("-scenario %q: want latency, limits, scale, agent or all", cfg.Scenario)
 	}
 	bin, err := filepath.Abs(cfg.Bin)
 	if err != nil {
@@ -114,6 +115,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		{"latency", b.latency},
 		{"limits", b.limits},
 		{"scale", b.scale},
+		{"agent", b.agentBench},
 	}
 	for _, s := range scenarios {
 		if cfg.Scenario != "all" && cfg.Scenario != s.name {

@@ -409,11 +409,26 @@ func merged(dir rundir.Dir, spec *runspec.Spec) bool {
 	if err != nil {
 		return false
 	}
+	// A worker file newer than the final files may hold rows they lack (a worker run by hand
+	// since). File times are coarse (a few milliseconds) and the last write of a batch can
+	// share or pass the merge's tick, so a newer file is counted before it is believed.
+	merged := map[int]int64{}
+	for _, w := range sum.Workers {
+		merged[w.Batch] = w.Succeeded + w.Failed
+	}
+	sch, err := schema.Parse(spec.Schema, spec.SchemaSource)
+	if err != nil {
+		return false
+	}
+	layout := spec.Layout(sch)
 	for _, b := range spec.Batches {
 		w := dir.Worker(b.Number)
 		for _, p := range []string{w.Results, w.Failures} {
 			if st, err := os.Stat(p); err == nil && st.ModTime().After(final.ModTime()) {
-				return false
+				bs, err := readBatch(dir, layout, b)
+				if err != nil || bs.Done+bs.Failed != merged[b.Number] {
+					return false
+				}
 			}
 		}
 	}
