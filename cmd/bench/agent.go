@@ -99,7 +99,9 @@ func (b *bench) agentBench(ctx context.Context) (any, error) {
 	for id := range words {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return words[ids[i]] < words[ids[j]] || words[ids[i]] == words[ids[j]] && ids[i] < ids[j] })
+	sort.Slice(ids, func(i, j int) bool {
+		return words[ids[i]] < words[ids[j]] || words[ids[i]] == words[ids[j]] && ids[i] < ids[j]
+	})
 	for q := 0; q < 4; q++ {
 		part := ids[q*len(ids)/4 : (q+1)*len(ids)/4]
 		aq := agentQuartile{Quartile: q + 1, Records: len(part)}
