@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -51,6 +52,8 @@ type agentEff struct {
 	WallS      float64 `json:"wall_s"`
 	ServiceS   float64 `json:"service_s"`
 	Efficiency float64 `json:"efficiency"`
+	// CPU seconds of the coordinator, of its workers, and of the bench process (the fake).
+	CoordCPUS, WorkersCPUS, FakeCPUS float64
 }
 
 // agentBench compares one-shot and --agent runs of the bundled real records by the length of
@@ -79,6 +82,7 @@ func (b *bench) agentBench(ctx context.Context) (any, error) {
 		if mode == "agent" {
 			args = append(args, "--agent")
 		}
+		cpu0 := selfCPU()
 		run, err := b.coordinator(ctx, "agent-"+mode, input, f.URL(), 10*time.Minute, args...)
 		srv := f.stats()
 		f.stop()
@@ -86,7 +90,8 @@ func (b *bench) agentBench(ctx context.Context) (any, error) {
 			return nil, err
 		}
 		res.Efficiency = append(res.Efficiency, agentEff{Mode: mode, Workers: 10, Records: n, Requests: srv.Requests, WallS: run.Proc.WallS,
-			ServiceS: srv.ServiceSumS, Efficiency: srv.ServiceSumS / 10 / run.Proc.WallS})
+			ServiceS: srv.ServiceSumS, Efficiency: srv.ServiceSumS / 10 / run.Proc.WallS,
+			CoordCPUS: run.Proc.SelfCPUS, WorkersCPUS: run.Proc.ChildrenCPUS, FakeCPUS: selfCPU() - cpu0})
 		rows[mode] = map[string]results.Row{}
 		if _, err := results.ReadFile(rundir.New(run.Out).FinalResults(), func(_ results.Layout, r results.Row) error {
 			rows[mode][r.ID] = r
@@ -141,6 +146,7 @@ func (b *bench) agentBench(ctx context.Context) (any, error) {
 		if mode == "agent" {
 			args = append(args, "--agent")
 		}
+		cpu0 := selfCPU()
 		run, err := b.coordinator(ctx, "agent-eff-"+mode, bigInput, f.URL(), 15*time.Minute, args...)
 		srv := f.stats()
 		f.stop()
@@ -148,7 +154,8 @@ func (b *bench) agentBench(ctx context.Context) (any, error) {
 			return nil, err
 		}
 		res.Efficiency = append(res.Efficiency, agentEff{Mode: mode, Workers: 20, Records: big, Requests: srv.Requests, WallS: run.Proc.WallS,
-			ServiceS: srv.ServiceSumS, Efficiency: srv.ServiceSumS / 20 / run.Proc.WallS})
+			ServiceS: srv.ServiceSumS, Efficiency: srv.ServiceSumS / 20 / run.Proc.WallS,
+			CoordCPUS: run.Proc.SelfCPUS, WorkersCPUS: run.Proc.ChildrenCPUS, FakeCPUS: selfCPU() - cpu0})
 	}
 	b.agentTables(res)
 	return res, nil
@@ -167,9 +174,11 @@ func (b *bench) agentTables(res *agentResult) {
 	fmt.Fprintf(b.out, "\n## Run efficiency with agent records in flight (Σ server service time ÷ workers ÷ wall)\n\n")
 	rows = nil
 	for _, e := range res.Efficiency {
-		rows = append(rows, []string{e.Mode, itoa(e.Workers), itoa(e.Records), itoa(e.Requests), f1(e.WallS), f1(e.ServiceS), pct(e.Efficiency)})
+		busy := (e.CoordCPUS + e.WorkersCPUS + e.FakeCPUS) / (e.WallS * float64(runtime.NumCPU()))
+		rows = append(rows, []string{e.Mode, itoa(e.Workers), itoa(e.Records), itoa(e.Requests), f1(e.WallS), f1(e.ServiceS), pct(e.Efficiency),
+			f1(e.WorkersCPUS * 1000 / float64(e.Requests)), f1(e.FakeCPUS * 1000 / float64(e.Requests)), pct(busy)})
 	}
-	table(b.out, []string{"mode", "workers", "records", "requests", "wall s", "service s", "efficiency"}, rows)
+	table(b.out, []string{"mode", "workers", "records", "requests", "wall s", "service s", "efficiency", "worker CPU ms/request", "fake CPU ms/request", "CPU busy"}, rows)
 	fmt.Fprintln(b.out)
 }
 

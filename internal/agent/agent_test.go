@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,7 +15,6 @@ import (
 	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/taxonomy"
 	"github.com/trialcat/trialcat/internal/testkit"
-	"github.com/trialcat/trialcat/internal/tokens"
 )
 
 // sample reads the first n bundled real records.
@@ -83,7 +83,7 @@ func (h *harness) run(t *testing.T, rec record.Record) (Outcome, []Step, error) 
 
 func TestSectionsOfARealStudy(t *testing.T) {
 	rec := sample(t, 1)[0]
-	secs, err := Sections(rec.Data, tokens.Default())
+	secs, err := Sections(rec.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestSectionsOfARealStudy(t *testing.T) {
 }
 
 func TestSectionsOfAFlatRecord(t *testing.T) {
-	secs, err := Sections([]byte(`{"nct_id":"X1","title":"A trial","eligibility":"`+strings.Repeat("Adults over 18 with asthma. ", 20)+`","arms":[{"name":"A"}]}`), tokens.Default())
+	secs, err := Sections([]byte(`{"nct_id":"X1","title":"A trial","eligibility":"` + strings.Repeat("Adults over 18 with asthma. ", 20) + `","arms":[{"name":"A"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestSectionsOfAFlatRecord(t *testing.T) {
 	if strings.Join(names, ",") != "eligibility,arms,fields" {
 		t.Fatalf("sections = %v", names)
 	}
-	if _, err := Sections([]byte(`[1,2]`), tokens.Default()); err == nil {
+	if _, err := Sections([]byte(`[1,2]`)); err == nil {
 		t.Fatal("a list was cut into sections")
 	}
 }
@@ -234,7 +234,7 @@ func TestToolsAnswerWhatWasWrong(t *testing.T) {
 		has     string
 	}{
 		{llm.ToolCall{Name: ToolReadSection, Arguments: `{"name":"nope","offset":null,"limit":null}`}, true, "The sections are: identification"},
-		{llm.ToolCall{Name: ToolReadSection, Arguments: `{"name":"eligibility","offset":null,"limit":5}`}, false, "Section eligibility, tokens 0 to 5 of"},
+		{llm.ToolCall{Name: ToolReadSection, Arguments: `{"name":"eligibility","offset":null,"limit":5}`}, false, "Section eligibility, tokens 0 to "},
 		{llm.ToolCall{Name: ToolReadSection, Arguments: `{"name":"eligibility","offset":100000,"limit":null}`}, false, "past its end"},
 		{llm.ToolCall{Name: ToolReadSection, Arguments: `{"name":`}, true, "not valid JSON"},
 		{llm.ToolCall{Name: "browse", Arguments: `{}`}, true, "There is no tool named \"browse\""},
@@ -248,6 +248,49 @@ func TestToolsAnswerWhatWasWrong(t *testing.T) {
 		text, refused, _, err := a.call(ctx, r, c.call)
 		if err != nil || refused != c.refused || !strings.Contains(text, c.has) {
 			t.Errorf("%s %s: refused %v err %v, text:\n%s\nwant %q", c.call.Name, c.call.Arguments, refused, err, llm.Clip(text, 400), c.has)
+		}
+	}
+}
+
+// Reading a section page by page with the offsets the pages give covers it whole, in order, and
+// never skips a byte.
+func TestPagesCoverASection(t *testing.T) {
+	a, err := New(Config{Schema: taxonomy.MustSchema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range sample(t, 30) {
+		r, err := a.Prepare(rec, "sys", "overview")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range r.sections {
+			covered, offset := 0, 0
+			for page := 0; ; page++ {
+				if page > 10000 {
+					t.Fatalf("%s/%s: no end", rec.ID, s.Name)
+				}
+				limit := 37
+				text := r.read(s, readArgs{Name: s.Name, Offset: &offset, Limit: &limit})
+				head, body, _ := strings.Cut(text, ":\n")
+				lo := runeStart(s.Text, offset*4)
+				if lo > covered || !strings.HasPrefix(s.Text[lo:], body) {
+					t.Fatalf("%s/%s: the page at offset %d (byte %d) leaves a gap after byte %d or is not the text there", rec.ID, s.Name, offset, lo, covered)
+				}
+				covered = max(covered, lo+len(body))
+				i := strings.Index(head, "read on with offset ")
+				if i < 0 {
+					break
+				}
+				next, _ := strconv.Atoi(strings.TrimSuffix(head[i+len("read on with offset "):], ")"))
+				if next <= offset {
+					t.Fatalf("%s/%s: offset %d does not move on (%s)", rec.ID, s.Name, offset, head)
+				}
+				offset = next
+			}
+			if covered != len(s.Text) {
+				t.Fatalf("%s/%s: pages cover %d bytes of %d", rec.ID, s.Name, covered, len(s.Text))
+			}
 		}
 	}
 }

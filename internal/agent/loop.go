@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/record"
@@ -61,8 +62,6 @@ type Toolbox interface {
 type Config struct {
 	// Schema is the run's answer schema: the submit tool's parameters.
 	Schema *schema.Schema
-	// Counter counts tokens for the section table and read_section's pages.
-	Counter *tokens.Counter
 	// MaxTurns bounds the requests of one loop; below 1 means DefaultMaxTurns.
 	MaxTurns int
 	// MaxTokens bounds prompt plus completion tokens over a loop; 0 means none.
@@ -84,9 +83,6 @@ type Agent struct {
 func New(cfg Config) (*Agent, error) {
 	if cfg.MaxTurns < 1 {
 		cfg.MaxTurns = DefaultMaxTurns
-	}
-	if cfg.Counter == nil {
-		cfg.Counter = tokens.Default()
 	}
 	a := &Agent{cfg: cfg, owner: map[string]Toolbox{}, defs: Definitions(cfg.Schema), props: map[string]schema.Property{}}
 	for _, p := range cfg.Schema.Properties {
@@ -149,7 +145,7 @@ type Record struct {
 // Prepare cuts rec into sections and writes the first messages: system (see System) and the
 // overview followed by the section table.
 func (a *Agent) Prepare(rec record.Record, system, overview string) (*Record, error) {
-	secs, err := Sections(rec.Data, a.cfg.Counter)
+	secs, err := Sections(rec.Data)
 	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", rec.ID, err)
 	}
@@ -320,7 +316,7 @@ func (a *Agent) call(ctx context.Context, r *Record, c llm.ToolCall) (string, bo
 		if !ok {
 			return bad("There is no section named %q. The sections are: %s.", args.Name, strings.Join(r.names(), ", "))
 		}
-		return r.read(a.cfg.Counter, r.sections[i], args), false, nil, nil
+		return r.read(r.sections[i], args), false, nil, nil
 	case ToolSearch:
 		var args struct {
 			Query string `json:"query"`
@@ -372,8 +368,11 @@ func (r *Record) names() []string {
 	return out
 }
 
-// read is one page of a section.
-func (r *Record) read(counter *tokens.Counter, s Section, args readArgs) string {
+// read is one page of a section. Pages are measured in estimated tokens (CharsPerToken bytes
+// each, see Section), so that paging costs no tokenizer pass over the record: a page ends at a
+// line or word break near its size, and the offset to read on starts at or a few bytes before
+// where it ended, never after.
+func (r *Record) read(s Section, args readArgs) string {
 	offset, limit := 0, DefaultReadTokens
 	if args.Offset != nil {
 		offset = max(*args.Offset, 0)
@@ -384,13 +383,45 @@ func (r *Record) read(counter *tokens.Counter, s Section, args readArgs) string 
 	if offset >= s.Tokens && s.Tokens > 0 {
 		return fmt.Sprintf("Section %s has %d tokens; offset %d is past its end.", s.Name, s.Tokens, offset)
 	}
-	text, total := counter.Window(s.Text, offset, limit)
-	end := min(offset+limit, total)
-	head := fmt.Sprintf("Section %s, tokens %d to %d of %d", s.Name, offset, end, total)
-	if end < total {
+	lo := runeStart(s.Text, offset*tokens.CharsPerToken)
+	hi := len(s.Text)
+	if want := lo + limit*tokens.CharsPerToken; want < hi {
+		hi = breakBefore(s.Text, lo, want)
+	}
+	end := hi / tokens.CharsPerToken
+	if hi == len(s.Text) {
+		end = s.Tokens
+	}
+	head := fmt.Sprintf("Section %s, tokens %d to %d of %d", s.Name, offset, end, s.Tokens)
+	if hi < len(s.Text) {
 		head += fmt.Sprintf(" (read on with offset %d)", end)
 	}
-	return head + ":\n" + text
+	return head + ":\n" + s.Text[lo:hi]
+}
+
+// runeStart is i moved forward to the start of a UTF-8 sequence (at most len(s)).
+func runeStart(s string, i int) int {
+	i = min(i, len(s))
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	return i
+}
+
+// breakBefore is where a page from lo should end near want: the last line break, else the last
+// space, in the page's final fifth; else want itself, moved back to a rune start.
+func breakBefore(s string, lo, want int) int {
+	floor := lo + (want-lo)*4/5
+	if i := strings.LastIndexByte(s[floor:want], '\n'); i >= 0 {
+		return floor + i + 1
+	}
+	if i := strings.LastIndexByte(s[floor:want], ' '); i >= 0 {
+		return floor + i + 1
+	}
+	for want > lo && !utf8.RuneStart(s[want]) {
+		want--
+	}
+	return want
 }
 
 // search lists the lines that contain query (case-insensitive), or each of its words when the

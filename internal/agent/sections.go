@@ -14,10 +14,16 @@ import (
 
 // Section is one named part of a record, as the model reads it.
 type Section struct {
-	Name   string
-	Text   string
+	Name string
+	Text string
+	// Tokens is the section's size estimated at tokens.CharsPerToken bytes a token: the table
+	// and the pages need sizes the model can reason about, not a tokenizer pass over every
+	// record (which costs more CPU than the rest of a turn).
 	Tokens int
 }
+
+// estimate is the estimated tokens of text.
+func estimate(text string) int { return (len(text) + tokens.CharsPerToken - 1) / tokens.CharsPerToken }
 
 // member is one key and value of a JSON object, in the object's order.
 type member struct {
@@ -30,7 +36,7 @@ type member struct {
 // derivedSection.conditionBrowseModule is "derived.condition_browse"); any other record into its
 // top-level fields, an object of objects into one section per inner object. Each section's text
 // is the field tree as indented "key: value" lines, in the record's order.
-func Sections(data []byte, counter *tokens.Counter) ([]Section, error) {
+func Sections(data []byte) ([]Section, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	root, err := decodeOrdered(dec)
@@ -51,7 +57,7 @@ func Sections(data []byte, counter *tokens.Counter) ([]Section, error) {
 		var b strings.Builder
 		render(&b, v, "")
 		text := strings.TrimRight(b.String(), "\n")
-		out = append(out, Section{Name: name, Text: text, Tokens: counter.Count(text)})
+		out = append(out, Section{Name: name, Text: text, Tokens: estimate(text)})
 	}
 	var scalars []member
 	for _, m := range obj {

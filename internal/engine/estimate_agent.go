@@ -30,7 +30,7 @@ type agentRange struct {
 // estimateAgent counts the agent's range over the input (estimate --agent).
 func estimateAgent(ctx context.Context, opts *Options, ins instructions, prices *modelinfo.PriceTable, outPerTurn int) (agentRange, error) {
 	counter := tokens.ForModel(opts.Model)
-	loop, err := agent.New(agent.Config{Schema: ins.schema, Counter: counter, MaxTurns: opts.AgentMaxTurns, MaxTokens: opts.AgentMaxTokens})
+	loop, err := agent.New(agent.Config{Schema: ins.schema, MaxTurns: opts.AgentMaxTurns, MaxTokens: opts.AgentMaxTokens})
 	if err != nil {
 		return agentRange{}, err
 	}

@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -121,35 +120,4 @@ func Count(text string) int { return Default().Count(text) }
 // Estimate is Counter.Estimate with o200k_base.
 func Estimate(system, user string, maxOutput int) int {
 	return Default().Estimate(system, user, maxOutput)
-}
-
-// Window returns the part of text that starts offset tokens in and is at most limit tokens long
-// (limit 0 or below: to the end), and the number of tokens of the whole text. The cut falls on
-// token boundaries; a character split between two tokens is left out of the window rather than
-// sent half.
-func (c *Counter) Window(text string, offset, limit int) (string, int) {
-	if text == "" {
-		return "", 0
-	}
-	ids, _, err := c.codec().Encode(text)
-	if err != nil {
-		// Never happens with these encodings; fall back to 3 bytes a token.
-		n := (len(text) + 2) / 3
-		lo, hi := min(max(offset, 0)*3, len(text)), len(text)
-		if limit > 0 {
-			hi = min(lo+limit*3, len(text))
-		}
-		return strings.ToValidUTF8(text[lo:hi], ""), n
-	}
-	n := len(ids)
-	lo := min(max(offset, 0), n)
-	hi := n
-	if limit > 0 {
-		hi = min(lo+limit, n)
-	}
-	part, err := c.codec().Decode(ids[lo:hi])
-	if err != nil {
-		return "", n
-	}
-	return strings.ToValidUTF8(part, ""), n
 }

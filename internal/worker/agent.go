@@ -36,7 +36,7 @@ func (r *runner) setUpAgent(external []agent.Toolbox) error {
 	if err != nil {
 		return err
 	}
-	loop, err := agent.New(agent.Config{Schema: r.schema, Counter: r.counter, MaxTurns: a.MaxTurns, MaxTokens: a.MaxTokens, External: external})
+	loop, err := agent.New(agent.Config{Schema: r.schema, MaxTurns: a.MaxTurns, MaxTokens: a.MaxTokens, External: external})
 	if err != nil {
 		return err
 	}
