@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -177,7 +178,15 @@ func TestAgentRunWithHostileModel(t *testing.T) {
 	if !strings.Contains(res.stdout, "fell back to the one-shot prompt") {
 		t.Errorf("the summary does not say how the loops went:\n%s", res.stdout)
 	}
-	// The limit paces every turn: over the run, requests reached the server no faster than it.
+	// An agent run and a one-shot run of the same records compare.
+	one := filepath.Join(t.TempDir(), "one")
+	if r := runBin(t, env, "coordinator", "--workers", "4", "--input", sample, "--out", one, "--base-url", url); r.code != 0 {
+		t.Fatalf("one-shot run: exit %d\n%s", r.code, tail(r.stderr, 20))
+	}
+	if r := runBin(t, nil, "coordinator", "compare", out, one); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("records in both: %d", len(ids))) {
+		t.Errorf("compare of the agent run and the one-shot run: exit %d\n%s%s", r.code, r.stdout, tail(r.stderr, 10))
+	}
+	// The limit paces every turn (counted before the one-shot run above): over the run, requests reached the server no faster than it.
 	acc := st.Accepted
 	if len(acc) < 2*len(ids) {
 		t.Fatalf("only %d requests", len(acc))
