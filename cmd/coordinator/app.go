@@ -93,7 +93,7 @@ func app(e env, ran *bool) *cli.App {
 	for _, cmd := range []command{
 		estimateCommand(e), splitCommand(e), slurmCommand(e), k8sCommand(e),
 		statusCommand(e), mergeCommand(e), exportCommand(e), importCommand(e), cancelCommand(e),
-		compareCommand(e), sampleCommand(e), cacheCommand(e), limitsCommand(e),
+		compareCommand(e), sampleCommand(e), cacheCommand(e), limitsCommand(e), fetchCommand(e), syncCommand(e), driftCommand(e),
 	} {
 		commands = append(commands, build(cmd))
 	}
@@ -122,6 +122,7 @@ func run(ctx context.Context, args []string, e env) error {
 	args = hoistFlags(args, "compare", map[string]bool{"--input": true, "--out": true, "-o": true, "--seed": true})
 	args = hoistFlags(args, "import", map[string]bool{"--out": true, "-o": true, "--worker-bin": true})
 	args = hoistFlags(args, "cache", map[string]bool{"--cache": true, "--older-than": true})
+	args = hoistFlags(args, "drift", map[string]bool{"--html": true})
 	err := app(e, &ran).RunContext(ctx, args)
 	if !ran && err != nil && !errors.Is(err, exitcode.ErrUsage) {
 		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)

@@ -39,6 +39,8 @@ func inputGroup() group {
 			func(c *cli.Context, o *engine.Options) { o.IDField = c.String("id-field") }},
 		{&cli.BoolFlag{Name: "dedupe", Category: catInput, Usage: "keep the first of records with the same ID instead of refusing the input"},
 			func(c *cli.Context, o *engine.Options) { o.Dedupe = c.Bool("dedupe") }},
+		{&cli.StringFlag{Name: "since-run", Category: catInput, Usage: "an earlier run's `DIR`: a record whose content has not changed since takes its answer there, with no request (source carried)"},
+			func(c *cli.Context, o *engine.Options) { o.SinceRun = c.String("since-run") }},
 	}
 }
 

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -241,4 +242,22 @@ func Verify(path, idField string) error {
 		return changed("it holds %d records where the split wrote %d (%q is missing)", i, len(want), want[i])
 	}
 	return nil
+}
+
+// ContentHashes are the content hashes (record.ContentHash) of the records of the batch files
+// at paths, by ID: what a run's records held, for --since-run and drift.
+func ContentHashes(ctx context.Context, paths []string, idField string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := Read(p, idField, func(rec record.Record) error {
+			out[rec.ID] = record.ContentHash(rec.Data)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -171,6 +171,7 @@ type totals struct {
 	input, output  int64
 	cost           float64
 	cached         int64
+	carried        int64
 	cachedTokens   int64
 	agent          summary.Agent
 	failedByClass  map[string]int64
@@ -205,6 +206,9 @@ func (t *totals) result(cells []string) {
 	t.cost += row.CostUSD
 	if row.Cached {
 		t.cached++
+	}
+	if row.Source == results.SourceCarried {
+		t.carried++
 	}
 	t.cachedTokens += row.CachedTokens
 	if row.Turns > 0 && !row.Cached {
@@ -243,7 +247,7 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 	}
 	sum.RequestSeconds, sum.CostKnown = t.requestSeconds, !t.costUnknown
 	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
-	sum.CachedInputTokens = t.cachedTokens
+	sum.CachedInputTokens, sum.Carried = t.cachedTokens, t.carried
 	sum.FailedByClass = t.failedByClass
 	if t.agent.Records > 0 || t.failedByClass[wire.ClassAgentLimit] > 0 {
 		a := t.agent
@@ -303,6 +307,9 @@ func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, sum.Cost())
 	if sum.Cached > 0 {
 		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
+	}
+	if sum.Carried > 0 {
+		fmt.Fprintf(w, "whole run: %d answers carried from the earlier run (--since-run: records unchanged since, no request, cost 0)\n", sum.Carried)
 	}
 	if a := sum.Agent; a != nil {
 		fmt.Fprintf(w, "whole run: agent %s", agentLine(a))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +87,10 @@ type Options struct {
 	MCP []string
 	// Transcripts is on or off: OUT/transcripts/worker_N.jsonl, a line per turn.
 	Transcripts string
+
+	// SinceRun is an earlier run's folder (--since-run): records whose content has not changed
+	// since take its answers without a request.
+	SinceRun string
 
 	// Stream is "-" to write each answered record's JSON line to Deps.StreamTo (standard
 	// output) as well as to results.jsonl.
@@ -217,6 +222,8 @@ func (o *Options) check() error {
 		return usagef("--agent works each record over several live turns; the Batch API answers each request once, hours later: drop --agent, or use --backend live")
 	case o.Agent && o.Hedge > 0:
 		return usagef("--hedge copies one request running long; an agent record is a loop of short requests, which --hedge does not copy: drop --hedge or --agent")
+	case o.SinceRun != "" && filepath.Clean(o.SinceRun) == filepath.Clean(o.Out):
+		return usagef("--since-run %s is this run's own --out: give the earlier run's folder", o.SinceRun)
 	case !o.Agent && len(o.MCP) > 0:
 		return usagef("--mcp offers an MCP server's tools to the agent: add --agent")
 	case o.Agent && (o.AgentMaxTurns < 1 || o.AgentMaxTurns > 100):

@@ -219,6 +219,20 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 	if p.state == runComplete {
 		return nil
 	}
+	if opts.SinceRun != "" {
+		abs, err := filepath.Abs(opts.SinceRun)
+		if err != nil {
+			p.release()
+			return usagef("--since-run %s: %w", opts.SinceRun, err)
+		}
+		n, err := writeCarried(ctx, abs, p.sch, p.dir.Carried())
+		if err != nil {
+			p.release()
+			return err
+		}
+		spec.SinceRun = abs
+		log.Info("answers of an earlier run carried where the record is unchanged", "since_run", abs, "answers", n)
+	}
 	// run.json first: a split cut short is resumed from it (prepareOut writes the missing
 	// batch files again), and the workers read it.
 	if err := runspec.Save(p.dir.Run(), spec); err != nil {

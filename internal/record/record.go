@@ -2,6 +2,8 @@ package record
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -80,4 +82,17 @@ func IDOf(m map[string]any, idField string) string {
 		}
 	}
 	return ""
+}
+
+// ContentHash is the hex SHA-256 of a record's JSON with insignificant space removed: two
+// copies of a record hash alike however they were indented, and any change to a value changes
+// it. --since-run and drift compare records across runs by it.
+func ContentHash(data []byte) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, data); err != nil {
+		b.Reset()
+		b.Write(data)
+	}
+	s := sha256.Sum256(b.Bytes())
+	return hex.EncodeToString(s[:])
 }

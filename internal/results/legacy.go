@@ -18,7 +18,7 @@ import (
 // added are the bookkeeping columns added after the first layout, in order, with the cell a row
 // written before each gets.
 var added = []struct{ col, cell string }{
-	{ColCached, "false"}, {ColCachedTokens, "0"}, {ColTurns, "0"}, {ColToolCalls, ""},
+	{ColCached, "false"}, {ColCachedTokens, "0"}, {ColTurns, "0"}, {ColToolCalls, ""}, {ColSource, ""},
 }
 
 // missing is how many of the added columns got lacks at its end to be want, or 0 when got is not

@@ -25,6 +25,9 @@ const (
 	// calls by name, as "name=count" joined by ";" in the order of first use.
 	ColTurns     = "turns"
 	ColToolCalls = "tool_calls"
+	// ColSource says where an answer came from: SourceModel, SourceCache or SourceCarried ("" in
+	// rows written before the column).
+	ColSource = "source"
 
 	ColErrorClass = "error_class"
 	ColMessage    = "message"
@@ -33,11 +36,20 @@ const (
 // Bookkeeping lists the bookkeeping columns in file order.
 func Bookkeeping() []string {
 	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker, ColCached,
-		ColCachedTokens, ColTurns, ColToolCalls}
+		ColCachedTokens, ColTurns, ColToolCalls, ColSource}
 }
 
+// Sources of an answer (ColSource).
+const (
+	SourceModel = "model" // asked now
+	SourceCache = "cache" // the response cache's (--cache)
+	// SourceCarried is an earlier run's answer for a record whose content has not changed
+	// since (--since-run): no request, cost 0.
+	SourceCarried = "carried"
+)
+
 // nBook is the number of bookkeeping columns.
-const nBook = 11
+const nBook = 12
 
 // Layout is the column layout of a run's results and failures files: the only code that knows
 // it. The worker encodes rows with it; merge, status, the coordinator's tally, the report and the
@@ -93,6 +105,8 @@ type Row struct {
 	// Turns and ToolCalls describe an agent loop (0 and "" for a one-shot answer).
 	Turns     int
 	ToolCalls string
+	// Source is where the answer came from (SourceModel, SourceCache, SourceCarried).
+	Source string
 }
 
 // Encode returns r as cells in the layout's order.
@@ -117,7 +131,8 @@ func (l Layout) Encode(r Row) ([]string, error) {
 		strconv.FormatBool(r.Cached),
 		strconv.FormatInt(r.CachedTokens, 10),
 		strconv.Itoa(r.Turns),
-		r.ToolCalls), nil
+		r.ToolCalls,
+		r.Source), nil
 }
 
 // Decode reads cells written by Encode (or merged from such cells).
@@ -148,7 +163,7 @@ func (l Layout) Decode(cells []string) (Row, error) {
 	num(ColCached, b[7], func(s string) (e error) { r.Cached, e = strconv.ParseBool(s); return })
 	num(ColCachedTokens, b[8], func(s string) (e error) { r.CachedTokens, e = strconv.ParseInt(s, 10, 64); return })
 	num(ColTurns, b[9], func(s string) (e error) { r.Turns, e = strconv.Atoi(s); return })
-	r.ToolCalls = b[10]
+	r.ToolCalls, r.Source = b[10], b[11]
 	return r, err
 }
 

@@ -43,6 +43,7 @@ const (
 	transcriptsDir    = "transcripts"
 	transcriptFile    = "worker_%d.jsonl"
 	reviewFile        = "review_sample.csv"
+	carriedFile       = "carried.jsonl"
 	previousPrefix    = "previous-"
 	previousTime      = "20060102T150405.000Z"
 )
@@ -133,6 +134,10 @@ func (d Dir) Export(n int) string {
 
 // K8sJob is k8s/job.yaml, the run's Kubernetes Indexed Job.
 func (d Dir) K8sJob() string { return filepath.Join(d.join(k8sDir), k8sJob) }
+
+// Carried is carried.jsonl: the earlier run's answers a --since-run run may take, with the
+// content hash of each record they answered.
+func (d Dir) Carried() string { return d.join(carriedFile) }
 
 // ReviewSample is the review sheet `coordinator sample` writes for a person to fill in. It is
 // the reviewer's file once written: --fresh leaves it where it is.
@@ -250,7 +255,7 @@ const (
 // Classify says which of the run's files name is, or NotOwned.
 func Classify(name string) Kind {
 	switch {
-	case name == runFile:
+	case name == runFile, name == carriedFile:
 		return KindRun
 	case batchName.MatchString(name), batchIDsName.MatchString(name):
 		return KindBatch

@@ -84,6 +84,9 @@ type Spec struct {
 	Cache string `json:"cache,omitempty"`
 	// BatchAPI tunes the Batch API backend; zero values mean the defaults.
 	BatchAPI BatchAPI `json:"batch_api,omitzero"`
+	// SinceRun is --since-run, the earlier run whose answers carried.jsonl holds; "" means none.
+	// Not in the fingerprint: a rerun may add or drop it.
+	SinceRun string `json:"since_run,omitempty"`
 	// Agent, when set (--agent), works each record through the tool loop; Prompt above is then
 	// the one-shot prompt of the fallback.
 	Agent *Agent `json:"agent,omitempty"`

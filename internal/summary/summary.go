@@ -114,7 +114,10 @@ type Summary struct {
 	CostUSD           float64          `json:"estimated_cost_usd"`
 	CostKnown         bool             `json:"cost_known"`
 	// Cached counts the answers taken from the response cache (--cache): no request, cost 0.
-	Cached      int64 `json:"cached"`
+	Cached int64 `json:"cached"`
+	// Carried counts the answers taken from the earlier run of --since-run (records unchanged
+	// since: no request, cost 0).
+	Carried     int64 `json:"carried"`
 	Retries     int64 `json:"retries"`
 	RateLimited int64 `json:"rate_limited_429s"`
 	Restarts    int64 `json:"restarts"`

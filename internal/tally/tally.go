@@ -230,7 +230,7 @@ func (t *Tally) Event(ev wire.Msg) {
 		s.costUnknown = s.costUnknown || ev.CostUnknown
 		if ev.OK {
 			s.requestMS += float64(ev.LatencyMS)
-			if !ev.Cached {
+			if !ev.Cached && !ev.Carried {
 				s.noteLatency(ev.LatencyMS)
 			}
 		}

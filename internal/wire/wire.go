@@ -105,8 +105,10 @@ type Msg struct {
 	// Cells is an answered record's row as written to worker_N_results.csv (record), for the
 	// coordinator's results stream.
 	Cells []string `json:"cells,omitempty"`
-	// Cached says the answer came from the response cache (record).
-	Cached bool `json:"cached,omitempty"`
+	// Cached says the answer came from the response cache (record); Carried from an earlier
+	// run, the record unchanged since (--since-run).
+	Cached  bool `json:"cached,omitempty"`
+	Carried bool `json:"carried,omitempty"`
 	// Hedged says a copy of the record's request was sent (--hedge); HedgeWon that the copy's
 	// answer was the one kept (record).
 	Hedged   bool `json:"hedged,omitempty"`

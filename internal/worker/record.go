@@ -139,6 +139,10 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 		return r.fail(rec.ID, string(llm.ClassWorkerCrashed), fmt.Sprintf("the worker process ended %d times with this record in flight "+
 			"(killed, out of memory, or a crash); it is not sent again in this run, and a rerun tries it afresh", n), llm.Result{Attempts: n})
 	}
+	if c, ok := r.carried[rec.ID]; ok && c.SHA256 == record.ContentHash(rec.Data) {
+		// Unchanged since the earlier run (--since-run): its answer, no request.
+		return r.record(rec.ID, llm.Result{Model: c.Model, Attempts: r.prior[rec.ID]}, answerInfo{carried: true, cells: c.Values})
+	}
 	if r.agent != nil {
 		return r.processAgent(ctx, rec)
 	}
@@ -317,18 +321,38 @@ type answerInfo struct {
 	turns     int
 	toolCalls map[string]int
 	fallback  bool
+	// carried is an earlier run's answer for a record unchanged since (--since-run), whose
+	// cells are the earlier run's.
+	carried bool
+	cells   []string
+}
+
+// source is the results' source cell of an answer that came so.
+func (i answerInfo) source() string {
+	switch {
+	case i.carried:
+		return results.SourceCarried
+	case i.cached:
+		return results.SourceCache
+	}
+	return results.SourceModel
 }
 
 func (r *runner) record(id string, res llm.Result, info answerInfo) error {
 	cost, known := r.cost(res)
-	if info.cached {
+	if info.cached || info.carried {
 		cost, known = 0, true
 	}
 	// Worker files hold raw values; the merge applies the spreadsheet-formula guard once.
-	row, err := r.layout.Encode(results.Row{ID: id, Values: r.schema.Cells(res.Values), Model: res.Model,
+	values := info.cells
+	if values == nil {
+		values = r.schema.Cells(res.Values)
+	}
+	row, err := r.layout.Encode(results.Row{ID: id, Values: values, Model: res.Model,
 		InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostKnown: known,
 		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number, Cached: info.cached,
-		CachedTokens: res.Usage.CachedInputTokens, Turns: info.turns, ToolCalls: results.FormatToolCalls(info.toolCalls, info.fallback)})
+		CachedTokens: res.Usage.CachedInputTokens, Turns: info.turns, ToolCalls: results.FormatToolCalls(info.toolCalls, info.fallback),
+		Source: info.source()})
 	if err != nil {
 		return fmt.Errorf("record %s: %w", id, err)
 	}
@@ -343,7 +367,7 @@ func (r *runner) record(id string, res llm.Result, info answerInfo) error {
 	r.mu.Unlock()
 	r.emit(wire.Msg{Type: wire.Record, ID: id, OK: true, Attempts: res.Attempts,
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
-		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: info.cached,
+		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: info.cached, Carried: info.carried,
 		Hedged: info.hedged, HedgeWon: info.hedgeWon, Turns: info.turns, ToolCalls: info.toolCalls, Fallback: info.fallback})
 	return nil
 }

@@ -437,6 +437,9 @@ type runner struct {
 	transcriptWarn sync.Once
 	// toolServers are the batch's MCP servers, stopped with it.
 	toolServers []*toolserver.Server
+	// carried are an earlier run's answers to this batch's records (--since-run), taken for a
+	// record whose content hash is the one they answered.
+	carried map[string]results.Carried
 
 	// writeMu serializes appends: results.Writer is not safe for concurrent use.
 	writeMu sync.Mutex
@@ -560,6 +563,10 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		r.close()
 		return nil, err
 	}
+	if err := r.loadCarried(); err != nil {
+		r.close()
+		return nil, err
+	}
 	r.skip = map[string]bool{}
 	for _, p := range []string{files.Results, files.Failures} {
 		if _, _, err := results.Read(p, func(row []string) error {
@@ -571,6 +578,31 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 		}
 	}
 	return r, nil
+}
+
+// loadCarried reads the answers carried.jsonl holds for this batch's records (--since-run).
+func (r *runner) loadCarried() error {
+	if r.spec.SinceRun == "" {
+		return nil
+	}
+	ids := map[string]bool{}
+	if err := batch.IDs(r.files.Batch, r.spec.IDField, func(id string) error {
+		ids[id] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	r.carried = map[string]results.Carried{}
+	err := results.ReadCarried(r.files.Dir.Carried(), func(id string) bool { return ids[id] }, func(c results.Carried) error {
+		if len(c.Values) == len(r.layout.Columns) {
+			r.carried[c.ID] = c
+		}
+		return nil
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("run.json says --since-run %s, but %s is missing; rerun the coordinator with --since-run: %w", r.spec.SinceRun, r.files.Dir.Carried(), exitcode.ErrUsage)
+	}
+	return err
 }
 
 func newProvider(spec *runspec.Spec, sch *schema.Schema, deps Deps, sends bool) (llm.Provider, error) {
