@@ -103,3 +103,70 @@ func TestMonthlyRecipe(t *testing.T) {
 		t.Errorf("drift.html: %v", err)
 	}
 }
+
+// coordinator fetch killed with SIGKILL mid-fetch, then run again, fetches at most the page in
+// flight twice, writes every study once, and the output appears only when whole.
+func TestFetchKilledAndRerun(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end registry test")
+	}
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := fakereg.New(fakereg.Config{PageDelay: 150 * time.Millisecond}, data, "2026-11-01T09:00:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(reg)
+	t.Cleanup(hs.Close)
+	out := filepath.Join(t.TempDir(), "studies.jsonl")
+	args := []string{"fetch", "--out", out, "--registry-url", hs.URL + "/api/v2", "--fetch-rpm", "100000", "--page-size", "10"}
+	cmd, logs := startBin(t, nil, "coordinator", args...)
+	waitFor(t, "three pages checkpointed", 60*time.Second, func() bool {
+		b, err := os.ReadFile(out + ".fetch.json")
+		return err == nil && strings.Contains(string(b), `"pages": 3`)
+	})
+	killAndWaitFor(t, cmd, "the fetch to die", nil)
+	if _, err := os.Stat(out); err == nil {
+		t.Fatalf("the output is in place after a kill mid-fetch\n%s", logs.String())
+	}
+	r := runBin(t, nil, "coordinator", args...)
+	if r.code != 0 || !strings.Contains(r.stdout, "100 studies in "+out) {
+		t.Fatalf("rerun: exit %d\n%s%s", r.code, r.stdout, tail(r.stderr, 10))
+	}
+	twice := 0
+	for _, n := range reg.Stats().Served {
+		if n > 1 {
+			twice++
+		}
+	}
+	if twice > 10 {
+		t.Errorf("%d studies fetched twice: more than the page in flight", twice)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(readFile(t, out)), "\n") {
+		id := line[strings.Index(line, `"nctId":"`)+9:]
+		id = id[:strings.Index(id, `"`)]
+		if seen[id] {
+			t.Errorf("%s written twice", id)
+		}
+		seen[id] = true
+		if line != string(reg.Study(id)) {
+			t.Errorf("%s differs from the registry's", id)
+		}
+	}
+	if len(seen) != 100 {
+		t.Errorf("%d studies, want 100", len(seen))
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Config sets the faults, shares of the page requests in [0,1] drawn from Seed.
@@ -30,6 +31,8 @@ type Config struct {
 	Rate500    float64
 	RateCut    float64
 	RetryAfter int // seconds sent with a 429 (0: none)
+	// PageDelay is slept before each page is answered (a slow registry, for kill tests).
+	PageDelay time.Duration
 }
 
 // Stats counts what the server did.
@@ -245,6 +248,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var sinceFilter = regexp.MustCompile(`^AREA\[LastUpdatePostDate\]RANGE\[([0-9-]+),\s*MAX\]$`)
 
 func (s *Server) page(w http.ResponseWriter, q url.Values) {
+	if s.cfg.PageDelay > 0 {
+		time.Sleep(s.cfg.PageDelay)
+	}
 	size := 10
 	if v := q.Get("pageSize"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -82,7 +82,7 @@ func Scan(ctx context.Context, path string, opts Options) (Stats, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	it, err := newIter(path, io.TeeReader(f, h), format, opts)
+	it, err := newIter(path, f, io.TeeReader(f, h), format, opts)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -153,7 +153,7 @@ func Open(path string, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	it, err := newIter(path, f, format, opts)
+	it, err := newIter(path, f, f, format, opts)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -210,9 +210,17 @@ type iter struct {
 	n      int64 // records read
 }
 
-// newIter reads the file r, positioned at its start, as format.
-func newIter(path string, r io.Reader, format Format, opts Options) (*iter, error) {
+// newIter reads the file r, positioned at its start, as format; a zip is read from f itself.
+func newIter(path string, f *os.File, r io.Reader, format Format, opts Options) (*iter, error) {
 	it := &iter{loc: locator{path}, format: format, fields: opts.fields()}
+	if format == FormatZip {
+		src, err := newZipSource(f, it.loc, it.fields)
+		if err != nil {
+			return nil, err
+		}
+		it.src = src
+		return it, nil
+	}
 	br := bufio.NewReaderSize(r, readSize)
 	var base int64
 	if b, _ := br.Peek(3); string(b) == bomUTF8 {
@@ -371,6 +379,9 @@ func open(path string, opts Options) (*os.File, Format, error) {
 	if !st.Mode().IsRegular() {
 		f.Close()
 		return nil, "", loc.errorf("save the input to a file first", "not a regular file (the input is read more than once)")
+	}
+	if isZip(f) {
+		return f, FormatZip, nil
 	}
 	format, err := detect(f, loc)
 	if err == nil {
