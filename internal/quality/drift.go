@@ -58,6 +58,8 @@ type Move struct {
 type runRecords struct {
 	spec    *runspec.Spec
 	columns []string
+	// categories are the schema's enum fields: drift compares those (free text always moves).
+	categories []string
 	hash    map[string]string
 	values  map[string][]string
 }
@@ -76,7 +78,7 @@ func loadRunRecords(ctx context.Context, dir string) (*runRecords, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: read its batch files: %w", dir, err)
 	}
-	r := &runRecords{spec: spec, columns: sch.Columns(), hash: hash, values: map[string][]string{}}
+	r := &runRecords{spec: spec, columns: sch.Columns(), categories: categoryColumns(sch), hash: hash, values: map[string][]string{}}
 	if _, err := results.ReadFile(d.FinalResults(), func(_ results.Layout, row results.Row) error {
 		r.values[row.ID] = slices.Clone(row.Values)
 		return nil
@@ -122,7 +124,7 @@ func Drift(ctx context.Context, o DriftOptions, deps Deps) error {
 func drift(a, b *runRecords) DriftReport {
 	var rep DriftReport
 	common := []string{}
-	for _, c := range b.columns {
+	for _, c := range b.categories {
 		if slices.Contains(a.columns, c) {
 			common = append(common, c)
 		}
