@@ -60,8 +60,8 @@ type runRecords struct {
 	columns []string
 	// categories are the schema's enum fields: drift compares those (free text always moves).
 	categories []string
-	hash    map[string]string
-	values  map[string][]string
+	hash       map[string]string
+	values     map[string][]string
 }
 
 func loadRunRecords(ctx context.Context, dir string) (*runRecords, error) {
