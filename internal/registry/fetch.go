@@ -94,6 +94,7 @@ func Fetch(ctx context.Context, c *Client, opts FetchOptions) (Checkpoint, error
 			return cp, ctx.Err()
 		}
 	}
+	tokens := map[string]bool{cp.NextToken: true} // the page tokens seen: a repeat is a loop
 	for opts.Max <= 0 || cp.Studies < opts.Max {
 		page, err := c.Page(ctx, opts.Query, cp.NextToken, cp.Pages == 0)
 		if err != nil {
@@ -127,6 +128,10 @@ func Fetch(ctx context.Context, c *Client, opts FetchOptions) (Checkpoint, error
 		}
 		cp.Bytes += int64(buf.Len())
 		cp.Pages++
+		if err := lying(cp, page, tokens); err != nil {
+			return cp, err
+		}
+		tokens[page.NextPageToken] = true
 		cp.NextToken = page.NextPageToken
 		if err := saveCheckpoint(checkpointPath(opts.Out), cp); err != nil {
 			return cp, err
@@ -146,6 +151,35 @@ func Fetch(ctx context.Context, c *Client, opts FetchOptions) (Checkpoint, error
 	}
 	cp.Done, cp.NextToken = true, ""
 	return cp, saveCheckpoint(checkpointPath(opts.Out), cp)
+}
+
+// ErrLyingRegistry means the registry's paging cannot be right: a page token it gave before, or
+// far more pages than its total count allows.
+var ErrLyingRegistry = errors.New("the registry's paging does not add up")
+
+// lying checks a page against what the fetch has seen: a next token seen before would page
+// forever, and more than twice the pages the total count needs (or empty pages that go on) is
+// a server that will not end.
+func lying(cp Checkpoint, page Page, tokens map[string]bool) error {
+	if page.NextPageToken == "" {
+		return nil
+	}
+	if tokens[page.NextPageToken] {
+		return fmt.Errorf("%w: page %d gave a page token it gave before (the fetch would never end); the %d studies so far are kept",
+			ErrLyingRegistry, cp.Pages, cp.Studies)
+	}
+	size := int64(cp.Query.PageSize)
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	if cp.Total > 0 && cp.Pages > 2*(cp.Total/size+1)+10 {
+		return fmt.Errorf("%w: %d pages for a total count of %d studies at %d a page; the %d studies so far are kept",
+			ErrLyingRegistry, cp.Pages, cp.Total, size, cp.Studies)
+	}
+	if len(page.Studies) == 0 && cp.Pages > 1 && cp.Total == 0 {
+		return fmt.Errorf("%w: an empty page %d with a next page token; the %d studies so far are kept", ErrLyingRegistry, cp.Pages, cp.Studies)
+	}
+	return nil
 }
 
 // openPartial opens the partial file for appending, cut back to size bytes, and returns the ID

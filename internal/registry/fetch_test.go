@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +167,45 @@ func TestQueryValues(t *testing.T) {
 	}
 	if err := (Query{Since: "last month"}).Check(); err == nil {
 		t.Error("a since that is not a date passed")
+	}
+}
+
+// A registry that lies about its paging (a token that repeats, pages that never end) stops the
+// fetch with a clear error instead of paging forever; the studies so far are kept for a rerun.
+func TestFetchFromALyingRegistry(t *testing.T) {
+	for name, handler := range map[string]http.HandlerFunc{
+		"same token forever": func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/version") {
+				fmt.Fprint(w, `{"apiVersion":"x","dataTimestamp":"2026-11-01T09:00:00"}`)
+				return
+			}
+			fmt.Fprint(w, `{"studies":[{"protocolSection":{"identificationModule":{"nctId":"NCT1"}}}],"nextPageToken":"again"}`)
+		},
+		"endless empty pages": func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/version") {
+				fmt.Fprint(w, `{"apiVersion":"x","dataTimestamp":"2026-11-01T09:00:00"}`)
+				return
+			}
+			fmt.Fprintf(w, `{"studies":[],"nextPageToken":"t%d"}`, time.Now().UnixNano())
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			hs := httptest.NewServer(handler)
+			defer hs.Close()
+			c := New(Config{BaseURL: hs.URL + "/api/v2", RPM: -1, Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() }})
+			done := make(chan error, 1)
+			go func() {
+				_, err := Fetch(context.Background(), c, FetchOptions{Out: filepath.Join(t.TempDir(), "s.jsonl"), Query: Query{PageSize: 10}})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrLyingRegistry) {
+					t.Errorf("err = %v, want ErrLyingRegistry", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the fetch pages forever")
+			}
+		})
 	}
 }
