@@ -93,7 +93,7 @@ func app(e env, ran *bool) *cli.App {
 	for _, cmd := range []command{
 		estimateCommand(e), splitCommand(e), slurmCommand(e), k8sCommand(e),
 		statusCommand(e), mergeCommand(e), exportCommand(e), importCommand(e), cancelCommand(e),
-		compareCommand(e), sampleCommand(e), cacheCommand(e), limitsCommand(e), fetchCommand(e), syncCommand(e), driftCommand(e),
+		compareCommand(e), sampleCommand(e), cacheCommand(e), limitsCommand(e), fetchCommand(e), syncCommand(e), driftCommand(e), reviewCommand(e),
 	} {
 		commands = append(commands, build(cmd))
 	}
@@ -123,6 +123,7 @@ func run(ctx context.Context, args []string, e env) error {
 	args = hoistFlags(args, "import", map[string]bool{"--out": true, "-o": true, "--worker-bin": true})
 	args = hoistFlags(args, "cache", map[string]bool{"--cache": true, "--older-than": true})
 	args = hoistFlags(args, "drift", map[string]bool{"--html": true})
+	args = hoistFlags(args, "review", map[string]bool{"--out": true, "-o": true})
 	err := app(e, &ran).RunContext(ctx, args)
 	if !ran && err != nil && !errors.Is(err, exitcode.ErrUsage) {
 		err = fmt.Errorf("%w: %w", err, exitcode.ErrUsage)

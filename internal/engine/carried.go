@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/review"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/safefile"
@@ -39,20 +41,54 @@ func writeCarried(ctx context.Context, earlierDir string, sch *schema.Schema, to
 	if err != nil {
 		return 0, fmt.Errorf("--since-run %s: %w", earlierDir, err)
 	}
+	// The model's answers, from the earlier run's worker files (its final_results.csv may hold a
+	// reviewer's corrections, which come along below as corrections, not as answers).
+	layout := espec.Layout(esch)
 	var n int64
+	done := map[string]bool{}
 	err = safefile.Write(to, 0o644, func(w io.Writer) error {
-		_, err := results.ReadFile(earlier.FinalResults(), func(_ results.Layout, row results.Row) error {
-			h, ok := hashes[row.ID]
-			if !ok {
-				return nil
+		for _, b := range espec.Batches {
+			if _, err := layout.ReadRows(earlier.Worker(b.Number).Results, func(row results.Row) error {
+				h, ok := hashes[row.ID]
+				if !ok || done[row.ID] {
+					return nil
+				}
+				done[row.ID] = true
+				n++
+				return results.WriteCarried(w, results.Carried{ID: row.ID, SHA256: h, Values: row.Values, Model: row.Model})
+			}); err != nil {
+				return err
 			}
-			n++
-			return results.WriteCarried(w, results.Carried{ID: row.ID, SHA256: h, Values: row.Values, Model: row.Model})
-		})
-		return err
+		}
+		return nil
 	})
-	if os.IsNotExist(err) {
-		return 0, usagef("--since-run %s has no final_results.csv: finish or merge that run first (coordinator merge --out %s)", earlierDir, earlierDir)
+	if err != nil {
+		return 0, err
 	}
-	return n, err
+	return n, carryCorrections(earlier, rundir.New(filepath.Dir(to)))
+}
+
+// carryCorrections adds the earlier run's corrections to this run's, for the records this run's
+// own corrections do not cover: keyed by content hash, they apply where the record is unchanged
+// and are reported stale where it changed.
+func carryCorrections(earlier, dir rundir.Dir) error {
+	old, err := review.Load(earlier.Corrections())
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	cur, err := review.Load(dir.Corrections())
+	if err != nil {
+		return err
+	}
+	added := false
+	for id, c := range old {
+		if _, ok := cur[id]; !ok {
+			cur[id] = c
+			added = true
+		}
+	}
+	if !added {
+		return nil
+	}
+	return review.Save(dir.Corrections(), cur)
 }

@@ -173,10 +173,14 @@ type totals struct {
 	cached         int64
 	carried        int64
 	cachedTokens   int64
-	agent          summary.Agent
-	failedByClass  map[string]int64
-	perWorker      map[int]*summary.WorkerSummary
-	err            error // the first row that did not decode
+	// reviewed counts rows a person's correction changed; staleReviews the corrections not
+	// applied because their record changed since.
+	reviewed      int64
+	staleReviews  []string
+	agent         summary.Agent
+	failedByClass map[string]int64
+	perWorker     map[int]*summary.WorkerSummary
+	err           error // the first row that did not decode
 }
 
 func newTotals(layout results.Layout) *totals {
@@ -248,6 +252,7 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 	sum.RequestSeconds, sum.CostKnown = t.requestSeconds, !t.costUnknown
 	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
 	sum.CachedInputTokens, sum.Carried = t.cachedTokens, t.carried
+	sum.Reviewed, sum.StaleReviews = t.reviewed, t.staleReviews
 	sum.FailedByClass = t.failedByClass
 	if t.agent.Records > 0 || t.failedByClass[wire.ClassAgentLimit] > 0 {
 		a := t.agent
@@ -307,6 +312,13 @@ func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, sum.Cost())
 	if sum.Cached > 0 {
 		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
+	}
+	if sum.Reviewed > 0 || len(sum.StaleReviews) > 0 {
+		fmt.Fprintf(w, "whole run: %d answers are a reviewer's corrections (source review)", sum.Reviewed)
+		if n := len(sum.StaleReviews); n > 0 {
+			fmt.Fprintf(w, "; %d corrections are stale (their record changed since the review) and were not applied: %s", n, strings.Join(sum.StaleReviews[:min(n, 10)], ", "))
+		}
+		fmt.Fprintln(w)
 	}
 	if sum.Carried > 0 {
 		fmt.Fprintf(w, "whole run: %d answers carried from the earlier run (--since-run: records unchanged since, no request, cost 0)\n", sum.Carried)

@@ -3,10 +3,14 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/merge"
+	"github.com/trialcat/trialcat/internal/results"
+	"github.com/trialcat/trialcat/internal/review"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/schema"
@@ -34,8 +38,13 @@ func startMerge(dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (*merger
 	for _, b := range spec.Batches {
 		plan = append(plan, m.input(b))
 	}
+	rewrite, err := m.corrections(sch)
+	if err != nil {
+		return nil, err
+	}
 	r, err := merge.Start(merge.Options{Batches: plan, Layout: spec.Layout(sch), OutPath: dir.FinalResults(),
-		FailuresPath: dir.FinalFailures(), MarkerPath: dir.Merging(), OnResult: m.totals.result, OnFailure: m.totals.failure})
+		FailuresPath: dir.FinalFailures(), MarkerPath: dir.Merging(), OnResult: m.totals.result, OnFailure: m.totals.failure,
+		Rewrite: rewrite})
 	if err != nil {
 		return nil, err
 	}
@@ -149,4 +158,47 @@ func (s *scheduler) mergeAll(ctx context.Context, sch *schema.Schema) (merge.Sta
 		s.deps.Log.Warn("merging each batch as it ended failed; merging them all again now", "error", m.err)
 	}
 	return mergeRun(ctx, s.dir, s.spec, sch)
+}
+
+// corrections is the merge's rewrite of result rows by the run's corrections.json: a corrected
+// record whose content is what the person saw gets their values and source review; one whose
+// content changed since keeps the model's answer and is counted stale. nil without corrections.
+func (m *merger) corrections(sch *schema.Schema) (func([]string) []string, error) {
+	cs, err := review.Load(m.dir.Corrections())
+	if err != nil || len(cs) == 0 {
+		return nil, err
+	}
+	paths := make([]string, 0, len(m.spec.Batches))
+	for _, b := range m.spec.Batches {
+		paths = append(paths, m.dir.Batch(b.Number))
+	}
+	hashes, err := batch.ContentHashes(context.Background(), paths, m.spec.IDField)
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", m.dir.Corrections(), err)
+	}
+	layout := m.spec.Layout(sch)
+	col := map[string]int{}
+	for i, c := range layout.Header() {
+		col[c] = i
+	}
+	t := m.totals
+	return func(row []string) []string {
+		c, ok := cs[results.RowID(row)]
+		if !ok {
+			return row
+		}
+		if hashes[c.ID] != c.SHA256 {
+			t.staleReviews = append(t.staleReviews, c.ID)
+			return row
+		}
+		out := slices.Clone(row)
+		for field, v := range c.Values {
+			if i, ok := col[field]; ok {
+				out[i] = v
+			}
+		}
+		out[col[results.ColSource]] = results.SourceReview
+		t.reviewed++
+		return out
+	}, nil
 }

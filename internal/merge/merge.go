@@ -42,6 +42,9 @@ type Options struct {
 	// the worker wrote it (before the spreadsheet-formula guard), batch by batch in the order
 	// the batches are merged: totals need no second pass over the outputs.
 	OnResult, OnFailure func(row []string)
+	// Rewrite, when set, may change a result row before it is written (a reviewer's
+	// corrections); it gets the row as the worker wrote it and returns the row to write.
+	Rewrite func(row []string) []string
 }
 
 // Stats count what Merge wrote.
@@ -352,11 +355,11 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 		if at, ok := done[id]; ok {
 			used++
 			bs.Succeeded++
-			return copyRow(out, doneRows, at, legacy, width, opts.OnResult)
+			return copyRow(out, doneRows, at, legacy, width, opts.Rewrite, opts.OnResult)
 		}
 		if at, ok := failed[id]; ok {
 			bs.Failed++
-			return copyRow(fail, failedRows, at, false, 0, opts.OnFailure)
+			return copyRow(fail, failedRows, at, false, 0, nil, opts.OnFailure)
 		}
 		bs.Missing++ // not done yet: in neither file, and a rerun does it
 		return nil
@@ -367,13 +370,16 @@ func mergeBatch(ctx context.Context, opts Options, b Batch, out, fail *csv.Write
 
 // copyRow writes the row at offset at of rows, shown to seen first; a row of a legacy results
 // file (legacy set) gets its cached cell.
-func copyRow(w *csv.Writer, rows *results.RowReader, at int64, legacy bool, width int, seen func([]string)) error {
+func copyRow(w *csv.Writer, rows *results.RowReader, at int64, legacy bool, width int, rewrite func([]string) []string, seen func([]string)) error {
 	row, err := rows.At(at)
 	if err != nil {
 		return err
 	}
 	if legacy {
 		row = results.Upgraded(row, width)
+	}
+	if rewrite != nil {
+		row = rewrite(row)
 	}
 	if seen != nil {
 		seen(row)

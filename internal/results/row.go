@@ -46,6 +46,9 @@ const (
 	// SourceCarried is an earlier run's answer for a record whose content has not changed
 	// since (--since-run): no request, cost 0.
 	SourceCarried = "carried"
+	// SourceReview is a person's correction (coordinator review import) in final_results.csv;
+	// the worker files and results.jsonl keep the model's answer.
+	SourceReview = "review"
 )
 
 // nBook is the number of bookkeeping columns.

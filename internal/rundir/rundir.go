@@ -44,6 +44,7 @@ const (
 	transcriptFile    = "worker_%d.jsonl"
 	reviewFile        = "review_sample.csv"
 	carriedFile       = "carried.jsonl"
+	correctionsFile   = "corrections.json"
 	previousPrefix    = "previous-"
 	previousTime      = "20060102T150405.000Z"
 )
@@ -134,6 +135,11 @@ func (d Dir) Export(n int) string {
 
 // K8sJob is k8s/job.yaml, the run's Kubernetes Indexed Job.
 func (d Dir) K8sJob() string { return filepath.Join(d.join(k8sDir), k8sJob) }
+
+// Corrections is corrections.json: a person's corrections (coordinator review import), keyed
+// by record ID and content hash. Like the review sheet it is the reviewer's: --fresh leaves it in
+// place, and every merge applies it.
+func (d Dir) Corrections() string { return d.join(correctionsFile) }
 
 // Carried is carried.jsonl: the earlier run's answers a --since-run run may take, with the
 // content hash of each record they answered.

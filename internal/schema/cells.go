@@ -65,3 +65,56 @@ func formatFloat(f float64) string {
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }
+
+// CheckCell checks a CSV cell written by a person (a reviewer's correction) against the property
+// name: the cell is read as the property's type (an array's items joined with ArraySep) and
+// validated as an answer's value would be. It returns the cell as Cells would write it.
+func (s *Schema) CheckCell(name, text string) (string, error) {
+	var p *Property
+	for i := range s.Properties {
+		if s.Properties[i].Name == name {
+			p = &s.Properties[i]
+		}
+	}
+	if p == nil {
+		return "", fmt.Errorf("the schema has no field %q (its fields: %s)", name, strings.Join(s.Columns(), ", "))
+	}
+	text = strings.TrimSpace(text)
+	parse := func(q Property, t string) any {
+		switch q.Type {
+		case TypeInteger, TypeNumber:
+			return json.Number(t)
+		case TypeBoolean:
+			if b, err := strconv.ParseBool(t); err == nil {
+				return b
+			}
+			return t
+		}
+		return t
+	}
+	var v any
+	if p.Type == TypeArray {
+		var list []any
+		for _, part := range strings.Split(text, ArraySep) {
+			if part = strings.TrimSpace(part); part != "" {
+				list = append(list, parse(*p.Items, part))
+			}
+		}
+		v = list
+		if list == nil {
+			v = []any{}
+		}
+	} else {
+		v = parse(*p, text)
+	}
+	if p.Type == TypeInteger || p.Type == TypeNumber {
+		if _, err := strconv.ParseFloat(text, 64); err != nil {
+			return "", fmt.Errorf("%q is not a number", text)
+		}
+	}
+	val, problem := check(*p, v, p.Nullable)
+	if problem != "" {
+		return "", fmt.Errorf("%s", problem)
+	}
+	return cell(val), nil
+}

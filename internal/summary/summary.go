@@ -117,10 +117,15 @@ type Summary struct {
 	Cached int64 `json:"cached"`
 	// Carried counts the answers taken from the earlier run of --since-run (records unchanged
 	// since: no request, cost 0).
-	Carried     int64 `json:"carried"`
-	Retries     int64 `json:"retries"`
-	RateLimited int64 `json:"rate_limited_429s"`
-	Restarts    int64 `json:"restarts"`
+	Carried int64 `json:"carried"`
+	// Reviewed counts the answers of final_results.csv that are a person's corrections
+	// (source review); StaleReviews lists the corrections not applied because their record
+	// changed since the review.
+	Reviewed     int64    `json:"reviewed"`
+	StaleReviews []string `json:"stale_reviews,omitempty"`
+	Retries      int64    `json:"retries"`
+	RateLimited  int64    `json:"rate_limited_429s"`
+	Restarts     int64    `json:"restarts"`
 	// Hedged counts the records of this pass whose request got a second copy (--hedge), and
 	// HedgeWins those whose copy's answer was kept; the copies' prompt tokens are in the
 	// records' tokens and cost.
