@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"sort"
@@ -175,8 +176,11 @@ type totals struct {
 	cachedTokens   int64
 	// reviewed counts rows a person's correction changed; staleReviews the corrections not
 	// applied because their record changed since.
-	reviewed      int64
-	staleReviews  []string
+	reviewed     int64
+	staleReviews []string
+	// confSum and confN sum the confidence columns (--votes), by field.
+	confSum       map[string]float64
+	confN         map[string]int64
 	agent         summary.Agent
 	failedByClass map[string]int64
 	perWorker     map[int]*summary.WorkerSummary
@@ -215,6 +219,19 @@ func (t *totals) result(cells []string) {
 		t.carried++
 	}
 	t.cachedTokens += row.CachedTokens
+	for i, c := range t.layout.Columns {
+		if !strings.HasSuffix(c, "_confidence") || i >= len(row.Values) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(row.Values[i], 64); err == nil {
+			if t.confSum == nil {
+				t.confSum, t.confN = map[string]float64{}, map[string]int64{}
+			}
+			f := strings.TrimSuffix(c, "_confidence")
+			t.confSum[f] += v
+			t.confN[f]++
+		}
+	}
 	if row.Turns > 0 && !row.Cached {
 		calls, fallback := results.ParseToolCalls(row.ToolCalls)
 		t.agent.Records++
@@ -253,6 +270,12 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
 	sum.CachedInputTokens, sum.Carried = t.cachedTokens, t.carried
 	sum.Reviewed, sum.StaleReviews = t.reviewed, t.staleReviews
+	for f, n := range t.confN {
+		if sum.Confidence == nil {
+			sum.Confidence = map[string]float64{}
+		}
+		sum.Confidence[f] = math.Round(t.confSum[f]/float64(n)*1000) / 1000
+	}
 	sum.FailedByClass = t.failedByClass
 	if t.agent.Records > 0 || t.failedByClass[wire.ClassAgentLimit] > 0 {
 		a := t.agent
@@ -319,6 +342,14 @@ func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 			fmt.Fprintf(w, "; %d corrections are stale (their record changed since the review) and were not applied: %s", n, strings.Join(sum.StaleReviews[:min(n, 10)], ", "))
 		}
 		fmt.Fprintln(w)
+	}
+	if len(sum.Confidence) > 0 {
+		fields := slices.Sorted(maps.Keys(sum.Confidence))
+		parts := make([]string, len(fields))
+		for i, f := range fields {
+			parts[i] = fmt.Sprintf("%s %.3f", f, sum.Confidence[f])
+		}
+		fmt.Fprintf(w, "whole run: mean confidence of the votes: %s\n", strings.Join(parts, ", "))
 	}
 	if sum.Carried > 0 {
 		fmt.Fprintf(w, "whole run: %d answers carried from the earlier run (--since-run: records unchanged since, no request, cost 0)\n", sum.Carried)

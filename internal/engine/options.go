@@ -88,6 +88,9 @@ type Options struct {
 	// Transcripts is on or off: OUT/transcripts/worker_N.jsonl, a line per turn.
 	Transcripts string
 
+	// Votes asks each record this many times and keeps each field's majority (0 or 1: once).
+	Votes int
+
 	// SinceRun is an earlier run's folder (--since-run): records whose content has not changed
 	// since take its answers without a request.
 	SinceRun string
@@ -218,6 +221,12 @@ func (o *Options) check() error {
 		return usagef("--hedge %v: a percent of the records, 0 (off) to 100; 5 is a good start", o.Hedge)
 	case o.Hedge > 0 && o.Backend == runspec.BackendBatchAPI:
 		return usagef("--hedge copies live requests that run long; the Batch API runs a batch as a whole: drop --hedge or use --backend live")
+	case o.Votes < 0 || o.Votes > 9:
+		return usagef("--votes %d: want 1 to 9 answers per record (3 is a good start)", o.Votes)
+	case o.Votes > 1 && o.Agent:
+		return usagef("--votes asks the one-shot prompt several times; with --agent each vote would be a whole loop, which this version does not do: drop one")
+	case o.Votes > 1 && o.Backend == runspec.BackendBatchAPI:
+		return usagef("--votes asks each record several times in live requests; the Batch API backend does not: drop --votes or use --backend live")
 	case o.Agent && o.Backend == runspec.BackendBatchAPI:
 		return usagef("--agent works each record over several live turns; the Batch API answers each request once, hours later: drop --agent, or use --backend live")
 	case o.Agent && o.Hedge > 0:

@@ -156,7 +156,7 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		MaxCompletionTokens: opts.MaxCompletionTokens, PromptSource: ins.promptSource, Prompt: ins.promptText,
 		SchemaSource: ins.schemaSource, Schema: ins.schemaRaw, IDField: opts.IDField, IDColumn: idColumn(opts.IDField),
 		Dedupe: opts.Dedupe, MaxAttempts: opts.MaxAttempts, Timeout: runspec.Duration(opts.Timeout),
-		Concurrency: opts.Concurrency, Hedge: opts.Hedge, RPM: opts.RPM, TPM: opts.TPM, MaxInputTokens: opts.MaxInputTokens,
+		Concurrency: opts.Concurrency, Hedge: opts.Hedge, Votes: opts.Votes, RPM: opts.RPM, TPM: opts.TPM, MaxInputTokens: opts.MaxInputTokens,
 		Workers: opts.Workers, BatchMode: opts.batchMode(), Backend: opts.Backend,
 		BatchAPI: runspec.BatchAPI{Poll: runspec.Duration(opts.BatchPoll), MaxRequests: opts.BatchMaxRequests, MaxBytes: opts.BatchMaxBytes},
 		Input:    runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},

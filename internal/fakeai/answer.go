@@ -2,7 +2,9 @@ package fakeai
 
 import (
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 	"strings"
 )
@@ -200,6 +202,39 @@ func breakAnswer(answer map[string]any, schema map[string]any, choice int) map[s
 		delete(out, bk.prop)
 	} else {
 		out[bk.prop] = "not_an_allowed_value"
+	}
+	return out
+}
+
+// noisy returns answer with each enum property of schema replaced, with probability p, by
+// another of its values: a model whose answers vary between requests for the same record. The
+// draws come from the record, the request's number for it and the property (with seed), so two
+// runs over the same records see the same noise.
+func noisy(answer, schema map[string]any, p float64, seed int64, id string, nth int) map[string]any {
+	out := make(map[string]any, len(answer))
+	for k, v := range answer {
+		out[k] = v
+	}
+	props, _ := schema["properties"].(map[string]any)
+	for name, pv := range props {
+		pm, _ := pv.(map[string]any)
+		enum, _ := pm["enum"].([]any)
+		if len(enum) < 2 {
+			continue
+		}
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d\x00%s\x00%d\x00%s", seed, id, nth, name)
+		rng := rand.New(rand.NewPCG(h.Sum64(), 3))
+		if rng.Float64() >= p {
+			continue
+		}
+		cur := out[name]
+		for {
+			if alt := enum[rng.IntN(len(enum))]; alt != cur {
+				out[name] = alt
+				break
+			}
+		}
 	}
 	return out
 }

@@ -85,6 +85,11 @@ type Config struct {
 
 	// Agent sets how requests that offer tools are answered.
 	Agent AgentConfig
+
+	// Noise is the probability that each enum field of an answer is another of its values,
+	// drawn per request: a model whose answers to the same record vary (votes disagree). The
+	// answer without noise is the truth.
+	Noise float64
 }
 
 // LatencyModel is the delay of an answer: (Base + PerPromptToken*promptTokens) times a
@@ -311,6 +316,9 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 		answer = s.cfg.Answer(id, req)
 	} else {
 		answer = DefaultAnswer(id, req.Schema())
+	}
+	if s.cfg.Noise > 0 {
+		answer = noisy(answer, req.Schema(), s.cfg.Noise, s.cfg.Seed, id, nth)
 	}
 	if fault == KindSchemaBreak {
 		answer = breakAnswer(answer, req.Schema(), choice)

@@ -273,6 +273,10 @@ func ReadFile(path string, fn func(Layout, Row) error) (torn bool, err error) {
 	return torn, err
 }
 
+// ConfidenceColumn names the column of a field's confidence under --votes: the share of the
+// record's votes that gave the kept value.
+func ConfidenceColumn(field string) string { return field + "_confidence" }
+
 // FallbackCall is the entry of the tool_calls column that marks an agent record a limit sent to
 // the one-shot prompt.
 const FallbackCall = "fallback"

@@ -31,6 +31,7 @@ const (
 	batchLockFile     = ".batch_%d.lock"
 	batchAPIFile      = "worker_%d_batchapi.json"
 	batchPartFile     = "worker_%d_part_%d.jsonl"
+	votesFile         = "worker_%d_votes.jsonl"
 	exportDir         = "export"
 	limitsFile        = "limits.json"
 	limitsLockFile    = ".limits.lock"
@@ -54,7 +55,7 @@ var (
 	// batchIDsName is a batch file's ID index, written beside it by the split.
 	batchIDsName = regexp.MustCompile(`^batch_(\d+)\.ids$`)
 	// workerName matches the files a worker writes; group 1 is N, group 2 the kind.
-	workerName = regexp.MustCompile(`^worker_(\d+)_(results\.csv|failures\.csv|log\.txt|attempts\.log|batchapi\.json|part_\d+\.jsonl)$`)
+	workerName = regexp.MustCompile(`^worker_(\d+)_(results\.csv|failures\.csv|log\.txt|attempts\.log|batchapi\.json|part_\d+\.jsonl|votes\.jsonl)$`)
 	tempName   = regexp.MustCompile(`^\..+\.tmp-[0-9]+$`)
 )
 
@@ -170,6 +171,9 @@ type Worker struct {
 	BatchAPI string
 	// Transcript is transcripts/worker_N.jsonl: an agent run's turns, a line each.
 	Transcript string
+	// Votes is worker_N_votes.jsonl: each answer of a --votes run as it arrives, so a record
+	// cut off after some of its votes asks only the rest.
+	Votes string
 }
 
 // Part is worker_N_part_K.jsonl, the K-th Batch API input file of the worker.
@@ -184,6 +188,7 @@ func (d Dir) Worker(n int) Worker {
 		Dir: d, Number: n, Batch: p(batchFile), BatchIDs: p(batchIDsFile), Results: p(resultsFile), Failures: p(failuresFile),
 		Log: p(logFile), Attempts: p(attemptsFile), Lock: p(batchLockFile), BatchAPI: p(batchAPIFile),
 		Transcript: filepath.Join(d.join(transcriptsDir), fmt.Sprintf(transcriptFile, n)),
+		Votes:      p(votesFile),
 	}
 }
 

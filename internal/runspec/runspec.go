@@ -84,6 +84,9 @@ type Spec struct {
 	Cache string `json:"cache,omitempty"`
 	// BatchAPI tunes the Batch API backend; zero values mean the defaults.
 	BatchAPI BatchAPI `json:"batch_api,omitzero"`
+	// Votes is --votes: each record asked this many times, each field's majority kept with
+	// its share of the votes as its confidence (0 or 1: one answer).
+	Votes int `json:"votes,omitempty"`
 	// SinceRun is --since-run, the earlier run whose answers carried.jsonl holds; "" means none.
 	// Not in the fingerprint: a rerun may add or drop it.
 	SinceRun string `json:"since_run,omitempty"`
@@ -222,6 +225,7 @@ func (s *Spec) Fingerprint() map[string]string {
 		"--priority-ids (hash)":   hash(strings.Join(s.PriorityIDs, "\n")),
 		"--escalate-model":        s.EscalateModel,
 		"--agent":                 s.Agent.print(),
+		"--votes":                 fmt.Sprint(max(s.Votes, 1)),
 	}
 }
 
@@ -284,8 +288,28 @@ func (s *Spec) FullBaseURL(getenv func(string) string) string {
 }
 
 // Layout is the column layout of this run's results files for its parsed schema.
+//
+// With --votes, each category field's confidence column follows the schema's columns.
 func (s *Spec) Layout(sch *schema.Schema) results.Layout {
-	return results.Layout{IDColumn: s.IDColumn, Columns: sch.Columns()}
+	cols := sch.Columns()
+	if s.Votes > 1 {
+		for _, f := range VotedFields(sch) {
+			cols = append(cols, results.ConfidenceColumn(f))
+		}
+	}
+	return results.Layout{IDColumn: s.IDColumn, Columns: cols}
+}
+
+// VotedFields are the fields whose majority and confidence --votes reports: the category
+// (enum) fields. Free-text fields take the first vote's value.
+func VotedFields(sch *schema.Schema) []string {
+	var out []string
+	for _, p := range sch.Properties {
+		if len(p.Enum) > 0 {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }
 
 // LoadRun reads the run.json at path and parses its schema: the run a command that works on an

@@ -121,11 +121,14 @@ type Summary struct {
 	// Reviewed counts the answers of final_results.csv that are a person's corrections
 	// (source review); StaleReviews lists the corrections not applied because their record
 	// changed since the review.
-	Reviewed     int64    `json:"reviewed"`
-	StaleReviews []string `json:"stale_reviews,omitempty"`
-	Retries      int64    `json:"retries"`
-	RateLimited  int64    `json:"rate_limited_429s"`
-	Restarts     int64    `json:"restarts"`
+	Reviewed int64 `json:"reviewed"`
+	// Confidence is each voted field's mean confidence over the answered records (--votes):
+	// the mean share of a record's votes that gave the kept value.
+	Confidence   map[string]float64 `json:"mean_confidence,omitempty"`
+	StaleReviews []string           `json:"stale_reviews,omitempty"`
+	Retries      int64              `json:"retries"`
+	RateLimited  int64              `json:"rate_limited_429s"`
+	Restarts     int64              `json:"restarts"`
 	// Hedged counts the records of this pass whose request got a second copy (--hedge), and
 	// HedgeWins those whose copy's answer was kept; the copies' prompt tokens are in the
 	// records' tokens and cost.

@@ -146,25 +146,16 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	if r.agent != nil {
 		return r.processAgent(ctx, rec)
 	}
+	if r.spec.Votes > 1 {
+		return r.askVotes(ctx, rec)
+	}
 	return r.askOnce(ctx, rec, answerInfo{}, llm.Result{})
 }
 
-// askOnce asks rec's one-shot prompt (with its retries) and records the outcome. info says how
-// the answer came and spent what was spent on the record before (an agent's loop fallen back):
-// its tokens, cost and attempts are the record's too.
-func (r *runner) askOnce(ctx context.Context, rec record.Record, info answerInfo, spent llm.Result) error {
-	req, fail := r.request(rec)
-	if fail != nil {
-		return fail()
-	}
-	key := r.cacheKey(req)
-	if res, ok := r.fromCache(key, rec.ID); ok {
-		if spent.Attempts == 0 {
-			return r.succeedAs(rec.ID, res, true)
-		}
-		return r.record(rec.ID, spent.Plus(res), info) // the loop was paid for; the one-shot answer was not
-	}
-	caller := *r.caller // a Caller holds no state: a copy per record carries its estimate
+// callerFor is the Caller of one request: a copy of the worker's (a Caller holds no state) that
+// waits for a rate permit sized to req and journals each attempt.
+func (r *runner) callerFor(req llm.Request) llm.Caller {
+	caller := *r.caller
 	if r.tmpl != nil {
 		// Without --tpm the estimate only feeds the server's token headers back: a rough one will do.
 		est := (len(req.System)+len(req.User))/4 + r.outTokens + r.schemaTokens
@@ -186,6 +177,25 @@ func (r *runner) askOnce(ctx context.Context, rec record.Record, info answerInfo
 			r.rateFeedback(est, a)
 		}
 	}
+	return caller
+}
+
+// askOnce asks rec's one-shot prompt (with its retries) and records the outcome. info says how
+// the answer came and spent what was spent on the record before (an agent's loop fallen back):
+// its tokens, cost and attempts are the record's too.
+func (r *runner) askOnce(ctx context.Context, rec record.Record, info answerInfo, spent llm.Result) error {
+	req, fail := r.request(rec)
+	if fail != nil {
+		return fail()
+	}
+	key := r.cacheKey(req)
+	if res, ok := r.fromCache(key, rec.ID); ok {
+		if spent.Attempts == 0 {
+			return r.succeedAs(rec.ID, res, true)
+		}
+		return r.record(rec.ID, spent.Plus(res), info) // the loop was paid for; the one-shot answer was not
+	}
+	caller := r.callerFor(req)
 	var note *hedgeNote
 	callCtx := ctx
 	if r.hedge != nil {

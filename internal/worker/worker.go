@@ -440,6 +440,8 @@ type runner struct {
 	// carried are an earlier run's answers to this batch's records (--since-run), taken for a
 	// record whose content hash is the one they answered.
 	carried map[string]results.Carried
+	// votes is the --votes journal of the batch's records not done yet.
+	votes *votesLog
 
 	// writeMu serializes appends: results.Writer is not safe for concurrent use.
 	writeMu sync.Mutex
@@ -577,6 +579,16 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 			return nil, err
 		}
 	}
+	if err := r.openVotesLog(); err != nil {
+		r.close()
+		return nil, err
+	}
+	if r.votes != nil {
+		// A vote answered is an attempt that ended: it is not one a crash cut short.
+		for id := range r.prior {
+			r.prior[id] = max(0, r.prior[id]-r.votes.spentOnVotes(id))
+		}
+	}
 	return r, nil
 }
 
@@ -644,6 +656,7 @@ func (r *runner) close() {
 	if r.agent != nil {
 		r.agent.transcript.close()
 	}
+	r.votes.close()
 	if r.results != nil {
 		r.results.Close()
 	}

@@ -1,0 +1,223 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/trialcat/trialcat/internal/cache"
+	"github.com/trialcat/trialcat/internal/llm"
+	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/runspec"
+)
+
+// vote is one answer of a --votes run, as worker_N_votes.jsonl holds it.
+type vote struct {
+	ID           string         `json:"id"`
+	Vote         int            `json:"vote"`
+	Values       map[string]any `json:"values"`
+	Model        string         `json:"model"`
+	InputTokens  int64          `json:"input_tokens"`
+	CachedTokens int64          `json:"cached_tokens"`
+	OutputTokens int64          `json:"output_tokens"`
+	Attempts     int            `json:"attempts"`
+	LatencyMS    int64          `json:"latency_ms"`
+	Cached       bool           `json:"cached,omitempty"`
+}
+
+// votesLog is the batch's votes journal: the votes of the records not done yet, by ID, and the
+// file new votes are appended to (one write a line).
+type votesLog struct {
+	mu   sync.Mutex
+	f    *os.File
+	have map[string][]vote
+}
+
+// openVotes reads the journal (a torn last line is ignored and cut off) and opens it to append.
+func openVotes(path string, done map[string]bool) (*votesLog, error) {
+	l := &votesLog{have: map[string][]vote{}}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	var good int64
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			break // EOF, or a torn last line (no newline): cut below
+		}
+		var v vote
+		if json.Unmarshal(line, &v) != nil {
+			break
+		}
+		good += int64(len(line))
+		if !done[v.ID] {
+			l.have[v.ID] = append(l.have[v.ID], v)
+		}
+	}
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(good, 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	l.f = f
+	return l, nil
+}
+
+func (l *votesLog) add(v vote) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	l.have[v.ID] = append(l.have[v.ID], v)
+	return nil
+}
+
+func (l *votesLog) of(id string) []vote {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]vote(nil), l.have[id]...)
+}
+
+func (l *votesLog) close() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+	}
+}
+
+// spentOnVotes is the attempts a record's journaled votes took: they ended, so they are not
+// attempts a crash cut short.
+func (l *votesLog) spentOnVotes(id string) int {
+	n := 0
+	for _, v := range l.of(id) {
+		n += v.Attempts
+	}
+	return n
+}
+
+// askVotes asks rec until it has --votes answers (those journaled by an earlier process count),
+// then records each field's majority and its confidence.
+func (r *runner) askVotes(ctx context.Context, rec record.Record) error {
+	k := r.spec.Votes
+	req, fail := r.request(rec)
+	if fail != nil {
+		return fail()
+	}
+	for n := len(r.votes.of(rec.ID)); n < k; n++ {
+		key := r.cacheKey(req)
+		if key != "" {
+			key = cache.Key(r.cacheHost, []byte(key+"\x00vote="+strconv.Itoa(n)))
+		}
+		var res llm.Result
+		cached := false
+		if c, ok := r.fromCache(key, rec.ID); ok {
+			res, cached = c, true
+			res.Attempts = 0
+		} else {
+			caller := r.callerFor(req)
+			var err error
+
+			res, err = caller.Call(ctx, req, 0)
+			if err != nil {
+				return r.settle(ctx, rec.ID, err, r.votesSpent(rec.ID).Plus(res))
+			}
+
+			r.store(key, res)
+		}
+		u := res.Usage
+		if err := r.votes.add(vote{ID: rec.ID, Vote: n, Values: res.Values, Model: res.Model, InputTokens: u.InputTokens,
+			CachedTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Cached: cached}); err != nil {
+			return r.writeFailed(r.files.Votes, err)
+		}
+	}
+	votes := r.votes.of(rec.ID)
+	if len(votes) > k {
+		votes = votes[:k]
+	}
+	cells := r.majority(votes)
+	return r.record(rec.ID, r.votesSpent(rec.ID), answerInfo{cells: cells})
+}
+
+// votesSpent sums a record's journaled votes: tokens by model, attempts and latency.
+func (r *runner) votesSpent(id string) llm.Result {
+	res := llm.Result{ByModel: map[string]llm.Usage{}}
+	for _, v := range r.votes.of(id) {
+		u := llm.Usage{InputTokens: v.InputTokens, CachedInputTokens: v.CachedTokens, OutputTokens: v.OutputTokens}
+		res.Usage = res.Usage.Add(u)
+		res.ByModel[v.Model] = res.ByModel[v.Model].Add(u)
+		res.Attempts += v.Attempts
+		res.Latency += time.Duration(v.LatencyMS) * time.Millisecond
+		res.Model = v.Model
+	}
+	return res
+}
+
+// majority is the row's cells from its votes: each category field's most frequent value (a tie
+// goes to the value of the earliest vote among the tied), free-text fields the first vote's,
+// then each category field's confidence, the winner's share of the votes.
+func (r *runner) majority(votes []vote) []string {
+	cols := r.schema.Columns()
+	cells := make([][]string, len(votes))
+	for i, v := range votes {
+		cells[i] = r.schema.Cells(v.Values)
+	}
+	voted := map[string]bool{}
+	for _, f := range runspec.VotedFields(r.schema) {
+		voted[f] = true
+	}
+	out := make([]string, 0, len(r.layout.Columns))
+	var conf []string
+	for j, c := range cols {
+		if !voted[c] || len(cells) == 0 {
+			if len(cells) > 0 {
+				out = append(out, cells[0][j])
+			} else {
+				out = append(out, "")
+			}
+			continue
+		}
+		count := map[string]int{}
+		for _, cs := range cells {
+			count[cs[j]]++
+		}
+		best := cells[0][j]
+		for _, cs := range cells { // in vote order: the earliest of the tied stays
+			if count[cs[j]] > count[best] {
+				best = cs[j]
+			}
+		}
+		out = append(out, best)
+		conf = append(conf, strconv.FormatFloat(float64(count[best])/float64(len(cells)), 'f', 3, 64))
+	}
+	return append(out, conf...)
+}
+
+// errVotesNeedLayout guards a run.json whose layout lacks the confidence columns.
+var errVotesNeedLayout = errors.New("votes need the confidence columns")
+
+func (r *runner) openVotesLog() error {
+	if r.spec.Votes <= 1 {
+		return nil
+	}
+	if len(r.layout.Columns) == len(r.schema.Columns()) {
+		return fmt.Errorf("%w", errVotesNeedLayout)
+	}
+	var err error
+	r.votes, err = openVotes(r.files.Votes, r.skip)
+	return err
+}
