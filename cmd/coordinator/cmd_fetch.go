@@ -125,7 +125,7 @@ func fetchCommand(e env) command {
 func registryError(err error) error {
 	var re *registry.Error
 	switch {
-	case errors.Is(err, registry.ErrOtherFetch), errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrOtherQuery),
+	case errors.Is(err, registry.ErrOtherFetch), errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrOtherQuery), errors.Is(err, registry.ErrBusy),
 		errors.As(err, &re) && re.Status >= 400 && re.Status < 500:
 		return fmt.Errorf("%w: %w", err, exitcode.ErrUsage)
 	case errors.Is(err, context.Canceled):

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/safefile"
 )
 
@@ -34,6 +35,7 @@ type Checkpoint struct {
 
 // Paths of a fetch's files.
 func checkpointPath(out string) string { return out + ".fetch.json" }
+func lockPath(out string) string       { return out + ".fetch.lock" }
 func partialPath(out string) string    { return out + ".partial" }
 
 // FetchOptions say what to fetch where.
@@ -49,6 +51,9 @@ type FetchOptions struct {
 // ErrOtherFetch means FILE.fetch.json is of another query.
 var ErrOtherFetch = errors.New("a fetch of another query is in progress there")
 
+// ErrBusy means another process is fetching into the same output, or syncing the same mirror.
+var ErrBusy = errors.New("another process is working on it")
+
 // ErrExists means the output exists and no checkpoint says it is this fetch's.
 var ErrExists = errors.New("the output exists and is not this fetch's")
 
@@ -60,6 +65,21 @@ func Fetch(ctx context.Context, c *Client, opts FetchOptions) (Checkpoint, error
 		return Checkpoint{}, err
 	}
 	key := opts.Query.Key()
+	if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
+		return Checkpoint{}, err
+	}
+	// Two fetches into one file would interleave their pages: the second is refused.
+	lock, holder, err := lockfile.Acquire(lockPath(opts.Out))
+	if errors.Is(err, lockfile.ErrHeld) {
+		return Checkpoint{}, fmt.Errorf("%s: %w (pid %s is fetching into it); wait for it to end", opts.Out, ErrBusy, holder)
+	}
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	defer func() {
+		lock.Release()
+		_ = os.Remove(lockPath(opts.Out))
+	}()
 	cp, err := loadCheckpoint(checkpointPath(opts.Out))
 	switch {
 	case err == nil && cp.QueryKey != key:

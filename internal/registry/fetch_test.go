@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,5 +208,38 @@ func TestFetchFromALyingRegistry(t *testing.T) {
 				t.Fatal("the fetch pages forever")
 			}
 		})
+	}
+}
+
+// Two fetches into one file at once: the second is refused while the first runs, and the first
+// completes.
+func TestFetchTwiceAtOnce(t *testing.T) {
+	data, _ := os.ReadFile(sample)
+	srv, err := fakereg.New(fakereg.Config{PageDelay: 100 * time.Millisecond}, data, "2026-11-01T09:00:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	c := New(Config{BaseURL: hs.URL + "/api/v2", RPM: -1})
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	first := make(chan error, 1)
+	started := make(chan struct{})
+	var once sync.Once
+	go func() {
+		_, err := Fetch(context.Background(), c, FetchOptions{Out: out, Query: Query{PageSize: 10}, Progress: func(int64, int64) {
+			once.Do(func() { close(started) })
+		}})
+		first <- err
+	}()
+	<-started
+	if _, err := Fetch(context.Background(), c, FetchOptions{Out: out, Query: Query{PageSize: 10}}); !errors.Is(err, ErrBusy) {
+		t.Errorf("a second fetch at once: %v, want ErrBusy", err)
+	}
+	if err := <-first; err != nil {
+		t.Errorf("the first fetch: %v", err)
+	}
+	if got := len(lines(t, out)); got != 100 {
+		t.Errorf("%d studies", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/lockfile"
 	"github.com/trialcat/trialcat/internal/safefile"
 )
 
@@ -95,6 +96,14 @@ func Sync(ctx context.Context, c *Client, opts SyncOptions) (SyncResult, error) 
 	if err := os.MkdirAll(opts.Mirror, 0o755); err != nil {
 		return SyncResult{}, err
 	}
+	lock, holder, err := lockfile.Acquire(filepath.Join(opts.Mirror, ".sync.lock"))
+	if errors.Is(err, lockfile.ErrHeld) {
+		return SyncResult{}, fmt.Errorf("%s: %w (pid %s is syncing it); wait for it to end", opts.Mirror, ErrBusy, holder)
+	}
+	if err != nil {
+		return SyncResult{}, err
+	}
+	defer lock.Release()
 	q := opts.Query
 	q.Since = ""
 	statePath := filepath.Join(opts.Mirror, MirrorState)
