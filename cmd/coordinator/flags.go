@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/trialcat/trialcat/internal/engine"
@@ -120,6 +122,18 @@ func askGroup() group {
 			func(c *cli.Context, o *engine.Options) { o.PriorityIDsFile = c.String("priority-ids") }},
 		{&cli.StringFlag{Name: "priority-model", Category: catModel, Usage: "model `NAME` for the records in --priority-ids"},
 			func(c *cli.Context, o *engine.Options) { o.PriorityModel = c.String("priority-model") }},
+		{&cli.StringFlag{Name: "cascade", Category: catModel, DefaultText: "off",
+			Usage: "`MODELS`, cheapest first, comma-separated: each record is answered by the first and handed to the next only while doubtful (a field below --confidence, a contradiction of the record's own fields, an invalid answer); replaces --model"},
+			func(c *cli.Context, o *engine.Options) {
+				for _, m := range strings.Split(c.String("cascade"), ",") {
+					if m = strings.TrimSpace(m); m != "" {
+						o.Cascade = append(o.Cascade, m)
+					}
+				}
+			}},
+		{&cli.Float64Flag{Name: "confidence", Category: catModel, Value: engine.DefaultConfidence,
+			Usage: "with --cascade and --votes, the least share of the votes a field's answer may have before the next model is asked"},
+			func(c *cli.Context, o *engine.Options) { o.Confidence = c.Float64("confidence") }},
 		{&cli.StringFlag{Name: "escalate-model", Category: catModel, Usage: "model `NAME` that retries a record whose answers failed validation twice", DefaultText: "off"},
 			func(c *cli.Context, o *engine.Options) { o.EscalateModel = c.String("escalate-model") }},
 		{&cli.StringFlag{Name: "prices", Category: catModel, Usage: "JSON `FILE` of model prices (USD per 1M tokens) adding to or replacing the embedded table"},

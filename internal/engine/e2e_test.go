@@ -42,7 +42,7 @@ func TestOfflineRunOnBundledSample(t *testing.T) {
 	}
 	rows := readCSV(t, filepath.Join(out, "final_results.csv"))
 	wantHeader := append([]string{"nct_id"}, taxonomy.MustSchema().Columns()...)
-	wantHeader = append(wantHeader, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached", "cached_tokens", "turns", "tool_calls", "source")
+	wantHeader = append(wantHeader, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached", "cached_tokens", "turns", "tool_calls", "source", "decided_by", "escalated")
 	if !reflect.DeepEqual(rows[0], wantHeader) {
 		t.Errorf("header = %v\nwant %v", rows[0], wantHeader)
 	}

@@ -178,6 +178,9 @@ type totals struct {
 	// applied because their record changed since.
 	reviewed     int64
 	staleReviews []string
+	// decidedBy and escalated count a --cascade run's rows.
+	decidedBy map[string]int64
+	escalated int64
 	// confSum and confN sum the confidence columns (--votes), by field.
 	confSum       map[string]float64
 	confN         map[string]int64
@@ -219,6 +222,15 @@ func (t *totals) result(cells []string) {
 		t.carried++
 	}
 	t.cachedTokens += row.CachedTokens
+	if row.DecidedBy != "" {
+		if t.decidedBy == nil {
+			t.decidedBy = map[string]int64{}
+		}
+		t.decidedBy[row.DecidedBy]++
+		if row.Escalated != "" {
+			t.escalated++
+		}
+	}
 	for i, c := range t.layout.Columns {
 		if !strings.HasSuffix(c, "_confidence") || i >= len(row.Values) {
 			continue
@@ -270,6 +282,13 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
 	sum.CachedInputTokens, sum.Carried = t.cachedTokens, t.carried
 	sum.Reviewed, sum.StaleReviews = t.reviewed, t.staleReviews
+	if t.decidedBy != nil {
+		var n int64
+		for _, k := range t.decidedBy {
+			n += k
+		}
+		sum.Cascade = &summary.Cascade{DecidedBy: t.decidedBy, Escalated: t.escalated, EscalatedShare: math.Round(float64(t.escalated)/float64(n)*1000) / 1000}
+	}
 	for f, n := range t.confN {
 		if sum.Confidence == nil {
 			sum.Confidence = map[string]float64{}
@@ -342,6 +361,14 @@ func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 			fmt.Fprintf(w, "; %d corrections are stale (their record changed since the review) and were not applied: %s", n, strings.Join(sum.StaleReviews[:min(n, 10)], ", "))
 		}
 		fmt.Fprintln(w)
+	}
+	if c := sum.Cascade; c != nil {
+		models := slices.Sorted(maps.Keys(c.DecidedBy))
+		parts := make([]string, len(models))
+		for i, m := range models {
+			parts[i] = fmt.Sprintf("%s %d", m, c.DecidedBy[m])
+		}
+		fmt.Fprintf(w, "whole run: cascade: %d records (%.1f%%) went past the first model; decided by %s\n", c.Escalated, 100*c.EscalatedShare, strings.Join(parts, ", "))
 	}
 	if len(sum.Confidence) > 0 {
 		fields := slices.Sorted(maps.Keys(sum.Confidence))

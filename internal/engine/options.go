@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +92,12 @@ type Options struct {
 	// Votes asks each record this many times and keeps each field's majority (0 or 1: once).
 	Votes int
 
+	// Cascade lists the models of --cascade, cheapest first: each record is answered by the first
+	// and handed to the next only while its answer is doubtful; it replaces Model.
+	Cascade []string
+	// Confidence is --confidence: a voted field with a smaller share of the votes is doubtful.
+	Confidence float64
+
 	// SinceRun is an earlier run's folder (--since-run): records whose content has not changed
 	// since take its answers without a request.
 	SinceRun string
@@ -164,6 +171,9 @@ const (
 	DefaultGrace       = 10 * time.Second
 	DefaultStallAfter  = 60 * time.Second
 	DefaultWorkers     = 20
+	// DefaultConfidence is --confidence's default: with 3 votes a 2-to-1 majority passes, a
+	// three-way split does not.
+	DefaultConfidence = 0.6
 	// DefaultProgressEvery is the interval of the plain progress line.
 	DefaultProgressEvery = 10 * time.Second
 )
@@ -177,7 +187,7 @@ func DefaultOptions() Options {
 		MaxRestarts: DefaultMaxRestarts, Grace: DefaultGrace, StallAfter: DefaultStallAfter,
 		ProgressEvery: DefaultProgressEvery,
 		AgentMaxTurns: agent.DefaultMaxTurns, AgentMaxTokens: agent.DefaultMaxTokens,
-		AgentFallback: runspec.AgentFallbackOneShot, Transcripts: "on",
+		AgentFallback: runspec.AgentFallbackOneShot, Transcripts: "on", Confidence: DefaultConfidence,
 	}
 }
 
@@ -223,6 +233,12 @@ func (o *Options) check() error {
 		return usagef("--hedge copies live requests that run long; the Batch API runs a batch as a whole: drop --hedge or use --backend live")
 	case o.Votes < 0 || o.Votes > 9:
 		return usagef("--votes %d: want 1 to 9 answers per record (3 is a good start)", o.Votes)
+	case len(o.Cascade) == 1 || (len(o.Cascade) > 1 && slices.Contains(o.Cascade[1:], o.Cascade[0])):
+		return usagef("--cascade %s: want two or more different models, cheapest first (such as gpt-5-nano,gpt-5)", strings.Join(o.Cascade, ","))
+	case len(o.Cascade) > 0 && (o.Agent || o.Backend == runspec.BackendBatchAPI):
+		return usagef("--cascade asks live one-shot requests model after model: drop --agent or --backend batch-api")
+	case len(o.Cascade) > 0 && (o.Confidence <= 0 || o.Confidence > 1):
+		return usagef("--confidence %v: want a share of the votes above 0 and at most 1 (%.1f is the default)", o.Confidence, DefaultConfidence)
 	case o.Votes > 1 && o.Agent:
 		return usagef("--votes asks the one-shot prompt several times; with --agent each vote would be a whole loop, which this version does not do: drop one")
 	case o.Votes > 1 && o.Backend == runspec.BackendBatchAPI:

@@ -162,6 +162,12 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		Input:    runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
 	}
 	p.spec = spec
+	if len(opts.Cascade) > 0 {
+		if provider != runspec.ProviderOpenAI {
+			return usagef("--cascade chooses API models; the offline categorizer has none (set OPENAI_API_KEY or --base-url)")
+		}
+		spec.Model, spec.Cascade, spec.Confidence = opts.Cascade[0], opts.Cascade[1:], opts.Confidence
+	}
 	if spec.Agent, err = agentSpec(opts, deps, ins, provider); err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func routing(o *Options, d *Deps, spec *runspec.Spec) error {
 		spec.Prices = rates
 	}
 	table := modelinfo.Prices().With(spec.Prices)
-	for _, m := range []string{spec.Model, spec.PriorityModel, spec.EscalateModel} {
+	for _, m := range append([]string{spec.Model, spec.PriorityModel, spec.EscalateModel}, spec.Cascade...) {
 		if m == "" {
 			continue
 		}

@@ -90,6 +90,9 @@ type Config struct {
 	// drawn per request: a model whose answers to the same record vary (votes disagree). The
 	// answer without noise is the truth.
 	Noise float64
+	// ModelNoise sets Noise per model (a weak model errs more than a strong one); a model not
+	// in it has Noise.
+	ModelNoise map[string]float64
 }
 
 // LatencyModel is the delay of an answer: (Base + PerPromptToken*promptTokens) times a
@@ -122,6 +125,8 @@ type Stats struct {
 	CompletionTokens int64 `json:"completion_tokens"`
 	// ToolCalls counts the tool calls answered, by tool name.
 	ToolCalls map[string]int `json:"tool_calls"`
+	// PerModel counts authenticated, well-formed requests by model.
+	PerModel map[string]int `json:"per_model"`
 }
 
 // Server is the fake. It is an http.Handler safe for concurrent use.
@@ -156,7 +161,7 @@ func New(cfg Config) *Server {
 		cfg:   cfg,
 		now:   now,
 		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
-		stats: Stats{PerID: map[string]int{}, Answers: map[string]int{}, ToolCalls: map[string]int{}},
+		stats: Stats{PerID: map[string]int{}, Answers: map[string]int{}, ToolCalls: map[string]int{}, PerModel: map[string]int{}},
 	}
 }
 
@@ -172,6 +177,10 @@ func (s *Server) Stats() Stats {
 		PromptTokens:     s.stats.PromptTokens,
 		CompletionTokens: s.stats.CompletionTokens,
 		ToolCalls:        make(map[string]int, len(s.stats.ToolCalls)),
+		PerModel:         make(map[string]int, len(s.stats.PerModel)),
+	}
+	for k, v := range s.stats.PerModel {
+		out.PerModel[k] = v
 	}
 	for k, v := range s.stats.ToolCalls {
 		out.ToolCalls[k] = v
@@ -237,6 +246,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	promptTokens := max(1, len(prompt)/4)
 	s.mu.Lock()
 	s.stats.PerID[id]++
+	s.stats.PerModel[req.Model]++
 	nth := s.stats.PerID[id]
 	s.mu.Unlock()
 
@@ -317,8 +327,12 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	} else {
 		answer = DefaultAnswer(id, req.Schema())
 	}
-	if s.cfg.Noise > 0 {
-		answer = noisy(answer, req.Schema(), s.cfg.Noise, s.cfg.Seed, id, nth)
+	noise := s.cfg.Noise
+	if n, ok := s.cfg.ModelNoise[req.Model]; ok {
+		noise = n
+	}
+	if noise > 0 {
+		answer = noisy(answer, req.Schema(), noise, s.cfg.Seed, id, nth)
 	}
 	if fault == KindSchemaBreak {
 		answer = breakAnswer(answer, req.Schema(), choice)

@@ -25,6 +25,10 @@ const (
 	// calls by name, as "name=count" joined by ";" in the order of first use.
 	ColTurns     = "turns"
 	ColToolCalls = "tool_calls"
+	// ColDecidedBy names the model whose answer a --cascade run kept; ColEscalated says why the
+	// record went past the first model ("" when it did not).
+	ColDecidedBy = "decided_by"
+	ColEscalated = "escalated"
 	// ColSource says where an answer came from: SourceModel, SourceCache or SourceCarried ("" in
 	// rows written before the column).
 	ColSource = "source"
@@ -36,7 +40,7 @@ const (
 // Bookkeeping lists the bookkeeping columns in file order.
 func Bookkeeping() []string {
 	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker, ColCached,
-		ColCachedTokens, ColTurns, ColToolCalls, ColSource}
+		ColCachedTokens, ColTurns, ColToolCalls, ColSource, ColDecidedBy, ColEscalated}
 }
 
 // Sources of an answer (ColSource).
@@ -52,7 +56,7 @@ const (
 )
 
 // nBook is the number of bookkeeping columns.
-const nBook = 12
+const nBook = 14
 
 // Layout is the column layout of a run's results and failures files: the only code that knows
 // it. The worker encodes rows with it; merge, status, the coordinator's tally, the report and the
@@ -110,6 +114,8 @@ type Row struct {
 	ToolCalls string
 	// Source is where the answer came from (SourceModel, SourceCache, SourceCarried).
 	Source string
+	// DecidedBy and Escalated describe a --cascade run's record.
+	DecidedBy, Escalated string
 }
 
 // Encode returns r as cells in the layout's order.
@@ -135,7 +141,9 @@ func (l Layout) Encode(r Row) ([]string, error) {
 		strconv.FormatInt(r.CachedTokens, 10),
 		strconv.Itoa(r.Turns),
 		r.ToolCalls,
-		r.Source), nil
+		r.Source,
+		r.DecidedBy,
+		r.Escalated), nil
 }
 
 // Decode reads cells written by Encode (or merged from such cells).
@@ -166,7 +174,7 @@ func (l Layout) Decode(cells []string) (Row, error) {
 	num(ColCached, b[7], func(s string) (e error) { r.Cached, e = strconv.ParseBool(s); return })
 	num(ColCachedTokens, b[8], func(s string) (e error) { r.CachedTokens, e = strconv.ParseInt(s, 10, 64); return })
 	num(ColTurns, b[9], func(s string) (e error) { r.Turns, e = strconv.Atoi(s); return })
-	r.ToolCalls, r.Source = b[10], b[11]
+	r.ToolCalls, r.Source, r.DecidedBy, r.Escalated = b[10], b[11], b[12], b[13]
 	return r, err
 }
 

@@ -156,8 +156,8 @@ func TestLegacyResultsFileIsReadAndUpgraded(t *testing.T) {
 	}
 	w.Close()
 	data, _ := os.ReadFile(path)
-	want := "id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached,cached_tokens,turns,tool_calls,source\n" +
-		"1,x,m,10,2,0.001000,1,100,0,false,0,0,,\n2,y,m,10,2,0.001000,1,90,0,false,0,0,,\n3,z,,0,0,,0,0,0,true,0,0,,\n"
+	want := "id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached,cached_tokens,turns,tool_calls,source,decided_by,escalated\n" +
+		"1,x,m,10,2,0.001000,1,100,0,false,0,0,,,,\n2,y,m,10,2,0.001000,1,90,0,false,0,0,,,,\n3,z,,0,0,,0,0,0,true,0,0,,,,\n"
 	if string(data) != want {
 		t.Errorf("upgraded file:\n%s\nwant:\n%s", data, want)
 	}

@@ -87,6 +87,10 @@ type Spec struct {
 	// Votes is --votes: each record asked this many times, each field's majority kept with
 	// its share of the votes as its confidence (0 or 1: one answer).
 	Votes int `json:"votes,omitempty"`
+	// Cascade are the models after Model (--cascade): a record goes to the next only while its
+	// answer is doubtful; Confidence is --confidence, the least share of votes a field may have.
+	Cascade    []string `json:"cascade,omitempty"`
+	Confidence float64  `json:"confidence,omitempty"`
 	// SinceRun is --since-run, the earlier run whose answers carried.jsonl holds; "" means none.
 	// Not in the fingerprint: a rerun may add or drop it.
 	SinceRun string `json:"since_run,omitempty"`
@@ -226,6 +230,8 @@ func (s *Spec) Fingerprint() map[string]string {
 		"--escalate-model":        s.EscalateModel,
 		"--agent":                 s.Agent.print(),
 		"--votes":                 fmt.Sprint(max(s.Votes, 1)),
+		"--cascade":               strings.Join(s.Cascade, ","),
+		"--confidence":            fmt.Sprint(s.Confidence),
 	}
 }
 

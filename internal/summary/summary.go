@@ -122,6 +122,9 @@ type Summary struct {
 	// (source review); StaleReviews lists the corrections not applied because their record
 	// changed since the review.
 	Reviewed int64 `json:"reviewed"`
+	// Cascade is a --cascade run's: records by the model that decided them, and how many went
+	// past the first model.
+	Cascade *Cascade `json:"cascade,omitempty"`
 	// Confidence is each voted field's mean confidence over the answered records (--votes):
 	// the mean share of a record's votes that gave the kept value.
 	Confidence   map[string]float64 `json:"mean_confidence,omitempty"`
@@ -159,6 +162,14 @@ type Summary struct {
 	FinishedAt          time.Time       `json:"finished_at"`
 	Phases              Phases          `json:"phases"`
 	Workers             []WorkerSummary `json:"workers"`
+}
+
+// Cascade counts a --cascade run's records.
+type Cascade struct {
+	DecidedBy map[string]int64 `json:"decided_by"`
+	Escalated int64            `json:"escalated"`
+	// EscalatedShare is Escalated over the records answered.
+	EscalatedShare float64 `json:"escalated_share"`
 }
 
 // Agent is what the agent's loops did, over the answered records of the whole run.

@@ -146,6 +146,9 @@ func (r *runner) process(ctx context.Context, rec record.Record) error {
 	if r.agent != nil {
 		return r.processAgent(ctx, rec)
 	}
+	if len(r.spec.Cascade) > 0 {
+		return r.cascade(ctx, rec)
+	}
 	if r.spec.Votes > 1 {
 		return r.askVotes(ctx, rec)
 	}
@@ -335,6 +338,9 @@ type answerInfo struct {
 	// cells are the earlier run's.
 	carried bool
 	cells   []string
+	// decidedBy and escalated are a --cascade record's: the model kept, and why earlier ones
+	// were not.
+	decidedBy, escalated string
 }
 
 // source is the results' source cell of an answer that came so.
@@ -362,7 +368,7 @@ func (r *runner) record(id string, res llm.Result, info answerInfo) error {
 		InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostKnown: known,
 		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number, Cached: info.cached,
 		CachedTokens: res.Usage.CachedInputTokens, Turns: info.turns, ToolCalls: results.FormatToolCalls(info.toolCalls, info.fallback),
-		Source: info.source()})
+		Source: info.source(), DecidedBy: info.decidedBy, Escalated: info.escalated})
 	if err != nil {
 		return fmt.Errorf("record %s: %w", id, err)
 	}

@@ -29,6 +29,8 @@ type vote struct {
 	Attempts     int            `json:"attempts"`
 	LatencyMS    int64          `json:"latency_ms"`
 	Cached       bool           `json:"cached,omitempty"`
+	// Stage is the --cascade model's index the vote asked (0: the first model).
+	Stage int `json:"stage,omitempty"`
 }
 
 // votesLog is the batch's votes journal: the votes of the records not done yet, by ID, and the
@@ -113,12 +115,31 @@ func (l *votesLog) spentOnVotes(id string) int {
 // askVotes asks rec until it has --votes answers (those journaled by an earlier process count),
 // then records each field's majority and its confidence.
 func (r *runner) askVotes(ctx context.Context, rec record.Record) error {
-	k := r.spec.Votes
 	req, fail := r.request(rec)
 	if fail != nil {
 		return fail()
 	}
-	for n := len(r.votes.of(rec.ID)); n < k; n++ {
+	votes, err := r.getVotes(ctx, rec, req, 0)
+	if err != nil {
+		return r.settle(ctx, rec.ID, err, r.votesSpent(rec.ID))
+	}
+	return r.record(rec.ID, r.votesSpent(rec.ID), answerInfo{cells: r.majority(votes)})
+}
+
+// getVotes returns the --votes answers of stage (a --cascade model) for req, asking those the
+// journal lacks and journaling each as it arrives.
+func (r *runner) getVotes(ctx context.Context, rec record.Record, req llm.Request, stage int) ([]vote, error) {
+	k := r.spec.Votes
+	of := func() []vote {
+		var out []vote
+		for _, v := range r.votes.of(rec.ID) {
+			if v.Stage == stage {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	for n := len(of()); n < k; n++ {
 		key := r.cacheKey(req)
 		if key != "" {
 			key = cache.Key(r.cacheHost, []byte(key+"\x00vote="+strconv.Itoa(n)))
@@ -131,26 +152,19 @@ func (r *runner) askVotes(ctx context.Context, rec record.Record) error {
 		} else {
 			caller := r.callerFor(req)
 			var err error
-
-			res, err = caller.Call(ctx, req, 0)
-			if err != nil {
-				return r.settle(ctx, rec.ID, err, r.votesSpent(rec.ID).Plus(res))
+			if res, err = caller.Call(ctx, req, 0); err != nil {
+				return nil, err
 			}
-
 			r.store(key, res)
 		}
 		u := res.Usage
-		if err := r.votes.add(vote{ID: rec.ID, Vote: n, Values: res.Values, Model: res.Model, InputTokens: u.InputTokens,
+		if err := r.votes.add(vote{ID: rec.ID, Vote: n, Stage: stage, Values: res.Values, Model: res.Model, InputTokens: u.InputTokens,
 			CachedTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Cached: cached}); err != nil {
-			return r.writeFailed(r.files.Votes, err)
+			return nil, r.writeFailed(r.files.Votes, err)
 		}
 	}
-	votes := r.votes.of(rec.ID)
-	if len(votes) > k {
-		votes = votes[:k]
-	}
-	cells := r.majority(votes)
-	return r.record(rec.ID, r.votesSpent(rec.ID), answerInfo{cells: cells})
+	votes := of()
+	return votes[:min(len(votes), k)], nil
 }
 
 // votesSpent sums a record's journaled votes: tokens by model, attempts and latency.
