@@ -119,7 +119,7 @@ func app(e env, ran *bool) *cli.App {
 
 func run(ctx context.Context, args []string, e env) error {
 	ran := false
-	args = hoistFlags(args, "compare", map[string]bool{"--input": true, "--out": true, "-o": true, "--seed": true})
+	args = hoistFlags(args, "compare", map[string]bool{"--input": true, "--out": true, "-o": true, "--seed": true, "--target": true})
 	args = hoistFlags(args, "import", map[string]bool{"--out": true, "-o": true, "--worker-bin": true})
 	args = hoistFlags(args, "cache", map[string]bool{"--cache": true, "--older-than": true})
 	args = hoistFlags(args, "drift", map[string]bool{"--html": true})

@@ -29,6 +29,7 @@ func compareCommand(e env) command {
 				&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of tables"},
 				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write compare.html and disagreements.csv into `DIR`"},
 				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the bootstrap resamples"},
+				&cli.Float64Flag{Name: "target", Value: 0.95, Usage: "with A's confidences (--votes), the accuracy the reliability table's threshold must reach"},
 			},
 		},
 		args: -1,
@@ -38,7 +39,7 @@ func compareCommand(e env) command {
 				return fmt.Errorf("compare takes A and B (or A with --against-registry), got %d arguments (see coordinator compare --help): %w", len(args), exitcode.ErrUsage)
 			}
 			o := quality.CompareOptions{A: args[0], AgainstRegistry: c.Bool("against-registry"), Input: c.String("input"),
-				JSON: c.Bool("json"), Out: c.String("out"), Seed: c.Uint64("seed")}
+				JSON: c.Bool("json"), Out: c.String("out"), Seed: c.Uint64("seed"), Target: c.Float64("target")}
 			if len(args) == 2 {
 				o.B = args[1]
 			}

@@ -164,6 +164,8 @@ type Report struct {
 	Notes []string `json:"notes,omitempty"`
 	// Disagreements are the records and fields whose labels differ, in A's order.
 	Disagreements []Disagreement `json:"-"`
+	// Reliability is A's calibration against B, when A's answers carry confidences (--votes).
+	Reliability []Reliability `json:"reliability,omitempty"`
 }
 
 // Disagreement is one record's differing labels on one field.

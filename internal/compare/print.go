@@ -32,6 +32,7 @@ func (r *Report) Print(w io.Writer, confusion bool) {
 			fmt.Fprintf(w, "  %s: %s\n", name, f.Note)
 		}
 	}
+	PrintReliability(w, r.Reliability)
 	if !confusion {
 		return
 	}
@@ -121,6 +122,11 @@ var page = template.Must(template.New("compare").Funcs(template.FuncMap{
 	"cell":  func(f Field, a, b string) int { return f.Confusion[a][b] },
 	"shown": Shown,
 	"field": func(r *Report, name string) Field { return r.Fields[name] },
+	"bandX": func(i int) int { return 45 + 90*i },
+	"bandY": func(a float64) float64 { return 110 - 100*a },
+	"bandH": func(a float64) float64 { return 100 * a },
+	"deref": func(p *float64) float64 { return *p },
+	"share": share,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>trialcat compare</title>
 <style>
@@ -145,6 +151,11 @@ The interval is the 2.5th to 97.5th percentile of kappa over 1,000 bootstrap res
 {{range $a := $f.Labels}}<tr><th class="l">{{shown $a}}</th>{{range $b := $f.Labels}}<td{{if eq $a $b}} class="diag"{{end}}>{{cell $f $a $b}}</td>{{end}}</tr>
 {{end}}</table>{{end}}
 {{end}}
+{{if .Reliability}}<h2>Reliability of A's confidence</h2>
+{{range .Reliability}}<h3>{{.Field}}</h3><svg width="420" height="140" role="img" aria-label="accuracy by confidence band"><line x1="40" y1="110" x2="410" y2="110" stroke="#999"/>
+{{range $i, $b := .Bands}}<rect x="{{bandX $i}}" y="{{bandY $b.Accuracy}}" width="70" height="{{bandH $b.Accuracy}}" fill="#4e79a7"><title>{{$b.Records}} answers, {{share $b.Accuracy}} confirmed</title></rect><text x="{{bandX $i}}" y="125" font-size="11">{{printf "%.1f-%.1f" $b.From $b.To}} ({{$b.Records}})</text>
+{{end}}</svg>{{if .Threshold}}<p>Confidence &ge; {{printf "%.3f" (deref .Threshold)}} reaches {{share .Target}} accuracy on {{share .Coverage}} of the records.</p>{{else}}<p>No threshold reaches {{share .Target}} accuracy.</p>{{end}}
+{{end}}{{end}}
 <h2>Disagreements{{if gt (len .Disagreements) 200}} (the first 200; all are in disagreements.csv){{end}}</h2>
 <table><tr><th class="l">id</th><th class="l">field</th><th class="l">A</th><th class="l">B</th><th class="l">rationale A</th><th class="l">rationale B</th></tr>
 {{range $i, $d := .Disagreements}}{{if lt $i 200}}<tr><td class="l">{{$d.ID}}</td><td class="l">{{$d.Field}}</td><td class="l">{{shown $d.A}}</td><td class="l">{{shown $d.B}}</td><td class="l">{{$d.RationaleA}}</td><td class="l">{{$d.RationaleB}}</td></tr>

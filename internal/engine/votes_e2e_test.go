@@ -101,6 +101,70 @@ func TestVotesAgainstANoisyModel(t *testing.T) {
 	if acc := float64(right) / float64(one); acc < 1-noise+0.05 {
 		t.Errorf("the majority of 3 votes is right %.1f%% of the time; one answer is right %.0f%%", 100*acc, 100*(1-noise))
 	}
+
+	// Calibration against a reviewer who knows the truth: unanimous answers are confirmed more
+	// often than split ones, and a threshold reaches the target.
+	sheet := [][]string{{"nct_id"}}
+	var fields []string
+	for _, p := range sch.Properties {
+		if len(p.Enum) > 0 {
+			fields = append(fields, p.Name)
+			sheet[0] = append(sheet[0], "review_"+p.Name)
+		}
+	}
+	for _, id := range ids {
+		truth := fakeai.DefaultAnswer(id, params)
+		row := []string{id}
+		for _, f := range fields {
+			row = append(row, truth[f].(string))
+		}
+		sheet = append(sheet, row)
+	}
+	sheetPath := filepath.Join(t.TempDir(), "truth.csv")
+	writeSheet(t, sheetPath, sheet)
+	r = runBin(t, nil, "coordinator", "compare", out, sheetPath, "--json")
+	if r.code != 0 {
+		t.Fatalf("compare: exit %d\n%s", r.code, r.stderr)
+	}
+	var rep struct {
+		Reliability []struct {
+			Field string `json:"field"`
+			Bands []struct {
+				From     float64 `json:"from"`
+				Records  int     `json:"records"`
+				Accuracy float64 `json:"accuracy"`
+			} `json:"bands"`
+			Threshold *float64 `json:"threshold"`
+		} `json:"reliability"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("compare --json: %v\n%s", err, r.stdout)
+	}
+	if len(rep.Reliability) != len(fields) {
+		t.Fatalf("reliability of %d fields, want %d", len(rep.Reliability), len(fields))
+	}
+	separated := false
+	for _, rel := range rep.Reliability {
+		var low, high float64
+		for _, b := range rel.Bands {
+			switch b.From {
+			case 0.5:
+				low = b.Accuracy
+			case 0.9:
+				high = b.Accuracy
+			}
+		}
+		if high < low || high < 0.95 || rel.Threshold == nil {
+			t.Errorf("%s: unanimous answers confirmed %.2f, 2-of-3 %.2f; threshold %v", rel.Field, high, low, rel.Threshold)
+		}
+		separated = separated || high > low
+	}
+	if !separated {
+		t.Error("no field's 2-of-3 answers were confirmed less often than its unanimous ones (a field of few values should be)")
+	}
+	if r := runBin(t, nil, "coordinator", "compare", out, sheetPath); !strings.Contains(r.stdout, "reliability of A's confidence against B") {
+		t.Errorf("compare does not print the reliability table:\n%s", r.stdout)
+	}
 }
 
 // A --votes run killed mid-way asks, on its rerun, only the votes each record still lacks: a

@@ -4,6 +4,7 @@
 package quality
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +44,8 @@ type CompareOptions struct {
 	// Out, when set, is where compare.html and disagreements.csv are written.
 	Out  string
 	Seed uint64
+	// Target is the accuracy the reliability table's threshold must reach (0: 0.95).
+	Target float64
 }
 
 // Compare prints how far two sets of labels of the same records agree (see package compare).
@@ -77,6 +81,9 @@ func Compare(ctx context.Context, opts CompareOptions, deps Deps) error {
 	if err != nil {
 		return usagef("%w", err)
 	}
+	if conf := confidences(opts.A); len(conf) > 0 {
+		rep.Reliability = compare.Calibrate(a, b, conf, cmp.Or(opts.Target, 0.95))
+	}
 	if spec == nil {
 		spec = specB
 	}
@@ -108,6 +115,34 @@ func Compare(ctx context.Context, opts CompareOptions, deps Deps) error {
 		}
 	}
 	return nil
+}
+
+// confidences are the <field>_confidence cells (--votes) of the results at path (a run folder
+// or a results CSV), by ID and field; none when it has no such columns.
+func confidences(path string) map[string]map[string]float64 {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = rundir.New(path).FinalResults()
+	}
+	out := map[string]map[string]float64{}
+	_, err := results.ReadFile(path, func(l results.Layout, row results.Row) error {
+		for i, c := range l.Columns {
+			f, ok := strings.CutSuffix(c, "_confidence")
+			if !ok || i >= len(row.Values) {
+				continue
+			}
+			if v, err := strconv.ParseFloat(row.Values[i], 64); err == nil {
+				if out[row.ID] == nil {
+					out[row.ID] = map[string]float64{}
+				}
+				out[row.ID][f] = v
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 // loadLabels reads one side: a run folder's final_results.csv with its schema's enum columns,
