@@ -21,11 +21,12 @@ func sampleCommand(e env) command {
 				&cli.IntFlag{Name: "n", Value: 50, Usage: "records in the sample (-n or --n)"},
 				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the draw"},
 				&cli.StringFlag{Name: "by", Usage: "stratify by this category `FIELD` (each of its answers gets a proportional share, at least one)"},
-				&cli.BoolFlag{Name: "replace", Usage: "replace a sheet a reviewer has begun to fill in (it moves to DIR/previous-<time>/); without it such a sheet is never touched"},
+				&cli.BoolFlag{Name: "by-confidence", Usage: "the least confident records first (a run with --votes): where a person's review helps most"},
+				&cli.BoolFlag{Name: "replace", Aliases: []string{"force"}, Usage: "replace a sheet a reviewer has begun to fill in (it moves to DIR/previous-<time>/); without it such a sheet is never touched"},
 			},
 		},
 		action: func(c *cli.Context) error {
-			return quality.Sample(c.Context, quality.SampleOptions{Out: c.String("out"), N: c.Int("n"), Seed: c.Uint64("seed"), By: c.String("by"), Replace: c.Bool("replace")}, quality.Deps{Stdout: e.stdout})
+			return quality.Sample(c.Context, quality.SampleOptions{Out: c.String("out"), N: c.Int("n"), Seed: c.Uint64("seed"), By: c.String("by"), ByConfidence: c.Bool("by-confidence"), Replace: c.Bool("replace")}, quality.Deps{Stdout: e.stdout})
 		},
 	}
 }

@@ -72,6 +72,8 @@ func newApp(stdout io.Writer, getenv func(string) string) *cli.App {
 			rate("agent-schema-break", "agent turns: a submit that breaks the schema"),
 			&cli.Float64Flag{Name: "agent-never-submit", Usage: "agent records (by ID) whose model never submits (fraction of records, 0..1)"},
 			&cli.StringFlag{Name: "agent-tool-first", Usage: "agent: call this offered tool first, with the record's first intervention as {\"name\": ...}"},
+			&cli.Float64Flag{Name: "noise", Usage: "probability that each category field of an answer is another of its values (a model whose answers vary)"},
+			&cli.StringSliceFlag{Name: "model-noise", Usage: "`MODEL=P`: the noise of one model (repeatable)"},
 			&cli.DurationFlag{Name: "stall-for", Value: 30 * time.Second, Usage: "stall of a --rate-stall request"},
 			&cli.DurationFlag{Name: "retry-after", Usage: "retry-after sent on random 429s (0: none)"},
 			&cli.StringSliceFlag{Name: "fail-id", Usage: "`ID=STATUS`: always answer HTTP STATUS for record ID (repeatable)"},
@@ -138,6 +140,21 @@ func parseOptions(c *cli.Context, getenv func(string) string) (options, error) {
 		{"rate-schema-break", &cfg.RateSchemaBreak}, {"rate-refusal", &cfg.RateRefusal}, {"rate-length", &cfg.RateLength},
 	}
 	cfg.Agent.ToolFirst = c.String("agent-tool-first")
+	cfg.Noise = c.Float64("noise")
+	for _, mn := range c.StringSlice("model-noise") {
+		m, p, ok := strings.Cut(mn, "=")
+		v, err := strconv.ParseFloat(p, 64)
+		if !ok || err != nil || v < 0 || v > 1 {
+			return options{}, fmt.Errorf("--model-noise %q: want MODEL=P with P between 0 and 1: %w", mn, exitcode.ErrUsage)
+		}
+		if cfg.ModelNoise == nil {
+			cfg.ModelNoise = map[string]float64{}
+		}
+		cfg.ModelNoise[m] = v
+	}
+	if cfg.Noise < 0 || cfg.Noise > 1 {
+		return options{}, fmt.Errorf("--noise %v: must be between 0 and 1: %w", cfg.Noise, exitcode.ErrUsage)
+	}
 	for _, r := range []struct {
 		flag string
 		dst  *float64

@@ -145,6 +145,21 @@ func confidences(path string) map[string]map[string]float64 {
 	return out
 }
 
+// leastConfident are the n IDs whose least confident field is least confident, in that order
+// (ties in the run's order).
+func leastConfident(order []string, conf map[string]map[string]float64, n int) []string {
+	low := func(id string) float64 {
+		m := 2.0
+		for _, c := range conf[id] {
+			m = min(m, c)
+		}
+		return m
+	}
+	ids := slices.Clone(order)
+	slices.SortStableFunc(ids, func(a, b string) int { return cmp.Compare(low(a), low(b)) })
+	return ids[:min(n, len(ids))]
+}
+
 // loadLabels reads one side: a run folder's final_results.csv with its schema's enum columns,
 // or a CSV file (fields, when given, are the other side's: compared if present).
 func loadLabels(path string, fields []string) (*compare.Labels, *runspec.Spec, error) {
@@ -225,6 +240,9 @@ type SampleOptions struct {
 	Seed uint64
 	// By, when set, stratifies the sample by this field's answers.
 	By string
+	// ByConfidence fills the sheet with the least confident records first (a --votes run's
+	// lowest <field>_confidence of each record).
+	ByConfidence bool
 	// Replace lets a new sheet take the place of one a reviewer has begun to fill in; the old
 	// one moves to OUT/previous-<time>/. Without it such a sheet is never touched.
 	Replace bool
@@ -257,7 +275,19 @@ func Sample(ctx context.Context, opts SampleOptions, deps Deps) error {
 	if err != nil {
 		return usagef("%w", err)
 	}
-	picked := pick(l, opts.N, opts.By, max(opts.Seed, 1))
+	if opts.ByConfidence && opts.By != "" {
+		return usagef("--by and --by-confidence choose the sample two ways: give one")
+	}
+	var picked []string
+	if opts.ByConfidence {
+		conf := confidences(opts.Out)
+		if len(conf) == 0 {
+			return usagef("--by-confidence needs a run with confidences: run it with --votes 3 (or more)")
+		}
+		picked = leastConfident(l.Order, conf, opts.N)
+	} else {
+		picked = pick(l, opts.N, opts.By, max(opts.Seed, 1))
+	}
 	want := map[string]bool{}
 	for _, id := range picked {
 		want[id] = true
@@ -314,7 +344,7 @@ func Sample(ctx context.Context, opts SampleOptions, deps Deps) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	fmt.Fprintf(deps.Stdout, "wrote %s: %d records%s for review.\nfill the review_ columns (leave a cell empty to skip it), then:\n  coordinator compare %s %s\n",
-		path, len(picked), byText(opts.By), opts.Out, path)
+		path, len(picked), map[bool]string{true: ", the least confident first", false: byText(opts.By)}[opts.ByConfidence], opts.Out, path)
 	return nil
 }
 

@@ -81,13 +81,23 @@ func (l Layout) FailureHeader() []string {
 	return []string{l.IDColumn, ColErrorClass, ColMessage, ColAttempts, ColWorker}
 }
 
-// LayoutOf reads a layout back from a results header, checking its bookkeeping columns.
+// LayoutOf reads a layout back from a results header, checking its bookkeeping columns. A
+// header written by an earlier version (without the columns added since) is read too.
 func LayoutOf(header []string) (Layout, error) {
+	l, _, err := layoutOf(header)
+	return l, err
+}
+
+// layoutOf is LayoutOf and how many of the columns added since the header lacks.
+func layoutOf(header []string) (Layout, int, error) {
 	tail := Bookkeeping()
-	if len(header) < 1+len(tail) || !slices.Equal(header[len(header)-len(tail):], tail) {
-		return Layout{}, fmt.Errorf("results header %q does not end with %q", header, tail)
+	for k := 0; k <= len(added); k++ {
+		t := tail[:len(tail)-k]
+		if len(header) >= 1+len(t) && slices.Equal(header[len(header)-len(t):], t) {
+			return Layout{IDColumn: header[0], Columns: slices.Clone(header[1 : len(header)-len(t)])}, k, nil
+		}
 	}
-	return Layout{IDColumn: header[0], Columns: slices.Clone(header[1 : len(header)-len(tail)])}, nil
+	return Layout{}, 0, fmt.Errorf("results header %q does not end with %q", header, tail)
 }
 
 // Row is one answered record.
@@ -265,13 +275,17 @@ func readAs[T any](path string, want []string, decode func([]string) (T, error),
 // error.
 func ReadFile(path string, fn func(Layout, Row) error) (torn bool, err error) {
 	var l Layout
+	missing := 0
 	_, torn, err = read(path, func(h []string) error {
 		var err error
-		if l, err = LayoutOf(h); err != nil {
+		if l, missing, err = layoutOf(h); err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
 		return nil
 	}, func(cells []string) error {
+		if missing > 0 {
+			cells = Upgraded(cells, len(cells)+missing)
+		}
 		r, err := l.Decode(cells)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)

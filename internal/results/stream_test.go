@@ -162,3 +162,23 @@ func TestLegacyResultsFileIsReadAndUpgraded(t *testing.T) {
 		t.Errorf("upgraded file:\n%s\nwant:\n%s", data, want)
 	}
 }
+
+// A final_results.csv written by an earlier version (fewer bookkeeping columns) is read by its
+// own header, the columns added since taking their defaults.
+func TestReadFileOfAnEarlierVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "final_results.csv")
+	os.WriteFile(path, []byte("id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached\n1,x,m,10,2,0.001000,1,100,0,true\n"), 0o644)
+	var got []Row
+	if _, err := ReadFile(path, func(l Layout, r Row) error {
+		if len(l.Columns) != 1 || l.Columns[0] != "a" {
+			t.Errorf("layout %+v", l)
+		}
+		got = append(got, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[0].Cached || got[0].Values[0] != "x" {
+		t.Errorf("rows %+v", got)
+	}
+}
