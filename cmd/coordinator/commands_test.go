@@ -283,6 +283,11 @@ func TestEstimateAgentRangeAndAgentRefusals(t *testing.T) {
 	if lowIn <= 0 || highIn <= lowIn {
 		t.Errorf("agent range %d to %d prompt tokens:\n%s", lowIn, highIn, r.stdout)
 	}
+	c := coordinator(t, map[string]string{"OPENAI_API_KEY": testkit.Key}, "estimate", "--input", sample(t, 10), "--cascade", "gpt-5-nano,gpt-5", "--votes", "3")
+	c.want(t, 0, "estimate --cascade")
+	if !strings.Contains(c.stdout, "cascade gpt-5-nano -> gpt-5 (3 vote(s)") || !strings.Contains(c.stdout, "with 25% escalated") {
+		t.Errorf("estimate --cascade:\n%s", c.stdout)
+	}
 	for _, c := range []struct {
 		env  map[string]string
 		args []string
@@ -293,6 +298,9 @@ func TestEstimateAgentRangeAndAgentRefusals(t *testing.T) {
 		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--mcp", "x"}, "add --agent"},
 		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--agent", "--mcp", "no-such-program-x --a"}, "cannot find the program no-such-program-x"},
 		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--agent", "--agent-fallback", "retry"}, "want one-shot"},
+		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--cascade", "gpt-5"}, "want two or more different models"},
+		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--votes", "12"}, "want 1 to 9"},
+		{map[string]string{"OPENAI_API_KEY": testkit.Key}, []string{"--votes", "3", "--agent"}, "drop one"},
 	} {
 		args := append([]string{"split", "--input", sample(t, 2), "--out", filepath.Join(t.TempDir(), "o")}, c.args...)
 		bad := coordinator(t, c.env, args...)

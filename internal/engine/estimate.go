@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/trialcat/trialcat/internal/cache"
@@ -43,6 +46,9 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
+	if len(opts.Cascade) > 0 {
+		opts.Model = opts.Cascade[0]
+	}
 	eo := estimate.Options{
 		Input: opts.Input, IDField: opts.IDField, Dedupe: opts.Dedupe, Model: opts.Model,
 		ReasoningEffort: opts.ReasoningEffort, MaxCompletionTokens: opts.MaxCompletionTokens,
@@ -81,6 +87,9 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 		return err
 	}
 	rep.Print(deps.Stdout)
+	if len(opts.Cascade) > 0 {
+		printCascadeEstimate(deps.Stdout, rep.Costs, opts.Cascade, max(opts.Votes, 1))
+	}
 	if opts.Agent {
 		out := modelinfo.ExpectedOutput(60, opts.Model, opts.ReasoningEffort, opts.MaxCompletionTokens).PerRequest
 		rg, err := estimateAgent(ctx, &opts, ins, prices, out)
@@ -90,4 +99,30 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 		rg.print(deps.Stdout, opts.Model)
 	}
 	return nil
+}
+
+// printCascadeEstimate prices a --cascade run: every record asked of the first model, and the
+// share escalated to the others (unknown before the run: at 10, 25 and 50%), against the last
+// model alone; each with the run's votes.
+func printCascadeEstimate(w io.Writer, costs []estimate.ModelCost, models []string, votes int) {
+	price := func(m string) (float64, bool) {
+		for _, c := range costs {
+			if c.Model == m {
+				return c.USD * float64(votes), c.Known
+			}
+		}
+		return 0, false
+	}
+	first, ok1 := price(models[0])
+	last, ok2 := price(models[len(models)-1])
+	fmt.Fprintf(w, "\ncascade %s (%d vote(s) a record at each step):\n", strings.Join(models, " -> "), votes)
+	if !ok1 || !ok2 {
+		fmt.Fprintf(w, "  the price of a model of the cascade is unknown: add it with --prices\n")
+		return
+	}
+	fmt.Fprintf(w, "  %s on every record $%.4f; %s alone $%.4f\n", models[0], first, models[len(models)-1], last)
+	for _, share := range []float64{0.10, 0.25, 0.50} {
+		fmt.Fprintf(w, "  with %2.0f%% escalated: $%.4f (%.0f%% of %s alone)\n", 100*share, first+share*last, 100*(first+share*last)/last, models[len(models)-1])
+	}
+	fmt.Fprintf(w, "  (the share escalated is known after the run: summary.json's cascade.escalated_share)\n")
 }
