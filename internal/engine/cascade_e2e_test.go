@@ -38,13 +38,14 @@ func TestCascadeAsksTheStrongModelOnlyWhenDoubtful(t *testing.T) {
 		}
 		return out, fake
 	}
-	casc, fake := run("cascade", "--cascade", "gpt-5-nano,gpt-5", "--confidence", "0.7")
+	casc, fake := run("cascade", "--cascade", "gpt-5-nano,gpt-5")
 	weak, _ := run("weak", "--model", "gpt-5-nano")
 
 	var sum struct {
 		Cascade struct {
 			DecidedBy map[string]int64 `json:"decided_by"`
 			Escalated int64            `json:"escalated"`
+			CostShare float64          `json:"cost_share_of_strong_alone"`
 		} `json:"cascade"`
 	}
 	b, _ := os.ReadFile(filepath.Join(casc, "summary.json"))
@@ -83,10 +84,13 @@ func TestCascadeAsksTheStrongModelOnlyWhenDoubtful(t *testing.T) {
 		}
 		return float64(right) / float64(n)
 	}
+	if sum.Cascade.CostShare <= 0 || sum.Cascade.CostShare >= 1.2 {
+		t.Errorf("cost share of the strong model alone %v", sum.Cascade.CostShare)
+	}
 	if c, w := accuracy(casc), accuracy(weak); c < w {
 		t.Errorf("cascade accuracy %.3f below the weak model's alone %.3f", c, w)
 	} else {
-		t.Logf("accuracy: cascade %.3f, weak model alone %.3f; %d of 100 records escalated", c, w, sum.Cascade.Escalated)
+		t.Logf("accuracy: cascade %.3f, weak model alone %.3f; %d of 100 records escalated; cost %.1f%% of the strong model alone", c, w, sum.Cascade.Escalated, 100*sum.Cascade.CostShare)
 	}
 }
 

@@ -178,9 +178,14 @@ type totals struct {
 	// applied because their record changed since.
 	reviewed     int64
 	staleReviews []string
-	// decidedBy and escalated count a --cascade run's rows.
-	decidedBy map[string]int64
-	escalated int64
+	// decidedBy and escalated count a --cascade run's rows; strongPrice prices tokens at the
+	// last model's rate and strongAlone sums what each row would have cost asked of it alone
+	// (its tokens spread evenly over the models it was asked of).
+	decidedBy   map[string]int64
+	escalated   int64
+	strongPrice func(in, cached, out int64) (float64, bool)
+	strongAlone float64
+	strongKnown bool
 	// confSum and confN sum the confidence columns (--votes), by field.
 	confSum       map[string]float64
 	confN         map[string]int64
@@ -224,11 +229,18 @@ func (t *totals) result(cells []string) {
 	t.cachedTokens += row.CachedTokens
 	if row.DecidedBy != "" {
 		if t.decidedBy == nil {
-			t.decidedBy = map[string]int64{}
+			t.decidedBy, t.strongKnown = map[string]int64{}, true
 		}
 		t.decidedBy[row.DecidedBy]++
+		stages := int64(1)
 		if row.Escalated != "" {
 			t.escalated++
+			stages += int64(len(strings.Split(row.Escalated, "; ")))
+		}
+		if t.strongPrice != nil {
+			c, ok := t.strongPrice(row.InputTokens/stages, row.CachedTokens/stages, row.OutputTokens/stages)
+			t.strongAlone += c
+			t.strongKnown = t.strongKnown && ok
 		}
 	}
 	for i, c := range t.layout.Columns {
@@ -288,6 +300,10 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 			n += k
 		}
 		sum.Cascade = &summary.Cascade{DecidedBy: t.decidedBy, Escalated: t.escalated, EscalatedShare: math.Round(float64(t.escalated)/float64(n)*1000) / 1000}
+		if t.strongPrice != nil && t.strongKnown && t.strongAlone > 0 {
+			sum.Cascade.StrongAloneUSD = math.Round(t.strongAlone*1e6) / 1e6
+			sum.Cascade.CostShare = math.Round(t.cost/t.strongAlone*1000) / 1000
+		}
 	}
 	for f, n := range t.confN {
 		if sum.Confidence == nil {
@@ -368,7 +384,11 @@ func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 		for i, m := range models {
 			parts[i] = fmt.Sprintf("%s %d", m, c.DecidedBy[m])
 		}
-		fmt.Fprintf(w, "whole run: cascade: %d records (%.1f%%) went past the first model; decided by %s\n", c.Escalated, 100*c.EscalatedShare, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "whole run: cascade: %d records (%.1f%%) went past the first model; decided by %s", c.Escalated, 100*c.EscalatedShare, strings.Join(parts, ", "))
+		if c.StrongAloneUSD > 0 {
+			fmt.Fprintf(w, "; cost %.0f%% of the last model alone (about $%.4f)", 100*c.CostShare, c.StrongAloneUSD)
+		}
+		fmt.Fprintln(w)
 	}
 	if len(sum.Confidence) > 0 {
 		fields := slices.Sorted(maps.Keys(sum.Confidence))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/trialcat/trialcat/internal/batch"
 	"github.com/trialcat/trialcat/internal/merge"
+	"github.com/trialcat/trialcat/internal/modelinfo"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/review"
 	"github.com/trialcat/trialcat/internal/rundir"
@@ -34,6 +35,10 @@ type merger struct {
 
 func startMerge(dir rundir.Dir, spec *runspec.Spec, sch *schema.Schema) (*merger, error) {
 	m := &merger{dir: dir, spec: spec, merged: map[int]bool{}, totals: newTotals(spec.Layout(sch))}
+	if n := len(spec.Cascade); n > 0 {
+		prices, strong := modelinfo.Prices().With(spec.Prices), spec.Cascade[n-1]
+		m.totals.strongPrice = func(in, cached, out int64) (float64, bool) { return prices.Cost(strong, in, cached, out) }
+	}
 	plan := make([]merge.Batch, 0, len(spec.Batches))
 	for _, b := range spec.Batches {
 		plan = append(plan, m.input(b))

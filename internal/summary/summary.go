@@ -170,6 +170,11 @@ type Cascade struct {
 	Escalated int64            `json:"escalated"`
 	// EscalatedShare is Escalated over the records answered.
 	EscalatedShare float64 `json:"escalated_share"`
+	// StrongAloneUSD is about what the records would have cost asked of the last model alone
+	// (each record's tokens spread over the models it was asked of, priced at the last one's
+	// rate); CostShare is the run's cost over it. 0 when a price is unknown.
+	StrongAloneUSD float64 `json:"strong_alone_usd,omitempty"`
+	CostShare      float64 `json:"cost_share_of_strong_alone,omitempty"`
 }
 
 // Agent is what the agent's loops did, over the answered records of the whole run.
