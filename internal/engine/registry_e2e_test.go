@@ -21,21 +21,12 @@ func TestMonthlyRecipe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end registry test")
 	}
-	data, err := os.ReadFile(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := fakereg.New(fakereg.Config{Seed: 2, Rate429: 0.1, Rate500: 0.05, RateCut: 0.05}, data, "2026-11-01T09:00:00")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(reg)
-	t.Cleanup(hs.Close)
+	reg, regURL := startRegistry(t, fakereg.Config{Seed: 2, Rate429: 0.1, Rate500: 0.05, RateCut: 0.05})
 	fake, url := startFake(t, fakeai.Config{Latency: fakeai.LatencyModel{Base: 5 * time.Millisecond}})
 	dir := t.TempDir()
 	mirror, nov, dec := filepath.Join(dir, "mirror"), filepath.Join(dir, "nov"), filepath.Join(dir, "dec")
 	env := []string{"OPENAI_API_KEY=" + testKey}
-	syncArgs := []string{"sync", "--mirror", mirror, "--registry-url", hs.URL + "/api/v2", "--fetch-rpm", "100000", "--page-size", "30"}
+	syncArgs := []string{"sync", "--mirror", mirror, "--registry-url", regURL, "--fetch-rpm", "100000", "--page-size", "30"}
 	if r := runBin(t, nil, "coordinator", syncArgs...); r.code != 0 || !strings.Contains(r.stdout, "first sync: 100 studies") {
 		t.Fatalf("first sync: exit %d\n%s%s", r.code, r.stdout, tail(r.stderr, 20))
 	}
@@ -111,18 +102,9 @@ func TestFetchKilledAndRerun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end registry test")
 	}
-	data, err := os.ReadFile(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := fakereg.New(fakereg.Config{PageDelay: 150 * time.Millisecond}, data, "2026-11-01T09:00:00")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(reg)
-	t.Cleanup(hs.Close)
+	reg, regURL := startRegistry(t, fakereg.Config{PageDelay: 150 * time.Millisecond})
 	out := filepath.Join(t.TempDir(), "studies.jsonl")
-	args := []string{"fetch", "--out", out, "--registry-url", hs.URL + "/api/v2", "--fetch-rpm", "100000", "--page-size", "10"}
+	args := []string{"fetch", "--out", out, "--registry-url", regURL, "--fetch-rpm", "100000", "--page-size", "10"}
 	cmd, logs := startBin(t, nil, "coordinator", args...)
 	waitFor(t, "three pages checkpointed", 60*time.Second, func() bool {
 		b, err := os.ReadFile(out + ".fetch.json")
@@ -169,4 +151,20 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// startRegistry serves the fake registry over the bundled sample and returns it with its API base.
+func startRegistry(t *testing.T, cfg fakereg.Config) (*fakereg.Server, string) {
+	t.Helper()
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := fakereg.New(cfg, data, "2026-11-01T09:00:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(reg)
+	t.Cleanup(hs.Close)
+	return reg, hs.URL + "/api/v2"
 }

@@ -302,39 +302,32 @@ func retryAfter(h http.Header) time.Duration {
 	return 0
 }
 
+// studyKeys are the fields of a study a fetch and a sync read: its ID and last update.
+type studyKeys struct {
+	ProtocolSection struct {
+		IdentificationModule struct {
+			NCTID string `json:"nctId"`
+		} `json:"identificationModule"`
+		StatusModule struct {
+			LastUpdate struct {
+				Date string `json:"date"`
+			} `json:"lastUpdatePostDateStruct"`
+		} `json:"statusModule"`
+	} `json:"protocolSection"`
+}
+
+func keysOf(study json.RawMessage) studyKeys {
+	var k studyKeys
+	_ = json.Unmarshal(study, &k)
+	return k
+}
+
 // StudyID is a study's NCT ID, "" when it has none.
 func StudyID(study json.RawMessage) string {
-	var s struct {
-		ProtocolSection struct {
-			IdentificationModule struct {
-				NCTID string `json:"nctId"`
-			} `json:"identificationModule"`
-			StatusModule struct {
-				LastUpdate struct {
-					Date string `json:"date"`
-				} `json:"lastUpdatePostDateStruct"`
-			} `json:"statusModule"`
-		} `json:"protocolSection"`
-	}
-	if json.Unmarshal(study, &s) != nil {
-		return ""
-	}
-	return s.ProtocolSection.IdentificationModule.NCTID
+	return keysOf(study).ProtocolSection.IdentificationModule.NCTID
 }
 
 // LastUpdate is a study's LastUpdatePostDate, "" when it has none.
 func LastUpdate(study json.RawMessage) string {
-	var s struct {
-		ProtocolSection struct {
-			StatusModule struct {
-				LastUpdate struct {
-					Date string `json:"date"`
-				} `json:"lastUpdatePostDateStruct"`
-			} `json:"statusModule"`
-		} `json:"protocolSection"`
-	}
-	if json.Unmarshal(study, &s) != nil {
-		return ""
-	}
-	return s.ProtocolSection.StatusModule.LastUpdate.Date
+	return keysOf(study).ProtocolSection.StatusModule.LastUpdate.Date
 }
