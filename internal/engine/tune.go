@@ -15,7 +15,6 @@ import (
 	"github.com/trialcat/trialcat/internal/input"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/safefile"
-	"github.com/trialcat/trialcat/internal/schema"
 )
 
 // TuneOptions are `coordinator tune`'s: the run's settings (Input, the model settings, the
@@ -124,7 +123,7 @@ func Tune(ctx context.Context, o TuneOptions, deps Deps) (*TuneReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	fields := categoryFields(sch)
+	fields := sch.Categories()
 	refLabels, err := compare.ReadCSV(rundir.New(ref.Out).FinalResults(), fields)
 	if err != nil {
 		return rep, err
@@ -202,17 +201,6 @@ func mean(v []float64) float64 {
 		s += x
 	}
 	return s / float64(len(v))
-}
-
-// categoryFields are a schema's enum properties.
-func categoryFields(sch *schema.Schema) []string {
-	var out []string
-	for _, p := range sch.Properties {
-		if len(p.Enum) > 0 {
-			out = append(out, p.Name)
-		}
-	}
-	return out
 }
 
 func (r *TuneReport) print(w io.Writer) {

@@ -78,7 +78,7 @@ func loadRunRecords(ctx context.Context, dir string) (*runRecords, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: read its batch files: %w", dir, err)
 	}
-	r := &runRecords{spec: spec, columns: sch.Columns(), categories: categoryColumns(sch), hash: hash, values: map[string][]string{}}
+	r := &runRecords{spec: spec, columns: sch.Columns(), categories: sch.Categories(), hash: hash, values: map[string][]string{}}
 	if _, err := results.ReadFile(d.FinalResults(), func(_ results.Layout, row results.Row) error {
 		r.values[row.ID] = slices.Clone(row.Values)
 		return nil

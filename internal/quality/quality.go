@@ -182,23 +182,12 @@ func loadLabels(path string, fields []string) (*compare.Labels, *runspec.Spec, e
 	if _, err := os.Stat(dir.FinalResults()); err != nil {
 		return nil, nil, usagef("%s has no final_results.csv yet: finish or merge the run first (coordinator merge --out %s)", path, path)
 	}
-	l, err := compare.ReadCSV(dir.FinalResults(), categoryColumns(sch))
+	l, err := compare.ReadCSV(dir.FinalResults(), sch.Categories())
 	if err != nil {
 		return nil, nil, usagef("%w", err)
 	}
 	l.Source = path
 	return l, spec, nil
-}
-
-// categoryColumns are a schema's enum properties: the columns worth comparing.
-func categoryColumns(sch *schema.Schema) []string {
-	var out []string
-	for _, p := range sch.Properties {
-		if len(p.Enum) > 0 {
-			out = append(out, p.Name)
-		}
-	}
-	return out
 }
 
 // registryLabels are the answers the registry states itself for every record of path.
@@ -264,7 +253,7 @@ func Sample(ctx context.Context, opts SampleOptions, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	fields := categoryColumns(sch)
+	fields := sch.Categories()
 	if opts.By != "" && !slices.Contains(fields, opts.By) {
 		return usagef("--by %s: not a category column of this run (its are %v)", opts.By, fields)
 	}

@@ -295,28 +295,18 @@ func (s *Spec) FullBaseURL(getenv func(string) string) string {
 
 // Layout is the column layout of this run's results files for its parsed schema.
 //
-// With --votes, each category field's confidence column follows the schema's columns.
+// With --votes, each category field's confidence column follows the schema's columns (free-text
+// fields take the first vote's value and have none).
 func (s *Spec) Layout(sch *schema.Schema) results.Layout {
 	cols := sch.Columns()
 	if s.Votes > 1 {
-		for _, f := range VotedFields(sch) {
+		for _, f := range sch.Categories() {
 			cols = append(cols, results.ConfidenceColumn(f))
 		}
 	}
 	return results.Layout{IDColumn: s.IDColumn, Columns: cols}
 }
 
-// VotedFields are the fields whose majority and confidence --votes reports: the category
-// (enum) fields. Free-text fields take the first vote's value.
-func VotedFields(sch *schema.Schema) []string {
-	var out []string
-	for _, p := range sch.Properties {
-		if len(p.Enum) > 0 {
-			out = append(out, p.Name)
-		}
-	}
-	return out
-}
 
 // LoadRun reads the run.json at path and parses its schema: the run a command that works on an
 // existing run folder (status, merge, compare, sample, the engines) starts from. A folder with

@@ -73,6 +73,18 @@ func (s *Schema) Source() string { return s.source }
 // IsRequired reports whether the named property is listed in "required".
 func (s *Schema) IsRequired(name string) bool { return s.required[name] }
 
+// Categories returns the names of the enum properties, in order: the fields worth comparing
+// between label sets, and those --votes reports a confidence for.
+func (s *Schema) Categories() []string {
+	var out []string
+	for _, p := range s.Properties {
+		if len(p.Enum) > 0 {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
 // Columns returns the property names in order: the schema's CSV columns.
 func (s *Schema) Columns() []string {
 	cols := make([]string, len(s.Properties))

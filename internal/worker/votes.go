@@ -14,7 +14,6 @@ import (
 	"github.com/trialcat/trialcat/internal/cache"
 	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/record"
-	"github.com/trialcat/trialcat/internal/runspec"
 )
 
 // vote is one answer of a --votes run, as worker_N_votes.jsonl holds it.
@@ -191,7 +190,7 @@ func (r *runner) majority(votes []vote) []string {
 		cells[i] = r.schema.Cells(v.Values)
 	}
 	voted := map[string]bool{}
-	for _, f := range runspec.VotedFields(r.schema) {
+	for _, f := range r.schema.Categories() {
 		voted[f] = true
 	}
 	out := make([]string, 0, len(r.layout.Columns))
