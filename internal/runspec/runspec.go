@@ -307,7 +307,6 @@ func (s *Spec) Layout(sch *schema.Schema) results.Layout {
 	return results.Layout{IDColumn: s.IDColumn, Columns: cols}
 }
 
-
 // LoadRun reads the run.json at path and parses its schema: the run a command that works on an
 // existing run folder (status, merge, compare, sample, the engines) starts from. A folder with
 // no run.json is a usage error that says so.
