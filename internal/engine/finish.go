@@ -243,18 +243,12 @@ func (t *totals) result(cells []string) {
 			t.strongKnown = t.strongKnown && ok
 		}
 	}
-	for i, c := range t.layout.Columns {
-		if !strings.HasSuffix(c, "_confidence") || i >= len(row.Values) {
-			continue
+	for f, v := range t.layout.Confidences(row) {
+		if t.confSum == nil {
+			t.confSum, t.confN = map[string]float64{}, map[string]int64{}
 		}
-		if v, err := strconv.ParseFloat(row.Values[i], 64); err == nil {
-			if t.confSum == nil {
-				t.confSum, t.confN = map[string]float64{}, map[string]int64{}
-			}
-			f := strings.TrimSuffix(c, "_confidence")
-			t.confSum[f] += v
-			t.confN[f]++
-		}
+		t.confSum[f] += v
+		t.confN[f]++
 	}
 	if row.Turns > 0 && !row.Cached {
 		calls, fallback := results.ParseToolCalls(row.ToolCalls)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -125,17 +124,8 @@ func confidences(path string) map[string]map[string]float64 {
 	}
 	out := map[string]map[string]float64{}
 	_, err := results.ReadFile(path, func(l results.Layout, row results.Row) error {
-		for i, c := range l.Columns {
-			f, ok := strings.CutSuffix(c, "_confidence")
-			if !ok || i >= len(row.Values) {
-				continue
-			}
-			if v, err := strconv.ParseFloat(row.Values[i], 64); err == nil {
-				if out[row.ID] == nil {
-					out[row.ID] = map[string]float64{}
-				}
-				out[row.ID][f] = v
-			}
+		if c := l.Confidences(row); c != nil {
+			out[row.ID] = c
 		}
 		return nil
 	})

@@ -99,9 +99,6 @@ func Fetch(ctx context.Context, c *Client, opts FetchOptions) (Checkpoint, error
 		return cp, err
 	}
 	cp.Query, cp.QueryKey = opts.Query, key
-	if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
-		return cp, err
-	}
 	f, seen, err := openPartial(partialPath(opts.Out), cp.Bytes)
 	if err != nil {
 		return cp, err

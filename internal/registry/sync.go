@@ -3,6 +3,7 @@ package registry
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -144,7 +145,7 @@ func Sync(ctx context.Context, c *Client, opts SyncOptions) (SyncResult, error) 
 	if err != nil {
 		return res, err
 	}
-	st.DataTimestamp = cmpOr(cp.DataTimestamp, st.DataTimestamp)
+	st.DataTimestamp = cmp.Or(cp.DataTimestamp, st.DataTimestamp)
 	st.Studies, st.SyncedAt, st.Syncs = res.Studies, now().UTC(), st.Syncs+1
 	if err := safefile.WriteJSON(statePath, st); err != nil {
 		return res, err
@@ -152,13 +153,6 @@ func Sync(ctx context.Context, c *Client, opts SyncOptions) (SyncResult, error) 
 	_ = os.Remove(delta)
 	_ = os.Remove(checkpointPath(delta))
 	return res, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // firstSync fetches the whole query into the mirror.

@@ -297,7 +297,28 @@ func ReadFile(path string, fn func(Layout, Row) error) (torn bool, err error) {
 
 // ConfidenceColumn names the column of a field's confidence under --votes: the share of the
 // record's votes that gave the kept value.
-func ConfidenceColumn(field string) string { return field + "_confidence" }
+func ConfidenceColumn(field string) string { return field + confidenceSuffix }
+
+const confidenceSuffix = "_confidence"
+
+// Confidences are a row's --votes confidences by field (none when the layout has no confidence
+// columns).
+func (l Layout) Confidences(r Row) map[string]float64 {
+	var out map[string]float64
+	for i, c := range l.Columns {
+		f, ok := strings.CutSuffix(c, confidenceSuffix)
+		if !ok || i >= len(r.Values) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(r.Values[i], 64); err == nil {
+			if out == nil {
+				out = map[string]float64{}
+			}
+			out[f] = v
+		}
+	}
+	return out
+}
 
 // FallbackCall is the entry of the tool_calls column that marks an agent record a limit sent to
 // the one-shot prompt.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/trialcat/trialcat/internal/llm"
@@ -39,7 +38,7 @@ func (r *runner) cascade(ctx context.Context, rec record.Record) error {
 				}
 				return r.settle(ctx, rec.ID, err, r.votesSpent(rec.ID))
 			}
-			cells, conf = r.majority(votes), r.confidences(votes)
+			cells, conf = r.majority(votes)
 		} else {
 			caller := r.callerFor(req)
 			key := r.cacheKey(req)
@@ -78,21 +77,6 @@ func (r *runner) cascade(ctx context.Context, rec record.Record) error {
 func invalidAnswer(err error) bool {
 	var le *llm.Error
 	return errors.As(err, &le) && (le.Class == llm.ClassSchemaViolation || le.Class == llm.ClassInvalidJSON)
-}
-
-// confidences are each voted field's share of votes for its kept value.
-func (r *runner) confidences(votes []vote) map[string]float64 {
-	cells := r.majority(votes)
-	cols := r.layout.Columns
-	out := map[string]float64{}
-	for i, c := range cols {
-		if f, ok := strings.CutSuffix(c, "_confidence"); ok && i < len(cells) {
-			if v, err := strconv.ParseFloat(cells[i], 64); err == nil {
-				out[f] = v
-			}
-		}
-	}
-	return out
 }
 
 // doubtful says why an answer should go to the next model, or "".

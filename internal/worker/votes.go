@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -122,7 +120,8 @@ func (r *runner) askVotes(ctx context.Context, rec record.Record) error {
 	if err != nil {
 		return r.settle(ctx, rec.ID, err, r.votesSpent(rec.ID))
 	}
-	return r.record(rec.ID, r.votesSpent(rec.ID), answerInfo{cells: r.majority(votes)})
+	cells, _ := r.majority(votes)
+	return r.record(rec.ID, r.votesSpent(rec.ID), answerInfo{cells: cells})
 }
 
 // getVotes returns the --votes answers of stage (a --cascade model) for req, asking those the
@@ -182,8 +181,9 @@ func (r *runner) votesSpent(id string) llm.Result {
 
 // majority is the row's cells from its votes: each category field's most frequent value (a tie
 // goes to the value of the earliest vote among the tied), free-text fields the first vote's,
-// then each category field's confidence, the winner's share of the votes.
-func (r *runner) majority(votes []vote) []string {
+// then each category field's confidence, the winner's share of the votes; and those
+// confidences by field.
+func (r *runner) majority(votes []vote) ([]string, map[string]float64) {
 	cols := r.schema.Columns()
 	cells := make([][]string, len(votes))
 	for i, v := range votes {
@@ -195,6 +195,7 @@ func (r *runner) majority(votes []vote) []string {
 	}
 	out := make([]string, 0, len(r.layout.Columns))
 	var conf []string
+	byField := map[string]float64{}
 	for j, c := range cols {
 		if !voted[c] || len(cells) == 0 {
 			if len(cells) > 0 {
@@ -215,20 +216,16 @@ func (r *runner) majority(votes []vote) []string {
 			}
 		}
 		out = append(out, best)
-		conf = append(conf, strconv.FormatFloat(float64(count[best])/float64(len(cells)), 'f', 3, 64))
+		share := float64(count[best]) / float64(len(cells))
+		byField[c] = share
+		conf = append(conf, strconv.FormatFloat(share, 'f', 3, 64))
 	}
-	return append(out, conf...)
+	return append(out, conf...), byField
 }
-
-// errVotesNeedLayout guards a run.json whose layout lacks the confidence columns.
-var errVotesNeedLayout = errors.New("votes need the confidence columns")
 
 func (r *runner) openVotesLog() error {
 	if r.spec.Votes <= 1 {
 		return nil
-	}
-	if len(r.layout.Columns) == len(r.schema.Columns()) {
-		return fmt.Errorf("%w", errVotesNeedLayout)
 	}
 	var err error
 	r.votes, err = openVotes(r.files.Votes, r.skip)
