@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +36,7 @@ func writeCarried(ctx context.Context, earlierDir string, sch *schema.Schema, to
 		paths = append(paths, earlier.Batch(b.Number))
 	}
 	hashes, err := batch.ContentHashes(ctx, paths, espec.IDField)
-	if os.IsNotExist(err) {
+	if errors.Is(err, os.ErrNotExist) {
 		return 0, usagef("--since-run %s: its batch files are gone, so what its records held is not known; drop --since-run", earlierDir)
 	}
 	if err != nil {

@@ -137,10 +137,11 @@ func (r *runner) getVotes(ctx context.Context, rec record.Record, req llm.Reques
 		}
 		return out
 	}
+	base := r.cacheKey(req) // the request's key; each vote's is derived from it
 	for n := len(of()); n < k; n++ {
-		key := r.cacheKey(req)
+		key := base
 		if key != "" {
-			key = cache.Key(r.cacheHost, []byte(key+"\x00vote="+strconv.Itoa(n)))
+			key = cache.Key(r.cacheHost, []byte(base+"\x00vote="+strconv.Itoa(n)))
 		}
 		var res llm.Result
 		cached := false
