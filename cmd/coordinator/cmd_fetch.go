@@ -131,7 +131,7 @@ func registryError(err error) error {
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("stopped: %w; run the same command again to go on: %w", err, exitcode.ErrInterrupted)
 	}
-	return err
+	return fmt.Errorf("%w; what was fetched is kept: run the same command again to go on", err)
 }
 
 func syncCommand(e env) command {

@@ -123,6 +123,9 @@ func Sync(ctx context.Context, c *Client, opts SyncOptions) (SyncResult, error) 
 	if st.QueryKey != q.SelectionKey() {
 		return SyncResult{}, fmt.Errorf("%s: %w; sync it with its own query (see %s), or give another --mirror", opts.Mirror, ErrOtherQuery, statePath)
 	}
+	if _, err := os.Stat(studies); err != nil {
+		return SyncResult{}, fmt.Errorf("%s says the mirror was synced, but %s is missing (%v); move %s away to sync it from scratch", statePath, studies, err, statePath)
+	}
 	since, err := sinceOf(st.DataTimestamp, overlap)
 	if err != nil {
 		return SyncResult{}, err
