@@ -74,6 +74,8 @@ func newApp(stdout io.Writer, getenv func(string) string) *cli.App {
 			&cli.StringFlag{Name: "agent-tool-first", Usage: "agent: call this offered tool first, with the record's first intervention as {\"name\": ...}"},
 			&cli.Float64Flag{Name: "noise", Usage: "probability that each category field of an answer is another of its values (a model whose answers vary)"},
 			&cli.StringSliceFlag{Name: "model-noise", Usage: "`MODEL=P`: the noise of one model (repeatable)"},
+			&cli.BoolFlag{Name: "prompt-cache", Value: true, Usage: "report cached prompt tokens as OpenAI does (prefixes of 1,024 tokens and more answered before, in 128-token steps); --prompt-cache=false reports none"},
+			&cli.Float64Flag{Name: "flex-unavailable", Usage: "service_tier flex requests refused with 429 Resource Unavailable (fraction of flex requests, 0..1)"},
 			&cli.DurationFlag{Name: "stall-for", Value: 30 * time.Second, Usage: "stall of a --rate-stall request"},
 			&cli.DurationFlag{Name: "retry-after", Usage: "retry-after sent on random 429s (0: none)"},
 			&cli.StringSliceFlag{Name: "fail-id", Usage: "`ID=STATUS`: always answer HTTP STATUS for record ID (repeatable)"},
@@ -119,6 +121,7 @@ func parseOptions(c *cli.Context, getenv func(string) string) (options, error) {
 		InsufficientQuota: c.Bool("insufficient-quota"),
 		Unauthorized:      c.Bool("unauthorized"),
 		RPM:               c.Int("rpm"),
+		PromptCache:       c.Bool("prompt-cache"),
 		TPM:               c.Int("tpm"),
 		Latency: fakeai.LatencyModel{
 			Base:           c.Duration("latency-base"),
@@ -161,6 +164,7 @@ func parseOptions(c *cli.Context, getenv func(string) string) (options, error) {
 	}{
 		{"agent-broken-args", &cfg.Agent.RateBrokenArgs}, {"agent-unknown-tool", &cfg.Agent.RateUnknownTool},
 		{"agent-text", &cfg.Agent.RateText}, {"agent-schema-break", &cfg.Agent.RateSchemaBreak}, {"agent-never-submit", &cfg.Agent.RateNeverSubmit},
+		{"flex-unavailable", &cfg.FlexUnavailable},
 	} {
 		if v := c.Float64(r.flag); v < 0 || v > 1 {
 			return options{}, fmt.Errorf("--%s %v: must be between 0 and 1: %w", r.flag, v, exitcode.ErrUsage)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -206,8 +207,10 @@ type Outcome struct {
 	// ToolCalls counts calls by tool name.
 	ToolCalls map[string]int
 	Usage     llm.Usage
-	ByModel   map[string]llm.Usage
+	Billed    map[llm.Charge]llm.Usage
 	Latency   time.Duration
+	// Tier is the service tier of the last turn's answer.
+	Tier string
 }
 
 // nudge is said once to a model that answered with text.
@@ -218,7 +221,7 @@ const nudge = "Answer by calling " + ToolSubmit + " with every field; text answe
 // when an external tool's server failed, and the TurnFunc's error when a request failed for good;
 // the Outcome counts what was spent either way. observe, when set, sees each step as it ends.
 func (a *Agent) Run(ctx context.Context, r *Record, turn TurnFunc, observe func(Step)) (Outcome, error) {
-	out := Outcome{ToolCalls: map[string]int{}, ByModel: map[string]llm.Usage{}}
+	out := Outcome{ToolCalls: map[string]int{}, Billed: map[llm.Charge]llm.Usage{}}
 	msgs := append([]llm.Message(nil), r.first...)
 	nudged := false
 	for n := 1; ; n++ {
@@ -231,9 +234,10 @@ func (a *Agent) Run(ctx context.Context, r *Record, turn TurnFunc, observe func(
 		res, err := turn(ctx, msgs, n)
 		out.Attempts += res.Attempts
 		out.Usage = out.Usage.Add(res.Usage)
-		for m, u := range res.ByModel {
-			out.ByModel[m] = out.ByModel[m].Add(u)
+		for m, u := range res.Billed {
+			out.Billed[m] = out.Billed[m].Add(u)
 		}
+		out.Tier = cmp.Or(res.Tier, out.Tier)
 		out.Latency += res.Latency
 		if res.Model != "" {
 			out.Model = res.Model

@@ -42,7 +42,7 @@ func TestOfflineRunOnBundledSample(t *testing.T) {
 	}
 	rows := readCSV(t, filepath.Join(out, "final_results.csv"))
 	wantHeader := append([]string{"nct_id"}, taxonomy.MustSchema().Columns()...)
-	wantHeader = append(wantHeader, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached", "cached_tokens", "turns", "tool_calls", "source", "decided_by", "escalated")
+	wantHeader = append(wantHeader, "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached", "cached_tokens", "turns", "tool_calls", "source", "decided_by", "escalated", "service_tier")
 	if !reflect.DeepEqual(rows[0], wantHeader) {
 		t.Errorf("header = %v\nwant %v", rows[0], wantHeader)
 	}
@@ -444,11 +444,12 @@ func TestStreamDeliversRecordsWhileTheRunGoes(t *testing.T) {
 	ids := map[string]int{}
 	first := true
 	for sc.Scan() {
-		var m map[string]string
+		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("stdout line is not a record: %q", sc.Text())
 		}
-		ids[m["nct_id"]]++
+		id, _ := m["nct_id"].(string)
+		ids[id]++
 		if first {
 			first = false
 			// 100 records at 100 ms over 2 workers take about 5 s: the first line is early.

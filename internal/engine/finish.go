@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/merge"
 	"github.com/trialcat/trialcat/internal/proc"
 	"github.com/trialcat/trialcat/internal/report"
@@ -78,6 +79,9 @@ func finish(ctx context.Context, opts *Options, deps *Deps, spec *runspec.Spec, 
 	}
 	sum.WorkerProcesses = int(s.procs.Load())
 	sum.Hedged, sum.HedgeWins = snap.Hedged, snap.HedgeWins
+	if spec.ServiceTier == llm.TierFlex || snap.FlexRefusals > 0 {
+		sum.Flex = &summary.Flex{Refusals: snap.FlexRefusals, FellBack: snap.FlexFellBack}
+	}
 	if sum.Hedged > 0 {
 		deps.Log.Info(fmt.Sprintf("hedged %d requests running past the p90 latency (--hedge %g): the copy's answer was kept for %d", sum.Hedged, spec.Hedge, sum.HedgeWins))
 	}
@@ -191,12 +195,16 @@ type totals struct {
 	confN         map[string]int64
 	agent         summary.Agent
 	failedByClass map[string]int64
-	perWorker     map[int]*summary.WorkerSummary
-	err           error // the first row that did not decode
+	// costByModel, costByTier and tiers split the rows' costs and counts.
+	costByModel, costByTier map[string]float64
+	tiers                   map[string]int64
+	perWorker               map[int]*summary.WorkerSummary
+	err                     error // the first row that did not decode
 }
 
 func newTotals(layout results.Layout) *totals {
 	return &totals{layout: layout, failedByClass: map[string]int64{}, perWorker: map[int]*summary.WorkerSummary{},
+		costByModel: map[string]float64{}, costByTier: map[string]float64{}, tiers: map[string]int64{},
 		agent: summary.Agent{TurnsHistogram: map[string]int64{}, ToolCalls: map[string]int64{}}}
 }
 
@@ -220,6 +228,9 @@ func (t *totals) result(cells []string) {
 	t.input += row.InputTokens
 	t.output += row.OutputTokens
 	t.cost += row.CostUSD
+	t.costByModel[row.Model] += row.CostUSD
+	t.costByTier[row.ServiceTier] += row.CostUSD
+	t.tiers[row.ServiceTier]++
 	if row.Cached {
 		t.cached++
 	}
@@ -287,6 +298,20 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 	sum.RequestSeconds, sum.CostKnown = t.requestSeconds, !t.costUnknown
 	sum.InputTokens, sum.OutputTokens, sum.CostUSD, sum.Cached = t.input, t.output, t.cost, t.cached
 	sum.CachedInputTokens, sum.Carried = t.cachedTokens, t.carried
+	if t.input > 0 {
+		sum.CachedShare = math.Round(float64(t.cachedTokens)/float64(t.input)*1000) / 1000
+	}
+	if n := t.tiers; len(n) > 0 {
+		var rows int64
+		for _, k := range n {
+			rows += k
+		}
+		sum.CostPerRecord = t.cost / float64(rows)
+		sum.CostByModel, sum.CostByTier = roundedCosts(t.costByModel), roundedCosts(t.costByTier)
+		if len(n) > 1 || n[""] == 0 {
+			sum.ServiceTiers = n
+		}
+	}
 	sum.Reviewed, sum.StaleReviews = t.reviewed, t.staleReviews
 	if t.decidedBy != nil {
 		var n int64
@@ -319,6 +344,15 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 		sum.Workers = append(sum.Workers, w)
 	}
 	return nil
+}
+
+// roundedCosts is costs rounded to the micro-dollar, as the rows' cells are.
+func roundedCosts(costs map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(costs))
+	for k, v := range costs {
+		out[k] = math.Round(v*1e6) / 1e6
+	}
+	return out
 }
 
 // slotRow sums the batches one worker slot ran.
@@ -361,7 +395,14 @@ func bySlot(ws []summary.WorkerSummary) []slotRow {
 // finished run asked again ran none, and the last pass's figures are not reprinted as this one's.
 func printSummary(sum *summary.Summary, w io.Writer, thisPass bool) {
 	fmt.Fprintf(w, "\n%d records: %d succeeded, %d failed, %d remaining  (%s, model %s)\n", sum.Records, sum.Succeeded, sum.Failed, sum.Remaining, sum.Provider, sum.Model)
-	fmt.Fprintf(w, "whole run: tokens in %d, out %d; estimated cost %s\n", sum.InputTokens, sum.OutputTokens, sum.Cost())
+	fmt.Fprintf(w, "whole run: tokens in %d (%.0f%% from the provider's prompt cache), out %d; estimated cost %s", sum.InputTokens, 100*sum.CachedShare, sum.OutputTokens, sum.Cost())
+	if sum.CostKnown && sum.Succeeded > 0 {
+		fmt.Fprintf(w, ", $%.6f a record", sum.CostPerRecord)
+	}
+	fmt.Fprintln(w)
+	if f := sum.Flex; f != nil {
+		fmt.Fprintf(w, "this pass: flex tier refused %d requests; %d records went on the default tier after --flex-fallback refusals\n", f.Refusals, f.FellBack)
+	}
 	if sum.Cached > 0 {
 		fmt.Fprintf(w, "whole run: %d answers from the response cache (no request, cost 0)\n", sum.Cached)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -140,16 +141,38 @@ func assertExactlyOnce(t testing.TB, out string, ids []string) (succeeded, faile
 	// results.jsonl, when the run wrote one, holds each answered record exactly once.
 	if data, err := os.ReadFile(filepath.Join(out, "results.jsonl")); err == nil {
 		streamed := map[string]int{}
+		idColumn := readCSV(t, filepath.Join(out, "final_results.csv"))[0][0]
+		var streamedCost float64
 		for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
 			if len(line) == 0 {
 				continue
 			}
-			var m map[string]string
+			var m map[string]any
 			if err := json.Unmarshal(line, &m); err != nil {
-				t.Errorf("results.jsonl: a line that is not a JSON object of strings: %q", line)
+				t.Errorf("results.jsonl: a line that is not a JSON object: %q", line)
 				continue
 			}
-			streamed[m[readCSV(t, filepath.Join(out, "final_results.csv"))[0][0]]]++
+			id, ok := m[idColumn].(string)
+			if !ok {
+				t.Errorf("results.jsonl: the ID %s is not a string: %q", idColumn, line)
+			}
+			for _, col := range []string{"input_tokens", "output_tokens", "cached_tokens", "attempts", "latency_ms"} {
+				if _, ok := m[col].(float64); !ok {
+					t.Errorf("results.jsonl: %s is not a JSON number: %q", col, line)
+				}
+			}
+			c, _ := m["cost_usd"].(float64)
+			streamedCost += c
+			streamed[id]++
+		}
+		// The per-record costs sum to the summary's, to the cent, when every answer is streamed.
+		var sum struct {
+			Cost      *float64 `json:"estimated_cost_usd"`
+			Succeeded int      `json:"succeeded"`
+		}
+		if b, err := os.ReadFile(filepath.Join(out, "summary.json")); err == nil && json.Unmarshal(b, &sum) == nil &&
+			sum.Cost != nil && len(streamed) == sum.Succeeded && math.Abs(streamedCost-*sum.Cost) >= 0.005 {
+			t.Errorf("results.jsonl's costs sum to $%.6f, summary.json says $%.6f", streamedCost, *sum.Cost)
 		}
 		for id, f := range seen {
 			if f == "final_results.csv" && streamed[id] != 1 {

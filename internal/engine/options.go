@@ -16,6 +16,7 @@ import (
 	"github.com/trialcat/trialcat/internal/agent"
 	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
+	"github.com/trialcat/trialcat/internal/llm"
 	"github.com/trialcat/trialcat/internal/runspec"
 	"github.com/trialcat/trialcat/internal/slurm"
 )
@@ -102,6 +103,16 @@ type Options struct {
 	// since take its answers without a request.
 	SinceRun string
 
+	// ServiceTier is --service-tier (flex, default, priority or auto; "" sends none);
+	// FlexFallback the flex refusals of one request after which it goes on the default tier
+	// (0: never).
+	ServiceTier  string
+	FlexFallback int
+	// PromptCacheKey is --prompt-cache-key: "" derives one from the run's settings, "off" sends
+	// none. CacheRetention is --cache-retention (in_memory or 24h; "" sends none).
+	PromptCacheKey string
+	CacheRetention string
+
 	// Stream is "-" to write each answered record's JSON line to Deps.StreamTo (standard
 	// output) as well as to results.jsonl.
 	Stream string
@@ -167,10 +178,15 @@ const (
 	DefaultOut         = "output"
 	DefaultMaxAttempts = 5
 	DefaultTimeout     = 120 * time.Second
-	DefaultMaxRestarts = 3
-	DefaultGrace       = 10 * time.Second
-	DefaultStallAfter  = 60 * time.Second
-	DefaultWorkers     = 20
+	// DefaultFlexTimeout is the per-attempt timeout of a --service-tier flex run without
+	// --timeout: flex answers may queue, and OpenAI advises waiting up to 15 minutes.
+	DefaultFlexTimeout = 15 * time.Minute
+	// DefaultFlexFallback is --flex-fallback's default.
+	DefaultFlexFallback = 3
+	DefaultMaxRestarts  = 3
+	DefaultGrace        = 10 * time.Second
+	DefaultStallAfter   = 60 * time.Second
+	DefaultWorkers      = 20
 	// DefaultConfidence is --confidence's default: with 3 votes a 2-to-1 majority passes, a
 	// three-way split does not.
 	DefaultConfidence = 0.6
@@ -183,7 +199,7 @@ const (
 func DefaultOptions() Options {
 	return Options{
 		Out: DefaultOut, Workers: DefaultWorkers, Concurrency: 1, Provider: "auto", Model: DefaultModel,
-		Backend: runspec.BackendLive, MaxAttempts: DefaultMaxAttempts, Timeout: DefaultTimeout,
+		Backend: runspec.BackendLive, MaxAttempts: DefaultMaxAttempts, FlexFallback: DefaultFlexFallback,
 		MaxRestarts: DefaultMaxRestarts, Grace: DefaultGrace, StallAfter: DefaultStallAfter,
 		ProgressEvery: DefaultProgressEvery,
 		AgentMaxTurns: agent.DefaultMaxTurns, AgentMaxTokens: agent.DefaultMaxTokens,
@@ -206,6 +222,15 @@ func (o *Options) check() error {
 	if o.AgentMaxTurns == 0 {
 		o.AgentMaxTurns = agent.DefaultMaxTurns
 	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+		if o.ServiceTier == llm.TierFlex {
+			o.Timeout = DefaultFlexTimeout
+		}
+	}
+	if err := o.checkDelivery(); err != nil {
+		return err
+	}
 	switch {
 	case o.Input == "":
 		return usagef("--input is required: the JSON, JSON Lines or CSV file of records to categorize")
@@ -217,7 +242,7 @@ func (o *Options) check() error {
 		return usagef("--max-attempts %d: need at least 1", o.MaxAttempts)
 	case o.Concurrency < 1:
 		return usagef("--concurrency %d: need at least 1 request in flight per worker", o.Concurrency)
-	case o.Timeout <= 0:
+	case o.Timeout < 0:
 		return usagef("--timeout %s: need a positive per-attempt timeout such as 120s", o.Timeout)
 	case o.MaxRestarts < 0:
 		return usagef("--max-restarts %d: cannot be negative", o.MaxRestarts)
@@ -280,6 +305,33 @@ func (o *Options) check() error {
 	}
 	if _, err := o.batchCount(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkDelivery checks the settings that steer only price and speed: the service tier and the
+// prompt cache.
+func (o *Options) checkDelivery() error {
+	switch o.ServiceTier {
+	case "", llm.TierFlex, llm.TierDefault, llm.TierPriority, llm.TierAuto:
+	default:
+		return usagef("--service-tier %q: want flex (Batch API prices, slower, may be refused), default, priority or auto", o.ServiceTier)
+	}
+	if o.ServiceTier != "" && o.Backend == runspec.BackendBatchAPI {
+		return usagef("--service-tier chooses the tier of live requests; the Batch API has its own price and window: drop one")
+	}
+	if o.FlexFallback < 0 {
+		return usagef("--flex-fallback %d: cannot be negative (0 keeps a refused request on flex)", o.FlexFallback)
+	}
+	switch o.CacheRetention {
+	case "", "in_memory", "24h":
+	case "in-memory":
+		o.CacheRetention = "in_memory"
+	default:
+		return usagef("--cache-retention %q: want in_memory (the provider's default) or 24h (for the models that offer it)", o.CacheRetention)
+	}
+	if len(o.PromptCacheKey) > 1024 {
+		return usagef("--prompt-cache-key is %d bytes: keep it short (an ID for the run's static prefix)", len(o.PromptCacheKey))
 	}
 	return nil
 }

@@ -158,6 +158,7 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		Dedupe: opts.Dedupe, MaxAttempts: opts.MaxAttempts, Timeout: runspec.Duration(opts.Timeout),
 		Concurrency: opts.Concurrency, Hedge: opts.Hedge, Votes: opts.Votes, RPM: opts.RPM, TPM: opts.TPM, MaxInputTokens: opts.MaxInputTokens,
 		Workers: opts.Workers, BatchMode: opts.batchMode(), Backend: opts.Backend,
+		ServiceTier: opts.ServiceTier, FlexFallback: opts.FlexFallback, CacheRetention: opts.CacheRetention,
 		BatchAPI: runspec.BatchAPI{Poll: runspec.Duration(opts.BatchPoll), MaxRequests: opts.BatchMaxRequests, MaxBytes: opts.BatchMaxBytes},
 		Input:    runspec.Input{Path: opts.Input, Format: string(stats.Format), SHA256: stats.SHA256, Records: stats.Records, Dropped: len(stats.Dropped)},
 	}
@@ -171,6 +172,7 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 	if spec.Agent, err = agentSpec(opts, deps, ins, provider); err != nil {
 		return err
 	}
+	spec.PromptCacheKey = promptCacheKey(opts.PromptCacheKey, spec)
 	if opts.Cache != "" && provider == runspec.ProviderOpenAI {
 		if spec.Cache, err = cacheDir(opts.Cache); err != nil {
 			return err
@@ -524,4 +526,16 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return nil
+}
+
+// promptCacheKey is the prompt_cache_key the run sends: --prompt-cache-key, derived from the
+// run's static prefix when not given, none for "off".
+func promptCacheKey(flag string, spec *runspec.Spec) string {
+	switch flag {
+	case "":
+		return spec.DerivedCacheKey()
+	case "off":
+		return ""
+	}
+	return flag
 }

@@ -21,6 +21,11 @@ type ChatRequest struct {
 	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
 	// Tools are the functions offered; with them the answer is a tool call (see agent.go).
 	Tools []ToolDef `json:"tools,omitempty"`
+	// PromptCacheKey, PromptCacheRetention and ServiceTier are recorded in Stats; ServiceTier
+	// "flex" may be refused (Config.FlexUnavailable) and is echoed in the answer.
+	PromptCacheKey       string `json:"prompt_cache_key,omitempty"`
+	PromptCacheRetention string `json:"prompt_cache_retention,omitempty"`
+	ServiceTier          string `json:"service_tier,omitempty"`
 	// Raw holds every top-level field of the body as sent.
 	Raw map[string]json.RawMessage `json:"-"`
 }
@@ -120,20 +125,24 @@ func (r ChatRequest) RecordID() string {
 	return "unknown"
 }
 
-// promptText returns the text of all messages, their tool calls, and the tools offered: what a
-// provider counts as prompt tokens.
+// promptText returns what a provider counts as prompt tokens, in the order it caches them: the
+// tools offered and the response schema, then the text of all messages and their tool calls.
 func (r ChatRequest) promptText() string {
 	var b strings.Builder
+	if len(r.Tools) > 0 {
+		t, _ := json.Marshal(r.Tools)
+		b.Write(t)
+	}
+	if s := r.Schema(); s != nil {
+		t, _ := json.Marshal(s)
+		b.Write(t)
+	}
 	for _, m := range r.Messages {
 		b.WriteString(m.Text())
 		for _, c := range m.ToolCalls {
 			b.WriteString(c.Function.Name)
 			b.WriteString(c.Function.Arguments)
 		}
-	}
-	if len(r.Tools) > 0 {
-		t, _ := json.Marshal(r.Tools)
-		b.Write(t)
 	}
 	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -32,6 +33,8 @@ const (
 	Kind401         = "401"
 	Kind400         = "400"
 	KindQuota       = "quota"
+	// KindFlexUnavailable is a service_tier flex request refused for want of capacity.
+	KindFlexUnavailable = "flex_unavailable"
 )
 
 // Config sets the server's behaviour. The zero value answers every request correctly and
@@ -93,6 +96,13 @@ type Config struct {
 	// ModelNoise sets Noise per model (a weak model errs more than a strong one); a model not
 	// in it has Noise.
 	ModelNoise map[string]float64
+
+	// PromptCache reports cached prompt tokens as the provider does (see cache.go): a prefix of
+	// 1,024 tokens or more, in 128-token steps, of a request answered before with the same model.
+	PromptCache bool
+	// FlexUnavailable is the share of service_tier "flex" requests refused with 429 "Resource
+	// Unavailable" (drawn per request), as the flex tier does when it lacks capacity.
+	FlexUnavailable float64
 }
 
 // LatencyModel is the delay of an answer: (Base + PerPromptToken*promptTokens) times a
@@ -127,6 +137,14 @@ type Stats struct {
 	ToolCalls map[string]int `json:"tool_calls"`
 	// PerModel counts authenticated, well-formed requests by model.
 	PerModel map[string]int `json:"per_model"`
+	// CachedTokens sums the cached_tokens of every completion answered.
+	CachedTokens int64 `json:"cached_tokens"`
+	// ServiceTiers, CacheKeys and CacheRetentions count well-formed requests by the
+	// service_tier, prompt_cache_key and prompt_cache_retention they were sent with ("" for
+	// none).
+	ServiceTiers    map[string]int `json:"service_tiers"`
+	CacheKeys       map[string]int `json:"cache_keys"`
+	CacheRetentions map[string]int `json:"cache_retentions"`
 }
 
 // Server is the fake. It is an http.Handler safe for concurrent use.
@@ -142,6 +160,7 @@ type Server struct {
 	seq    int64
 	stats  Stats
 	window []admitted // accepted requests of the last 60s, oldest first
+	cache  promptCache
 }
 
 type admitted struct {
@@ -158,10 +177,11 @@ func New(cfg Config) *Server {
 		now = time.Now
 	}
 	return &Server{
-		cfg:   cfg,
-		now:   now,
-		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
-		stats: Stats{PerID: map[string]int{}, Answers: map[string]int{}, ToolCalls: map[string]int{}, PerModel: map[string]int{}},
+		cfg: cfg,
+		now: now,
+		rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
+		stats: Stats{PerID: map[string]int{}, Answers: map[string]int{}, ToolCalls: map[string]int{}, PerModel: map[string]int{},
+			ServiceTiers: map[string]int{}, CacheKeys: map[string]int{}, CacheRetentions: map[string]int{}},
 	}
 }
 
@@ -169,29 +189,20 @@ func New(cfg Config) *Server {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Stats{
+	return Stats{
 		Requests:         s.stats.Requests,
-		PerID:            make(map[string]int, len(s.stats.PerID)),
-		Answers:          make(map[string]int, len(s.stats.Answers)),
+		PerID:            maps.Clone(s.stats.PerID),
+		Answers:          maps.Clone(s.stats.Answers),
 		Accepted:         append([]time.Time(nil), s.stats.Accepted...),
 		PromptTokens:     s.stats.PromptTokens,
 		CompletionTokens: s.stats.CompletionTokens,
-		ToolCalls:        make(map[string]int, len(s.stats.ToolCalls)),
-		PerModel:         make(map[string]int, len(s.stats.PerModel)),
+		CachedTokens:     s.stats.CachedTokens,
+		ToolCalls:        maps.Clone(s.stats.ToolCalls),
+		PerModel:         maps.Clone(s.stats.PerModel),
+		ServiceTiers:     maps.Clone(s.stats.ServiceTiers),
+		CacheKeys:        maps.Clone(s.stats.CacheKeys),
+		CacheRetentions:  maps.Clone(s.stats.CacheRetentions),
 	}
-	for k, v := range s.stats.PerModel {
-		out.PerModel[k] = v
-	}
-	for k, v := range s.stats.ToolCalls {
-		out.ToolCalls[k] = v
-	}
-	for k, v := range s.stats.PerID {
-		out.PerID[k] = v
-	}
-	for k, v := range s.stats.Answers {
-		out.Answers[k] = v
-	}
-	return out
 }
 
 func (s *Server) count(kind string) {
@@ -247,7 +258,11 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.PerID[id]++
 	s.stats.PerModel[req.Model]++
+	s.stats.ServiceTiers[req.ServiceTier]++
+	s.stats.CacheKeys[req.PromptCacheKey]++
+	s.stats.CacheRetentions[req.PromptCacheRetention]++
 	nth := s.stats.PerID[id]
+	flexRefused := req.ServiceTier == "flex" && s.cfg.FlexUnavailable > 0 && s.rng.Float64() < s.cfg.FlexUnavailable
 	s.mu.Unlock()
 
 	if s.cfg.InsufficientQuota {
@@ -266,6 +281,11 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 		}
 		s.count(kind)
 		writeError(w, st, fmt.Sprintf("fakeai: record %s always fails with HTTP %d", id, st), "invalid_request_error", "", "")
+		return
+	}
+	if flexRefused {
+		s.count(KindFlexUnavailable)
+		writeError(w, http.StatusTooManyRequests, "Resource Unavailable: the flex tier has no capacity for this request now. Retry later, or send it on the default tier.", "resource_unavailable", "", "resource_unavailable")
 		return
 	}
 
@@ -318,7 +338,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 		if t.kind != KindStall {
 			s.count(t.kind)
 		}
-		s.writeCompletion(w, req.Model, reply{content: t.text, calls: t.calls}, promptTokens)
+		s.writeCompletion(w, req, reply{content: t.text, calls: t.calls}, prompt)
 		return
 	}
 	var answer map[string]any
@@ -358,7 +378,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	if fault != KindStall {
 		s.count(fault)
 	}
-	s.writeCompletion(w, req.Model, reply{content: content, refusal: refusal, finish: finish}, promptTokens)
+	s.writeCompletion(w, req, reply{content: content, refusal: refusal, finish: finish}, prompt)
 }
 
 // reply is the message of a completion: content, a refusal, or tool calls.
@@ -482,7 +502,14 @@ func setRetryAfter(h http.Header, d time.Duration) {
 	h.Set("retry-after", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
 }
 
-func (s *Server) writeCompletion(w http.ResponseWriter, model string, r reply, promptTokens int) {
+// writeCompletion answers req with r. prompt is req's prompt text: its tokens, and its prefixes
+// for the prompt cache, which the answer then holds.
+func (s *Server) writeCompletion(w http.ResponseWriter, req ChatRequest, r reply, prompt string) {
+	promptTokens := max(1, len(prompt)/bytesPerToken)
+	var prefixes []uint64
+	if s.cfg.PromptCache {
+		prefixes = prefixHashes(req.Model, prompt)
+	}
 	completionTokens := len(r.content) / 4
 	if r.refusal != "" {
 		completionTokens = len(r.refusal) / 4
@@ -494,7 +521,12 @@ func (s *Server) writeCompletion(w http.ResponseWriter, model string, r reply, p
 	s.seq++
 	seq := s.seq
 	created := s.now().Unix()
+	cached := s.cache.hit(prefixes)
+	if len(prefixes) > 0 {
+		s.cache.add(prefixes)
+	}
 	s.stats.PromptTokens += int64(promptTokens)
+	s.stats.CachedTokens += int64(cached)
 	s.stats.CompletionTokens += int64(completionTokens)
 	for _, c := range r.calls {
 		s.stats.ToolCalls[c.Function.Name]++
@@ -523,7 +555,7 @@ func (s *Server) writeCompletion(w http.ResponseWriter, model string, r reply, p
 		"id":      fmt.Sprintf("chatcmpl-fake%08d", seq),
 		"object":  "chat.completion",
 		"created": created,
-		"model":   model,
+		"model":   req.Model,
 		"choices": []any{map[string]any{
 			"index":         0,
 			"message":       message,
@@ -535,7 +567,7 @@ func (s *Server) writeCompletion(w http.ResponseWriter, model string, r reply, p
 			"completion_tokens": completionTokens,
 			"total_tokens":      promptTokens + completionTokens,
 			"prompt_tokens_details": map[string]any{
-				"cached_tokens": 0,
+				"cached_tokens": cached,
 				"audio_tokens":  0,
 			},
 			"completion_tokens_details": map[string]any{
@@ -545,10 +577,20 @@ func (s *Server) writeCompletion(w http.ResponseWriter, model string, r reply, p
 				"rejected_prediction_tokens": 0,
 			},
 		},
-		"service_tier":       "default",
+		"service_tier":       servedTier(req.ServiceTier),
 		"system_fingerprint": "fp_fakeai",
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// servedTier is the tier an answer says it was served on: flex and priority as asked, the
+// default tier for the rest ("auto" included).
+func servedTier(asked string) string {
+	switch asked {
+	case "flex", "priority":
+		return asked
+	}
+	return "default"
 }
 
 func writeError(w http.ResponseWriter, status int, msg, typ, param, code string) {

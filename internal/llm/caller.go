@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,8 @@ type Attempt struct {
 	Err *Error
 	// Model is the model that answered, or the requested one when none did.
 	Model string
+	// Tier is the service tier the attempt was served on (as the server said, else as asked).
+	Tier string
 	// Delay is the pause before the next attempt; 0 when there is none.
 	Delay time.Duration
 	// RateLimit holds the answer's rate-limit headers, nil when there were none.
@@ -62,6 +65,9 @@ type Caller struct {
 	EscalateModel string
 	// EscalateAfter is the number of invalid answers before escalating; below 1 means 2.
 	EscalateAfter int
+	// FlexFallback, when above 0, sends a request on the default tier once the flex tier refused
+	// it (ClassFlexUnavailable) that many times; 0 keeps retrying on flex for FreeRetryFor.
+	FlexFallback int
 	// FreeRetryFor bounds how long one record keeps retrying attempts that failed through no
 	// fault of its own, a server it cannot reach or a 429 (they do not count toward
 	// MaxAttempts); 0 means DefaultFreeRetryFor. Past it, Call returns the last such error: the
@@ -75,7 +81,9 @@ const DefaultFreeRetryFor = 10 * time.Minute
 // Free reports whether an attempt that failed so is not the record's fault and does not count
 // toward its attempts: the server could not be reached, or asked to slow down (a 429 the rate
 // limiter could not avoid).
-func (e *Error) Free() bool { return e.Class == ClassUnreachable || e.Class == ClassRateLimited }
+func (e *Error) Free() bool {
+	return e.Class == ClassUnreachable || e.Class == ClassRateLimited || e.Class == ClassFlexUnavailable
+}
 
 // Result is the outcome of Call.
 type Result struct {
@@ -89,12 +97,27 @@ type Result struct {
 	Model string
 	// Usage is summed over all attempts of this call, failed ones included.
 	Usage Usage
-	// ByModel splits Usage by the model each attempt went to, for pricing.
-	ByModel map[string]Usage
+	// Billed splits Usage by the model each attempt went to and the tier it was served on, for
+	// pricing.
+	Billed map[Charge]Usage
+	// Tier is the service tier the answer was served on: as the server said, else as asked (""
+	// when neither said).
+	Tier string
+	// FlexRefusals counts the attempts the flex tier refused (ClassFlexUnavailable); FellBack
+	// says the request then went on the default tier (Caller.FlexFallback).
+	FlexRefusals int
+	FellBack     bool
 	// Attempts counts attempts, prior ones included.
 	Attempts int
 	// Latency is the latency of the last attempt (the successful one on success).
 	Latency time.Duration
+}
+
+// Charge is what an attempt's tokens are priced by: the model that answered and the service tier
+// it was served on ("" for a server that names none: the default tier).
+type Charge struct {
+	Model string
+	Tier  string
 }
 
 // Plus is r followed by next (a second request about the same record): next's answer, model
@@ -104,12 +127,14 @@ func (r Result) Plus(next Result) Result {
 	out.Usage = r.Usage.Add(next.Usage)
 	out.Attempts = r.Attempts + next.Attempts
 	out.Latency = r.Latency + next.Latency
-	out.ByModel = map[string]Usage{}
-	for _, m := range []map[string]Usage{r.ByModel, next.ByModel} {
+	out.Billed = map[Charge]Usage{}
+	for _, m := range []map[Charge]Usage{r.Billed, next.Billed} {
 		for k, u := range m {
-			out.ByModel[k] = out.ByModel[k].Add(u)
+			out.Billed[k] = out.Billed[k].Add(u)
 		}
 	}
+	out.FlexRefusals = r.FlexRefusals + next.FlexRefusals
+	out.FellBack = r.FellBack || next.FellBack
 	if out.Model == "" {
 		out.Model = r.Model
 	}
@@ -122,7 +147,7 @@ func (r Result) Plus(next Result) Result {
 // ErrAttemptsExhausted when no attempt was left. Result.Attempts and Result.Usage are set
 // even on failure.
 func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Result, error) {
-	res := Result{Attempts: priorAttempts, Model: req.Model, ByModel: map[string]Usage{}}
+	res := Result{Attempts: priorAttempts, Model: req.Model, Billed: map[Charge]Usage{}}
 	escalateAfter := c.EscalateAfter
 	if escalateAfter < 1 {
 		escalateAfter = 2
@@ -166,21 +191,36 @@ func (c *Caller) Call(ctx context.Context, req Request, priorAttempts int) (Resu
 		if rep.Model != "" {
 			res.Model = rep.Model
 		}
-		res.ByModel[res.Model] = res.ByModel[res.Model].Add(rep.Usage)
+		tier := cmp.Or(rep.ServiceTier, req.ServiceTier)
+		if rep.Usage != (Usage{}) {
+			res.Billed[Charge{res.Model, tier}] = res.Billed[Charge{res.Model, tier}].Add(rep.Usage)
+		}
 		if e != nil && (e.Class == ClassInvalidJSON || e.Class == ClassSchemaViolation) {
 			invalid++
 			if c.EscalateModel != "" && invalid >= escalateAfter && req.Model != c.EscalateModel {
 				req.Model = c.EscalateModel
 			}
 		}
-		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model, RateLimit: rep.RateLimit, Warning: rep.Warning}
+		at := Attempt{RecordID: req.RecordID, Attempt: n, Latency: lat, Usage: rep.Usage, Err: e, Model: res.Model, Tier: tier, RateLimit: rep.RateLimit, Warning: rep.Warning}
 		if e != nil && e.RateLimit != nil {
 			at.RateLimit = e.RateLimit
 		}
 		if e == nil {
-			res.Values, res.Content, res.ToolCalls = vals, rep.Content, rep.ToolCalls
+			res.Values, res.Content, res.ToolCalls, res.Tier = vals, rep.Content, rep.ToolCalls, tier
 			c.report(at)
 			return res, nil
+		}
+		if e.Class == ClassFlexUnavailable {
+			res.FlexRefusals++
+			if c.FlexFallback > 0 && res.FlexRefusals >= c.FlexFallback && req.ServiceTier != TierDefault {
+				// The flex tier refused this request often enough: send it on the default tier
+				// now, at the default tier's price, rather than wait for capacity.
+				req.ServiceTier, res.FellBack = TierDefault, true
+				res.Attempts = n - 1
+				c.report(at)
+				n--
+				continue
+			}
 		}
 		if e.Free() {
 			// Not an attempt of the record's: try again after a backoff, without counting, for

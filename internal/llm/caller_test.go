@@ -377,7 +377,7 @@ func TestCallEscalatesAfterInvalidAnswers(t *testing.T) {
 	if res.Model != "big-2025" || res.Attempts != 3 {
 		t.Errorf("result model %q attempts %d", res.Model, res.Attempts)
 	}
-	if res.ByModel["small"].InputTokens != 10 || res.ByModel["big-2025"].InputTokens != 10 {
-		t.Errorf("usage by model = %+v", res.ByModel)
+	if res.Billed[Charge{Model: "small"}].InputTokens != 10 || res.Billed[Charge{Model: "big-2025"}].InputTokens != 10 {
+		t.Errorf("usage by model = %+v", res.Billed)
 	}
 }

@@ -74,6 +74,10 @@ const (
 	ClassEndpointNotFound Class = "endpoint_not_found"
 	// ClassResponseTooLarge is an answer whose body passed OpenAIConfig.MaxResponseBytes.
 	ClassResponseTooLarge Class = "response_too_large"
+	// ClassFlexUnavailable is HTTP 429 "Resource Unavailable" to a service_tier flex request: the
+	// flex tier has no capacity now. It is retried after a backoff without using up the record's
+	// attempts and, after Caller.FlexFallback of them, sent on the default tier.
+	ClassFlexUnavailable Class = "flex_unavailable"
 	// ClassWorkerCrashed marks a record whose every attempt ended with the worker process dying
 	// (killed, out of memory, a crash): it is not sent again.
 	ClassWorkerCrashed Class = "worker_crashed"
@@ -120,7 +124,7 @@ func (e *Error) Unwrap() error { return e.cause }
 // Retryable reports whether another attempt may succeed.
 func (e *Error) Retryable() bool {
 	switch e.Class {
-	case ClassRateLimited, ClassServerError, ClassTimeout, ClassConnection,
+	case ClassRateLimited, ClassFlexUnavailable, ClassServerError, ClassTimeout, ClassConnection,
 		ClassInvalidJSON, ClassSchemaViolation, ClassRefusal, ClassTruncated, ClassResponseTooLarge,
 		ClassUnreachable, ClassEndpointNotFound:
 		return true
@@ -247,6 +251,9 @@ func classifyAPI(ae *openai.Error) *Error {
 		e.Class = ClassAuth
 	case s == http.StatusTooManyRequests && strings.Contains(code, "insufficient_quota"):
 		e.Class = ClassInsufficientQuota
+	case s == http.StatusTooManyRequests && (strings.Contains(code, "resource_unavailable") ||
+		strings.Contains(strings.ToLower(ae.Message), "resource unavailable")):
+		e.Class = ClassFlexUnavailable
 	case s == http.StatusTooManyRequests:
 		e.Class = ClassRateLimited
 	case s == http.StatusRequestTimeout:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/trialcat/trialcat/internal/modelinfo"
 )
 
 // Usage counts the tokens of one or more attempts.
@@ -84,7 +86,20 @@ type Request struct {
 	// Tools, when not empty, are offered to the model: the answer is a tool call (Reply.ToolCalls)
 	// or text, and no response_format is sent.
 	Tools []Tool
+	// ServiceTier is sent as service_tier when not empty (TierFlex, TierDefault, ...).
+	ServiceTier string
 }
+
+// Service tiers of a request (--service-tier) and of a Batch API answer; the price table prices
+// each (modelinfo.Rate.At).
+const (
+	TierAuto     = "auto"
+	TierDefault  = "default"
+	TierFlex     = modelinfo.TierFlex
+	TierPriority = modelinfo.TierPriority
+	// TierBatch is not sent: it marks an answer that came through the Batch API.
+	TierBatch = modelinfo.TierBatch
+)
 
 // Roles of a Message.
 const (
@@ -137,6 +152,8 @@ type Reply struct {
 	Warning string
 	// ToolCalls are the function calls of the answer, in the order the model made them.
 	ToolCalls []ToolCall
+	// ServiceTier is the tier the server says it served the request on ("" when it says none).
+	ServiceTier string
 }
 
 // Provider makes ONE attempt at a request. It does not retry.

@@ -53,6 +53,11 @@ type OpenAIConfig struct {
 	// MaxResponseBytes bounds a response body after decompression; 0 means
 	// DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// PromptCacheKey is sent as prompt_cache_key when not empty: requests with the same key and
+	// prefix are routed to the same cache. CacheRetention is sent as prompt_cache_retention
+	// ("in_memory" or "24h") when not empty.
+	PromptCacheKey string
+	CacheRetention string
 }
 
 // OpenAI is a Provider for OpenAI-compatible Chat Completions servers (OpenAI, vLLM, Ollama,
@@ -202,8 +207,34 @@ func messageParams(msgs []Message) []openai.ChatCompletionMessageParamUnion {
 	return out
 }
 
-// Body is the request body of req as JSON: what a live request sends, what a Batch API line
-// holds, and what the response cache keys on.
+// sent is Params with what only steers delivery and billing, never the answer: the prompt cache
+// key and retention and the service tier. A live request sends it.
+func (o *OpenAI) sent(req Request) openai.ChatCompletionNewParams {
+	p := o.Params(req)
+	if o.cfg.PromptCacheKey != "" {
+		p.PromptCacheKey = openai.String(o.cfg.PromptCacheKey)
+	}
+	if o.cfg.CacheRetention != "" {
+		p.PromptCacheRetention = openai.ChatCompletionNewParamsPromptCacheRetention(o.cfg.CacheRetention)
+	}
+	if req.ServiceTier != "" {
+		p.ServiceTier = openai.ChatCompletionNewParamsServiceTier(req.ServiceTier)
+	}
+	return p
+}
+
+// SentBody is the body a live request for req sends (Body with the delivery fields).
+func (o *OpenAI) SentBody(req Request) ([]byte, error) {
+	b, err := json.Marshal(o.sent(req))
+	if err != nil {
+		return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
+	}
+	return b, nil
+}
+
+// Body is the request body of req as JSON without the fields that steer only delivery and
+// billing (prompt cache key and retention, service tier): what a Batch API line holds and what
+// the response cache keys on, so that neither changes with them.
 func (o *OpenAI) Body(req Request) ([]byte, error) {
 	b, err := json.Marshal(o.Params(req))
 	if err != nil {
@@ -219,6 +250,7 @@ func ForRun(spec *runspec.Spec, sch *schema.Schema, key, baseURL string) OpenAIC
 		BaseURL: baseURL, APIKey: key, SchemaName: sch.Name, Schema: sch.StrictJSON(),
 		ReasoningEffort: spec.ReasoningEffort, Temperature: spec.Temperature,
 		MaxCompletionTokens: spec.MaxCompletionTokens, Timeout: time.Duration(spec.Timeout),
+		PromptCacheKey: spec.PromptCacheKey, CacheRetention: spec.CacheRetention,
 	}
 }
 
@@ -226,7 +258,7 @@ func ForRun(spec *runspec.Spec, sch *schema.Schema, key, baseURL string) OpenAIC
 // usage) together with an *Error; every error it returns is an *Error free of the API key.
 func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 	var raw *http.Response
-	resp, err := o.chat.New(ctx, o.Params(req), option.WithResponseInto(&raw))
+	resp, err := o.chat.New(ctx, o.sent(req), option.WithResponseInto(&raw))
 	if err != nil {
 		return Reply{}, redactError(Classify(err), o.cfg.APIKey)
 	}
@@ -239,7 +271,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 
 // reply reads an answer: its model, usage and content, a refusal or a truncation.
 func (o *OpenAI) reply(req Request, resp *openai.ChatCompletion, header http.Header) (Reply, error) {
-	rep := Reply{Model: resp.Model, RateLimit: RateHeaders(header)}
+	rep := Reply{Model: resp.Model, RateLimit: RateHeaders(header), ServiceTier: string(resp.ServiceTier)}
 	if rep.Model == "" {
 		rep.Model = req.Model
 	}

@@ -90,7 +90,7 @@ func writeWorkerFile(tb testing.TB, path string, head []string, rows [][]string)
 
 // resultRow builds a results row for id.
 func resultRow(id, phase, worker string) []string {
-	return []string{id, phase, "m", "10", "2", "0.001", "1", "100", worker, "false", "0", "0", "", "", "", ""}
+	return []string{id, phase, "m", "10", "2", "0.001", "1", "100", worker, "false", "0", "0", "", "", "", "", ""}
 }
 
 // dirNames lists a directory, to check no temporary file is left.

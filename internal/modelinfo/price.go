@@ -21,9 +21,14 @@ type Rate struct {
 	// Batch is the rate through the Batch API; nil means half of this one (OpenAI's Batch
 	// API discount).
 	Batch *BatchRate `json:"batch,omitempty"`
+	// Flex is the rate of service_tier flex; nil means the Batch rate (what OpenAI charges).
+	Flex *BatchRate `json:"flex,omitempty"`
+	// Priority is the rate of service_tier priority; nil means unknown (a model without the
+	// tier, or a table that does not say).
+	Priority *BatchRate `json:"priority,omitempty"`
 }
 
-// BatchRate is a model's price through the Batch API, USD per 1M tokens.
+// BatchRate is a model's price on one tier (the Batch API, flex, priority), USD per 1M tokens.
 type BatchRate struct {
 	Input       float64 `json:"input"`
 	CachedInput float64 `json:"cached_input"`
@@ -155,11 +160,49 @@ func (t *PriceTable) Cost(model string, input, cachedInput, output int64) (usd f
 
 // BatchCost is Cost at the model's Batch API rate.
 func (t *PriceTable) BatchCost(model string, input, cachedInput, output int64) (usd float64, ok bool) {
+	return t.CostAt(model, TierBatch, input, cachedInput, output)
+}
+
+// Tiers a rate is looked up for (a request's service_tier as the server said it served it, and
+// the Batch API). Any other tier ("", default, auto, scale) is priced at the standard rate.
+const (
+	TierFlex     = "flex"
+	TierPriority = "priority"
+	TierBatch    = "batch"
+)
+
+// At is the rate on tier; ok is false for a tier the table has no price of (priority unless
+// the model's entry gives it).
+func (r Rate) At(tier string) (Rate, bool) {
+	switch tier {
+	case TierBatch:
+		return r.AtBatch(), true
+	case TierFlex:
+		if r.Flex != nil {
+			return Rate{Input: r.Flex.Input, CachedInput: r.Flex.CachedInput, Output: r.Flex.Output}, true
+		}
+		return r.AtBatch(), true
+	case TierPriority:
+		if r.Priority == nil {
+			return Rate{}, false
+		}
+		return Rate{Input: r.Priority.Input, CachedInput: r.Priority.CachedInput, Output: r.Priority.Output}, true
+	}
+	return r, true
+}
+
+// CostAt is Cost on a service tier (see Rate.At); ok is false when the model's price on it is
+// unknown.
+func (t *PriceTable) CostAt(model, tier string, input, cachedInput, output int64) (usd float64, ok bool) {
 	r, ok := t.Lookup(model)
 	if !ok {
 		return 0, false
 	}
-	return r.AtBatch().cost(input, cachedInput, output), true
+	at, ok := r.At(tier)
+	if !ok {
+		return 0, false
+	}
+	return at.cost(input, cachedInput, output), true
 }
 
 func (r Rate) cost(input, cachedInput, output int64) float64 {

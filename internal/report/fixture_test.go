@@ -78,7 +78,7 @@ func writeFixture(tb testing.TB, dir string) fixture {
 			cost = "" // price unknown
 		}
 		row = append(row, model, fmt.Sprint(1000+i*37), fmt.Sprint(50+i), cost, fmt.Sprint(1+i%3/2),
-			fmt.Sprint(120+i*45), fmt.Sprint(i%2), "false", "0", "0", "", "model", "", "")
+			fmt.Sprint(120+i*45), fmt.Sprint(i%2), "false", "0", "0", "", "model", "", "", "default")
 		rows = append(rows, row)
 	}
 	writeCSV(tb, filepath.Join(dir, resultsFile), header, rows)

@@ -338,7 +338,7 @@ func TestWriteKeepsBoundedCounts(t *testing.T) {
 	var rows [][]string
 	n := maxDistinct + 500
 	for i := 0; i < n; i++ {
-		rows = append(rows, []string{fmt.Sprint(i), fmt.Sprintf("code-%05d", i), fmt.Sprintf("g%d", i%7), "m", "1", "1", "", "1", "5", "0", "false", "0", "0", "", "model", "", ""})
+		rows = append(rows, []string{fmt.Sprint(i), fmt.Sprintf("code-%05d", i), fmt.Sprintf("g%d", i%7), "m", "1", "1", "", "1", "5", "0", "false", "0", "0", "", "model", "", "", ""})
 	}
 	writeCSV(t, filepath.Join(dir, resultsFile), append([]string{"id", "code", "group"}, results.Bookkeeping()...), rows)
 	r, err := collect(dir)
@@ -439,9 +439,9 @@ func TestWriteChartsTheAgent(t *testing.T) {
 	dir := t.TempDir()
 	header := append([]string{"id", "code"}, results.Bookkeeping()...)
 	rows := [][]string{
-		{"1", "a", "m", "1", "1", "", "3", "5", "0", "false", "0", "3", "read_section=1;submit_categorization=2", "model", "", ""},
-		{"2", "b", "m", "1", "1", "", "2", "5", "0", "false", "0", "3", "read_section=2;submit_categorization=1", "model", "", ""},
-		{"3", "c", "m", "1", "1", "", "9", "5", "0", "false", "0", "8", "read_section=8;fallback=1", "model", "", ""},
+		{"1", "a", "m", "1", "1", "", "3", "5", "0", "false", "0", "3", "read_section=1;submit_categorization=2", "model", "", "", ""},
+		{"2", "b", "m", "1", "1", "", "2", "5", "0", "false", "0", "3", "read_section=2;submit_categorization=1", "model", "", "", ""},
+		{"3", "c", "m", "1", "1", "", "9", "5", "0", "false", "0", "8", "read_section=8;fallback=1", "model", "", "", ""},
 	}
 	writeCSV(t, filepath.Join(dir, resultsFile), header, rows)
 	page := writeReport(t, dir)

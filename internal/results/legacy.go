@@ -19,7 +19,7 @@ import (
 // written before each gets.
 var added = []struct{ col, cell string }{
 	{ColCached, "false"}, {ColCachedTokens, "0"}, {ColTurns, "0"}, {ColToolCalls, ""}, {ColSource, ""},
-	{ColDecidedBy, ""}, {ColEscalated, ""},
+	{ColDecidedBy, ""}, {ColEscalated, ""}, {ColServiceTier, ""},
 }
 
 // missing is how many of the added columns got lacks at its end to be want, or 0 when got is not

@@ -322,7 +322,7 @@ func TestRealRecordIDs(t *testing.T) {
 func TestHeaders(t *testing.T) {
 	l := Layout{IDColumn: "nct_id", Columns: []string{"phase", "area"}}
 	got := l.Header()
-	want := []string{"nct_id", "phase", "area", "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached", "cached_tokens", "turns", "tool_calls", "source", "decided_by", "escalated"}
+	want := []string{"nct_id", "phase", "area", "model", "input_tokens", "output_tokens", "cost_usd", "attempts", "latency_ms", "worker", "cached", "cached_tokens", "turns", "tool_calls", "source", "decided_by", "escalated", "service_tier"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Header = %q, want %q", got, want)
 	}

@@ -29,6 +29,9 @@ const (
 	// record went past the first model ("" when it did not).
 	ColDecidedBy = "decided_by"
 	ColEscalated = "escalated"
+	// ColServiceTier is the service tier the answer was served on (flex, default, priority, or
+	// batch for the Batch API; "" when the server named none, or no request was made).
+	ColServiceTier = "service_tier"
 	// ColSource says where an answer came from: SourceModel, SourceCache or SourceCarried ("" in
 	// rows written before the column).
 	ColSource = "source"
@@ -40,7 +43,7 @@ const (
 // Bookkeeping lists the bookkeeping columns in file order.
 func Bookkeeping() []string {
 	return []string{ColModel, ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker, ColCached,
-		ColCachedTokens, ColTurns, ColToolCalls, ColSource, ColDecidedBy, ColEscalated}
+		ColCachedTokens, ColTurns, ColToolCalls, ColSource, ColDecidedBy, ColEscalated, ColServiceTier}
 }
 
 // Sources of an answer (ColSource).
@@ -56,7 +59,7 @@ const (
 )
 
 // nBook is the number of bookkeeping columns.
-const nBook = 14
+const nBook = 15
 
 // Layout is the column layout of a run's results and failures files: the only code that knows
 // it. The worker encodes rows with it; merge, status, the coordinator's tally, the report and the
@@ -126,6 +129,8 @@ type Row struct {
 	Source string
 	// DecidedBy and Escalated describe a --cascade run's record.
 	DecidedBy, Escalated string
+	// ServiceTier is the tier the answer was served on.
+	ServiceTier string
 }
 
 // Encode returns r as cells in the layout's order.
@@ -153,7 +158,8 @@ func (l Layout) Encode(r Row) ([]string, error) {
 		r.ToolCalls,
 		r.Source,
 		r.DecidedBy,
-		r.Escalated), nil
+		r.Escalated,
+		r.ServiceTier), nil
 }
 
 // Decode reads cells written by Encode (or merged from such cells).
@@ -184,7 +190,7 @@ func (l Layout) Decode(cells []string) (Row, error) {
 	num(ColCached, b[7], func(s string) (e error) { r.Cached, e = strconv.ParseBool(s); return })
 	num(ColCachedTokens, b[8], func(s string) (e error) { r.CachedTokens, e = strconv.ParseInt(s, 10, 64); return })
 	num(ColTurns, b[9], func(s string) (e error) { r.Turns, e = strconv.Atoi(s); return })
-	r.ToolCalls, r.Source, r.DecidedBy, r.Escalated = b[10], b[11], b[12], b[13]
+	r.ToolCalls, r.Source, r.DecidedBy, r.Escalated, r.ServiceTier = b[10], b[11], b[12], b[13], b[14]
 	return r, err
 }
 

@@ -9,17 +9,22 @@ import (
 	"hash/maphash"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 )
 
 // Stream is results.jsonl: one JSON object per answered record, its final_results.csv columns
-// as keys (the ID column first) and the row's cells as string values, appended the moment the
+// as keys (the ID column first) and the row's cells as values (see Layout.jsonKinds: the
+// schema's cells strings, the counts, costs and confidences numbers), appended the moment the
 // coordinator learns of the answer, each ID at most once across resumes and restarts. Lines
 // come in the order answers arrive, not in input order. A copy of every line may go to another
 // writer (stdout, for --stream -).
 type Stream struct {
 	mu     sync.Mutex
 	layout Layout
+	header []string
+	kinds  []jsonKind
 	f      *os.File
 	w      *bufio.Writer
 	tee    io.Writer
@@ -41,7 +46,8 @@ func OpenStream(path string, layout Layout, tee io.Writer, onTee func(error)) (*
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Stream{layout: layout, f: f, tee: tee, onTee: onTee, seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+	s := &Stream{layout: layout, header: layout.Header(), kinds: layout.jsonKinds(), f: f, tee: tee, onTee: onTee,
+		seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
 	end, err := s.scan()
 	if err == nil {
 		err = f.Truncate(end)
@@ -78,12 +84,15 @@ func (s *Stream) scan() (int64, error) {
 
 // idOf reads the value of the ID column of a line.
 func (s *Stream) idOf(line []byte) (string, bool) {
-	var m map[string]string
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal(bytes.TrimSpace(line), &m); err != nil {
 		return "", false
 	}
-	id, ok := m[s.layout.IDColumn]
-	return id, ok
+	var id string
+	if err := json.Unmarshal(m[s.layout.IDColumn], &id); err != nil {
+		return "", false
+	}
+	return id, true
 }
 
 // Add appends the row of an answered record unless its ID is in the stream already, and
@@ -92,9 +101,8 @@ func (s *Stream) Add(cells []string) error {
 	if len(cells) == 0 {
 		return nil
 	}
-	header := s.layout.Header()
-	if len(cells) != len(header) {
-		return fmt.Errorf("results stream: a row of %d cells for %d columns", len(cells), len(header))
+	if len(cells) != len(s.header) {
+		return fmt.Errorf("results stream: a row of %d cells for %d columns", len(cells), len(s.header))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,7 +110,7 @@ func (s *Stream) Add(cells []string) error {
 	if _, dup := s.seen[key]; dup || s.err != nil {
 		return s.err
 	}
-	line := encodeLine(header, cells)
+	line := encodeLine(s.header, s.kinds, cells)
 	if _, err := s.w.Write(line); err != nil {
 		s.err = err
 		return err
@@ -130,22 +138,109 @@ func (s *Stream) Len() int64 {
 	return int64(len(s.seen))
 }
 
-// encodeLine writes a JSON object with the keys in header order.
-func encodeLine(header, cells []string) []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
+// jsonKind is how a column's cells are spelled in results.jsonl.
+type jsonKind uint8
+
+const (
+	kindString jsonKind = iota
+	kindNumber          // a JSON number; an empty cell (a cost not known) is null
+	kindBool
+)
+
+// jsonKinds is the kind of each column of the header: the schema's cells are strings (as in the
+// CSV), the confidences and the numeric bookkeeping columns numbers, cached a boolean.
+func (l Layout) jsonKinds() []jsonKind {
+	kinds := make([]jsonKind, 0, 1+len(l.Columns)+nBook)
+	kinds = append(kinds, kindString)
+	for _, c := range l.Columns {
+		k := kindString
+		if strings.HasSuffix(c, confidenceSuffix) {
+			k = kindNumber
+		}
+		kinds = append(kinds, k)
+	}
+	for _, c := range Bookkeeping() {
+		k := kindString
+		switch c {
+		case ColInputTokens, ColOutputTokens, ColCostUSD, ColAttempts, ColLatencyMS, ColWorker, ColCachedTokens, ColTurns:
+			k = kindNumber
+		case ColCached:
+			k = kindBool
+		}
+		kinds = append(kinds, k)
+	}
+	return kinds
+}
+
+// encodeLine writes a JSON object with the keys in header order, each cell spelled as its kind
+// says (a cell that is not of its kind, which Encode never writes, stays a string).
+func encodeLine(header []string, kinds []jsonKind, cells []string) []byte {
+	b := make([]byte, 0, 64*len(cells))
+	b = append(b, '{')
 	for i, k := range header {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
 		kb, _ := json.Marshal(k)
-		vb, _ := json.Marshal(cells[i])
-		b.Write(kb)
-		b.WriteByte(':')
-		b.Write(vb)
+		b = append(b, kb...)
+		b = append(b, ':')
+		b = appendCell(b, kinds[i], cells[i])
 	}
-	b.WriteString("}\n")
-	return b.Bytes()
+	return append(b, "}\n"...)
+}
+
+// isJSONNumber reports whether s is spelled as a JSON number ("12", "-0.5", "1e3"; not "0x1F",
+// "+1", "Inf" or "NaN").
+func isJSONNumber(s string) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i, n = i+1, n+1
+		}
+		return n
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	start := i
+	if n := digits(); n == 0 || (n > 1 && s[start] == '0') {
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+func appendCell(b []byte, kind jsonKind, cell string) []byte {
+	switch kind {
+	case kindNumber:
+		if cell == "" {
+			return append(b, "null"...)
+		}
+		if isJSONNumber(cell) {
+			return append(b, cell...)
+		}
+	case kindBool:
+		if v, err := strconv.ParseBool(cell); err == nil {
+			return strconv.AppendBool(b, v)
+		}
+	}
+	vb, _ := json.Marshal(cell)
+	return append(b, vb...)
 }
 
 // Close flushes and closes the file.

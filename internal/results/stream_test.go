@@ -2,6 +2,7 @@ package results
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,8 +157,8 @@ func TestLegacyResultsFileIsReadAndUpgraded(t *testing.T) {
 	}
 	w.Close()
 	data, _ := os.ReadFile(path)
-	want := "id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached,cached_tokens,turns,tool_calls,source,decided_by,escalated\n" +
-		"1,x,m,10,2,0.001000,1,100,0,false,0,0,,,,\n2,y,m,10,2,0.001000,1,90,0,false,0,0,,,,\n3,z,,0,0,,0,0,0,true,0,0,,,,\n"
+	want := "id,a,model,input_tokens,output_tokens,cost_usd,attempts,latency_ms,worker,cached,cached_tokens,turns,tool_calls,source,decided_by,escalated,service_tier\n" +
+		"1,x,m,10,2,0.001000,1,100,0,false,0,0,,,,,\n2,y,m,10,2,0.001000,1,90,0,false,0,0,,,,,\n3,z,,0,0,,0,0,0,true,0,0,,,,,\n"
 	if string(data) != want {
 		t.Errorf("upgraded file:\n%s\nwant:\n%s", data, want)
 	}
@@ -180,5 +181,66 @@ func TestReadFileOfAnEarlierVersion(t *testing.T) {
 	}
 	if len(got) != 1 || !got[0].Cached || got[0].Values[0] != "x" {
 		t.Errorf("rows %+v", got)
+	}
+}
+
+func TestStreamWritesNumbersAsJSONNumbers(t *testing.T) {
+	dir := t.TempDir()
+	l := Layout{IDColumn: "nct_id", Columns: []string{"phase", "phase_confidence"}}
+	s, err := OpenStream(filepath.Join(dir, "results.jsonl"), l, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, _ := l.Encode(Row{ID: "NCT1", Values: []string{"PHASE2", "0.667"}, Model: "m", InputTokens: 2300, OutputTokens: 40,
+		CostUSD: 0.000123, CostKnown: true, Attempts: 1, LatencyMS: 900, Worker: 2, CachedTokens: 1024, ServiceTier: "flex"})
+	unknown, _ := l.Encode(Row{ID: "NCT2", Values: []string{"12", "x"}, Model: "m", Attempts: 1, Cached: true})
+	for _, row := range [][]string{known, unknown} {
+		if err := s.Add(row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "results.jsonl"))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var first, second map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"nct_id": "NCT1", "phase": "PHASE2", "phase_confidence": 0.667, "input_tokens": 2300.0,
+		"cached_tokens": 1024.0, "cost_usd": 0.000123, "attempts": 1.0, "worker": 2.0, "cached": false, "service_tier": "flex"} {
+		if first[k] != want {
+			t.Errorf("%s = %#v (%T), want %#v", k, first[k], first[k], want)
+		}
+	}
+	// A schema cell that looks like a number stays a string; a cost not known is null, never 0;
+	// a confidence cell that is not a number stays a string.
+	if second["phase"] != "12" || second["cost_usd"] != nil || second["phase_confidence"] != "x" || second["cached"] != true {
+		t.Errorf("second line = %v", second)
+	}
+	if _, ok := second["cost_usd"]; !ok {
+		t.Error("cost_usd is missing, want null")
+	}
+	// Reopening reads the IDs back from the typed lines: no record streams twice.
+	s, err = OpenStream(filepath.Join(dir, "results.jsonl"), l, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Len() != 2 {
+		t.Errorf("reopened stream holds %d IDs, want 2", s.Len())
+	}
+}
+
+func TestIsJSONNumber(t *testing.T) {
+	for s, want := range map[string]bool{"0": true, "12": true, "-0.5": true, "1e3": true, "2.5E-7": true, "0.000123": true,
+		"": false, "01": false, "+1": false, "0x1F": false, "Inf": false, "NaN": false, "1.": false, ".5": false, "1e": false, "1 ": false} {
+		if got := isJSONNumber(s); got != want {
+			t.Errorf("isJSONNumber(%q) = %v, want %v", s, got, want)
+		}
 	}
 }

@@ -94,6 +94,13 @@ type Spec struct {
 	// SinceRun is --since-run, the earlier run whose answers carried.jsonl holds; "" means none.
 	// Not in the fingerprint: a rerun may add or drop it.
 	SinceRun string `json:"since_run,omitempty"`
+	// ServiceTier (--service-tier), FlexFallback (--flex-fallback), PromptCacheKey
+	// (--prompt-cache-key, derived when not given) and CacheRetention (--cache-retention) steer
+	// price and speed, never answers: not in the fingerprint, a rerun may change them.
+	ServiceTier    string `json:"service_tier,omitempty"`
+	FlexFallback   int    `json:"flex_fallback,omitempty"`
+	PromptCacheKey string `json:"prompt_cache_key,omitempty"`
+	CacheRetention string `json:"cache_retention,omitempty"`
 	// Agent, when set (--agent), works each record through the tool loop; Prompt above is then
 	// the one-shot prompt of the fallback.
 	Agent *Agent `json:"agent,omitempty"`
@@ -357,4 +364,15 @@ func CheckBaseURL(raw, source string) error {
 		return fmt.Errorf("%s %q names no host; %s: %w", source, shown, hint, exitcode.ErrUsage)
 	}
 	return nil
+}
+
+// DerivedCacheKey is the prompt_cache_key of a run not given --prompt-cache-key: a hash of what
+// makes its requests' static prefix (the prompt template, the schema, the agent's template), so
+// runs that share the prefix share the key.
+func (s *Spec) DerivedCacheKey() string {
+	agent := ""
+	if s.Agent != nil {
+		agent = s.Agent.Prompt
+	}
+	return "trialcat-" + hash(s.Prompt+"\x00"+compact(s.Schema)+"\x00"+agent)
 }

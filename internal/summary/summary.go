@@ -113,6 +113,20 @@ type Summary struct {
 	OutputTokens      int64            `json:"output_tokens"`
 	CostUSD           float64          `json:"estimated_cost_usd"`
 	CostKnown         bool             `json:"cost_known"`
+	// CachedShare is CachedInputTokens over InputTokens: the share of prompt tokens the
+	// provider's prompt cache served (priced at the cached rate).
+	CachedShare float64 `json:"cached_share"`
+	// CostPerRecord is CostUSD over the answered records; CostByModel and CostByTier split
+	// CostUSD by the row's model and service tier ("" for none said: a response cache's or
+	// carried answer, or a server that names no tier). Each row's cost_usd sums to CostUSD.
+	CostPerRecord float64            `json:"cost_per_record_usd"`
+	CostByModel   map[string]float64 `json:"cost_by_model,omitempty"`
+	CostByTier    map[string]float64 `json:"cost_by_tier,omitempty"`
+	// ServiceTiers counts the answered records by the tier they were served on.
+	ServiceTiers map[string]int64 `json:"service_tiers,omitempty"`
+	// Flex is this pass's flex tier (--service-tier flex): its refusals, and the records sent
+	// on the default tier after --flex-fallback of them.
+	Flex *Flex `json:"flex,omitempty"`
 	// Cached counts the answers taken from the response cache (--cache): no request, cost 0.
 	Cached int64 `json:"cached"`
 	// Carried counts the answers taken from the earlier run of --since-run (records unchanged
@@ -162,6 +176,12 @@ type Summary struct {
 	FinishedAt          time.Time       `json:"finished_at"`
 	Phases              Phases          `json:"phases"`
 	Workers             []WorkerSummary `json:"workers"`
+}
+
+// Flex counts the flex tier's refusals of one pass.
+type Flex struct {
+	Refusals int64 `json:"refusals"`
+	FellBack int64 `json:"fell_back_to_default"`
 }
 
 // Cascade counts a --cascade run's records.

@@ -41,8 +41,11 @@ type Snapshot struct {
 	// AgentRecords counts the records of this pass worked through the agent's loop (answered or
 	// failed), AgentTurns their requests, AgentFallbacks those sent to the one-shot prompt.
 	AgentRecords, AgentTurns, AgentFallbacks int64
-	CostUnknown                              bool // some answered record's model has no known price
-	Fatal                                    bool // a worker reported that the run cannot go on (the API refused it, a full disk)
+	// FlexRefusals counts the flex tier's refusals of this pass's requests; FlexFellBack the
+	// records sent on the default tier after them (--flex-fallback).
+	FlexRefusals, FlexFellBack int64
+	CostUnknown                bool // some answered record's model has no known price
+	Fatal                      bool // a worker reported that the run cannot go on (the API refused it, a full disk)
 	// FatalMessage is the first such report: what was refused and what to check; FatalClass its
 	// class ("storage" when a worker could not write its files).
 	FatalMessage, FatalClass string
@@ -147,6 +150,7 @@ type state struct {
 	firstRecord, lastRecord              time.Time
 	hedged, hedgeWins                    int64
 	agentRecords, agentTurns, fallbacks  int64
+	flexRefusals, flexFellBack           int64
 	// latencies holds the latest answers' latencies (ms), a ring of latencySample, for P90.
 	latencies []int64
 	nextLat   int
@@ -243,6 +247,10 @@ func (t *Tally) Event(ev wire.Msg) {
 		}
 		if ev.Fallback {
 			s.fallbacks++
+		}
+		s.flexRefusals += int64(ev.FlexRefusals)
+		if ev.FlexFellBack {
+			s.flexFellBack++
 		}
 		if ev.HedgeWon {
 			s.hedgeWins++
@@ -367,6 +375,7 @@ func (s *state) snapshot(now time.Time) Snapshot {
 		FirstRecordAt: s.firstRecord, LastRecordAt: s.lastRecord,
 		Hedged: s.hedged, HedgeWins: s.hedgeWins,
 		AgentRecords: s.agentRecords, AgentTurns: s.agentTurns, AgentFallbacks: s.fallbacks,
+		FlexRefusals: s.flexRefusals, FlexFellBack: s.flexFellBack,
 	}
 	for n, b := range s.batches {
 		if !b.firstStart.IsZero() && (out.FirstWorkerAt.IsZero() || b.firstStart.Before(out.FirstWorkerAt)) {

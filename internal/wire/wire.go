@@ -118,6 +118,10 @@ type Msg struct {
 	Turns     int            `json:"turns,omitempty"`
 	ToolCalls map[string]int `json:"tool_calls,omitempty"`
 	Fallback  bool           `json:"fallback,omitempty"`
+	// FlexRefusals counts the times the flex tier refused the record's request (record);
+	// FlexFellBack says it then went on the default tier (--flex-fallback).
+	FlexRefusals int  `json:"flex_refusals,omitempty"`
+	FlexFellBack bool `json:"flex_fell_back,omitempty"`
 	// Extra, Budget and P90MS are a boost's lending.
 	Extra   int   `json:"extra,omitempty"`
 	Budget  int   `json:"budget,omitempty"`

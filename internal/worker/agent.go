@@ -73,7 +73,7 @@ func (r *runner) processAgent(ctx context.Context, rec record.Record) error {
 	var journalErr error
 	journaled := false
 	turn := func(ctx context.Context, m []llm.Message, n int) (llm.Result, error) {
-		req := llm.Request{RecordID: rec.ID, Model: model, Messages: m, Tools: st.loop.Tools()}
+		req := llm.Request{RecordID: rec.ID, Model: model, Messages: m, Tools: st.loop.Tools(), ServiceTier: r.spec.ServiceTier}
 		est := r.turnEstimate(m)
 		caller := *r.caller
 		caller.BeforeAttempt = func(ctx context.Context, id string, attempt int) error {
@@ -104,7 +104,7 @@ func (r *runner) processAgent(ctx context.Context, rec record.Record) error {
 		st.transcript.step(r, rec.ID, s)
 	}
 	out, err := st.loop.Run(ctx, ar, turn, observe)
-	res := llm.Result{Values: out.Values, Content: out.Content, Model: out.Model, Usage: out.Usage, ByModel: out.ByModel,
+	res := llm.Result{Values: out.Values, Content: out.Content, Model: out.Model, Usage: out.Usage, Billed: out.Billed, Tier: out.Tier,
 		Attempts: out.Attempts, Latency: out.Latency}
 	if res.Model == "" {
 		res.Model = model

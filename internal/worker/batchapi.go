@@ -603,13 +603,13 @@ func (b *batchRun) collect(ctx context.Context, p *batchapi.Part, info llm.Batch
 func (b *batchRun) answer(l llm.OutputLine, model, key string) error {
 	r := b.r
 	req := llm.Request{RecordID: l.CustomID, Model: model}
-	res := llm.Result{Model: model, Attempts: r.prior[l.CustomID], ByModel: map[string]llm.Usage{}}
+	res := llm.Result{Model: model, Attempts: r.prior[l.CustomID], Billed: map[llm.Charge]llm.Usage{}, Tier: llm.TierBatch}
 	rep, err := b.openai.Reply(req, l)
 	if rep.Model != "" {
 		res.Model = rep.Model
 	}
 	res.Usage = rep.Usage
-	res.ByModel[res.Model] = rep.Usage
+	res.Billed[llm.Charge{Model: res.Model, Tier: llm.TierBatch}] = rep.Usage
 	var vals map[string]any
 	if err == nil {
 		vals, err = r.caller.Check([]byte(rep.Content))

@@ -74,7 +74,6 @@ func (m importMode) run(ctx context.Context, r *runner, _ context.CancelCauseFun
 	if err := needOpenAI(r); err != nil {
 		return err
 	}
-	r.batchPricing = true
 	return r.importAnswers(ctx, m.path)
 }
 

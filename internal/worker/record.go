@@ -262,7 +262,7 @@ func (r *runner) modelFor(id string) string {
 // rendered prompt. A record that cannot be asked (a template error, a prompt over the input
 // window) comes back as fail, which records it as failed.
 func (r *runner) request(rec record.Record) (req llm.Request, fail func() error) {
-	req = llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.modelFor(rec.ID)}
+	req = llm.Request{RecordID: rec.ID, Record: rec.Data, Model: r.modelFor(rec.ID), ServiceTier: r.spec.ServiceTier}
 	if r.tmpl == nil {
 		return req, nil
 	}
@@ -368,7 +368,7 @@ func (r *runner) record(id string, res llm.Result, info answerInfo) error {
 		InputTokens: res.Usage.InputTokens, OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostKnown: known,
 		Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Worker: r.files.Number, Cached: info.cached,
 		CachedTokens: res.Usage.CachedInputTokens, Turns: info.turns, ToolCalls: results.FormatToolCalls(info.toolCalls, info.fallback),
-		Source: info.source(), DecidedBy: info.decidedBy, Escalated: info.escalated})
+		Source: info.source(), DecidedBy: info.decidedBy, Escalated: info.escalated, ServiceTier: tierOf(res, info)})
 	if err != nil {
 		return fmt.Errorf("record %s: %w", id, err)
 	}
@@ -384,8 +384,18 @@ func (r *runner) record(id string, res llm.Result, info answerInfo) error {
 	r.emit(wire.Msg{Type: wire.Record, ID: id, OK: true, Attempts: res.Attempts,
 		Model: res.Model, InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens,
 		OutputTokens: res.Usage.OutputTokens, CostUSD: cost, CostUnknown: !known, LatencyMS: res.Latency.Milliseconds(), Cells: row, Cached: info.cached, Carried: info.carried,
-		Hedged: info.hedged, HedgeWon: info.hedgeWon, Turns: info.turns, ToolCalls: info.toolCalls, Fallback: info.fallback})
+		Hedged: info.hedged, HedgeWon: info.hedgeWon, Turns: info.turns, ToolCalls: info.toolCalls, Fallback: info.fallback,
+		FlexRefusals: res.FlexRefusals, FlexFellBack: res.FellBack})
 	return nil
+}
+
+// tierOf is the service_tier cell of an answer: the tier it was served on, none for an answer
+// that made no request now (the response cache's, an earlier run's).
+func tierOf(res llm.Result, info answerInfo) string {
+	if info.cached || info.carried {
+		return ""
+	}
+	return res.Tier
 }
 
 // rateFeedback tells the rate limiter what the server said and what a request really used.
@@ -397,6 +407,9 @@ func (r *runner) rateFeedback(est int, a llm.Attempt) {
 		switch a.Err.Class {
 		case llm.ClassRateLimited:
 			fb.Status, fb.RetryAfter = 429, a.Err.RetryAfter
+		case llm.ClassFlexUnavailable:
+			// The flex tier's capacity, not the key's limits: the record backs off alone.
+			fb.Status = 200
 		case llm.ClassUnreachable:
 			fb.Outage, fb.RetryAfter = true, a.Delay // every worker waits, then one probes
 		}
@@ -439,16 +452,12 @@ func (r *runner) tooLong(req llm.Request) string {
 	return fmt.Sprintf("the prompt is about %d tokens, over %s (%d); shorten the record or the template (e.g. {{truncate N ...}}), or raise --max-input-tokens", n, source, limit)
 }
 
-// cost prices every attempt at the rate of the model it went to, at Batch API rates when the
-// answers came through it.
+// cost prices every attempt at the rate of the model it went to and the tier it was served on
+// (the Batch API's answers are of TierBatch).
 func (r *runner) cost(res llm.Result) (usd float64, known bool) {
 	known = true
-	price := r.prices.Cost
-	if r.batchPricing {
-		price = r.prices.BatchCost
-	}
-	for model, u := range res.ByModel {
-		c, ok := price(model, u.InputTokens, u.CachedInputTokens, u.OutputTokens)
+	for ch, u := range res.Billed {
+		c, ok := r.prices.CostAt(ch.Model, ch.Tier, u.InputTokens, u.CachedInputTokens, u.OutputTokens)
 		usd += c
 		known = known && ok
 	}
@@ -473,7 +482,7 @@ func (r *runner) fail(id, class, msg string, res llm.Result) error {
 	r.mu.Unlock()
 	r.emit(wire.Msg{Type: wire.Record, ID: id, Class: class, Message: msg, Attempts: attempts,
 		InputTokens: res.Usage.InputTokens, CachedTokens: res.Usage.CachedInputTokens, OutputTokens: res.Usage.OutputTokens,
-		CostUSD: cost, CostUnknown: !known})
+		CostUSD: cost, CostUnknown: !known, FlexRefusals: res.FlexRefusals, FlexFellBack: res.FellBack})
 	return nil
 }
 

@@ -28,6 +28,8 @@ type vote struct {
 	Cached       bool           `json:"cached,omitempty"`
 	// Stage is the --cascade model's index the vote asked (0: the first model).
 	Stage int `json:"stage,omitempty"`
+	// Tier is the service tier the vote was answered on ("" for none said).
+	Tier string `json:"tier,omitempty"`
 }
 
 // votesLog is the batch's votes journal: the votes of the records not done yet, by ID, and the
@@ -157,7 +159,7 @@ func (r *runner) getVotes(ctx context.Context, rec record.Record, req llm.Reques
 			r.store(key, res)
 		}
 		u := res.Usage
-		if err := r.votes.add(vote{ID: rec.ID, Vote: n, Stage: stage, Values: res.Values, Model: res.Model, InputTokens: u.InputTokens,
+		if err := r.votes.add(vote{ID: rec.ID, Vote: n, Stage: stage, Values: res.Values, Model: res.Model, Tier: res.Tier, InputTokens: u.InputTokens,
 			CachedTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, Attempts: res.Attempts, LatencyMS: res.Latency.Milliseconds(), Cached: cached}); err != nil {
 			return nil, r.writeFailed(r.files.Votes, err)
 		}
@@ -168,14 +170,14 @@ func (r *runner) getVotes(ctx context.Context, rec record.Record, req llm.Reques
 
 // votesSpent sums a record's journaled votes: tokens by model, attempts and latency.
 func (r *runner) votesSpent(id string) llm.Result {
-	res := llm.Result{ByModel: map[string]llm.Usage{}}
+	res := llm.Result{Billed: map[llm.Charge]llm.Usage{}}
 	for _, v := range r.votes.of(id) {
 		u := llm.Usage{InputTokens: v.InputTokens, CachedInputTokens: v.CachedTokens, OutputTokens: v.OutputTokens}
 		res.Usage = res.Usage.Add(u)
-		res.ByModel[v.Model] = res.ByModel[v.Model].Add(u)
+		res.Billed[llm.Charge{Model: v.Model, Tier: v.Tier}] = res.Billed[llm.Charge{Model: v.Model, Tier: v.Tier}].Add(u)
 		res.Attempts += v.Attempts
 		res.Latency += time.Duration(v.LatencyMS) * time.Millisecond
-		res.Model = v.Model
+		res.Model, res.Tier = v.Model, v.Tier
 	}
 	return res
 }

@@ -416,11 +416,10 @@ type runner struct {
 	priority map[string]bool
 	counter  *tokens.Counter
 	permits  ratelimit.Permits
-	// openai and batchAPI are set with the Batch API backend; batchPricing prices answers at
-	// Batch API rates.
-	openai       *llm.OpenAI
-	batchAPI     batchClient
-	batchPricing bool
+	// openai and batchAPI are set with the Batch API backend (whose answers are priced at
+	// llm.TierBatch).
+	openai   *llm.OpenAI
+	batchAPI batchClient
 	// hedge, when set (--hedge), copies the requests that run long at the end of the run.
 	hedge *hedger
 	// cache, when set, answers records asked before (--cache); cacheHost is the server's
@@ -486,7 +485,7 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 			return nil, fmt.Errorf("run.json asks for the Batch API backend, which needs provider openai (this run's is %s): %w", spec.Provider, exitcode.ErrUsage)
 		}
 		cfg, _ := openaiConfig(spec, sch, deps, sends)
-		r.batchAPI, r.batchPricing = llm.NewBatchAPI(cfg), true
+		r.batchAPI = llm.NewBatchAPI(cfg)
 	}
 	if deps.NewProvider != nil {
 		if provider, err = deps.NewProvider(provider, files); err != nil {
@@ -525,6 +524,7 @@ func newRunner(spec *runspec.Spec, files rundir.Worker, deps Deps, log zerolog.L
 			return nil
 		},
 		EscalateModel: spec.EscalateModel,
+		FlexFallback:  spec.FlexFallback,
 	}
 
 	if spec.Agent != nil && r.openai == nil {
