@@ -70,6 +70,9 @@ func overallExtra(s tally.Snapshot) []string {
 	if a := agentString(s); a != "" {
 		f = append(f, a)
 	}
+	if c := cachedString(s); c != "" {
+		f = append(f, c)
+	}
 	switch {
 	case s.Fatal && s.FatalClass == wire.ClassStorage:
 		f = append([]string{"CANNOT WRITE THE RUN'S FILES"}, f...)

@@ -13,7 +13,9 @@ import (
 //
 // The ETA reads "unknown" until a record is done; a cost reads "$0.0123+unknown" when some
 // model's price is unknown; tokens are input/output. An agent run adds
-// "agent turns 712 (3.0/record) fallbacks 4".
+// "agent turns 712 (3.0/record) fallbacks 4"; a run whose prompts hit the provider's cache adds
+// "cached 61%" (of the input tokens), and a flex run refused by the tier "flex refused 12 (fell
+// back 3)".
 func Line(s tally.Snapshot) string {
 	line := fmt.Sprintf("progress %d/%d (%.1f%%) %s rec/min eta %s cost %s tokens %d/%d retries %d (429s %d) failed %d restarts %d workers %d",
 		s.Done, s.Total, percent(s.Done, s.Total), fmtRate(s.Rate), etaString(s), costString(s, "+unknown"),
@@ -21,7 +23,21 @@ func Line(s tally.Snapshot) string {
 	if a := agentString(s); a != "" {
 		line += " " + a
 	}
+	if c := cachedString(s); c != "" {
+		line += " " + c
+	}
+	if s.FlexRefusals > 0 {
+		line += fmt.Sprintf(" flex refused %d (fell back %d)", s.FlexRefusals, s.FlexFellBack)
+	}
 	return line
+}
+
+// cachedString is the share of prompt tokens the provider's prompt cache served ("" before any).
+func cachedString(s tally.Snapshot) string {
+	if s.CachedTokens == 0 || s.InputTokens == 0 {
+		return ""
+	}
+	return fmt.Sprintf("cached %.0f%%", 100*float64(s.CachedTokens)/float64(s.InputTokens))
 }
 
 // agentString is the agent's counters, or "" when no record went through its loop.

@@ -163,6 +163,8 @@ type Report struct {
 	// PricesAsOf and PricesSource describe the price table.
 	PricesAsOf   string
 	PricesSource string
+	// prices is the table the figures come from.
+	prices *modelinfo.PriceTable
 }
 
 // Run renders the prompt of every record of opts.Input, counts the tokens and estimates the
@@ -212,7 +214,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		PromptTokens: p.total, PromptMaxID: p.maxID, SystemTokens: p.system, SystemStatic: p.static,
 		SchemaTokens: schemaTokens, Workers: opts.Workers, Concurrency: opts.Concurrency,
 		RPM: opts.RPM, TPM: opts.TPM, PricesAsOf: opts.Prices.AsOf, PricesSource: opts.Prices.Source,
-		Hedge: opts.Hedge,
+		Hedge: opts.Hedge, prices: opts.Prices,
 	}
 	slices.Sort(p.counts)
 	n := len(p.counts)

@@ -45,8 +45,15 @@ func (r *Report) Print(w io.Writer) {
 		line("  cached\t~%s (%.0f%% of input)\t%s tokens per request on %s requests", textfmt.Thousands(r.CachedTokens), 100*r.CachedShare,
 			textfmt.Thousands(int64(r.CachedPrefix)), textfmt.Thousands(r.CachedRequests))
 		line("\t\tassumes OpenAI's prompt cache (static prefix >= %d tokens) hits after the first %d requests in flight; best case", CacheMinTokens, r.Wall.InFlight)
+		if past := (r.SchemaTokens + r.SystemTokens - CacheMinTokens) % CacheStepTokens; past > 0 {
+			line("\t\tthe static prefix is %s tokens: its last %d are past the last %d-token step and are billed in full; %d more static tokens would be cached too",
+				textfmt.Thousands(int64(r.SchemaTokens+r.SystemTokens)), past, CacheStepTokens, CacheStepTokens-past)
+		}
 	} else {
 		line("  cached\tnone\t%s", noCache(r))
+		if add := CacheMinTokens - (r.SchemaTokens + r.SystemTokens); r.SystemStatic && r.SystemTokens > 0 && add > 0 {
+			line("\t\tadd about %s tokens to the system message (or the schema's descriptions) to cross the minimum: %s", textfmt.Thousands(int64(add)), crossing(r, add))
+		}
 	}
 	line("Output per request\t~%s\t%s", textfmt.Thousands(int64(r.Output.PerRequest)), outputParts(r.Model, r.Output))
 	if r.Output.Reasoning > 0 {
@@ -78,6 +85,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "  * the run's model; the others with the same prompt, --reasoning-effort (or their default) and workers")
+	fmt.Fprintln(w, "  --service-tier flex is priced as the batch api column, answered live (slower, and may be refused: --flex-fallback)")
 	fmt.Fprintln(w, "  batch api: --backend batch-api, at Batch API prices; answers come within the 24-hour window (often sooner), not in the wall time shown")
 	if run.TooLong > 0 {
 		fmt.Fprintf(w, "  ! %d records do not fit %s's context window of %d tokens with the expected output; they will fail\n", run.TooLong, run.Model, run.ContextWindow)
@@ -134,6 +142,25 @@ func noCache(r *Report) string {
 	default:
 		return fmt.Sprintf("all %s requests start in the first wave of %d in flight, before any cache exists", textfmt.Thousands(r.Records), r.Wall.InFlight)
 	}
+}
+
+// crossing says what adding add static tokens to every request would save once the prefix is
+// cached: the first CacheMinTokens of each request after the first wave at the cached rate,
+// against the added tokens billed on every request.
+func crossing(r *Report, add int) string {
+	if r.prices == nil {
+		return ""
+	}
+	rate, ok := r.prices.Lookup(r.Model)
+	if !ok || r.Records == 0 {
+		return "the run's model has no price to weigh it with"
+	}
+	hits := max(0, r.Records-int64(r.Wall.InFlight))
+	saved := float64(hits)*CacheMinTokens*(rate.Input-rate.CachedInput)/1e6 - float64(r.Records)*float64(add)*rate.Input/1e6
+	if saved <= 0 {
+		return fmt.Sprintf("at %s records it would cost more than it saves", textfmt.Thousands(r.Records))
+	}
+	return fmt.Sprintf("about $%.4f saved on this input with %s", saved, r.Model)
 }
 
 // outputParts explains the output per request.

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -90,6 +91,9 @@ type resultStats struct {
 	turns, toolCalls *counter
 	models           map[string]*costStats
 	workers          map[int]*costStats
+	// tiers, lengths and stages split the cost by service tier, by the record's prompt tokens
+	// (lengthBuckets) and by how the answer was reached (stageOf).
+	tiers, lengths, stages map[string]*costStats
 	// costUnknown counts rows with an empty or invalid cost_usd.
 	costUnknown int64
 }
@@ -100,8 +104,47 @@ type costStats struct {
 	CostUSD      float64
 	CostUnknown  int64
 	InputTokens  int64
+	CachedTokens int64
 	OutputTokens int64
 	LatencyMS    float64
+}
+
+// lengthBuckets are the record-length classes of the cost breakdown: prompt tokens below each
+// bound (the last has none).
+var lengthBuckets = []struct {
+	name  string
+	below int64
+}{{"under 1k", 1000}, {"1k to 2k", 2000}, {"2k to 4k", 4000}, {"4k to 8k", 8000}, {"8k to 16k", 16000}, {"16k and more", 0}}
+
+func lengthBucket(in int64) string {
+	for _, b := range lengthBuckets {
+		if b.below == 0 || in < b.below {
+			return b.name
+		}
+	}
+	return ""
+}
+
+// stageOf says how a row's answer was reached, for the cost breakdown: a --cascade model's
+// decision (first or escalated), the agent's loop (with or without the one-shot fallback), or one
+// request; answers that made no request now are by their source.
+func stageOf(source, decidedBy, escalated, turns, calls string) string {
+	switch source {
+	case results.SourceCache, results.SourceCarried:
+		return "no request (" + source + ")"
+	}
+	switch {
+	case decidedBy != "" && escalated != "":
+		return "cascade: escalated, decided by " + decidedBy
+	case decidedBy != "":
+		return "cascade: decided by " + decidedBy
+	case turns != "" && turns != "0":
+		if _, fallback := results.ParseToolCalls(calls); fallback {
+			return "agent loop, then the one-shot prompt"
+		}
+		return "agent loop"
+	}
+	return "one-shot"
 }
 
 // Caps on the number of models and workers tracked; the rest are summed under one key.
@@ -116,7 +159,8 @@ func (r *run) readResults() {
 	path := r.dir.FinalResults()
 	st := &resultStats{latency: newHistogram(), input: newHistogram(), output: newHistogram(),
 		attempts: newCounter(1000), turns: newCounter(1000), toolCalls: newCounter(1000),
-		models: map[string]*costStats{}, workers: map[int]*costStats{}}
+		models: map[string]*costStats{}, workers: map[int]*costStats{},
+		tiers: map[string]*costStats{}, lengths: map[string]*costStats{}, stages: map[string]*costStats{}}
 	r.res = st
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		r.notef("%s is missing: no record succeeded yet, or the run did not reach its merge.", resultsFile)
@@ -146,6 +190,8 @@ func (r *run) readResults() {
 	iModel, iIn, iOut, iCost := idx(results.ColModel), idx(results.ColInputTokens), idx(results.ColOutputTokens), idx(results.ColCostUSD)
 	iAttempts, iLatency, iWorker := idx(results.ColAttempts), idx(results.ColLatencyMS), idx(results.ColWorker)
 	iTurns, iCalls := idx(results.ColTurns), idx(results.ColToolCalls)
+	iCached, iTier, iSource := idx(results.ColCachedTokens), idx(results.ColServiceTier), idx(results.ColSource)
+	iDecided, iEscalated := idx(results.ColDecidedBy), idx(results.ColEscalated)
 	tail := results.Bookkeeping()
 	var schemaIdx []int
 	if len(h) > len(tail) && slices.Equal(h[len(h)-len(tail):], tail) {
@@ -217,9 +263,13 @@ func (r *run) readResults() {
 			w = n
 		}
 		ws := st.worker(w)
-		for _, s := range []*costStats{m, ws} {
+		cached, _ := strconv.ParseInt(cell(row, iCached), 10, 64)
+		tier := cmp.Or(cell(row, iTier), "(none said)")
+		stage := stageOf(cell(row, iSource), cell(row, iDecided), cell(row, iEscalated), cell(row, iTurns), cell(row, iCalls))
+		for _, s := range []*costStats{m, ws, costsOf(st.tiers, tier), costsOf(st.lengths, lengthBucket(in)), costsOf(st.stages, stage)} {
 			s.Rows++
 			s.InputTokens += in
+			s.CachedTokens += cached
 			s.OutputTokens += out
 			s.LatencyMS += lat
 			if costErr != nil {
@@ -276,6 +326,22 @@ func (r *run) readFailures() {
 	case torn:
 		r.notef("%s ends with a torn line (a crash while writing it); that line is not counted.", failuresFile)
 	}
+}
+
+// costsOf returns the counters of key in m, folding keys past maxModels into one.
+func costsOf(m map[string]*costStats, key string) *costStats {
+	if s := m[key]; s != nil {
+		return s
+	}
+	if len(m) >= maxModels {
+		key = "(others)"
+		if s := m[key]; s != nil {
+			return s
+		}
+	}
+	s := &costStats{}
+	m[key] = s
+	return s
 }
 
 // model returns the counters of a model, folding models past maxModels into one.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -461,5 +462,37 @@ func TestWriteChartsTheAgent(t *testing.T) {
 	writeCSV(t, filepath.Join(dir2, resultsFile), header, [][]string{{"1", "a", "m", "1", "1", "", "1", "5", "0", "false", "0", "0", "", "model", "", ""}})
 	if page := writeReport(t, dir2); strings.Contains(page, `id="agent"`) {
 		t.Error("a one-shot run's page has an agent section")
+	}
+}
+
+// The cost section splits the cost by service tier, by record length and by stage, with the
+// share of prompt tokens the provider's cache served.
+func TestWriteBreaksCostDown(t *testing.T) {
+	dir := t.TempDir()
+	header := append([]string{"id", "code"}, results.Bookkeeping()...)
+	row := func(id, in, cached, cost, decided, escalated, tier string) []string {
+		return []string{id, "a", "m", in, "10", cost, "1", "5", "0", "false", cached, "0", "", "model", decided, escalated, tier}
+	}
+	writeCSV(t, filepath.Join(dir, resultsFile), header, [][]string{
+		row("1", "900", "0", "0.001000", "small", "", "flex"),
+		row("2", "2500", "1024", "0.002000", "small", "", "flex"),
+		row("3", "2500", "2048", "0.004000", "big", "confidence 0.33 below 0.6", "default"),
+	})
+	page := writeReport(t, dir)
+	for _, want := range []string{"Per service tier", "Per record length (prompt tokens)", "Per stage",
+		"cascade: escalated, decided by big", "cascade: decided by small", "under 1k", "2k to 4k", "61%"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	r, err := collect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := r.res.tiers["flex"]; f == nil || f.Rows != 2 || math.Abs(f.CostUSD-0.003) > 1e-9 || f.CachedTokens != 1024 {
+		t.Errorf("flex tier: %+v", f)
+	}
+	if d := r.res.lengths["2k to 4k"]; d == nil || d.Rows != 2 {
+		t.Errorf("2k to 4k: %+v", d)
 	}
 }

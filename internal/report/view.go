@@ -32,6 +32,7 @@ type page struct {
 	// Turns and ToolCalls are an agent run's: records by turns, calls by tool.
 	Turns, ToolCalls *barChart
 	Models           []costRow
+	Breakdowns       []costBreakdown
 	Workers          []costRow
 	CostNote         string
 	FailTotal        string

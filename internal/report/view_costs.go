@@ -1,7 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,8 +15,14 @@ import (
 )
 
 type costRow struct {
-	Name, Rows, Cost, Input, Output, Latency, BarW string
-	Failed, Seconds, Restarts, Exit, ExitTone      string
+	Name, Rows, Cost, Input, Cached, Output, Latency, BarW string
+	Failed, Seconds, Restarts, Exit, ExitTone              string
+}
+
+// costBreakdown is one table of the cost section: the rows' cost split by one key.
+type costBreakdown struct {
+	Title, Key string
+	Rows       []costRow
 }
 
 func (p *page) costs(r *run) {
@@ -45,6 +54,9 @@ func (p *page) costs(r *run) {
 	row := func(name string, s *costStats) costRow {
 		c := costRow{Name: name, Rows: textfmt.Thousands(s.Rows), Cost: usd(s.CostUSD), Input: textfmt.Thousands(s.InputTokens),
 			Output: textfmt.Thousands(s.OutputTokens), BarW: num(costBarW * share(s))}
+		if s.InputTokens > 0 {
+			c.Cached = fmt.Sprintf("%.0f%%", 100*float64(s.CachedTokens)/float64(s.InputTokens))
+		}
 		if s.CostUnknown > 0 {
 			c.Cost += fmt.Sprintf(" (+%s unpriced)", textfmt.Thousands(s.CostUnknown))
 		}
@@ -73,6 +85,34 @@ func (p *page) costs(r *run) {
 			name = "(none)"
 		}
 		p.Models = append(p.Models, row(name, res.models[m]))
+	}
+	breakdown := func(title, key string, m map[string]*costStats, order []string) {
+		if len(m) == 0 {
+			return
+		}
+		names := order
+		if names == nil {
+			names = slices.Collect(maps.Keys(m))
+			slices.SortFunc(names, func(a, b string) int {
+				return cmp.Or(cmp.Compare(m[b].CostUSD, m[a].CostUSD), cmp.Compare(m[b].Rows, m[a].Rows), cmp.Compare(a, b))
+			})
+		}
+		bd := costBreakdown{Title: title, Key: key}
+		for _, n := range names {
+			if s := m[n]; s != nil {
+				bd.Rows = append(bd.Rows, row(n, s))
+			}
+		}
+		p.Breakdowns = append(p.Breakdowns, bd)
+	}
+	breakdown("Per service tier", "tier", res.tiers, nil)
+	lengths := make([]string, len(lengthBuckets))
+	for i, b := range lengthBuckets {
+		lengths[i] = b.name
+	}
+	breakdown("Per record length (prompt tokens)", "prompt tokens", res.lengths, lengths)
+	if _, plain := res.stages["one-shot"]; len(res.stages) > 1 || !plain {
+		breakdown("Per stage", "stage", res.stages, nil)
 	}
 
 	// Workers: the union of those with results and those in summary.json.
