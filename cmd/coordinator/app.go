@@ -93,7 +93,7 @@ func app(e env, ran *bool) *cli.App {
 	for _, cmd := range []command{
 		estimateCommand(e), splitCommand(e), slurmCommand(e), k8sCommand(e),
 		statusCommand(e), mergeCommand(e), exportCommand(e), importCommand(e), cancelCommand(e),
-		compareCommand(e), sampleCommand(e), cacheCommand(e), limitsCommand(e), fetchCommand(e), syncCommand(e), driftCommand(e), reviewCommand(e), tuneCommand(e),
+		compareCommand(e), sampleCommand(e), cacheCommand(e), limitsCommand(e), fetchCommand(e), syncCommand(e), driftCommand(e), reviewCommand(e), tuneCommand(e), planCommand(e),
 	} {
 		commands = append(commands, build(cmd))
 	}

@@ -207,3 +207,81 @@ func TestFlexRefusalsFallBackToTheDefaultTier(t *testing.T) {
 		t.Errorf("flex input rate $%v is not below the default tier's $%v", flexRate, stdRate)
 	}
 }
+
+// shellWords splits a command line printed with POSIX single quotes.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	in, started := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\'':
+			in, started = !in, true
+		case c == ' ' && !in:
+			if started {
+				words = append(words, cur.String())
+				cur.Reset()
+				started = false
+			}
+		default:
+			cur.WriteByte(c)
+			started = true
+		}
+	}
+	if in {
+		t.Fatalf("unbalanced quote in %q", line)
+	}
+	if started {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// plan lists the ways with cost and time, picks the cheapest within the deadline, and its
+// command line runs as printed; no way within the deadline is exit 1, no deadline exit 2.
+func TestPlanPrintsACommandThatRuns(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end plan test")
+	}
+	fake, url := startFake(t, fakeai.Config{Seed: 9, PromptCache: true})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out dir") // a path the printed line must quote
+	env := []string{"OPENAI_API_KEY=" + testKey}
+	r := runBin(t, env, "coordinator", "plan", "--input", sample, "--out", out, "--base-url", url, "--workers", "2",
+		"--deadline", "6h", "--latency", "50ms", "--rpm", "3000")
+	if r.code != 0 {
+		t.Fatalf("plan: exit %d\n%s%s", r.code, r.stdout, tail(r.stderr, 20))
+	}
+	for _, want := range []string{"live, default tier", "live, flex tier", "Batch API", "within 24h", "cheapest within 6h: live, flex tier"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("plan wrote the run folder; it must not touch it")
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	words := shellWords(t, strings.TrimSpace(lines[len(lines)-1]))
+	if words[0] != "coordinator" {
+		t.Fatalf("the last line is not a command line: %q", lines[len(lines)-1])
+	}
+	run := runBin(t, env, "coordinator", words[1:]...)
+	if run.code != 0 {
+		t.Fatalf("the printed command %q: exit %d\n%s%s", words, run.code, run.stdout, tail(run.stderr, 20))
+	}
+	if st := fake.Stats(); st.ServiceTiers["flex"] == 0 {
+		t.Errorf("the planned run sent no flex requests: %v", st.ServiceTiers)
+	}
+	if n := len(rowsOf(t, out)); n != 100 {
+		t.Errorf("the planned run answered %d records, want 100", n)
+	}
+	if r := runBin(t, env, "coordinator", "plan", "--input", sample, "--deadline", "1s", "--latency", "2s", "--workers", "1"); r.code != 1 || !strings.Contains(r.stdout, "no way meets 1s") {
+		t.Errorf("a deadline nothing meets: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, env, "coordinator", "plan", "--input", sample); r.code != 2 || !strings.Contains(r.stderr, "--deadline is required") {
+		t.Errorf("no --deadline: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -27,24 +27,54 @@ type EstimateOptions struct {
 // take, making no API calls: every record is rendered with the run's prompt and counted with a
 // real tokenizer.
 func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
+	e, err := runEstimate(ctx, eopts, &deps, true)
+	if err != nil {
+		return err
+	}
+	opts, rep := e.opts, e.rep
+	rep.Print(deps.Stdout)
+	if len(opts.Cascade) > 0 {
+		printCascadeEstimate(deps.Stdout, rep.Costs, opts.Cascade, max(opts.Votes, 1))
+	}
+	if opts.Agent {
+		rg, err := e.agent(ctx)
+		if err != nil {
+			return err
+		}
+		rg.print(deps.Stdout, opts.Model)
+	}
+	return nil
+}
+
+// estimated is an estimate's settings and figures.
+type estimated struct {
+	opts   Options
+	ins    instructions
+	prices *modelinfo.PriceTable
+	rep    *estimate.Report
+}
+
+// runEstimate checks the run's settings as a run would and estimates it; withCache counts the
+// records the response cache (--cache) answers as free.
+func runEstimate(ctx context.Context, eopts EstimateOptions, deps *Deps, withCache bool) (*estimated, error) {
 	deps.defaults()
 	opts, latency := eopts.Options, eopts.Latency
 	// The run's own checks: an estimate is of a run that could start.
 	if err := opts.check(); err != nil {
-		return err
+		return nil, err
 	}
-	if err := checkBaseURL(&opts, &deps); err != nil {
-		return err
+	if err := checkBaseURL(&opts, deps); err != nil {
+		return nil, err
 	}
 	// The estimate is about an API run, whatever key is set now.
 	ins, err := loadInstructions(&opts, runspec.ProviderOpenAI)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sch, tmpl := ins.schema, ins.tmpl
 	prices, err := modelinfo.LoadPrices(opts.PricesFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(opts.Cascade) > 0 {
 		opts.Model = opts.Cascade[0]
@@ -55,16 +85,16 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 		Template: tmpl, Schema: sch, Prices: prices, Workers: opts.Workers, Concurrency: opts.Concurrency,
 		RPM: opts.RPM, TPM: opts.TPM, Latency: latency, Hedge: opts.Hedge,
 	}
-	if opts.Cache != "" {
+	if opts.Cache != "" && withCache {
 		// A record the response cache answers is free: the key is the request the worker
 		// would send, to the server the run would ask.
 		dir, err := cacheDir(opts.Cache)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c, err := cache.Open(dir)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		base := opts.BaseURL
 		if base == "" {
@@ -84,21 +114,15 @@ func Estimate(ctx context.Context, eopts EstimateOptions, deps Deps) error {
 	}
 	rep, err := estimate.Run(ctx, eo)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rep.Print(deps.Stdout)
-	if len(opts.Cascade) > 0 {
-		printCascadeEstimate(deps.Stdout, rep.Costs, opts.Cascade, max(opts.Votes, 1))
-	}
-	if opts.Agent {
-		out := modelinfo.ExpectedOutput(60, opts.Model, opts.ReasoningEffort, opts.MaxCompletionTokens).PerRequest
-		rg, err := estimateAgent(ctx, &opts, ins, prices, out)
-		if err != nil {
-			return err
-		}
-		rg.print(deps.Stdout, opts.Model)
-	}
-	return nil
+	return &estimated{opts: opts, ins: ins, prices: prices, rep: rep}, nil
+}
+
+// agent is the range of an agent run over the input (--agent).
+func (e *estimated) agent(ctx context.Context) (agentRange, error) {
+	out := modelinfo.ExpectedOutput(60, e.opts.Model, e.opts.ReasoningEffort, e.opts.MaxCompletionTokens).PerRequest
+	return estimateAgent(ctx, &e.opts, e.ins, e.prices, out)
 }
 
 // printCascadeEstimate prices a --cascade run: every record asked of the first model, and the
