@@ -9,6 +9,7 @@
 //	go run ./scripts/bench -scenario scale        # overhead, worker start, RSS, 1M records, merge
 //	go run ./scripts/bench -scenario agent        # --agent against one-shot by criteria length; efficiency at 20 workers
 //	go run ./scripts/bench -scenario registry     # fetch throughput; a sync over a 500,000-study mirror
+//	go run ./scripts/bench -scenario cost         # prompt caching, flex refusals, the Batch API and the agent, counted
 //	go run ./scripts/bench -quick                 # a smoke version of all three (under 30s)
 //
 // Build the binaries first (make build); BENCHMARKS.md holds the results and how to read them.
@@ -56,7 +57,7 @@ type bench struct {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.Scenario, "scenario", "all", "latency, limits, scale, agent, registry or all")
+	flag.StringVar(&cfg.Scenario, "scenario", "all", "latency, limits, scale, agent, registry, cost or all")
 	flag.BoolVar(&cfg.Quick, "quick", false, "a small smoke version of each scenario (under 30s in all)")
 	flag.StringVar(&cfg.Bin, "bin", "bin", "folder of the built coordinator and worker")
 	flag.StringVar(&cfg.Results, "results", "bench-results", "folder for the raw JSON results")
@@ -78,9 +79,9 @@ func main() {
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
 	switch cfg.Scenario {
-	case "latency", "limits", "scale", "agent", "registry", "all":
+	case "latency", "limits", "scale", "agent", "registry", "cost", "all":
 	default:
-		return fmt.Errorf("-scenario %q: want latency, limits, scale, agent, registry or all", cfg.Scenario)
+		return fmt.Errorf("-scenario %q: want latency, limits, scale, agent, registry, cost or all", cfg.Scenario)
 	}
 	bin, err := filepath.Abs(cfg.Bin)
 	if err != nil {
@@ -118,6 +119,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		{"scale", b.scale},
 		{"agent", b.agentBench},
 		{"registry", b.registryBench},
+		{"cost", b.costBench},
 	}
 	for _, s := range scenarios {
 		if cfg.Scenario != "all" && cfg.Scenario != s.name {
