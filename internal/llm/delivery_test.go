@@ -93,3 +93,14 @@ func TestCallerFallsBackFromFlex(t *testing.T) {
 		t.Errorf("without a fallback: %v", err)
 	}
 }
+
+// A tier the server names is kept only when it is one the price table knows: anything else it
+// echoes (huge, unknown) leaves the tier asked.
+func TestServedTierIsOneOfTheKnown(t *testing.T) {
+	for in, want := range map[string]string{"flex": "flex", "default": "default", "priority": "priority", "": "",
+		"free-for-you": "", strings.Repeat("x", 5000): ""} {
+		if got := servedTier(in); got != want {
+			t.Errorf("servedTier(%.20q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -271,7 +271,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 
 // reply reads an answer: its model, usage and content, a refusal or a truncation.
 func (o *OpenAI) reply(req Request, resp *openai.ChatCompletion, header http.Header) (Reply, error) {
-	rep := Reply{Model: resp.Model, RateLimit: RateHeaders(header), ServiceTier: string(resp.ServiceTier)}
+	rep := Reply{Model: resp.Model, RateLimit: RateHeaders(header), ServiceTier: servedTier(string(resp.ServiceTier))}
 	if rep.Model == "" {
 		rep.Model = req.Model
 	}
@@ -300,6 +300,16 @@ func (o *OpenAI) reply(req Request, resp *openai.ChatCompletion, header http.Hea
 		return rep, &Error{Class: ClassTruncated, Message: "finish_reason length: the answer hit the token limit"}
 	}
 	return rep, nil
+}
+
+// servedTier is the tier an answer names, if it is one the price table knows of (a server may
+// echo anything; it reaches a results cell and decides a price): "" for any other.
+func servedTier(tier string) string {
+	switch tier {
+	case TierDefault, TierFlex, TierPriority, TierAuto, "scale":
+		return tier
+	}
+	return ""
 }
 
 // Clip shortens s to at most n bytes without splitting a UTF-8 sequence, marking the cut.
