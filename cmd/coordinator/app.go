@@ -65,6 +65,7 @@ func app(e env, ran *bool) *cli.App {
 			name += " " + c.Name
 		}
 		c.OnUsageError = clikit.OnError(name)
+		c.Flags = append(c.Flags, clikit.ProfileFlags(c.Name != "" && c.Name != "run")...)
 		for _, f := range c.Flags {
 			for _, n := range f.Names() {
 				known[n] = true
@@ -84,7 +85,7 @@ func app(e env, ran *bool) *cli.App {
 				}
 				return fmt.Errorf("unexpected arguments %q%s (see %s --help): %w", ctx.Args().Slice(), hint, name, exitcode.ErrUsage)
 			}
-			return cmd.action(ctx)
+			return clikit.Profiled(ctx, "coordinator", func() error { return cmd.action(ctx) })
 		}
 		return &c
 	}

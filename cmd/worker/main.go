@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string) error {
 		Version:         clikit.Version(),
 		OnUsageError:    clikit.OnError("worker"),
 		ExitErrHandler:  func(*cli.Context, error) {}, // never os.Exit inside Run
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "batch", Usage: "the batch file `OUT/batch_N.json`"},
 			&cli.StringFlag{Name: "run-dir", Usage: "the run folder `OUT`; the batch is --index N, else $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX"},
 			&cli.IntFlag{Name: "index", Value: -1, Usage: "the batch `N` of --run-dir", DefaultText: "from the scheduler"},
@@ -59,28 +59,13 @@ func run(ctx context.Context, args []string) error {
 			&cli.BoolFlag{Name: "events", Usage: "write progress events to stdout and stop when stdin closes (used by the coordinator)", Hidden: true},
 			&cli.DurationFlag{Name: "heartbeat", Usage: "interval of heartbeat lines with --events (used by the coordinator)", Hidden: true},
 			&cli.BoolFlag{Name: "serve", Usage: "with --events: stay up and work on the batches the coordinator assigns over stdin, one after another (used by the coordinator)", Hidden: true},
-		},
+		}, clikit.ProfileFlags(false)...),
 		Action: func(c *cli.Context) error {
 			ran = true
 			if c.NArg() > 0 {
 				return fmt.Errorf("unexpected arguments %q; the batch is given with --batch (see worker --help): %w", c.Args().Slice(), exitcode.ErrUsage)
 			}
-			return worker.Run(c.Context, worker.Options{
-				BatchPath:   c.String("batch"),
-				RunDir:      c.String("run-dir"),
-				Index:       c.Int("index"),
-				IndexGiven:  c.IsSet("index"),
-				RunPath:     c.String("run"),
-				Model:       c.String("model"),
-				BaseURL:     c.String("base-url"),
-				Concurrency: c.Int("concurrency"),
-				Events:      c.Bool("events"),
-				Heartbeat:   c.Duration("heartbeat"),
-				RateShare:   c.Int("rate-share"),
-				Export:      c.String("export"),
-				Import:      c.String("import"),
-				Serve:       c.Bool("serve"),
-			}, worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+			return clikit.Profiled(c, "worker", func() error { return runWorker(c) })
 		},
 	}
 	err := app.RunContext(ctx, args)
@@ -92,4 +77,23 @@ func run(ctx context.Context, args []string) error {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 	}
 	return err
+}
+
+func runWorker(c *cli.Context) error {
+	return worker.Run(c.Context, worker.Options{
+		BatchPath:   c.String("batch"),
+		RunDir:      c.String("run-dir"),
+		Index:       c.Int("index"),
+		IndexGiven:  c.IsSet("index"),
+		RunPath:     c.String("run"),
+		Model:       c.String("model"),
+		BaseURL:     c.String("base-url"),
+		Concurrency: c.Int("concurrency"),
+		Events:      c.Bool("events"),
+		Heartbeat:   c.Duration("heartbeat"),
+		RateShare:   c.Int("rate-share"),
+		Export:      c.String("export"),
+		Import:      c.String("import"),
+		Serve:       c.Bool("serve"),
+	}, worker.Deps{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 }

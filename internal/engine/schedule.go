@@ -18,6 +18,7 @@ import (
 	"github.com/trialcat/trialcat/internal/display"
 	"github.com/trialcat/trialcat/internal/exitcode"
 	"github.com/trialcat/trialcat/internal/proc"
+	"github.com/trialcat/trialcat/internal/profile"
 	"github.com/trialcat/trialcat/internal/ratelimit"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
@@ -709,7 +710,7 @@ func (s *scheduler) workerRuns() []summary.WorkerRun {
 // and the key only when the run uses the API.
 func workerEnv(getenv func(string) string, withKey bool) []string {
 	keep := []string{"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR",
-		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "GOCOVERDIR"}
+		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "GOCOVERDIR", profile.EnvDir}
 	if withKey {
 		keep = append(keep, "OPENAI_API_KEY")
 	}
