@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,6 +23,12 @@ import (
 func main() {
 	// Sub-second times in worker_N_log.txt, so timelines of short requests are exact.
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	// A worker's live heap is small (a batch's bookkeeping, the requests in flight) and most of
+	// what it allocates dies within a request: collecting at 4 times the live heap rather than
+	// twice halves the collector's CPU for a few megabytes. GOGC, when set, decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	ctx, _, stop := signals.Context(context.Background())
 	err := run(ctx, os.Args)
 	stop()

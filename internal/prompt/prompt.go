@@ -66,12 +66,16 @@ type Template struct {
 	system bool // "system" is defined
 }
 
-// data is what the template sees as dot.
+// data is what the template sees as dot. .Record is a method, so the record is decoded whole
+// only by a template that uses it; the helpers look paths up in its JSON (record.Lazy).
 type data struct {
-	ID     string
-	Index  int64
-	Record map[string]any
+	ID    string
+	Index int64
+	rec   *record.Lazy
 }
+
+// Record is the record decoded as maps, numbers as json.Number.
+func (d data) Record() (map[string]any, error) { return d.rec.Map() }
 
 // Parse parses a template. name (usually the file name) appears in errors. Errors wrap
 // exitcode.ErrUsage.
@@ -119,16 +123,18 @@ func blank(tree *parse.Tree) bool {
 // Render renders the messages for one record. Errors name the record's ID and wrap
 // exitcode.ErrUsage; a missing field gives a *MissingFieldError.
 func (t *Template) Render(rec record.Record) (Messages, error) {
-	m, err := record.Decode(rec.Data)
-	if err != nil {
-		return Messages{}, fmt.Errorf("record %s: %v: %w", rec.ID, err, exitcode.ErrUsage)
+	lazy := record.NewLazy(rec.Data)
+	if !lazy.IsObject() {
+		if _, err := lazy.Map(); err != nil {
+			return Messages{}, fmt.Errorf("record %s: %v: %w", rec.ID, err, exitcode.ErrUsage)
+		}
 	}
 	tmpl, err := t.tmpl.Clone()
 	if err != nil {
 		return Messages{}, fmt.Errorf("prompt template %s: %w", t.name, err)
 	}
-	tmpl.Funcs(funcs(m))
-	d := data{ID: rec.ID, Index: rec.Index, Record: m}
+	tmpl.Funcs(funcs(lazy))
+	d := data{ID: rec.ID, Index: rec.Index, rec: lazy}
 	var msgs Messages
 	if t.system {
 		if msgs.System, err = execute(tmpl, SystemBlock, d); err != nil {
@@ -189,12 +195,12 @@ type missingPath struct{ path string }
 func (e *missingPath) Error() string { return fmt.Sprintf("field %q is missing", e.path) }
 
 // funcs returns the helpers, bound to one decoded record (nil while parsing).
-func funcs(rec map[string]any) template.FuncMap {
+func funcs(rec *record.Lazy) template.FuncMap {
 	lookup := func(path string) (any, bool) {
 		if rec == nil {
 			return nil, false
 		}
-		return record.Lookup(rec, path)
+		return rec.Lookup(path)
 	}
 	return template.FuncMap{
 		"field": func(path string) (any, error) {

@@ -1,0 +1,394 @@
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Lazy answers Lookup on a record's JSON without decoding all of it: each object on a path is
+// indexed once (its members' spans, found by skipping their values), and only the value found is
+// decoded. Its answers are those of Lookup on Decode's map, keys repeated in an object included
+// (the last wins); JSON it does not follow is decoded whole and looked up the slow way. A Lazy is
+// for one goroutine.
+type Lazy struct {
+	data []byte
+	// objects indexes each object visited by its offset: member name to its value's span.
+	objects map[int]map[string]span
+	full    map[string]any
+	fullErr error
+	decoded bool
+}
+
+type span struct{ start, end int }
+
+// NewLazy returns a Lazy over data, which it does not copy.
+func NewLazy(data []byte) *Lazy { return &Lazy{data: data} }
+
+// Map is the whole record decoded (Decode), once.
+func (l *Lazy) Map() (map[string]any, error) {
+	if !l.decoded {
+		l.full, l.fullErr = Decode(l.data)
+		l.decoded = true
+	}
+	return l.full, l.fullErr
+}
+
+// IsObject reports whether the record's JSON starts as an object (Decode's first check).
+func (l *Lazy) IsObject() bool {
+	i := skipWS(l.data, 0)
+	return i < len(l.data) && l.data[i] == '{'
+}
+
+// Lookup is Lookup(Decode(data), path) without the decoding of what the path does not reach.
+func (l *Lazy) Lookup(path string) (any, bool) {
+	v, ok, sure := l.lookup(path)
+	if sure {
+		return v, ok
+	}
+	m, err := l.Map()
+	if err != nil {
+		return nil, false
+	}
+	return Lookup(m, path)
+}
+
+// lookup walks the raw JSON; sure is false when it met something it does not follow.
+func (l *Lazy) lookup(path string) (v any, found, sure bool) {
+	b := l.data
+	cur := skipWS(b, 0)
+	if cur >= len(b) || b[cur] != '{' {
+		return nil, false, false
+	}
+	end := -1
+	for rest := path; ; {
+		seg, more, _ := strings.Cut(rest, ".")
+		switch b[cur] {
+		case '{':
+			members, ok := l.members(cur)
+			if !ok {
+				return nil, false, false
+			}
+			sp, ok := members[seg]
+			if !ok {
+				return nil, false, true
+			}
+			cur, end = sp.start, sp.end
+		case '[':
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 {
+				return nil, false, true
+			}
+			s, e, ok, sure := element(b, cur, i)
+			if !sure {
+				return nil, false, false
+			}
+			if !ok {
+				return nil, false, true
+			}
+			cur, end = s, e
+		default:
+			return nil, false, true // a path through a string, number, boolean or null
+		}
+		if !strings.Contains(rest, ".") {
+			break
+		}
+		rest = more
+	}
+	val, ok := decodeValue(b[cur:end])
+	return val, ok, ok
+}
+
+// members indexes the object at offset at.
+func (l *Lazy) members(at int) (map[string]span, bool) {
+	if m, ok := l.objects[at]; ok {
+		return m, true
+	}
+	b := l.data
+	m := map[string]span{}
+	i := skipWS(b, at+1)
+	if i < len(b) && b[i] == '}' {
+		l.remember(at, m)
+		return m, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, false
+		}
+		kend := skipString(b, i)
+		if kend < 0 {
+			return nil, false
+		}
+		key, ok := stringValue(b[i:kend])
+		if !ok {
+			return nil, false
+		}
+		i = skipWS(b, kend)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		vs := skipWS(b, i+1)
+		ve := skipValue(b, vs)
+		if ve < 0 {
+			return nil, false
+		}
+		m[key] = span{vs, ve} // a repeated key: the last wins, as in Decode
+		i = skipWS(b, ve)
+		if i >= len(b) {
+			return nil, false
+		}
+		if b[i] == '}' {
+			l.remember(at, m)
+			return m, true
+		}
+		if b[i] != ',' {
+			return nil, false
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+func (l *Lazy) remember(at int, m map[string]span) {
+	if l.objects == nil {
+		l.objects = map[int]map[string]span{}
+	}
+	l.objects[at] = m
+}
+
+// element finds element n of the array at offset at.
+func element(b []byte, at, n int) (start, end int, found, sure bool) {
+	i := skipWS(b, at+1)
+	if i < len(b) && b[i] == ']' {
+		return 0, 0, false, true
+	}
+	for k := 0; ; k++ {
+		e := skipValue(b, i)
+		if e < 0 {
+			return 0, 0, false, false
+		}
+		if k == n {
+			return i, e, true, true
+		}
+		i = skipWS(b, e)
+		if i >= len(b) {
+			return 0, 0, false, false
+		}
+		if b[i] == ']' {
+			return 0, 0, false, true
+		}
+		if b[i] != ',' {
+			return 0, 0, false, false
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+// decodeValue decodes one JSON value as Decode would (numbers as json.Number); a plain string is
+// taken without the decoder.
+func decodeValue(raw []byte) (any, bool) {
+	if s, ok := stringValue(raw); ok {
+		return s, true
+	}
+	if raw[0] == '"' {
+		if s, ok := unquote(raw); ok {
+			return s, true
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, false
+		}
+		return s, true
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// stringValue is a JSON string's value when it needs no decoding: no escapes, no control
+// characters, valid UTF-8 (the decoder replaces invalid bytes, so those go through it).
+func stringValue(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, c := range in {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
+// unquote decodes a JSON string whose escapes are the common ones (\" \\ \/ \b \f \n \r \t,
+// \uXXXX outside the surrogates or as a whole surrogate pair) and whose bytes are valid UTF-8; ok
+// is false for anything else, which the decoder then takes (its answers are the reference).
+func unquote(raw []byte) (string, bool) {
+	in := raw[1 : len(raw)-1]
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); {
+		c := in[i]
+		switch {
+		case c == '"' || c < 0x20:
+			return "", false
+		case c != '\\':
+			j := i + 1
+			for j < len(in) && in[j] != '\\' && in[j] != '"' && in[j] >= 0x20 {
+				j++
+			}
+			out = append(out, in[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(in) {
+			return "", false
+		}
+		switch e := in[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(in, i+2)
+			if !ok {
+				return "", false
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if i+6 > len(in) || in[i] != '\\' || in[i+1] != 'u' {
+					return "", false
+				}
+				r2, ok := hex4(in, i+2)
+				if !ok {
+					return "", false
+				}
+				if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
+					return "", false
+				}
+				i += 6
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			return "", false
+		}
+		i += 2
+	}
+	return string(out), true
+}
+
+// hex4 reads the four hex digits at in[i:].
+func hex4(in []byte, i int) (rune, bool) {
+	if i+4 > len(in) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range in[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the offset after the string starting at i, or -1.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += i
+		// The quote ends the string unless an odd run of backslashes escapes it.
+		n := 0
+		for k := q - 1; k >= i && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
+	}
+	return -1
+}
+
+// skipValue returns the offset after the value starting at i, or -1 when there is none whole.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			k := bytes.IndexAny(b[i:], "\"{}[]")
+			if k < 0 {
+				return -1
+			}
+			i += k
+			switch b[i] {
+			case '"':
+				j := skipString(b, i)
+				if j < 0 {
+					return -1
+				}
+				i = j
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && !strings.ContainsRune(",}] \t\r\n", rune(b[j])) {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
