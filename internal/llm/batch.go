@@ -101,11 +101,11 @@ func (o *OpenAI) Reply(req Request, l OutputLine) (Reply, error) {
 		body.Error.StatusCode = l.Response.StatusCode
 		return Reply{}, redactError(classifyAPI(&body.Error), o.cfg.APIKey)
 	}
-	var resp openai.ChatCompletion
-	if err := json.Unmarshal(l.Response.Body, &resp); err != nil {
+	resp, err := decodeCompletion(l.Response.Body)
+	if err != nil {
 		return Reply{}, &Error{Class: ClassServerError, Message: "the answer in the output file is not a chat completion: " + clip(err.Error(), 200)}
 	}
-	return o.reply(req, &resp, nil)
+	return o.reply(req, resp, nil)
 }
 
 // BatchInfo is what the API says of one batch.

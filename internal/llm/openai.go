@@ -64,8 +64,9 @@ type OpenAIConfig struct {
 // llama.cpp). It asks for structured output with response_format json_schema strict and makes
 // one attempt per Complete: the SDK's own retries are disabled.
 type OpenAI struct {
-	cfg  OpenAIConfig
-	chat openai.ChatCompletionService
+	cfg    OpenAIConfig
+	client openai.Client
+	bodies bodies
 }
 
 var _ Provider = (*OpenAI)(nil)
@@ -76,7 +77,7 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 	if cfg.SchemaName == "" {
 		cfg.SchemaName = "answer"
 	}
-	return &OpenAI{cfg: cfg, chat: openai.NewChatCompletionService(clientOptions(cfg, base, hc, true)...)}
+	return &OpenAI{cfg: cfg, client: openai.NewClient(clientOptions(cfg, base, hc, true)...)}
 }
 
 // clientOptions are the SDK options of every client: base URL, key, HTTP client, no SDK
@@ -225,6 +226,9 @@ func (o *OpenAI) sent(req Request) openai.ChatCompletionNewParams {
 
 // SentBody is the body a live request for req sends (Body with the delivery fields).
 func (o *OpenAI) SentBody(req Request) ([]byte, error) {
+	if oneShot(req) {
+		return o.encode(req, true)
+	}
 	b, err := json.Marshal(o.sent(req))
 	if err != nil {
 		return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
@@ -236,6 +240,9 @@ func (o *OpenAI) SentBody(req Request) ([]byte, error) {
 // billing (prompt cache key and retention, service tier): what a Batch API line holds and what
 // the response cache keys on, so that neither changes with them.
 func (o *OpenAI) Body(req Request) ([]byte, error) {
+	if oneShot(req) {
+		return o.encode(req, false)
+	}
 	b, err := json.Marshal(o.Params(req))
 	if err != nil {
 		return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
@@ -257,10 +264,18 @@ func ForRun(spec *runspec.Spec, sch *schema.Schema, key, baseURL string) OpenAIC
 // Complete makes one attempt. A refusal or a truncated answer returns the Reply (with its
 // usage) together with an *Error; every error it returns is an *Error free of the API key.
 func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
-	var raw *http.Response
-	resp, err := o.chat.New(ctx, o.sent(req), option.WithResponseInto(&raw))
+	body, err := o.SentBody(req)
 	if err != nil {
+		return Reply{}, &Error{Class: ClassBadRequest, Message: err.Error()}
+	}
+	var raw *http.Response
+	var contents []byte
+	if err := o.client.Post(ctx, "chat/completions", body, &contents, option.WithResponseInto(&raw)); err != nil {
 		return Reply{}, redactError(Classify(err), o.cfg.APIKey)
+	}
+	resp, err := decodeCompletion(contents)
+	if err != nil {
+		return Reply{}, &Error{Class: ClassServerError, Message: "malformed response: " + Redact(clip(err.Error(), 200), o.cfg.APIKey)}
 	}
 	var h http.Header
 	if raw != nil {
@@ -270,30 +285,30 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 }
 
 // reply reads an answer: its model, usage and content, a refusal or a truncation.
-func (o *OpenAI) reply(req Request, resp *openai.ChatCompletion, header http.Header) (Reply, error) {
-	rep := Reply{Model: resp.Model, RateLimit: RateHeaders(header), ServiceTier: servedTier(string(resp.ServiceTier))}
+func (o *OpenAI) reply(req Request, resp *completion, header http.Header) (Reply, error) {
+	rep := Reply{Model: string(resp.Model), RateLimit: RateHeaders(header), ServiceTier: servedTier(string(resp.ServiceTier))}
 	if rep.Model == "" {
 		rep.Model = req.Model
 	}
 	rep.Usage, rep.Warning = Usage{
-		InputTokens:       resp.Usage.PromptTokens,
-		CachedInputTokens: resp.Usage.PromptTokensDetails.CachedTokens,
-		OutputTokens:      resp.Usage.CompletionTokens,
+		InputTokens:       int64(resp.Usage.PromptTokens),
+		CachedInputTokens: int64(resp.Usage.PromptTokensDetails.CachedTokens),
+		OutputTokens:      int64(resp.Usage.CompletionTokens),
 	}.Sane(modelinfo.ContextWindow(req.Model))
 	if len(resp.Choices) == 0 {
 		return rep, &Error{Class: ClassServerError, Message: "response has no choices"}
 	}
 	ch := resp.Choices[0]
-	rep.Content = ch.Message.Content
+	rep.Content = string(ch.Message.Content)
 	for _, c := range ch.Message.ToolCalls {
 		if c.Type != "" && c.Type != "function" {
 			continue // a custom tool: none is offered
 		}
-		rep.ToolCalls = append(rep.ToolCalls, ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: c.Function.Arguments})
+		rep.ToolCalls = append(rep.ToolCalls, ToolCall{ID: string(c.ID), Name: string(c.Function.Name), Arguments: string(c.Function.Arguments)})
 	}
 	switch {
 	case ch.Message.Refusal != "":
-		return rep, &Error{Class: ClassRefusal, Message: Redact(clip(ch.Message.Refusal, 200), o.cfg.APIKey)}
+		return rep, &Error{Class: ClassRefusal, Message: Redact(clip(string(ch.Message.Refusal), 200), o.cfg.APIKey)}
 	case ch.FinishReason == "content_filter":
 		return rep, &Error{Class: ClassRefusal, Message: "finish_reason content_filter"}
 	case ch.FinishReason == "length":
@@ -311,6 +326,10 @@ func servedTier(tier string) string {
 	}
 	return ""
 }
+
+// oneShot reports whether req is a plain question (no tools, no conversation): the body encode
+// makes.
+func oneShot(req Request) bool { return len(req.Tools) == 0 && len(req.Messages) == 0 }
 
 // Clip shortens s to at most n bytes without splitting a UTF-8 sequence, marking the cut.
 func Clip(s string, n int) string { return clip(s, n) }

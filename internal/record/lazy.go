@@ -347,6 +347,9 @@ func skipString(b []byte, i int) int {
 	return -1
 }
 
+// structural marks the bytes a container's skip stops at: a string's start and the brackets.
+var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
+
 // skipValue returns the offset after the value starting at i, or -1 when there is none whole.
 func skipValue(b []byte, i int) int {
 	if i >= len(b) {
@@ -358,11 +361,12 @@ func skipValue(b []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
-			k := bytes.IndexAny(b[i:], "\"{}[]")
-			if k < 0 {
+			for i < len(b) && !structural[b[i]] {
+				i++
+			}
+			if i >= len(b) {
 				return -1
 			}
-			i += k
 			switch b[i] {
 			case '"':
 				j := skipString(b, i)
