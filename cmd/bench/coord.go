@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/trialcat/trialcat/internal/profile"
 	"github.com/trialcat/trialcat/internal/results"
 	"github.com/trialcat/trialcat/internal/rundir"
 	"github.com/trialcat/trialcat/internal/summary"
@@ -469,6 +470,9 @@ func (b *bench) coordinator(ctx context.Context, name, input, baseURL string, ti
 		e = env()
 	}
 	full = append(full, args...)
+	if b.cfg.Pprof != "" {
+		e = append(e, profile.EnvDir+"="+filepath.Join(b.cfg.Pprof, name))
+	}
 	p, err := runProc(ctx, filepath.Join(b.bin, "coordinator"), full, e, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(p, 15))

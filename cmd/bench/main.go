@@ -10,6 +10,7 @@
 //	go run ./scripts/bench -scenario agent        # --agent against one-shot by criteria length; efficiency at 20 workers
 //	go run ./scripts/bench -scenario registry     # fetch throughput; a sync over a 500,000-study mirror
 //	go run ./scripts/bench -scenario cost         # prompt caching, flex refusals, the Batch API and the agent, counted
+//	go run ./scripts/bench -scenario ceiling      # CPU per record and records/s against an instant server (-pprof DIR profiles it)
 //	go run ./scripts/bench -quick                 # a smoke version of all three (under 30s)
 //
 // Build the binaries first (make build); BENCHMARKS.md holds the results and how to read them.
@@ -44,6 +45,7 @@ type config struct {
 	Sample   string
 	Workers  string // latency scenario: comma-separated worker counts of the fast series
 	Series   string // latency scenario: fast, slow, slots, a list of them, or all
+	Pprof    string // TRIALCAT_PPROF of every coordinator run: profiles under it, a folder per run
 }
 
 // bench holds what every scenario needs.
@@ -57,7 +59,7 @@ type bench struct {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.Scenario, "scenario", "all", "latency, limits, scale, agent, registry, cost or all")
+	flag.StringVar(&cfg.Scenario, "scenario", "all", "latency, limits, scale, agent, registry, cost, ceiling or all")
 	flag.BoolVar(&cfg.Quick, "quick", false, "a small smoke version of each scenario (under 30s in all)")
 	flag.StringVar(&cfg.Bin, "bin", "bin", "folder of the built coordinator and worker")
 	flag.StringVar(&cfg.Results, "results", "bench-results", "folder for the raw JSON results")
@@ -66,6 +68,7 @@ func main() {
 	flag.StringVar(&cfg.Sample, "sample", "testdata/trials.jsonl", "the real trial records to replicate")
 	flag.StringVar(&cfg.Workers, "workers", "", "latency scenario: worker counts (default 1,5,10,20,50; quick 1,5)")
 	flag.StringVar(&cfg.Series, "series", "all", "latency scenario: fast (150ms base latency, workers 1-50), slow (600ms, 20 and 50 workers), slots (40 slots as workers × concurrency), a comma-separated list, or all")
+	flag.StringVar(&cfg.Pprof, "pprof", "", "write every run's CPU and allocation profiles under `DIR` (TRIALCAT_PPROF), a folder per run")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -79,9 +82,9 @@ func main() {
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
 	switch cfg.Scenario {
-	case "latency", "limits", "scale", "agent", "registry", "cost", "all":
+	case "latency", "limits", "scale", "agent", "registry", "cost", "ceiling", "all":
 	default:
-		return fmt.Errorf("-scenario %q: want latency, limits, scale, agent, registry, cost or all", cfg.Scenario)
+		return fmt.Errorf("-scenario %q: want latency, limits, scale, agent, registry, cost, ceiling or all", cfg.Scenario)
 	}
 	bin, err := filepath.Abs(cfg.Bin)
 	if err != nil {
@@ -120,6 +123,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		{"agent", b.agentBench},
 		{"registry", b.registryBench},
 		{"cost", b.costBench},
+		{"ceiling", b.ceiling},
 	}
 	for _, s := range scenarios {
 		if cfg.Scenario != "all" && cfg.Scenario != s.name {

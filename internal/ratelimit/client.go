@@ -89,12 +89,17 @@ func (c *Client) Wait(ctx context.Context, tokens int) error {
 
 // Reconcile reports a request's real token usage to the coordinator.
 func (c *Client) Reconcile(estimated, actual int) {
-	_ = c.w.Send(wire.Msg{Type: wire.Reconcile, Estimated: estimated, Actual: actual})
+	_ = c.w.Post(wire.Msg{Type: wire.Reconcile, Estimated: estimated, Actual: actual})
 }
 
-// Feedback reports what an answer said about the rate limits to the coordinator.
+// Feedback reports what an answer said about the rate limits to the coordinator: at once for a
+// 429 or an outage (everyone must pause), else with the next line (within wire.PostDelay).
 func (c *Client) Feedback(fb Feedback) {
-	_ = c.w.Send(feedbackMsg(fb))
+	if fb.Status == 429 || fb.Outage {
+		_ = c.w.Send(feedbackMsg(fb))
+		return
+	}
+	_ = c.w.Post(feedbackMsg(fb))
 }
 
 // drop forgets a pending acquire and reports whether it was still pending.

@@ -283,7 +283,8 @@ func TestClientLinesAreWhole(t *testing.T) {
 	// Many goroutines share the worker's stdout: every line must stay whole and parseable.
 	var out testkit.Buffer
 	inR, inW := io.Pipe()
-	c := NewClient(wire.NewWriter(&out), inR)
+	w := wire.NewWriter(&out)
+	c := NewClient(w, inR)
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
@@ -294,6 +295,7 @@ func TestClientLinesAreWhole(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	w.Flush() // reconcile and feedback lines are posted: they may wait wire.PostDelay
 	inW.Close()
 	<-c.Done()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")

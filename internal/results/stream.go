@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Stream is results.jsonl: one JSON object per answered record, its final_results.csv columns
@@ -35,6 +36,8 @@ type Stream struct {
 	seen map[uint64]struct{}
 	seed maphash.Seed
 	err  error
+	// armed says a flush of the buffered lines is scheduled; closed that the file is.
+	armed, closed bool
 }
 
 // OpenStream opens (or creates) the stream file at path, reads the IDs it holds already (a torn
@@ -95,8 +98,8 @@ func (s *Stream) idOf(line []byte) (string, bool) {
 	return id, true
 }
 
-// Add appends the row of an answered record unless its ID is in the stream already, and
-// flushes it. cells are the row as Encode returns it.
+// Add appends the row of an answered record unless its ID is in the stream already; the line is
+// written within StreamFlushDelay (at once on Close). cells are the row as Encode returns it.
 func (s *Stream) Add(cells []string) error {
 	if len(cells) == 0 {
 		return nil
@@ -115,9 +118,11 @@ func (s *Stream) Add(cells []string) error {
 		s.err = err
 		return err
 	}
-	if err := s.w.Flush(); err != nil {
-		s.err = err
-		return err
+	// Lines reach the file within StreamFlushDelay, many to a write: a coordinator killed
+	// meanwhile loses them from the stream only (the next pass adds them from the worker files).
+	if !s.armed {
+		s.armed = true
+		time.AfterFunc(StreamFlushDelay, s.timedFlush)
 	}
 	s.seen[key] = struct{}{}
 	if s.tee != nil {
@@ -129,6 +134,20 @@ func (s *Stream) Add(cells []string) error {
 		}
 	}
 	return nil
+}
+
+// StreamFlushDelay bounds how long an added line waits in memory before it is written.
+const StreamFlushDelay = 20 * time.Millisecond
+
+func (s *Stream) timedFlush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed = false
+	if s.err == nil && !s.closed {
+		if err := s.w.Flush(); err != nil {
+			s.err = err
+		}
+	}
 }
 
 // Len is the number of IDs in the stream.
@@ -247,6 +266,10 @@ func appendCell(b []byte, kind jsonKind, cell string) []byte {
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	err := s.w.Flush()
 	if cerr := s.f.Close(); err == nil {
 		err = cerr

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // Types of lines.
@@ -173,11 +174,22 @@ func Encode(m Msg) []byte {
 }
 
 // Writer writes whole lines to one stream from many goroutines, each line with one Write call.
-// A nil *Writer discards.
+// Lines sent with Post wait (at most PostDelay) to share a write with the lines after them; a
+// Send writes them first, so the order is kept. A nil *Writer discards.
 type Writer struct {
 	mu sync.Mutex
 	w  io.Writer
+	// pending holds posted lines not written yet; armed says a flush is scheduled.
+	pending []byte
+	armed   bool
+	err     error // the first write error of a posted line
 }
+
+// PostDelay bounds how long a posted line waits for company.
+const PostDelay = 5 * time.Millisecond
+
+// postLimit is the pending size past which a Post writes at once.
+const postLimit = 32 << 10
 
 // NewWriter writes to w, or returns nil (discarding) when w is nil.
 func NewWriter(w io.Writer) *Writer {
@@ -196,6 +208,58 @@ func (w *Writer) Send(m Msg) error {
 	line := Encode(m)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.pending) > 0 {
+		line = append(w.pending, line...)
+		w.pending = nil
+	}
 	_, err := w.w.Write(line)
 	return err
+}
+
+// Post queues a line that may wait up to PostDelay (an event, feedback): it is written with the
+// next Send, the next Flush, or when the delay ends, whichever is first. The error is that of an
+// earlier posted write (the other end is gone).
+func (w *Writer) Post(m Msg) error {
+	if w == nil {
+		return nil
+	}
+	line := Encode(m)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending = append(w.pending, line...)
+	if len(w.pending) >= postLimit {
+		w.flushLocked()
+	} else if !w.armed {
+		w.armed = true
+		time.AfterFunc(PostDelay, w.timed)
+	}
+	return w.err
+}
+
+// Flush writes the posted lines now.
+func (w *Writer) Flush() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked()
+	return w.err
+}
+
+func (w *Writer) timed() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.armed = false
+	w.flushLocked()
+}
+
+func (w *Writer) flushLocked() {
+	if len(w.pending) == 0 {
+		return
+	}
+	if _, err := w.w.Write(w.pending); err != nil && w.err == nil {
+		w.err = err
+	}
+	w.pending = w.pending[:0]
 }

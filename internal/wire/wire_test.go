@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -72,3 +73,47 @@ func TestWriterKeepsLinesWhole(t *testing.T) {
 		t.Errorf("a nil Writer returned %v; want it to discard", err)
 	}
 }
+
+// Posted lines wait to share a write with what follows; a Send writes them first, in order, and
+// a posted line alone is written within PostDelay.
+func TestPostedLinesShareAWrite(t *testing.T) {
+	var mu sync.Mutex
+	var writes []string
+	w := NewWriter(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		writes = append(writes, string(p))
+		return len(p), nil
+	}))
+	w.Post(Msg{Type: Record, ID: "a"})
+	w.Post(Msg{Type: Record, ID: "b"})
+	if err := w.Send(Msg{Type: Acquire, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(writes) != 1 || strings.Count(writes[0], "\n") != 3 || strings.Index(writes[0], `"a"`) > strings.Index(writes[0], `"acquire"`) {
+		t.Fatalf("writes %q: want the two posted lines and the sent one, in order, in one write", writes)
+	}
+	mu.Unlock()
+	w.Post(Msg{Type: Record, ID: "c"})
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		n := len(writes)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a posted line alone was never written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -427,7 +427,12 @@ func (r *runner) rateFeedback(est int, a llm.Attempt) {
 // that has gone away is noticed through stdin, and events are never the record of truth.
 func (r *runner) emit(m wire.Msg) {
 	m.Worker = r.files.Number
-	_ = r.events.Send(m)
+	switch m.Type {
+	case wire.Fatal, wire.Start, wire.End:
+		_ = r.events.Send(m) // at once: the coordinator acts on them
+		return
+	}
+	_ = r.events.Post(m) // shares a write with the lines that follow within wire.PostDelay
 }
 
 // tooLong says why a prompt must not be sent, or "" when it fits. The limit is

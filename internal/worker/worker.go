@@ -650,6 +650,7 @@ func openaiConfig(spec *runspec.Spec, sch *schema.Schema, deps Deps, sends bool)
 }
 
 func (r *runner) close() {
+	_ = r.events.Flush() // the events posted last
 	for _, s := range r.toolServers {
 		s.Stop()
 	}
