@@ -28,6 +28,9 @@ func perRecord(m fakeai.LatencyModel) fakeai.LatencyModel {
 // CPU limit, with enough records per worker to stay within a minute a run.
 var slowModel = fakeai.LatencyModel{Base: 600 * time.Millisecond, PerPromptToken: 80 * time.Microsecond, Sigma: 0.6}
 
+// shortModel is the short-run series' heavy tail: 80ms + 60µs per prompt token, sigma 0.8.
+var shortModel = fakeai.LatencyModel{Base: 80 * time.Millisecond, PerPromptToken: 60 * time.Microsecond, Sigma: 0.8}
+
 // designEfficiency is the parallel efficiency the design document predicted for a static split.
 var designEfficiency = map[int]float64{5: 0.98, 10: 0.93, 20: 0.81}
 
@@ -126,6 +129,9 @@ func (b *bench) latencyPlans() ([]latencyPlan, error) {
 		// The slow series again, each run twice on the same first-request latencies: --batches
 		// auto, then with --hedge 5.
 		{"hedge", perRecord(slowModel), []int{20, 50}, func(w int) int { return map[int]int{20: 1200, 50: 2000}[w] }, nil, false, true},
+		// A short run, what a group does while it tunes prompts: 409 records (41 and 20 a
+		// slot) on a heavy tail, --batches auto then with --hedge 5.
+		{"short", perRecord(shortModel), []int{10, 20}, func(int) int { return 409 }, nil, false, true},
 	}
 	var plans []latencyPlan
 	for _, p := range all {
@@ -134,7 +140,7 @@ func (b *bench) latencyPlans() ([]latencyPlan, error) {
 		}
 	}
 	if len(plans) == 0 {
-		return nil, fmt.Errorf("-series %q: want fast, slow, slots, hedge, a comma-separated list of them, or all", b.cfg.Series)
+		return nil, fmt.Errorf("-series %q: want fast, slow, slots, hedge, short, a comma-separated list of them, or all", b.cfg.Series)
 	}
 	return plans, nil
 }

@@ -70,6 +70,9 @@ func (b *bench) limitPlans() []limitPlan {
 		{kind: "rpm", limit: 600, records: 800, workers: 20, concurrency: 4, trim: 5 * time.Second},
 		// 1M TPM: about 400 requests/min for 80s; no request limit.
 		{kind: "tpm", limit: 1_000_000, records: 530, workers: 20, concurrency: 4, trim: 5 * time.Second},
+		// A short run at a binding limit: 25 requests/s for 16s, counted over the whole span
+		// from the first accepted request to the last (no steady window: the start counts).
+		{kind: "rpm", limit: 1500, records: 400, workers: 8, concurrency: 4},
 	}
 }
 

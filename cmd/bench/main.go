@@ -67,7 +67,7 @@ func main() {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the scratch folder")
 	flag.StringVar(&cfg.Sample, "sample", "testdata/trials.jsonl", "the real trial records to replicate")
 	flag.StringVar(&cfg.Workers, "workers", "", "latency scenario: worker counts (default 1,5,10,20,50; quick 1,5)")
-	flag.StringVar(&cfg.Series, "series", "all", "latency scenario: fast (150ms base latency, workers 1-50), slow (600ms, 20 and 50 workers), slots (40 slots as workers × concurrency), a comma-separated list, or all")
+	flag.StringVar(&cfg.Series, "series", "all", "latency scenario: fast (150ms base latency, workers 1-50), slow (600ms, 20 and 50 workers), slots (40 slots as workers × concurrency), hedge, short (409 records at 10 and 20 workers, hedged and not), a comma-separated list, or all")
 	flag.StringVar(&cfg.Pprof, "pprof", "", "write every run's CPU and allocation profiles under `DIR` (TRIALCAT_PPROF), a folder per run")
 	flag.Parse()
 
