@@ -74,11 +74,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		var req fakeai.ChatRequest
 		if json.Unmarshal(body, &req) == nil {
-			n := 0
-			for _, m := range req.Messages {
-				n += len(m.Text())
-			}
-			tokens = max(1, n/4)
+			tokens = req.PromptTokens()
 		}
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

@@ -125,6 +125,13 @@ func (r ChatRequest) RecordID() string {
 	return "unknown"
 }
 
+// PromptTokens is what the server counts as the request's prompt tokens (for its TPM limit,
+// its usage and its latency): a token for every 4 bytes of promptText, at least one.
+func (r ChatRequest) PromptTokens() int { return tokensOf(r.promptText()) }
+
+// tokensOf counts a prompt text's tokens as the server does.
+func tokensOf(prompt string) int { return max(1, len(prompt)/bytesPerToken) }
+
 // promptText returns what a provider counts as prompt tokens, in the order it caches them: the
 // tools offered and the response schema, then the text of all messages and their tool calls.
 func (r ChatRequest) promptText() string {

@@ -254,7 +254,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 	}
 	id := req.RecordID()
 	prompt := req.promptText()
-	promptTokens := max(1, len(prompt)/4)
+	promptTokens := tokensOf(prompt)
 	s.mu.Lock()
 	s.stats.PerID[id]++
 	s.stats.PerModel[req.Model]++
@@ -505,7 +505,7 @@ func setRetryAfter(h http.Header, d time.Duration) {
 // writeCompletion answers req with r. prompt is req's prompt text: its tokens, and its prefixes
 // for the prompt cache, which the answer then holds.
 func (s *Server) writeCompletion(w http.ResponseWriter, req ChatRequest, r reply, prompt string) {
-	promptTokens := max(1, len(prompt)/bytesPerToken)
+	promptTokens := tokensOf(prompt)
 	var prefixes []uint64
 	if s.cfg.PromptCache {
 		prefixes = prefixHashes(req.Model, prompt)
