@@ -99,11 +99,7 @@ func (o *OpenAI) template(k templateKey) (bodyTemplate, error) {
 	if k.sys {
 		req.System = placeholderSystem
 	}
-	p := o.Params(req)
-	if k.sent {
-		p = o.sent(req)
-	}
-	full, err := json.Marshal(p)
+	full, err := json.Marshal(o.paramsFor(req, k.sent))
 	if err != nil {
 		return bodyTemplate{}, fmt.Errorf("encode the request: %w", err)
 	}

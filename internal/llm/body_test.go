@@ -24,11 +24,7 @@ func TestEncodeIsTheSDKsEncoding(t *testing.T) {
 			}
 			req.User += "\u2028 <tag> & \"quoted\" \\ \x01 \xff"
 			for _, sent := range []bool{false, true} {
-				p := o.Params(req)
-				if sent {
-					p = o.sent(req)
-				}
-				want, err := json.Marshal(p)
+				want, err := json.Marshal(o.paramsFor(req, sent))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -225,29 +225,32 @@ func (o *OpenAI) sent(req Request) openai.ChatCompletionNewParams {
 }
 
 // SentBody is the body a live request for req sends (Body with the delivery fields).
-func (o *OpenAI) SentBody(req Request) ([]byte, error) {
+func (o *OpenAI) SentBody(req Request) ([]byte, error) { return o.body(req, true) }
+
+// Body is the request body of req as JSON without the fields that steer only delivery and
+// billing (prompt cache key and retention, service tier): what a Batch API line holds and what
+// the response cache keys on, so that neither changes with them.
+func (o *OpenAI) Body(req Request) ([]byte, error) { return o.body(req, false) }
+
+// body encodes req, with the delivery fields when sent: a one-shot request from its template
+// (encode), a conversation through the SDK.
+func (o *OpenAI) body(req Request, sent bool) ([]byte, error) {
 	if oneShot(req) {
-		return o.encode(req, true)
+		return o.encode(req, sent)
 	}
-	b, err := json.Marshal(o.sent(req))
+	b, err := json.Marshal(o.paramsFor(req, sent))
 	if err != nil {
 		return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
 	}
 	return b, nil
 }
 
-// Body is the request body of req as JSON without the fields that steer only delivery and
-// billing (prompt cache key and retention, service tier): what a Batch API line holds and what
-// the response cache keys on, so that neither changes with them.
-func (o *OpenAI) Body(req Request) ([]byte, error) {
-	if oneShot(req) {
-		return o.encode(req, false)
+// paramsFor is Params, with the delivery fields when sent.
+func (o *OpenAI) paramsFor(req Request, sent bool) openai.ChatCompletionNewParams {
+	if sent {
+		return o.sent(req)
 	}
-	b, err := json.Marshal(o.Params(req))
-	if err != nil {
-		return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
-	}
-	return b, nil
+	return o.Params(req)
 }
 
 // ForRun is the configuration of the run's OpenAI-compatible server: the request parameters
