@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -283,5 +284,25 @@ func TestPlanPrintsACommandThatRuns(t *testing.T) {
 	}
 	if r := runBin(t, env, "coordinator", "plan", "--input", sample); r.code != 2 || !strings.Contains(r.stderr, "--deadline is required") {
 		t.Errorf("no --deadline: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runBin(t, env, "coordinator", "plan", "--input", sample, "--deadline", "-5m"); r.code != 2 || !strings.Contains(r.stderr, "positive") {
+		t.Errorf("a negative --deadline: exit %d\n%s", r.code, r.stderr)
+	}
+	// --votes multiplies every way's requests, cost and time.
+	one := runBin(t, env, "coordinator", "plan", "--input", sample, "--deadline", "6h", "--latency", "50ms")
+	three := runBin(t, env, "coordinator", "plan", "--input", sample, "--deadline", "6h", "--latency", "50ms", "--votes", "3")
+	cost := func(out string) string {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "live, default tier") {
+				return strings.Fields(line)[len(strings.Fields(line))-3]
+			}
+		}
+		return ""
+	}
+	var c1, c3 float64
+	fmt.Sscanf(strings.TrimPrefix(cost(one.stdout), "$"), "%f", &c1)
+	fmt.Sscanf(strings.TrimPrefix(cost(three.stdout), "$"), "%f", &c3)
+	if c1 <= 0 || math.Abs(c3-3*c1) > 0.0002 {
+		t.Errorf("the default tier costs $%v with one vote and $%v with three; want three times:\n%s\n%s", c1, c3, one.stdout, three.stdout)
 	}
 }

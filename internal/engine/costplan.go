@@ -60,8 +60,11 @@ type way struct {
 // run's --agent choice, and prints its command line. It makes no API call. When no way meets the
 // deadline it says what would, and returns an error (exit 1).
 func Plan(ctx context.Context, popts PlanOptions, deps Deps) error {
-	if popts.Deadline <= 0 {
+	switch {
+	case popts.Deadline == 0:
 		return usagef("plan: --deadline is required: the wall time the run must finish within, such as 6h or 90m")
+	case popts.Deadline < 0:
+		return usagef("plan: --deadline %s: want a positive wall time, such as 6h or 90m", popts.Deadline)
 	}
 	e, err := runEstimate(ctx, popts.EstimateOptions, &deps, true)
 	if err != nil {
@@ -114,17 +117,20 @@ func oneShotWays(e *estimated, cached, named bool) []way {
 			suffix, drop = ", response cache off", []string{"--cache"}
 		}
 	}
-	tokens := rep.InputTokens + run.OutputTokens
+	// Each record is asked --votes times (a cascade's first model; what it escalates is not
+	// known before the run).
+	votes := int64(max(opts.Votes, 1))
+	requests, tokens := rep.Records*votes, (rep.InputTokens+run.OutputTokens)*votes
 	price := func(tier string) (float64, bool) {
-		return e.prices.CostAt(opts.Model, tier, rep.InputTokens, rep.CachedTokens, run.OutputTokens)
+		return e.prices.CostAt(opts.Model, tier, rep.InputTokens*votes, rep.CachedTokens*votes, run.OutputTokens*votes)
 	}
 	var ways []way
 	usd, ok := price("")
-	conc, wall := liveWall(opts, rep.Records, tokens, rep.Wall.Latency)
+	conc, wall := liveWall(opts, requests, tokens, rep.Wall.Latency)
 	ways = append(ways, way{name: "live, default tier" + suffix, usd: usd, known: ok, wall: wall,
 		flags: concurrencyFlag(opts, conc), drop: drop})
 	usd, ok = price(llm.TierFlex)
-	conc, wall = liveWall(opts, rep.Records, tokens, rep.Wall.Latency*FlexSlowdown)
+	conc, wall = liveWall(opts, requests, tokens, rep.Wall.Latency*FlexSlowdown)
 	ways = append(ways, way{name: "live, flex tier" + suffix, usd: usd, known: ok, wall: wall,
 		flags: append([]string{"--service-tier=" + llm.TierFlex}, concurrencyFlag(opts, conc)...), drop: drop,
 		note: fmt.Sprintf("flex answers assumed %dx slower; a request flex refuses --flex-fallback times (%d) goes on the default tier at its price", FlexSlowdown, opts.FlexFallback)})
@@ -255,6 +261,13 @@ func printPlan(w io.Writer, e *estimated, popts PlanOptions, ways []way, best in
 	}
 	if rep.FromCache > 0 {
 		notes = append(notes, fmt.Sprintf("the response cache answers %s records at no cost", textfmt.Thousands(rep.FromCache)))
+	}
+	if opts.Votes > 1 {
+		notes = append(notes, fmt.Sprintf("every record is asked %d times (--votes)", opts.Votes))
+	}
+	if len(opts.Cascade) > 0 {
+		notes = append(notes, fmt.Sprintf("--cascade: priced for %s on every record; the records it escalates add their share of %s (known after the run: summary.json's cascade.escalated_share)",
+			opts.Cascade[0], strings.Join(opts.Cascade[1:], ", ")))
 	}
 	fmt.Fprintln(w)
 	for _, n := range notes {
