@@ -220,10 +220,7 @@ func funcs(rec *record.Lazy) template.FuncMap {
 			}
 			return v
 		},
-		"list": func(path string) []string {
-			v, _ := lookup(path)
-			return toList(v)
-		},
+		"list": func(path string) []string { return list(rec, path) },
 		"at": func(v any, path string) any {
 			got, ok := record.Lookup(v, path)
 			if !ok || got == nil {
@@ -234,6 +231,35 @@ func funcs(rec *record.Lazy) template.FuncMap {
 		"join":     join,
 		"truncate": truncate,
 	}
+}
+
+// list is the list helper: toList of the value at path, an array's objects read only for their
+// names (record.Lazy.Names).
+func list(rec *record.Lazy, path string) []string {
+	if rec == nil {
+		return nil
+	}
+	items, isArray, found := rec.Names(path)
+	switch {
+	case !found:
+		return nil
+	case !isArray:
+		v, _ := rec.Lookup(path)
+		return toList(v)
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		if it.Object {
+			if it.Named && it.Value != nil {
+				out = append(out, text(it.Value))
+			}
+			continue
+		}
+		if s := text(it.Value); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // toList turns a value into strings: see list in the package documentation.

@@ -58,48 +58,58 @@ func (l *Lazy) Lookup(path string) (any, bool) {
 
 // lookup walks the raw JSON; sure is false when it met something it does not follow.
 func (l *Lazy) lookup(path string) (v any, found, sure bool) {
+	start, end, found, sure := l.span(path)
+	if !found || !sure {
+		return nil, found, sure
+	}
+	val, ok := decodeValue(l.data[start:end])
+	return val, ok, ok
+}
+
+// span finds the value at path in the raw JSON; sure is false when it met something it does not
+// follow.
+func (l *Lazy) span(path string) (start, end int, found, sure bool) {
 	b := l.data
 	cur := skipWS(b, 0)
 	if cur >= len(b) || b[cur] != '{' {
-		return nil, false, false
+		return 0, 0, false, false
 	}
-	end := -1
+	end = -1
 	for rest := path; ; {
 		seg, more, _ := strings.Cut(rest, ".")
 		switch b[cur] {
 		case '{':
 			members, ok := l.members(cur)
 			if !ok {
-				return nil, false, false
+				return 0, 0, false, false
 			}
 			sp, ok := members[seg]
 			if !ok {
-				return nil, false, true
+				return 0, 0, false, true
 			}
 			cur, end = sp.start, sp.end
 		case '[':
 			i, err := strconv.Atoi(seg)
 			if err != nil || i < 0 {
-				return nil, false, true
+				return 0, 0, false, true
 			}
 			s, e, ok, sure := element(b, cur, i)
 			if !sure {
-				return nil, false, false
+				return 0, 0, false, false
 			}
 			if !ok {
-				return nil, false, true
+				return 0, 0, false, true
 			}
 			cur, end = s, e
 		default:
-			return nil, false, true // a path through a string, number, boolean or null
+			return 0, 0, false, true // a path through a string, number, boolean or null
 		}
 		if !strings.Contains(rest, ".") {
 			break
 		}
 		rest = more
 	}
-	val, ok := decodeValue(b[cur:end])
-	return val, ok, ok
+	return cur, end, true, true
 }
 
 // members indexes the object at offset at.
@@ -395,4 +405,103 @@ func skipValue(b []byte, i int) int {
 		return -1
 	}
 	return j
+}
+
+// Names is what a list of named things needs from the array at path, without decoding the rest
+// of its objects: each element decoded as Lookup would, except that an object element is only its
+// "name" member (named false when it has none). isArray is false when path holds something else
+// (or nothing: found false); the caller then looks it up whole.
+func (l *Lazy) Names(path string) (items []Named, isArray, found bool) {
+	start, end, found, sure := l.span(path)
+	if !sure {
+		v, ok := l.Lookup(path)
+		return fromDecoded(v), isArrayValue(v), ok
+	}
+	if !found {
+		return nil, false, false
+	}
+	b := l.data
+	if b[start] != '[' {
+		return nil, false, true
+	}
+	i := skipWS(b, start+1)
+	if i < end && b[i] == ']' {
+		return []Named{}, true, true
+	}
+	for {
+		e := skipValue(b, i)
+		if e < 0 || e > end {
+			return l.namesSlow(path)
+		}
+		item, ok := l.named(i, e)
+		if !ok {
+			return l.namesSlow(path)
+		}
+		items = append(items, item)
+		i = skipWS(b, e)
+		if i >= end {
+			return l.namesSlow(path)
+		}
+		if b[i] == ']' {
+			return items, true, true
+		}
+		if b[i] != ',' {
+			return l.namesSlow(path)
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+// Named is one element of Names.
+type Named struct {
+	// Value is the element (for an object: its "name" member, nil when named is false).
+	Value any
+	// Object says the element is an object; Named that it has a "name" member.
+	Object, Named bool
+}
+
+// named reads the element at b[s:e].
+func (l *Lazy) named(s, e int) (Named, bool) {
+	if l.data[s] != '{' {
+		v, ok := decodeValue(l.data[s:e])
+		return Named{Value: v}, ok
+	}
+	members, ok := l.members(s)
+	if !ok {
+		return Named{}, false
+	}
+	sp, ok := members["name"]
+	if !ok {
+		return Named{Object: true}, true
+	}
+	v, ok := decodeValue(l.data[sp.start:sp.end])
+	return Named{Value: v, Object: true, Named: true}, ok
+}
+
+func (l *Lazy) namesSlow(path string) ([]Named, bool, bool) {
+	v, ok := l.Lookup(path)
+	return fromDecoded(v), isArrayValue(v), ok
+}
+
+func isArrayValue(v any) bool {
+	_, ok := v.([]any)
+	return ok
+}
+
+// fromDecoded is Names of a decoded value.
+func fromDecoded(v any) []Named {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	out := make([]Named, 0, len(arr))
+	for _, e := range arr {
+		if m, ok := e.(map[string]any); ok {
+			name, has := m["name"]
+			out = append(out, Named{Value: name, Object: true, Named: has})
+			continue
+		}
+		out = append(out, Named{Value: e})
+	}
+	return out
 }
