@@ -19,11 +19,18 @@ type bodyTemplate struct {
 }
 
 // templateKey names a shape: the model, the tier, whether the delivery fields are in, whether
-// there is a system message.
+// there is a system message; for a conversation, the tools offered (the caller's slice: an agent
+// offers the same one on every turn).
 type templateKey struct {
 	model, tier string
 	sent, sys   bool
+	tools       *Tool
+	ntools      int
 }
+
+// maxTemplates bounds the templates kept: a caller that builds a new tools slice for every
+// request gets a template each time, not a growing map.
+const maxTemplates = 64
 
 // bodies keeps the templates and the encoding of the last system message (every record of a run
 // usually shares it).
@@ -72,13 +79,10 @@ func (bs *bodies) get(o *OpenAI, k templateKey, system string) (bodyTemplate, []
 	t, ok := bs.templates[k]
 	if !ok {
 		var err error
-		if t, err = o.template(k); err != nil {
+		if t, err = o.template(k, nil); err != nil {
 			return bodyTemplate{}, nil, err
 		}
-		if bs.templates == nil {
-			bs.templates = map[templateKey]bodyTemplate{}
-		}
-		bs.templates[k] = t
+		bs.remember(k, t)
 	}
 	if !k.sys {
 		return t, nil, nil
@@ -93,9 +97,58 @@ func (bs *bodies) get(o *OpenAI, k templateKey, system string) (bodyTemplate, []
 	return t, bs.systemEnc, nil
 }
 
-// template encodes a request of shape k through the SDK and cuts its messages out.
-func (o *OpenAI) template(k templateKey) (bodyTemplate, error) {
-	req := Request{Model: k.model, ServiceTier: k.tier, User: placeholderUser}
+func (bs *bodies) remember(k templateKey, t bodyTemplate) {
+	if bs.templates == nil || len(bs.templates) >= maxTemplates {
+		bs.templates = map[templateKey]bodyTemplate{}
+	}
+	bs.templates[k] = t
+}
+
+// encodeConversation returns the body of a request with tools or a conversation: the template of
+// its model, tier and tools (the tools' encoding, the largest part, made once) with each message
+// encoded by the SDK spliced in.
+func (o *OpenAI) encodeConversation(req Request, sent bool) ([]byte, error) {
+	k := templateKey{model: req.Model, tier: req.ServiceTier, sent: sent, ntools: len(req.Tools)}
+	if len(req.Tools) > 0 {
+		k.tools = &req.Tools[0]
+	}
+	o.bodies.mu.Lock()
+	t, ok := o.bodies.templates[k]
+	o.bodies.mu.Unlock()
+	if !ok {
+		var err error
+		if t, err = o.template(k, req.Tools); err != nil {
+			return nil, err
+		}
+		o.bodies.mu.Lock()
+		o.bodies.remember(k, t)
+		o.bodies.mu.Unlock()
+	}
+	msgs := req.Messages
+	if len(msgs) == 0 {
+		msgs = []Message{{Role: RoleUser, Content: req.User}}
+		if req.System != "" {
+			msgs = append([]Message{{Role: RoleSystem, Content: req.System}}, msgs...)
+		}
+	}
+	b := append(make([]byte, 0, len(t.head)+len(t.tail)+4096), t.head...)
+	for i, p := range messageParams(msgs) {
+		enc, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, enc...)
+	}
+	return append(b, t.tail...), nil
+}
+
+// template encodes a request of shape k (with tools, for a conversation) through the SDK and cuts
+// its messages out.
+func (o *OpenAI) template(k templateKey, tools []Tool) (bodyTemplate, error) {
+	req := Request{Model: k.model, ServiceTier: k.tier, User: placeholderUser, Tools: tools}
 	if k.sys {
 		req.System = placeholderSystem
 	}

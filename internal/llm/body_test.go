@@ -54,3 +54,39 @@ func BenchmarkRequestBody(b *testing.B) {
 		}
 	})
 }
+
+// A conversation with tools (an agent's turn) is the SDK's encoding too, byte for byte: every kind
+// of message, with and without the delivery fields, the tools' template kept across turns.
+func TestConversationIsTheSDKsEncoding(t *testing.T) {
+	o := NewOpenAI(OpenAIConfig{SchemaName: "s", Schema: testSchema(), PromptCacheKey: "k", MaxCompletionTokens: 700})
+	tools := []Tool{
+		{Name: "read_section", Description: "Read a section <of the record> & more.", Parameters: map[string]any{"type": "object",
+			"properties": map[string]any{"name": map[string]any{"type": "string"}}, "required": []any{"name"}}},
+		{Name: "submit", Parameters: testSchema(), Strict: true},
+	}
+	conv := []Message{
+		{Role: RoleSystem, Content: "You categorize trials.\u2028 <b>"},
+		{Role: RoleUser, Content: "Record ID: NCT1\n\"overview\""},
+		{Role: RoleAssistant, ToolCalls: []ToolCall{{ID: "call_1", Name: "read_section", Arguments: `{"name":"eligibility"}`}, {ID: "call_2", Name: "submit", Arguments: `{}`}}},
+		{Role: RoleTool, ToolCallID: "call_1", Content: "Inclusion: adults \\ 18+"},
+		{Role: RoleTool, ToolCallID: "call_2", Content: "refused: missing fields"},
+		{Role: RoleAssistant, Content: "thinking aloud"},
+		{Role: RoleUser, Content: "Answer by calling submit."},
+	}
+	for turn := 2; turn <= len(conv); turn++ {
+		for _, sent := range []bool{false, true} {
+			req := Request{RecordID: "NCT1", Model: "gpt-5-mini", Messages: conv[:turn], Tools: tools, ServiceTier: map[bool]string{true: TierFlex}[turn%2 == 0]}
+			want, err := json.Marshal(o.paramsFor(req, sent))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := o.body(req, sent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("turn %d (sent %v):\n got %s\nwant %s", turn, sent, got, want)
+			}
+		}
+	}
+}

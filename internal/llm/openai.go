@@ -2,7 +2,6 @@ package llm
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -232,17 +231,13 @@ func (o *OpenAI) SentBody(req Request) ([]byte, error) { return o.body(req, true
 // the response cache keys on, so that neither changes with them.
 func (o *OpenAI) Body(req Request) ([]byte, error) { return o.body(req, false) }
 
-// body encodes req, with the delivery fields when sent: a one-shot request from its template
-// (encode), a conversation through the SDK.
+// body encodes req, with the delivery fields when sent, from a template of the SDK's encoding:
+// a one-shot request (encode), a conversation or a request with tools (encodeConversation).
 func (o *OpenAI) body(req Request, sent bool) ([]byte, error) {
 	if oneShot(req) {
 		return o.encode(req, sent)
 	}
-	b, err := json.Marshal(o.paramsFor(req, sent))
-	if err != nil {
-		return nil, fmt.Errorf("record %s: encode the request: %w", req.RecordID, err)
-	}
-	return b, nil
+	return o.encodeConversation(req, sent)
 }
 
 // paramsFor is Params, with the delivery fields when sent.
