@@ -1,14 +1,13 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"unicode"
 
+	"github.com/trialcat/trialcat/internal/record"
 	"github.com/trialcat/trialcat/internal/tokens"
 )
 
@@ -26,10 +25,7 @@ type Section struct {
 func estimate(text string) int { return (len(text) + tokens.CharsPerToken - 1) / tokens.CharsPerToken }
 
 // member is one key and value of a JSON object, in the object's order.
-type member struct {
-	key string
-	val any // object ([]member), []any, string, json.Number, bool or nil
-}
+type member = record.Member
 
 // Sections cuts a record into the sections the model can read. A ClinicalTrials.gov study is cut
 // into its modules (protocolSection.eligibilityModule is "eligibility",
@@ -37,9 +33,7 @@ type member struct {
 // top-level fields, an object of objects into one section per inner object. Each section's text
 // is the field tree as indented "key: value" lines, in the record's order.
 func Sections(data []byte) ([]Section, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	root, err := decodeOrdered(dec)
+	root, err := record.DecodeOrdered(data)
 	if err != nil {
 		return nil, fmt.Errorf("read the record: %w", err)
 	}
@@ -61,24 +55,24 @@ func Sections(data []byte) ([]Section, error) {
 	}
 	var scalars []member
 	for _, m := range obj {
-		inner, ok := m.val.([]member)
+		inner, ok := m.Value.([]member)
 		if ok && allObjects(inner) && len(inner) > 0 {
-			prefix := strings.TrimSuffix(m.key, "Section")
-			if m.key == "protocolSection" {
+			prefix := strings.TrimSuffix(m.Key, "Section")
+			if m.Key == "protocolSection" {
 				prefix = ""
 			} else {
 				prefix = snake(prefix) + "."
 			}
 			for _, mm := range inner {
-				add(prefix+snake(strings.TrimSuffix(mm.key, "Module")), mm.val)
+				add(prefix+snake(strings.TrimSuffix(mm.Key, "Module")), mm.Value)
 			}
 			continue
 		}
-		if _, isObj := m.val.([]member); !isObj && short(m.val) {
+		if _, isObj := m.Value.([]member); !isObj && short(m.Value) {
 			scalars = append(scalars, m) // small top-level values share one section
 			continue
 		}
-		add(m.key, m.val)
+		add(m.Key, m.Value)
 	}
 	if len(scalars) > 0 {
 		add("fields", scalars)
@@ -109,7 +103,7 @@ func short(v any) bool {
 
 func allObjects(ms []member) bool {
 	for _, m := range ms {
-		if _, ok := m.val.([]member); !ok {
+		if _, ok := m.Value.([]member); !ok {
 			return false
 		}
 	}
@@ -141,16 +135,16 @@ func render(b *strings.Builder, v any, indent string) {
 	switch x := v.(type) {
 	case []member:
 		for _, m := range x {
-			switch mv := m.val.(type) {
+			switch mv := m.Value.(type) {
 			case []member, []any:
 				if s, ok := inlineList(mv); ok {
-					fmt.Fprintf(b, "%s%s: %s\n", indent, m.key, s)
+					fmt.Fprintf(b, "%s%s: %s\n", indent, m.Key, s)
 					continue
 				}
-				fmt.Fprintf(b, "%s%s:\n", indent, m.key)
+				fmt.Fprintf(b, "%s%s:\n", indent, m.Key)
 				render(b, mv, indent+"  ")
 			default:
-				writeScalar(b, indent, m.key+": ", mv)
+				writeScalar(b, indent, m.Key+": ", mv)
 			}
 		}
 	case []any:
@@ -222,53 +216,3 @@ func scalar(v any) string {
 }
 
 // decodeOrdered reads one JSON value keeping each object's key order.
-func decodeOrdered(dec *json.Decoder) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			return nil, io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			var obj []member
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				key, _ := kt.(string)
-				v, err := decodeOrdered(dec)
-				if err != nil {
-					return nil, err
-				}
-				obj = append(obj, member{key, v})
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			if obj == nil {
-				obj = []member{}
-			}
-			return obj, nil
-		case '[':
-			list := []any{}
-			for dec.More() {
-				v, err := decodeOrdered(dec)
-				if err != nil {
-					return nil, err
-				}
-				list = append(list, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return list, nil
-		}
-		return nil, fmt.Errorf("unexpected %v", t)
-	}
-	return tok, nil
-}

@@ -3,6 +3,8 @@ package record
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -215,8 +217,8 @@ func decodeValue(raw []byte) (any, bool) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, false
+	if err := dec.Decode(&v); err != nil || dec.InputOffset() != int64(len(raw)) {
+		return nil, false // not one whole value ("01" decodes as 0 and leaves the 1)
 	}
 	return v, true
 }
@@ -504,4 +506,111 @@ func fromDecoded(v any) []Named {
 		out = append(out, Named{Value: e})
 	}
 	return out
+}
+
+// Member is one key and value of a JSON object, in the object's order (DecodeOrdered).
+type Member struct {
+	Key   string
+	Value any // an object ([]Member), []any, string, json.Number, bool or nil
+}
+
+// DecodeOrdered decodes JSON keeping each object's members in order: objects as []Member, arrays
+// as []any, numbers as json.Number. Scalars go through the decoder (or unquote), so what it
+// accepts is what encoding/json accepts.
+func DecodeOrdered(data []byte) (any, error) {
+	v, i, err := ordered(data, skipWS(data, 0), 0)
+	if err != nil {
+		return nil, err
+	}
+	if skipWS(data, i) != len(data) {
+		return nil, fmt.Errorf("invalid character after the top-level value at offset %d", i)
+	}
+	return v, nil
+}
+
+// maxDepth bounds DecodeOrdered's nesting, as encoding/json's does.
+const maxDepth = 10000
+
+func ordered(b []byte, i, depth int) (any, int, error) {
+	if depth > maxDepth {
+		return nil, i, fmt.Errorf("exceeded max depth")
+	}
+	if i >= len(b) {
+		return nil, i, io.ErrUnexpectedEOF
+	}
+	switch b[i] {
+	case '{':
+		obj := []Member{}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return obj, i + 1, nil
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return nil, i, fmt.Errorf("expected a key at offset %d", i)
+			}
+			kend := skipString(b, i)
+			if kend < 0 {
+				return nil, i, io.ErrUnexpectedEOF
+			}
+			key, ok := decodeValue(b[i:kend])
+			ks, isStr := key.(string)
+			if !ok || !isStr {
+				return nil, i, fmt.Errorf("invalid key at offset %d", i)
+			}
+			i = skipWS(b, kend)
+			if i >= len(b) || b[i] != ':' {
+				return nil, i, fmt.Errorf("expected ':' at offset %d", i)
+			}
+			v, next, err := ordered(b, skipWS(b, i+1), depth+1)
+			if err != nil {
+				return nil, next, err
+			}
+			obj = append(obj, Member{Key: ks, Value: v})
+			i = skipWS(b, next)
+			if i >= len(b) {
+				return nil, i, io.ErrUnexpectedEOF
+			}
+			if b[i] == '}' {
+				return obj, i + 1, nil
+			}
+			if b[i] != ',' {
+				return nil, i, fmt.Errorf("expected ',' or '}' at offset %d", i)
+			}
+			i = skipWS(b, i+1)
+		}
+	case '[':
+		list := []any{}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return list, i + 1, nil
+		}
+		for {
+			v, next, err := ordered(b, i, depth+1)
+			if err != nil {
+				return nil, next, err
+			}
+			list = append(list, v)
+			i = skipWS(b, next)
+			if i >= len(b) {
+				return nil, i, io.ErrUnexpectedEOF
+			}
+			if b[i] == ']' {
+				return list, i + 1, nil
+			}
+			if b[i] != ',' {
+				return nil, i, fmt.Errorf("expected ',' or ']' at offset %d", i)
+			}
+			i = skipWS(b, i+1)
+		}
+	}
+	end := skipValue(b, i)
+	if end < 0 {
+		return nil, i, io.ErrUnexpectedEOF
+	}
+	v, ok := decodeValue(b[i:end])
+	if !ok {
+		return nil, i, fmt.Errorf("invalid value at offset %d", i)
+	}
+	return v, end, nil
 }
