@@ -26,6 +26,7 @@ type costSummary struct {
 	PerRecord    float64            `json:"cost_per_record_usd"`
 	ByTier       map[string]float64 `json:"cost_by_tier"`
 	Tiers        map[string]int64   `json:"service_tiers"`
+	RateLimited  int64              `json:"rate_limited_429s"`
 	Flex         *struct {
 		Refusals int64 `json:"refusals"`
 		FellBack int64 `json:"fell_back_to_default"`
@@ -186,6 +187,9 @@ func TestFlexRefusalsFallBackToTheDefaultTier(t *testing.T) {
 	}
 	if refused := int64(st.Answers[fakeai.KindFlexUnavailable]); refused == 0 || sum.Flex.Refusals != refused {
 		t.Errorf("summary counts %d flex refusals; the server refused %d", sum.Flex.Refusals, refused)
+	}
+	if sum.RateLimited != 0 {
+		t.Errorf("summary counts %d 429s: flex refusals are not the key's rate limit", sum.RateLimited)
 	}
 	prices := modelinfo.Prices()
 	tiers := map[string]int64{}

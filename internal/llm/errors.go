@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+
+	"github.com/trialcat/trialcat/internal/wire"
 )
 
 // Sentinel errors.
@@ -77,7 +79,7 @@ const (
 	// ClassFlexUnavailable is HTTP 429 "Resource Unavailable" to a service_tier flex request: the
 	// flex tier has no capacity now. It is retried after a backoff without using up the record's
 	// attempts and, after Caller.FlexFallback of them, sent on the default tier.
-	ClassFlexUnavailable Class = "flex_unavailable"
+	ClassFlexUnavailable Class = wire.ClassFlexUnavailable
 	// ClassWorkerCrashed marks a record whose every attempt ended with the worker process dying
 	// (killed, out of memory, a crash): it is not sent again.
 	ClassWorkerCrashed Class = "worker_crashed"

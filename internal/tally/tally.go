@@ -262,8 +262,8 @@ func (t *Tally) Event(ev wire.Msg) {
 		}
 		s.retriesByClass[ev.Class]++
 		s.batch(ev.Worker).retries++
-		if ev.Status == 429 {
-			s.rateLimited++
+		if ev.Status == 429 && ev.Class != wire.ClassFlexUnavailable {
+			s.rateLimited++ // the key's limits; a flex refusal is the tier's capacity
 		}
 	case wire.Fatal:
 		if !s.fatal {

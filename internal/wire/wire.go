@@ -49,6 +49,10 @@ const (
 // other fatal classes are the API's error classes (see package llm).
 const ClassStorage = "storage"
 
+// ClassFlexUnavailable is the class of a retry line for a request the flex tier refused for want
+// of capacity (HTTP 429 "Resource Unavailable"): not the key's rate limit, so not counted as one.
+const ClassFlexUnavailable = "flex_unavailable"
+
 // Failure classes of agent records (--agent), in record lines and the failures files.
 const (
 	// ClassAgentLimit is a record whose loop reached --agent-max-turns or --agent-max-tokens
