@@ -122,7 +122,7 @@ func TestPromptCacheIsCountedAndPricedAtTheCachedRate(t *testing.T) {
 	if int64(n) != sum.Succeeded || math.Abs(streamed-*sum.Cost) >= 0.005 {
 		t.Errorf("results.jsonl: %d lines summing to $%.6f; summary: %d answered, $%.6f", n, streamed, sum.Succeeded, *sum.Cost)
 	}
-	if math.Abs(sum.PerRecord-*sum.Cost/float64(sum.Succeeded)) > 1e-9 {
+	if math.Abs(sum.PerRecord-*sum.Cost/float64(sum.Succeeded)) > 1e-9 || sum.PerRecord != math.Round(sum.PerRecord*1e9)/1e9 {
 		t.Errorf("cost_per_record_usd %v, want %v", sum.PerRecord, *sum.Cost/float64(sum.Succeeded))
 	}
 	if len(st.CacheKeys) != 1 {

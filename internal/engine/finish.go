@@ -306,7 +306,7 @@ func addTotals(sum *summary.Summary, t *totals, runs []summary.WorkerRun) error 
 		for _, k := range n {
 			rows += k
 		}
-		sum.CostPerRecord = t.cost / float64(rows)
+		sum.CostPerRecord = math.Round(t.cost/float64(rows)*1e9) / 1e9 // to the nano-dollar: no float noise
 		sum.CostByModel, sum.CostByTier = roundedCosts(t.costByModel), roundedCosts(t.costByTier)
 		if len(n) > 1 || n[""] == 0 {
 			sum.ServiceTiers = n
