@@ -1,16 +1,15 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"testing"
 
 	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/testkit"
 )
 
 // tokenOrdered is the decoder's Token API walked into ordered members: the reference that
@@ -82,17 +81,7 @@ func tokenDecode(data []byte) (any, error) {
 // The ordered decoding the sections are cut from equals the Token API's, on the sample records
 // and on JSON written to trip it; what the decoder refuses, it refuses.
 func TestDecodeOrderedAgreesWithTheTokenAPI(t *testing.T) {
-	f, err := os.Open("../../testdata/trials.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
-	inputs := [][]byte{}
-	for sc.Scan() {
-		inputs = append(inputs, bytes.Clone(sc.Bytes()))
-	}
+	inputs := testkit.SampleRecords(t)
 	for _, s := range []string{`{"a":1,"a":{"b":[1,2.5e3,"x\u00e9",true,null,{}]},"c\"d":[]}`, ` { "k" : [ [ ] , { } ] } `, `[1,"two"]`, `"s"`, `12`} {
 		inputs = append(inputs, []byte(s))
 	}

@@ -1,35 +1,12 @@
 package prompt
 
 import (
-	"bufio"
-	"os"
 	"reflect"
-	"strconv"
 	"testing"
 
 	"github.com/trialcat/trialcat/internal/record"
+	"github.com/trialcat/trialcat/internal/testkit"
 )
-
-// arrayPaths lists the paths of every array in a decoded value.
-func arrayPaths(v any, prefix string, out *[]string) {
-	join := func(k string) string {
-		if prefix == "" {
-			return k
-		}
-		return prefix + "." + k
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			arrayPaths(e, join(k), out)
-		}
-	case []any:
-		*out = append(*out, prefix)
-		for i, e := range x {
-			arrayPaths(e, join(strconv.Itoa(i)), out)
-		}
-	}
-}
 
 // list answers what toList answers on the decoded value, for every array (and a few other
 // paths) of the sample records, and for arrays written to trip it.
@@ -40,7 +17,11 @@ func TestListAgreesWithTheDecodedRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ps []string
-		arrayPaths(m, "", &ps)
+		testkit.WalkJSON(m, func(p string, v any) {
+			if _, ok := v.([]any); ok {
+				ps = append(ps, p)
+			}
+		})
 		ps = append(ps, "no_such_field", "protocolSection.identificationModule.briefTitle", "protocolSection", "protocolSection.conditionsModule.conditions.0")
 		lazy := record.NewLazy(data)
 		for _, p := range ps {
@@ -52,16 +33,9 @@ func TestListAgreesWithTheDecodedRecord(t *testing.T) {
 		}
 		return len(ps)
 	}
-	f, err := os.Open("../../testdata/trials.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
 	n := 0
-	for sc.Scan() {
-		n += check(sc.Bytes())
+	for _, rec := range testkit.SampleRecords(t) {
+		n += check(rec)
 	}
 	if n < 1000 {
 		t.Fatalf("only %d paths checked", n)

@@ -1,41 +1,34 @@
 package record
 
 import (
-	"bufio"
 	"encoding/json"
-	"os"
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/trialcat/trialcat/internal/testkit"
 )
 
 // paths lists every path of a decoded value (objects' keys, arrays' indexes), with one that is
 // missing at each level.
-func paths(v any, prefix string, out *[]string) {
-	join := func(k string) string {
-		if prefix == "" {
-			return k
+func paths(v any) []string {
+	var out []string
+	testkit.WalkJSON(v, func(p string, v any) {
+		if p != "" {
+			out = append(out, p)
 		}
-		return prefix + "." + k
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		*out = append(*out, join("no_such_key"))
-		for k, e := range x {
-			*out = append(*out, join(k))
-			paths(e, join(k), out)
+		switch x := v.(type) {
+		case map[string]any:
+			out = append(out, testkit.JoinPath(p, "no_such_key"))
+		case []any:
+			out = append(out, testkit.JoinPath(p, strconv.Itoa(len(x))), testkit.JoinPath(p, "-1"), testkit.JoinPath(p, "x"))
+		default:
+			if p != "" {
+				out = append(out, testkit.JoinPath(p, "under_a_scalar"))
+			}
 		}
-	case []any:
-		*out = append(*out, join(strconv.Itoa(len(x))), join("-1"), join("x"))
-		for i, e := range x {
-			*out = append(*out, join(strconv.Itoa(i)))
-			paths(e, join(strconv.Itoa(i)), out)
-		}
-	default:
-		if prefix != "" {
-			*out = append(*out, join("under_a_scalar"))
-		}
-	}
+	})
+	return out
 }
 
 func sameAsDecode(t *testing.T, data []byte) int {
@@ -44,8 +37,7 @@ func sameAsDecode(t *testing.T, data []byte) int {
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	var ps []string
-	paths(m, "", &ps)
+	ps := paths(m)
 	l := NewLazy(data)
 	for _, p := range ps {
 		want, wok := Lookup(m, p)
@@ -60,16 +52,9 @@ func sameAsDecode(t *testing.T, data []byte) int {
 // On every path of the real records, and of JSON written to trip a scanner, Lazy answers what
 // Lookup answers on the decoded record.
 func TestLazyLookupAgreesWithDecode(t *testing.T) {
-	f, err := os.Open("../../testdata/trials.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
 	n := 0
-	for sc.Scan() {
-		n += sameAsDecode(t, sc.Bytes())
+	for _, rec := range testkit.SampleRecords(t) {
+		n += sameAsDecode(t, rec)
 	}
 	if n < 10000 {
 		t.Fatalf("only %d paths checked", n)
@@ -102,11 +87,7 @@ func TestLazyOnBrokenJSON(t *testing.T) {
 }
 
 func BenchmarkRecordLookup(b *testing.B) {
-	data, err := os.ReadFile("../../testdata/trials.jsonl")
-	if err != nil {
-		b.Fatal(err)
-	}
-	line := data[:bytesIndexByte(data, '\n')]
+	line := testkit.SampleRecords(b)[0]
 	ps := []string{"protocolSection.identificationModule.briefTitle", "protocolSection.identificationModule.officialTitle",
 		"protocolSection.conditionsModule.conditions", "protocolSection.armsInterventionsModule.interventions",
 		"protocolSection.designModule.phases", "protocolSection.eligibilityModule.eligibilityCriteria"}
@@ -126,15 +107,6 @@ func BenchmarkRecordLookup(b *testing.B) {
 			}
 		}
 	})
-}
-
-func bytesIndexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return len(b)
 }
 
 // unquote agrees with encoding/json on every string it takes, and leaves the rest to it.

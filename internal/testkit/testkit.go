@@ -151,3 +151,42 @@ func Need(t testing.TB, missing string) {
 	}
 	t.Skip(missing)
 }
+
+// SampleRecords reads the bundled sample, testdata/trials.jsonl (from a package directory under
+// internal/), one record's JSON a line.
+func SampleRecords(t testing.TB) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/trials.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+}
+
+// WalkJSON calls fn with every value inside a decoded JSON value and its dotted path ("a.b.0.c":
+// objects by key, arrays by index), the value itself first, at path "".
+func WalkJSON(v any, fn func(path string, v any)) {
+	walkJSON(v, "", fn)
+}
+
+func walkJSON(v any, path string, fn func(string, any)) {
+	fn(path, v)
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			walkJSON(e, JoinPath(path, k), fn)
+		}
+	case []any:
+		for i, e := range x {
+			walkJSON(e, JoinPath(path, fmt.Sprint(i)), fn)
+		}
+	}
+}
+
+// JoinPath appends a segment to a dotted path.
+func JoinPath(path, seg string) string {
+	if path == "" {
+		return seg
+	}
+	return path + "." + seg
+}
