@@ -416,8 +416,7 @@ func skipValue(b []byte, i int) int {
 func (l *Lazy) Names(path string) (items []Named, isArray, found bool) {
 	start, end, found, sure := l.span(path)
 	if !sure {
-		v, ok := l.Lookup(path)
-		return fromDecoded(v), isArrayValue(v), ok
+		return l.namesSlow(path)
 	}
 	if !found {
 		return nil, false, false
