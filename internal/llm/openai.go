@@ -114,14 +114,16 @@ func (cfg OpenAIConfig) endpoint() (string, *http.Client) {
 		base = DefaultBaseURL
 	}
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = NewHTTPClient()
 	}
 	return base, hc
 }
 
-// defaultHTTPClient keeps enough idle connections for a worker's concurrent requests and, like
-// the SDK's default, bounds the wait for response headers.
-func defaultHTTPClient() *http.Client {
+// NewHTTPClient is the client a config without one gets: enough idle connections for a worker's
+// concurrent requests and, like the SDK's default, a bound on the wait for response headers. A
+// process that makes several providers (a serving worker, batch after batch) shares one, so its
+// connections are reused rather than dialled again for every batch.
+func NewHTTPClient() *http.Client {
 	t, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
 		return &http.Client{Transport: http.DefaultTransport}

@@ -71,7 +71,7 @@ type Deps struct {
 	Stdout     io.Writer // events
 	Stderr     io.Writer // log lines at info and above
 	Getenv     func(string) string
-	HTTPClient *http.Client          // nil: the SDK's default
+	HTTPClient *http.Client          // nil: llm.NewHTTPClient(), one for all of a serving worker's batches
 	Prices     *modelinfo.PriceTable // nil: the embedded table
 	// NewProvider, when set, makes each batch's provider from the one run.json names (def):
 	// it may wrap it, replace it, or fail the batch. A program embedding the worker answers with
@@ -135,6 +135,10 @@ func serve(ctx context.Context, opts Options, deps Deps) error {
 	}
 	if opts.BatchPath != "" || opts.RunDir != "" || opts.Export != "" || opts.Import != "" {
 		return fmt.Errorf("--serve is assigned its batches: give no --batch, --run-dir, --export or --import with it: %w", exitcode.ErrUsage)
+	}
+	if deps.HTTPClient == nil {
+		// One client for every batch: its connections stay open from one batch to the next.
+		deps.HTTPClient = llm.NewHTTPClient()
 	}
 	out := wire.NewWriter(deps.Stdout)
 	assigns := make(chan string, 1)
