@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,7 +246,7 @@ func (s *scheduler) startServing(ctx context.Context, slot int) (*serving, error
 		Name:   "worker",
 		Path:   s.workerBin,
 		Args:   []string{"--serve", "--events", "--heartbeat", s.heartbeat().String()},
-		Env:    append(workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI), s.extraEnv...),
+		Env:    append(workerEnv(s.deps.Getenv, s.spec.Provider == runspec.ProviderOpenAI), append(s.extraEnv, workerProcs(s.deps.Getenv, runtime.GOMAXPROCS(0), s.opts.Workers)...)...),
 		Logger: s.deps.Log,
 		// Grants go to the process's stdin, known before its first line is read.
 		OnStart:  func(p *proc.Process) { s.permits.Attach(ctx, w.key, p.Stdin()) },
@@ -706,11 +708,24 @@ func (s *scheduler) workerRuns() []summary.WorkerRun {
 	return out
 }
 
+// workerProcs is each of n workers' share of the cores this process may use (GOMAXPROCS, its
+// cgroup's quota included), as GOMAXPROCS for the worker (none
+// when the user set GOMAXPROCS: workerEnv passes theirs). A worker's own work is a millisecond a
+// record between long waits on the network; with a processor each rather than every worker
+// scheduling its goroutines over all of the machine's, n workers on few cores spend about a
+// fifth less CPU on the same records (BENCHMARKS.md, the CPU ceiling).
+func workerProcs(getenv func(string) string, cores, n int) []string {
+	if getenv("GOMAXPROCS") != "" || n <= 0 {
+		return nil
+	}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(max(1, (cores+n-1)/n))}
+}
+
 // workerEnv is the explicit environment of a worker: what it needs to run and reach the API,
 // and the key only when the run uses the API.
 func workerEnv(getenv func(string) string, withKey bool) []string {
 	keep := []string{"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR",
-		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "GOCOVERDIR", profile.EnvDir}
+		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "GOCOVERDIR", "GOMAXPROCS", "GOGC", profile.EnvDir}
 	if withKey {
 		keep = append(keep, "OPENAI_API_KEY")
 	}
