@@ -22,4 +22,9 @@
 //	at VALUE "a.b"     like get, inside a value (for example the element of a range)
 //
 // Paths use record.Lookup: dots separate keys, numbers index arrays ("a.0.name").
+//
+// Templates written in the common subset (text; if, with and range without variables; the
+// helpers; or, and, not, print and printf; .ID and .Index) are rendered by walking their parse
+// tree directly, with text/template's output and at about half its cost; anything outside the
+// subset, and every error, is text/template's own (fast.go).
 package prompt

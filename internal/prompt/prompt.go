@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"text/template"
 	"text/template/parse"
 	"unicode/utf8"
@@ -64,6 +65,13 @@ type Template struct {
 	tmpl   *template.Template
 	blocks bool // "system" and/or "user" are defined
 	system bool // "system" is defined
+	// direct holds the rendered blocks when the direct renderer can walk them (fast.go).
+	direct direct
+	// staticSystem is the system block's text when it is text alone, the same for every record.
+	staticSystem string
+	static       bool
+	// size is the length of the last user message rendered, to size the next one's buffer.
+	size atomic.Int64
 }
 
 // data is what the template sees as dot. .Record is a method, so the record is decoded whole
@@ -100,7 +108,21 @@ func Parse(name, text string) (*Template, error) {
 	case blank(t.Tree):
 		return nil, fmt.Errorf("prompt template %s: the template is empty: %w", name, exitcode.ErrUsage)
 	}
+	trees := map[string]*parse.Tree{out.userBlock(): t.Lookup(out.userBlock()).Tree}
+	if out.system {
+		trees[SystemBlock] = sys.Tree
+		out.staticSystem, out.static = constText(sys.Root)
+	}
+	out.direct = compileDirect(trees)
 	return out, nil
+}
+
+// userBlock is the name of the template that renders the user message.
+func (t *Template) userBlock() string {
+	if t.blocks {
+		return UserBlock
+	}
+	return t.name
 }
 
 // Name returns the name given to Parse.
@@ -129,24 +151,53 @@ func (t *Template) Render(rec record.Record) (Messages, error) {
 			return Messages{}, fmt.Errorf("record %s: %v: %w", rec.ID, err, exitcode.ErrUsage)
 		}
 	}
+	d := data{ID: rec.ID, Index: rec.Index, rec: lazy}
+	if msgs, ok := t.renderDirect(d); ok {
+		return msgs, nil
+	}
+	return t.renderTemplate(d)
+}
+
+// renderDirect renders with the direct renderer; ok is false when text/template must.
+func (t *Template) renderDirect(d data) (Messages, bool) {
+	if t.direct == nil {
+		return Messages{}, false
+	}
+	var msgs Messages
+	if t.system {
+		if t.static {
+			msgs.System = t.staticSystem
+		} else if s, ok := t.direct.render(SystemBlock, d, len(t.staticSystem)); ok {
+			msgs.System = s
+		} else {
+			return Messages{}, false
+		}
+	}
+	size := int(t.size.Load())
+	user, ok := t.direct.render(t.userBlock(), d, size+size/4+64)
+	if !ok {
+		return Messages{}, false
+	}
+	t.size.Store(int64(len(user)))
+	msgs.User = user
+	return msgs, true
+}
+
+// renderTemplate renders with text/template.
+func (t *Template) renderTemplate(d data) (Messages, error) {
 	tmpl, err := t.tmpl.Clone()
 	if err != nil {
 		return Messages{}, fmt.Errorf("prompt template %s: %w", t.name, err)
 	}
-	tmpl.Funcs(funcs(lazy))
-	d := data{ID: rec.ID, Index: rec.Index, rec: lazy}
+	tmpl.Funcs(funcs(d.rec))
 	var msgs Messages
 	if t.system {
 		if msgs.System, err = execute(tmpl, SystemBlock, d); err != nil {
-			return Messages{}, renderError(rec.ID, err)
+			return Messages{}, renderError(d.ID, err)
 		}
 	}
-	name := t.name
-	if t.blocks {
-		name = UserBlock
-	}
-	if msgs.User, err = execute(tmpl, name, d); err != nil {
-		return Messages{}, renderError(rec.ID, err)
+	if msgs.User, err = execute(tmpl, t.userBlock(), d); err != nil {
+		return Messages{}, renderError(d.ID, err)
 	}
 	return msgs, nil
 }
@@ -297,11 +348,25 @@ func join(sep string, v any) string {
 
 func truncate(n int, v any) string {
 	s := text(v)
-	if n < 0 || utf8.RuneCountInString(s) <= n {
+	if n < 0 || len(s) <= n {
+		return s // n runes take at least n bytes
+	}
+	if !utf8.ValidString(s) { // each invalid byte becomes U+FFFD in the part kept
+		if utf8.RuneCountInString(s) <= n {
+			return s
+		}
+		return strings.TrimRight(string([]rune(s)[:n]), " \t\r\n") + "…"
+	}
+	cut, runes := 0, 0
+	for cut < len(s) && runes < n {
+		_, size := utf8.DecodeRuneInString(s[cut:])
+		cut += size
+		runes++
+	}
+	if cut == len(s) {
 		return s
 	}
-	r := []rune(s)
-	return strings.TrimRight(string(r[:n]), " \t\r\n") + "…"
+	return strings.TrimRight(s[:cut], " \t\r\n") + "…"
 }
 
 // text renders a value as template output would, with JSON for objects and arrays.

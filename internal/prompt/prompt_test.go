@@ -218,6 +218,10 @@ func TestTruncate(t *testing.T) {
 		{6, "hello world", "hello…"},
 		{2, "ééé", "éé…"},
 		{3, nil, ""},
+		{3, "ééé", "ééé"},
+		{3, "abc\xffdef", "abc…"},
+		{4, "ab\xffdef", "ab\uFFFDd…"},
+		{2, "a  b", "a…"},
 	}
 	for _, tt := range tests {
 		if got := truncate(tt.n, tt.in); got != tt.want {

@@ -23,6 +23,9 @@ type Lazy struct {
 	full    map[string]any
 	fullErr error
 	decoded bool
+	// tape, once taped, holds every container's end (nil for a small or unbalanced record).
+	tape  *tape
+	taped bool
 }
 
 type span struct{ start, end int }
@@ -95,7 +98,7 @@ func (l *Lazy) span(path string) (start, end int, found, sure bool) {
 			if err != nil || i < 0 {
 				return 0, 0, false, true
 			}
-			s, e, ok, sure := element(b, cur, i)
+			s, e, ok, sure := l.element(cur, i)
 			if !sure {
 				return 0, 0, false, false
 			}
@@ -143,7 +146,7 @@ func (l *Lazy) members(at int) (map[string]span, bool) {
 			return nil, false
 		}
 		vs := skipWS(b, i+1)
-		ve := skipValue(b, vs)
+		ve := l.skip(vs)
 		if ve < 0 {
 			return nil, false
 		}
@@ -171,13 +174,14 @@ func (l *Lazy) remember(at int, m map[string]span) {
 }
 
 // element finds element n of the array at offset at.
-func element(b []byte, at, n int) (start, end int, found, sure bool) {
+func (l *Lazy) element(at, n int) (start, end int, found, sure bool) {
+	b := l.data
 	i := skipWS(b, at+1)
 	if i < len(b) && b[i] == ']' {
 		return 0, 0, false, true
 	}
 	for k := 0; ; k++ {
-		e := skipValue(b, i)
+		e := l.skip(i)
 		if e < 0 {
 			return 0, 0, false, false
 		}
@@ -204,10 +208,10 @@ func decodeValue(raw []byte) (any, bool) {
 	if s, ok := stringValue(raw); ok {
 		return s, true
 	}
+	if v, ok := fastValue(raw); ok {
+		return v, true
+	}
 	if raw[0] == '"' {
-		if s, ok := unquote(raw); ok {
-			return s, true
-		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, false
@@ -430,7 +434,7 @@ func (l *Lazy) Names(path string) (items []Named, isArray, found bool) {
 		return []Named{}, true, true
 	}
 	for {
-		e := skipValue(b, i)
+		e := l.skip(i)
 		if e < 0 || e > end {
 			return l.namesSlow(path)
 		}

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strconv"
@@ -129,6 +130,29 @@ func FuzzUnquote(f *testing.F) {
 		}
 		if got != want {
 			t.Fatalf("unquote(%q) = %q, encoding/json %q", raw, got, want)
+		}
+	})
+}
+
+// fastValue decodes what it takes as encoding/json does.
+func FuzzFastValue(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-0.5e+3,true,false,null,"x\n"],"a":{}}`, `[]`, `{}`, `01`, `-`, `1.`, `1e`, `"\ud800"`,
+		`[1,]`, `{"a" : 1 , "b" :[ ] }`, `tru`, `nul`, `[1 2]`, "\"\xff\"", `{"\u00e9":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := fastValue(raw)
+		if !ok {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var want any
+		if err := dec.Decode(&want); err != nil || dec.InputOffset() != int64(len(raw)) {
+			t.Fatalf("fastValue(%q) = %v, but encoding/json refuses it (%v)", raw, got, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("fastValue(%q) = %#v, encoding/json %#v", raw, got, want)
 		}
 	})
 }
