@@ -118,7 +118,13 @@ func (w *Writer) Abort() {
 // ID fields). Record.Index is the position within the batch. It uses the input package's
 // streaming parser, which finds IDs without decoding records into maps. Errors in the file wrap
 // exitcode.ErrUsage and name the file and record.
+//
+// A batch file no newer than its ID index is one the split wrote (as Verify takes it): it is read
+// a record a line, the IDs from the index, without parsing the records again.
 func Read(path, idField string, fn func(record.Record) error) error {
+	if ok, err := readIndexed(path, fn); ok || err != nil {
+		return err
+	}
 	r, err := input.Open(path, input.Options{IDField: idField})
 	if err != nil {
 		return fmt.Errorf("batch %s: %w", path, err)
@@ -151,6 +157,77 @@ func IDs(path, idField string, yield func(id string) error) error {
 		}
 	}
 	return Read(path, idField, func(r record.Record) error { return yield(r.ID) })
+}
+
+// readIndexed streams the records of a batch file the split wrote and nobody changed since (its
+// ID index is as new): the split writes "[", a compact record a line (each but the last followed
+// by a comma) and "]", and the index an ID a line. ok is false when there is no usable index; a
+// file that is not in that shape then is damaged, and the error says so.
+func readIndexed(path string, fn func(record.Record) error) (ok bool, err error) {
+	files, err := rundir.ForBatch(path)
+	if err != nil {
+		return false, nil
+	}
+	ist, err := os.Stat(files.BatchIDs)
+	if err != nil {
+		return false, nil
+	}
+	bf, err := os.Open(path)
+	if err != nil {
+		return false, nil
+	}
+	defer bf.Close()
+	bst, err := bf.Stat()
+	if err != nil || ist.ModTime().Before(bst.ModTime()) {
+		return false, nil
+	}
+	damaged := func(what string) error {
+		return fmt.Errorf("batch %s is not as the split wrote it (%s); restore it, or delete %s to have it read in full: %w",
+			path, what, filepath.Base(files.BatchIDs), exitcode.ErrUsage)
+	}
+	br := bufio.NewReaderSize(bf, 256<<10)
+	if head, err := br.ReadString('\n'); err != nil || head != "[\n" {
+		return true, damaged("it does not start with a line holding [")
+	}
+	var n int64
+	last := false
+	ok, err = readIndex(files.BatchIDs, path, func(id string) error {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return damaged(fmt.Sprintf("it ends after %d records; the index lists more", n))
+		}
+		if last {
+			return damaged(fmt.Sprintf("record %d follows one without a comma", n+1))
+		}
+		data := line[:len(line)-1]
+		if len(data) > 0 && data[len(data)-1] == ',' {
+			data = data[:len(data)-1]
+		} else {
+			last = true
+		}
+		if len(data) < 2 || data[0] != '{' || data[len(data)-1] != '}' {
+			return damaged(fmt.Sprintf("line %d is not one record", n+2))
+		}
+		rec := record.Record{Index: n, ID: id, Data: json.RawMessage(data)}
+		n++
+		return fn(rec)
+	})
+	if !ok {
+		return false, nil // the index went away before it was opened: nothing read yet
+	}
+	if err != nil {
+		return true, err
+	}
+	if n == 0 {
+		return false, nil // nothing yielded: the parser says what an empty batch is
+	}
+	if tail, err := br.ReadString('\n'); (n > 0 && !last) || tail != "]\n" || err != nil {
+		return true, damaged(fmt.Sprintf("it does not end with a line holding ] after the %d records of its index", n))
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return true, damaged("it goes on after its closing ]")
+	}
+	return true, nil
 }
 
 // fromIndex streams the IDs of the index at idsPath when it is usable for the batch file at

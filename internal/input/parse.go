@@ -2,6 +2,7 @@ package input
 
 import (
 	"bytes"
+	binenc "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -193,20 +194,24 @@ func (p *parser) take() {
 // skipWS skips JSON whitespace and returns the next byte without consuming it; ok is false at
 // the end of the input.
 func (p *parser) skipWS() (c byte, ok bool) {
-	for p.more() {
-		switch c := p.buf[p.pos]; c {
-		case ' ', '\t', '\r':
-			p.pos++
-		case '\n':
-			if p.singleLine {
+	for {
+		for p.pos < p.end {
+			switch c := p.buf[p.pos]; c {
+			case ' ', '\t', '\r':
+				p.pos++
+			case '\n':
+				if p.singleLine {
+					return c, true
+				}
+				p.pos++
+			default:
 				return c, true
 			}
-			p.pos++
-		default:
-			return c, true
+		}
+		if !p.more() {
+			return 0, false
 		}
 	}
-	return 0, false
 }
 
 // rest skips whitespace and reports an error if anything but the end of the input follows.
@@ -465,6 +470,26 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// plainRun is the length of b's leading plain bytes. It tests eight at a time (a string's text
+// is most of a record's bytes): a word is all plain when no byte is '"' or '\\' (a zero byte
+// after the xor), below 0x20 (a borrow out of the byte) or 0x80 and above (its top bit). A flag
+// may be raised falsely only above a byte that is not plain, so the byte loop decides there.
+func plainRun(b []byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binenc.LittleEndian.Uint64(b[i:])
+		q, s := x^('"'*lo), x^('\\'*lo)
+		if ((q-lo)&^q|(s-lo)&^s|(x-0x20*lo)|x)&hi != 0 {
+			break
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
 // str parses a string; p.pos is at its opening quote.
 func (p *parser) str() error {
 	p.take()
@@ -473,10 +498,7 @@ func (p *parser) str() error {
 			return p.eofErr()
 		}
 		b := p.buf[p.pos:p.end]
-		i := 0
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
+		i := plainRun(b)
 		p.out = append(p.out, b[:i]...)
 		p.pos += i
 		if i == len(b) {

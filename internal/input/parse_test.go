@@ -203,3 +203,23 @@ func FuzzParse(f *testing.F) {
 		checkParse(t, data, idField)
 	})
 }
+
+// plainRun finds the first byte a string needs attention at, as the byte table does, wherever
+// it sits in an eight-byte word.
+func TestPlainRun(t *testing.T) {
+	special := []byte{'"', '\\', 0x00, 0x1F, 0x7F + 1, 0xC3, 0xFF, '\n'}
+	for n := 0; n <= 20; n++ {
+		for at := 0; at <= n; at++ {
+			for _, c := range special {
+				b := []byte(strings.Repeat("a ~!#", 5)[:n])
+				want := n
+				if at < n {
+					b[at], want = c, at
+				}
+				if got := plainRun(b); got != want {
+					t.Fatalf("plainRun(%q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
