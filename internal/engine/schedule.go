@@ -52,7 +52,8 @@ type scheduler struct {
 	// with nothing left to do. Guarded by mu.
 	hedgeLeft, idle int
 
-	// firstRequest is when a worker first asked for a rate permit: its first request.
+	// firstRequest is when a worker first asked for a rate permit, or said it took a free one:
+	// its first request.
 	firstRequest     time.Time
 	firstRequestOnce sync.Once
 
@@ -284,7 +285,7 @@ func (s *scheduler) onServingLine(w *serving, line []byte) {
 			s.deps.Log.Warn("a worker said it finished a batch it was not assigned; ignored", "line", string(line))
 		}
 	case m.IsPermit():
-		if m.Type == wire.Acquire {
+		if m.Type == wire.Acquire || m.Type == wire.Took {
 			s.firstRequestOnce.Do(func() { s.firstRequest = s.deps.Now() })
 		}
 		s.hear(n, m)
@@ -515,7 +516,7 @@ func (s *scheduler) hear(n int, m wire.Msg) {
 		if m.Started != l.started || m.Done != l.done || m.Waiting > 0 {
 			l.progressed, l.started, l.done = now, m.Started, m.Done
 		}
-	case wire.Record, wire.Retry, wire.Start, wire.Acquire:
+	case wire.Record, wire.Retry, wire.Start, wire.Acquire, wire.Took:
 		l.progressed = now
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/trialcat/trialcat/internal/wire"
 )
@@ -23,6 +24,10 @@ type Client struct {
 	pending map[uint64]chan error
 	goneErr error // set when stdin ended
 	gone    chan struct{}
+
+	// free is whether the coordinator said permits are free (wire.Free) and has not ended it;
+	// took whether a took line was sent.
+	free, took atomic.Bool
 }
 
 // NewClient writes protocol lines to w (the worker's stdout, shared with its events) and reads
@@ -57,6 +62,24 @@ func (c *Client) Err() error {
 func (c *Client) Wait(ctx context.Context, tokens int) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
+	}
+	if c.free.Load() {
+		select {
+		case <-c.gone:
+			return c.Err()
+		default:
+		}
+		// No round trip: count it with the coordinator, at once for the first (the run's first
+		// request is a phase it reports), else with the next line.
+		m := wire.Msg{Type: wire.Took, Tokens: max(tokens, 0)}
+		send := c.w.Post
+		if !c.took.Swap(true) {
+			send = c.w.Send
+		}
+		if err := send(m); err != nil {
+			return fmt.Errorf("ratelimit: count a request: %w: %w", err, ErrCoordinatorGone)
+		}
+		return nil
 	}
 	ch := make(chan error, 1)
 	c.mu.Lock()
@@ -118,6 +141,14 @@ func (c *Client) read(r io.Reader) {
 		m, err := wire.Decode(sc.Bytes())
 		if err != nil {
 			continue // not protocol
+		}
+		switch m.Type {
+		case wire.Free:
+			c.free.Store(true)
+			continue
+		case wire.Limited:
+			c.free.Store(false)
+			continue
 		}
 		if m.Type != wire.Grant {
 			if c.other != nil {

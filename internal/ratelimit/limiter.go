@@ -107,6 +107,8 @@ type Limiter struct {
 	stats             State
 
 	onLearn func(what string, limit int)
+	// limited is set once Free has been false: a limiter that was limited stays so.
+	limited bool
 
 	// observe, when set (by tests), sees every grant under the lock.
 	observe func(at time.Time, tokens int)
@@ -219,6 +221,29 @@ func (l *Limiter) Wait(ctx context.Context, tokens int) error {
 		l.dispatch(now)
 	}
 	return context.Cause(ctx)
+}
+
+// Free reports whether a request needs no permit: no limit configured or learned, no hint of
+// one from the server, no pause or probe, nobody waiting. Once it is not, it never is again in
+// this limiter's life: a server that refused once, or stated a limit, may again.
+func (l *Limiter) Free() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.limited {
+		now := l.clock.Now()
+		l.limited = l.rpm > 0 || l.tpm > 0 || l.reqHint.set || l.tokHint.set || l.probing ||
+			now.Before(l.pausedUntil) || len(l.queue) > 0 || l.stats.RateLimited > 0
+	}
+	return !l.limited
+}
+
+// Take counts a request sent without waiting while the limiter was Free, as a grant counts.
+func (l *Limiter) Take(tokens int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clock.Now()
+	l.refresh(now)
+	l.grant(now, max(tokens, 0))
 }
 
 // Reconcile corrects the token budget once a request's real usage is known: estimated is what

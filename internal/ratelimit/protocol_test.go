@@ -425,3 +425,76 @@ func TestRunWideBudgetAcrossWorkers(t *testing.T) {
 		}
 	})
 }
+
+// Without a limit, a worker sends at once and counts its requests after (took lines, no round
+// trip); once the server shows a limit exists (a 429, or a limit stated in its headers), the
+// coordinator ends that for every worker and requests wait for grants again.
+func TestFreePermitsUntilALimitShows(t *testing.T) {
+	for name, fb := range map[string]Feedback{
+		"429":           {Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second},
+		"stated limit":  {Status: http.StatusOK, LimitRequests: 60, RemainingRequests: 59, ResetRequests: time.Second},
+		"server outage": {Outage: true, RetryAfter: 2 * time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := New(Config{})
+				srv := NewServer(l)
+				defer srv.Close()
+				c, disconnect := pipeWorker(t.Context(), srv, 1)
+				defer disconnect()
+				other, disconnectOther := pipeWorker(t.Context(), srv, 2)
+				defer disconnectOther()
+				synctest.Wait()
+				if !c.free.Load() || !other.free.Load() {
+					t.Fatal("workers not told permits are free")
+				}
+				start := time.Now()
+				for range 20 {
+					if err := c.Wait(t.Context(), 100); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if time.Since(start) != 0 {
+					t.Errorf("free permits took %s", time.Since(start))
+				}
+				time.Sleep(2 * wire.PostDelay)
+				synctest.Wait()
+				if s := l.State(); s.Granted != 20 || s.GrantedTokens != 2000 {
+					t.Errorf("the coordinator counted %d requests, %d tokens; want 20, 2000", s.Granted, s.GrantedTokens)
+				}
+				c.Feedback(fb)
+				time.Sleep(2 * wire.PostDelay)
+				synctest.Wait()
+				if c.free.Load() || other.free.Load() {
+					t.Fatal("permits still free for a worker after the server showed a limit")
+				}
+				start = time.Now()
+				if err := other.Wait(t.Context(), 1); err != nil {
+					t.Fatal(err)
+				}
+				waited := time.Since(start)
+				if fb.LimitRequests > 0 {
+					if got := l.State().RPM; got != 60 {
+						t.Errorf("limit in force %d a minute; want the stated 60", got)
+					}
+				} else if waited < time.Second {
+					t.Errorf("a request after the limit showed waited %s; want the pause", waited)
+				}
+			})
+		})
+	}
+}
+
+// A limit given to the run means permits are never free.
+func TestNoFreePermitsWithALimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := NewServer(New(Config{TPM: 1000}))
+		defer srv.Close()
+		c, disconnect := pipeWorker(t.Context(), srv, 1)
+		defer disconnect()
+		synctest.Wait()
+		if c.free.Load() {
+			t.Fatal("told permits are free under --tpm")
+		}
+	})
+}

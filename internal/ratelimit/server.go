@@ -16,6 +16,9 @@ type Server struct {
 	mu     sync.Mutex
 	peers  map[int]*peer
 	closed bool
+	// free is whether permits were free when last looked at (Limiter.Free): workers attached
+	// then were told so, and are told when it ends.
+	free bool
 	wg     sync.WaitGroup // acquire goroutines
 }
 
@@ -29,7 +32,7 @@ type peer struct {
 
 // NewServer returns a server granting permits from l.
 func NewServer(l *Limiter) *Server {
-	return &Server{l: l, peers: map[int]*peer{}}
+	return &Server{l: l, peers: map[int]*peer{}, free: l.Free()}
 }
 
 // Attach registers a worker process before it can send its first line: grants go to reply (the
@@ -44,10 +47,27 @@ func (s *Server) Attach(ctx context.Context, worker int, reply io.Writer) {
 		cancel()
 	} else {
 		s.peers[worker] = p
+		if s.free {
+			// Before any grant: the worker's first line from us.
+			_ = p.reply.Send(wire.Msg{Type: wire.Free})
+		}
 	}
 	s.mu.Unlock()
 	if old != nil {
 		old.cancel()
+	}
+}
+
+// checkFree tells every worker permits are no longer free, once they are not.
+func (s *Server) checkFree() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.free || s.l.Free() {
+		return
+	}
+	s.free = false
+	for _, p := range s.peers {
+		_ = p.reply.Send(wire.Msg{Type: wire.Limited})
 	}
 }
 
@@ -66,10 +86,13 @@ func (s *Server) Handle(worker int, m wire.Msg) {
 			}
 		}
 		s.mu.Unlock()
+	case wire.Took:
+		s.l.Take(m.Tokens)
 	case wire.Reconcile:
 		s.l.Reconcile(m.Estimated, m.Actual)
 	case wire.Feedback:
 		s.l.Feedback(feedbackFrom(m))
+		s.checkFree()
 	}
 }
 

@@ -16,6 +16,9 @@ const (
 	Cancel    = "cancel"
 	Reconcile = "reconcile"
 	Feedback  = "feedback"
+	// Took counts a request sent without asking (Tokens), while the coordinator says permits
+	// are free: no grant answers it.
+	Took = "took"
 	// Worker to coordinator: events.
 	Start  = "start"
 	Record = "record"
@@ -31,6 +34,11 @@ const (
 	Finished = "finished"
 	// Coordinator to worker.
 	Grant = "grant"
+	// Free says permits are free: the run has no limit, none was learned and nothing is paused,
+	// so a request is sent at once and counted with a took line, with no round trip. Limited
+	// ends that for the rest of the run (a limit learned, a 429, an outage): acquire again.
+	Free    = "free"
+	Limited = "limited"
 	// Assign hands a serving worker its next batch file (Batch).
 	Assign = "assign"
 	// Boost lends a worker the request slots of workers gone idle once nothing is left to hand
@@ -145,7 +153,7 @@ type Msg struct {
 // IsPermit reports whether m belongs to the rate-permit protocol rather than to the events.
 func (m Msg) IsPermit() bool {
 	switch m.Type {
-	case Acquire, Cancel, Reconcile, Feedback, Grant:
+	case Acquire, Cancel, Reconcile, Feedback, Grant, Took, Free, Limited:
 		return true
 	}
 	return false
@@ -161,7 +169,7 @@ func Decode(line []byte) (Msg, error) {
 		return m, fmt.Errorf("wire: %w: %w", err, ErrUnknown)
 	}
 	switch m.Type {
-	case Acquire, Cancel, Reconcile, Feedback, Grant, Start, Record, Retry, Fatal, End, Heartbeat, Hello, Finished, Assign, Boost:
+	case Acquire, Cancel, Reconcile, Feedback, Grant, Took, Free, Limited, Start, Record, Retry, Fatal, End, Heartbeat, Hello, Finished, Assign, Boost:
 		return m, nil
 	}
 	return m, fmt.Errorf("wire: type %q: %w", m.Type, ErrUnknown)
