@@ -3,15 +3,15 @@
 // with heavy-tailed latency and RPM/TPM limits, and offline at up to a million records. It
 // prints Markdown tables and writes the raw results as JSON to -results (bench-results/).
 //
-//	go run ./scripts/bench -scenario all          # what make bench runs (about 15 minutes)
-//	go run ./scripts/bench -scenario latency      # workers 1..50, static split vs --batches auto
-//	go run ./scripts/bench -scenario limits       # --rpm / --tpm binding: share of the limit, 429s
-//	go run ./scripts/bench -scenario scale        # overhead, worker start, RSS, 1M records, merge
-//	go run ./scripts/bench -scenario agent        # --agent against one-shot by criteria length; efficiency at 20 workers
-//	go run ./scripts/bench -scenario registry     # fetch throughput; a sync over a 500,000-study mirror
-//	go run ./scripts/bench -scenario cost         # prompt caching, flex refusals, the Batch API and the agent, counted
-//	go run ./scripts/bench -scenario ceiling      # CPU per record and records/s against an instant server (-pprof DIR profiles it)
-//	go run ./scripts/bench -quick                 # a smoke version of all three (under 30s)
+//	go run ./cmd/bench -scenario all          # what make bench runs (about 15 minutes)
+//	go run ./cmd/bench -scenario latency      # workers 1..50, static split vs --batches auto
+//	go run ./cmd/bench -scenario limits       # --rpm / --tpm binding: share of the limit, 429s
+//	go run ./cmd/bench -scenario scale        # overhead, worker start, RSS, 1M records, merge
+//	go run ./cmd/bench -scenario agent        # --agent against one-shot by criteria length; efficiency at 20 workers
+//	go run ./cmd/bench -scenario registry     # fetch throughput; a sync over a 500,000-study mirror
+//	go run ./cmd/bench -scenario cost         # prompt caching, flex refusals, the Batch API and the agent, counted
+//	go run ./cmd/bench -scenario ceiling      # CPU per record and records/s against an instant server (-pprof DIR profiles it)
+//	go run ./cmd/bench -quick                 # a smoke version of every scenario
 //
 // Build the binaries first (make build); BENCHMARKS.md holds the results and how to read them.
 package main
