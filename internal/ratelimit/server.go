@@ -19,7 +19,7 @@ type Server struct {
 	// free is whether permits were free when last looked at (Limiter.Free): workers attached
 	// then were told so, and are told when it ends.
 	free bool
-	wg     sync.WaitGroup // acquire goroutines
+	wg   sync.WaitGroup // acquire goroutines
 }
 
 // peer is one worker process.
