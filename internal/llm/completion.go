@@ -3,6 +3,9 @@ package llm
 import (
 	"encoding/json"
 	"math"
+	"strconv"
+
+	"github.com/trialcat/trialcat/internal/record"
 )
 
 // completion is the part of a Chat Completions answer the tool reads, decoded without the SDK's
@@ -49,6 +52,10 @@ func decodeCompletion(body []byte) (*completion, error) {
 type lenientString string
 
 func (s *lenientString) UnmarshalJSON(b []byte) error {
+	if v, ok := record.PlainString(b); ok {
+		*s = lenientString(v)
+		return nil
+	}
 	var v string
 	if json.Unmarshal(b, &v) == nil {
 		*s = lenientString(v)
@@ -64,7 +71,16 @@ type count int64
 
 func (c *count) UnmarshalJSON(b []byte) error {
 	var f float64
-	if json.Unmarshal(b, &f) != nil || math.IsNaN(f) {
+	var err error
+	if len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
+		// A JSON number (the decoder checked the document): what it would parse it with.
+		if f, err = strconv.ParseFloat(string(b), 64); err != nil {
+			f = math.NaN() // out of float64's range: the decoder refuses it too
+		}
+	} else if json.Unmarshal(b, &f) != nil {
+		f = math.NaN()
+	}
+	if math.IsNaN(f) {
 		*c = 0
 		return nil
 	}

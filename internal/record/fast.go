@@ -185,7 +185,7 @@ func fast(b []byte, i, depth int) (any, int, bool) {
 
 // fastString is a JSON string's value when stringValue or unquote can be sure of it.
 func fastString(raw []byte) (string, bool) {
-	if s, ok := stringValue(raw); ok {
+	if s, ok := PlainString(raw); ok {
 		return s, true
 	}
 	return unquote(raw)

@@ -137,7 +137,7 @@ func (l *Lazy) members(at int) (map[string]span, bool) {
 		if kend < 0 {
 			return nil, false
 		}
-		key, ok := stringValue(b[i:kend])
+		key, ok := PlainString(b[i:kend])
 		if !ok {
 			return nil, false
 		}
@@ -205,7 +205,7 @@ func (l *Lazy) element(at, n int) (start, end int, found, sure bool) {
 // decodeValue decodes one JSON value as Decode would (numbers as json.Number); a plain string is
 // taken without the decoder.
 func decodeValue(raw []byte) (any, bool) {
-	if s, ok := stringValue(raw); ok {
+	if s, ok := PlainString(raw); ok {
 		return s, true
 	}
 	if v, ok := fastValue(raw); ok {
@@ -227,9 +227,10 @@ func decodeValue(raw []byte) (any, bool) {
 	return v, true
 }
 
-// stringValue is a JSON string's value when it needs no decoding: no escapes, no control
-// characters, valid UTF-8 (the decoder replaces invalid bytes, so those go through it).
-func stringValue(raw []byte) (string, bool) {
+// PlainString is a JSON string's value when it needs no decoding: no escapes, no control
+// characters, valid UTF-8 (the decoder replaces invalid bytes, so those go through it); ok is
+// false for any other JSON, which encoding/json then decodes.
+func PlainString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return "", false
 	}
