@@ -160,7 +160,7 @@ func requestGroup() group {
 			Usage: "ask each record `K` times and keep each category's majority, with its share of the votes as <field>_confidence"},
 			func(c *cli.Context, o *engine.Options) { o.Votes = c.Int("votes") }},
 		{&cli.Float64Flag{Name: "hedge", Category: catRequests, DefaultText: "off",
-			Usage: "`P`: once no batch is left, idle workers' slots re-send requests running past the run's p90 latency (first answer wins), at most P% of the records"},
+			Usage: "`P`: once no batch is left, idle workers' slots re-send requests running past their own median latency (first answer wins), at most P% of the records"},
 			func(c *cli.Context, o *engine.Options) { o.Hedge = c.Float64("hedge") }},
 		{&cli.Float64Flag{Name: "max-cost", Category: catRequests, DefaultText: "off",
 			Usage: "budget in `USD` for the whole run: when spend reaches it no new requests start, the run merges and exits 1"},

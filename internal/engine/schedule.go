@@ -422,6 +422,7 @@ func (s *scheduler) runBatch(ctx context.Context, slot int, b batch.Range, w **s
 // copies of their requests running past the run's p90 latency.
 func (s *scheduler) lendIdle() {
 	p90 := s.tally.P90()
+	model, _ := s.tally.Latencies() // zero without enough answers: the workers use the p90
 	s.mu.Lock()
 	s.idle++
 	if s.hedgeLeft <= 0 || len(s.live) == 0 || p90 <= 0 {
@@ -449,9 +450,11 @@ func (s *scheduler) lendIdle() {
 			continue
 		}
 		// A worker gone meanwhile fails the write; its grant is not given back (it is a bound).
-		_, _ = p.Stdin().Write(wire.Encode(wire.Msg{Type: wire.Boost, Extra: extra, Budget: grants[i], P90MS: p90.Milliseconds()}))
+		_, _ = p.Stdin().Write(wire.Encode(wire.Msg{Type: wire.Boost, Extra: extra, Budget: grants[i], P90MS: p90.Milliseconds(),
+			LatBaseMS: model.BaseMS, LatPerKTokMS: model.PerKTokMS, LatMedian: model.Median}))
 	}
-	s.deps.Log.Debug("lent idle slots to the running workers for hedging", "idle_slots", idle, "running", len(busy), "extra_each", extra, "p90", p90)
+	s.deps.Log.Debug("lent idle slots to the running workers for hedging", "idle_slots", idle, "running", len(busy), "extra_each", extra, "p90", p90,
+		"latency_base_ms", model.BaseMS, "latency_ms_per_ktok", model.PerKTokMS, "latency_median_factor", model.Median)
 }
 
 // logRetries logs, every interval, the failed attempts of the last interval by class, so that

@@ -151,8 +151,9 @@ type state struct {
 	hedged, hedgeWins                    int64
 	agentRecords, agentTurns, fallbacks  int64
 	flexRefusals, flexFellBack           int64
-	// latencies holds the latest answers' latencies (ms), a ring of latencySample, for P90.
-	latencies []int64
+	// latencies holds the latest answers' latencies (ms) and input tokens, a ring of
+	// latencySample, for P90 and the hedging model.
+	latencies []latPoint
 	nextLat   int
 
 	batches map[int]*batchState
@@ -161,25 +162,81 @@ type state struct {
 // latencySample is how many of the latest latencies P90 looks at.
 const latencySample = 4096
 
-func (s *state) noteLatency(ms int64) {
+// latPoint is one answered record: its latency and its input tokens.
+type latPoint struct{ ms, tokens int64 }
+
+func (s *state) noteLatency(ms, tokens int64) {
+	p := latPoint{ms: ms, tokens: tokens}
 	if len(s.latencies) < latencySample {
-		s.latencies = append(s.latencies, ms)
+		s.latencies = append(s.latencies, p)
 		return
 	}
-	s.latencies[s.nextLat] = ms
+	s.latencies[s.nextLat] = p
 	s.nextLat = (s.nextLat + 1) % latencySample
 }
 
 // P90 is the 90th percentile of the latest answers' latencies, 0 before the first answer.
 func (t *Tally) P90() time.Duration {
 	t.mu.Lock()
-	l := slices.Clone(t.st.latencies)
+	l := make([]int64, len(t.st.latencies))
+	for i, p := range t.st.latencies {
+		l[i] = p.ms
+	}
 	t.mu.Unlock()
 	if len(l) == 0 {
 		return 0
 	}
 	slices.Sort(l)
 	return time.Duration(l[min(len(l)-1, len(l)*9/10)]) * time.Millisecond
+}
+
+// LatencyModel is what the latest answers say a record's latency is: BaseMS plus PerKTokMS a
+// thousand input tokens, times a factor that varies from record to record; Median is that
+// factor's median, so Median × (BaseMS + PerKTokMS × tokens/1000) is a record's median latency.
+type LatencyModel struct {
+	BaseMS, PerKTokMS, Median float64
+}
+
+// minModelPoints is how many answers a LatencyModel needs.
+const minModelPoints = 16
+
+// Latencies fits the latest answers' latencies to their input tokens by least squares (a
+// constant, when the slope is not positive or the tokens do not vary); ok is false with fewer
+// than minModelPoints answers.
+func (t *Tally) Latencies() (m LatencyModel, ok bool) {
+	t.mu.Lock()
+	pts := slices.Clone(t.st.latencies)
+	t.mu.Unlock()
+	n := float64(len(pts))
+	if len(pts) < minModelPoints {
+		return LatencyModel{}, false
+	}
+	var sx, sy, sxx, sxy float64
+	for _, p := range pts {
+		x, y := float64(p.tokens)/1000, float64(p.ms)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	m.BaseMS = sy / n
+	if d := n*sxx - sx*sx; d > 0 {
+		if b := (n*sxy - sx*sy) / d; b > 0 {
+			m.PerKTokMS, m.BaseMS = b, (sy-b*sx)/n
+		}
+	}
+	if m.BaseMS < 0 { // a line through the origin's far side: keep the slope, from zero
+		m.BaseMS, m.PerKTokMS = 0, sxy/sxx
+	}
+	ratios := make([]float64, 0, len(pts))
+	for _, p := range pts {
+		if pred := m.BaseMS + m.PerKTokMS*float64(p.tokens)/1000; pred > 0 {
+			ratios = append(ratios, float64(p.ms)/pred)
+		}
+	}
+	if len(ratios) == 0 {
+		return LatencyModel{}, false
+	}
+	slices.Sort(ratios)
+	m.Median = ratios[len(ratios)/2]
+	return m, true
 }
 
 func (s *state) batch(n int) *batchState {
@@ -235,7 +292,7 @@ func (t *Tally) Event(ev wire.Msg) {
 		if ev.OK {
 			s.requestMS += float64(ev.LatencyMS)
 			if !ev.Cached && !ev.Carried {
-				s.noteLatency(ev.LatencyMS)
+				s.noteLatency(ev.LatencyMS, ev.InputTokens)
 			}
 		}
 		if ev.Hedged {

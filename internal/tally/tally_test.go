@@ -278,3 +278,31 @@ func TestAgentCounters(t *testing.T) {
 		t.Errorf("agent counters %d records, %d turns, %d fallbacks; want 2, 9, 1", s.AgentRecords, s.AgentTurns, s.AgentFallbacks)
 	}
 }
+
+// The latency model recovers a latency that grows with the input tokens, and its factor's
+// median, from answered records; with too few answers it has none.
+func TestLatencyModel(t *testing.T) {
+	d := New(time.Now)
+	factors := []float64{0.5, 0.8, 1, 1.2, 3} // median 1
+	for i := range 200 {
+		tokens := int64(500 + 50*i)
+		ms := (100 + 60*float64(tokens)/1000) * factors[i%len(factors)]
+		if i == 10 {
+			if _, ok := d.Latencies(); ok {
+				t.Fatal("a model from 10 answers")
+			}
+		}
+		d.Event(wire.Msg{Type: wire.Record, Worker: 1, OK: true, InputTokens: tokens, LatencyMS: int64(ms)})
+	}
+	m, ok := d.Latencies()
+	if !ok {
+		t.Fatal("no model from 200 answers")
+	}
+	pred := func(tokens float64) float64 { return m.Median * (m.BaseMS + m.PerKTokMS*tokens/1000) }
+	for _, tokens := range []float64{1000, 5000, 10000} {
+		want := 100 + 60*tokens/1000
+		if got := pred(tokens); got < 0.85*want || got > 1.15*want {
+			t.Errorf("median latency at %.0f tokens %.0f ms, want about %.0f (model %+v)", tokens, got, want, m)
+		}
+	}
+}

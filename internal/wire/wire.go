@@ -43,7 +43,8 @@ const (
 	Assign = "assign"
 	// Boost lends a worker the request slots of workers gone idle once nothing is left to hand
 	// out (--hedge): Extra copies may run at once, Budget more may be sent, and only requests
-	// older than P90MS (the run's p90 latency) are copied.
+	// older than their own median latency by the latency model (or P90MS, the run's p90
+	// latency, without one) are copied.
 	Boost = "boost"
 	// Hello opens a permit connection to a limit server over TCP. The run's token never crosses
 	// the wire: the worker sends a nonce; the server answers with its own nonce and a proof that
@@ -136,12 +137,18 @@ type Msg struct {
 	FlexRefusals int  `json:"flex_refusals,omitempty"`
 	FlexFellBack bool `json:"flex_fell_back,omitempty"`
 	// Extra, Budget and P90MS are a boost's lending.
-	Extra   int   `json:"extra,omitempty"`
-	Budget  int   `json:"budget,omitempty"`
-	P90MS   int64 `json:"p90_ms,omitempty"`
-	DelayMS int64 `json:"delay_ms,omitempty"`
-	Pending int64 `json:"pending,omitempty"`
-	Done    int64 `json:"done,omitempty"`
+	Extra  int   `json:"extra,omitempty"`
+	Budget int   `json:"budget,omitempty"`
+	P90MS  int64 `json:"p90_ms,omitempty"`
+	// LatBaseMS, LatPerKTokMS and LatMedian are a boost's latency model (tally.LatencyModel):
+	// a request of T input tokens is copied once older than LatMedian × (LatBaseMS +
+	// LatPerKTokMS × T/1000), its own median latency; without them, once older than P90MS.
+	LatBaseMS    float64 `json:"lat_base_ms,omitempty"`
+	LatPerKTokMS float64 `json:"lat_per_ktok_ms,omitempty"`
+	LatMedian    float64 `json:"lat_median,omitempty"`
+	DelayMS      int64   `json:"delay_ms,omitempty"`
+	Pending      int64   `json:"pending,omitempty"`
+	Done         int64   `json:"done,omitempty"`
 	// MaxRSSKB is the worker's peak resident set size (end).
 	MaxRSSKB int64 `json:"max_rss_kb,omitempty"`
 	// Started and Waiting are a heartbeat's attempts started and requests waiting for a

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -9,8 +10,9 @@ import (
 	"github.com/trialcat/trialcat/internal/llm"
 )
 
-// hedger sends a second copy of a request that has run longer than the run's p90 latency once
-// the run has nothing left to hand out (--hedge): the coordinator then lends this worker the
+// hedger sends a second copy of a request that has run longer than its own median latency (by
+// the coordinator's latency model: a record of more tokens takes longer; the run's p90 latency
+// without a model) once the run has nothing left to hand out (--hedge): the coordinator then lends this worker the
 // request slots of workers gone idle (a boost line) and a budget of copies. The copies run in
 // those lent slots, beside this worker's own requests (a copy that frees a stuck request frees
 // the slot the batch's next record waits for). The first good answer of the two wins; the other
@@ -33,7 +35,26 @@ type hedger struct {
 	// p90 the age a request must reach; active counts copies running.
 	extra, budget, active int
 	p90                   time.Duration
+	model                 latencyModel
 	wake                  chan struct{}
+}
+
+// latencyModel predicts a request's median latency from its size (tally.LatencyModel, sent in
+// boost lines); the zero model predicts nothing.
+type latencyModel struct{ baseMS, perKTokMS, median float64 }
+
+// threshold is the age past which req is copied: its predicted median latency, or p90 when the
+// model predicts nothing.
+func (m latencyModel) threshold(req llm.Request, p90 time.Duration) time.Duration {
+	if m.median <= 0 {
+		return p90
+	}
+	tokens := float64(len(req.System)+len(req.User)) / 4
+	ms := m.median * (m.baseMS + m.perKTokMS*tokens/1000)
+	if ms <= 0 {
+		return p90
+	}
+	return time.Duration(ms * float64(time.Millisecond))
 }
 
 // call is one request in flight.
@@ -132,10 +153,11 @@ func (h *hedger) Complete(ctx context.Context, req llm.Request) (llm.Reply, erro
 	}
 }
 
-// boost takes the coordinator's lending: extra slots (absolute), more budget, and the p90.
-func (h *hedger) boost(extra, budget int, p90 time.Duration) {
+// boost takes the coordinator's lending: extra slots (absolute), more budget, the p90 and the
+// latency model.
+func (h *hedger) boost(extra, budget int, p90 time.Duration, model latencyModel) {
 	h.mu.Lock()
-	h.extra, h.budget, h.p90 = extra, h.budget+budget, p90
+	h.extra, h.budget, h.p90, h.model = extra, h.budget+budget, p90, model
 	h.mu.Unlock()
 	h.poke()
 }
@@ -147,8 +169,8 @@ func (h *hedger) poke() {
 	}
 }
 
-// run sends copies until ctx ends: every tick, the oldest requests past the p90 while slots and
-// budget allow.
+// run sends copies until ctx ends: every tick, the requests furthest past their threshold while
+// slots and budget allow.
 func (h *hedger) run(ctx context.Context, tick time.Duration) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -169,19 +191,36 @@ func (h *hedger) run(ctx context.Context, tick time.Duration) {
 func (h *hedger) due() []*call {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.p90 <= 0 || h.active >= h.extra || h.budget <= 0 {
+	if (h.p90 <= 0 && h.model.median <= 0) || h.active >= h.extra || h.budget <= 0 {
 		return nil
 	}
 	now := h.now()
-	var old []*call
+	type late struct {
+		c    *call
+		over float64 // age ÷ threshold
+	}
+	var lates []late
 	for c := range h.inflight {
-		if !c.hedged && now.Sub(c.started) > h.p90 {
-			old = append(old, c)
+		if c.hedged {
+			continue
+		}
+		th := h.model.threshold(c.req, h.p90)
+		if age := now.Sub(c.started); th > 0 && age > th {
+			lates = append(lates, late{c, float64(age) / float64(th)})
 		}
 	}
-	slices.SortFunc(old, func(a, b *call) int { return a.started.Compare(b.started) })
-	n := min(len(old), h.extra-h.active, h.budget)
-	old = old[:n]
+	// The furthest past its own threshold first: the likeliest to end the run last.
+	slices.SortFunc(lates, func(a, b late) int {
+		if a.over != b.over {
+			return cmp.Compare(b.over, a.over)
+		}
+		return a.c.started.Compare(b.c.started)
+	})
+	n := min(len(lates), h.extra-h.active, h.budget)
+	old := make([]*call, n)
+	for i := range old {
+		old[i] = lates[i].c
+	}
 	for _, c := range old {
 		c.hedged = true
 		h.active++

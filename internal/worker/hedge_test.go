@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,7 +44,7 @@ func runHedger(t *testing.T, p llm.Provider, timeout time.Duration, lend func(h 
 // request is cancelled, and the copy's prompt is costed.
 func TestHedgeCopiesARequestInTheTail(t *testing.T) {
 	p := &slowFirst{}
-	reply, err, note := runHedger(t, p, 2*time.Second, func(h *hedger) { h.boost(1, 1, 20*time.Millisecond) })
+	reply, err, note := runHedger(t, p, 2*time.Second, func(h *hedger) { h.boost(1, 1, 20*time.Millisecond, latencyModel{}) })
 	if err != nil {
 		t.Fatalf("Complete = %v; want the copy's answer", err)
 	}
@@ -69,8 +70,8 @@ func TestHedgeCopiesARequestInTheTail(t *testing.T) {
 func TestHedgeNeedsSlotsAndBudget(t *testing.T) {
 	for name, lend := range map[string]func(*hedger){
 		"no boost":  func(*hedger) {},
-		"no budget": func(h *hedger) { h.boost(1, 0, 20*time.Millisecond) },
-		"no slots":  func(h *hedger) { h.boost(0, 5, 20*time.Millisecond) },
+		"no budget": func(h *hedger) { h.boost(1, 0, 20*time.Millisecond, latencyModel{}) },
+		"no slots":  func(h *hedger) { h.boost(0, 5, 20*time.Millisecond, latencyModel{}) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := &slowFirst{}
@@ -109,7 +110,7 @@ func TestHedgeCopyMustBeValidToWin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	go h.run(ctx, 5*time.Millisecond)
-	h.boost(1, 1, 20*time.Millisecond)
+	h.boost(1, 1, 20*time.Millisecond, latencyModel{})
 	cctx, note := withHedgeNote(ctx)
 	reply, err := h.Complete(cctx, llm.Request{RecordID: "A"})
 	if err != nil || reply.Content != "good" {
@@ -158,7 +159,7 @@ func TestHedgeKeepsToItsBudget(t *testing.T) {
 		}()
 	}
 	time.Sleep(50 * time.Millisecond) // all five started and past the p90
-	h.boost(10, 2, 20*time.Millisecond)
+	h.boost(10, 2, 20*time.Millisecond, latencyModel{})
 	deadline := time.Now().Add(5 * time.Second)
 	for p.copies.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -169,4 +170,49 @@ func TestHedgeKeepsToItsBudget(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// With a latency model, a request is late by its own size: of two requests as old as each other,
+// the small one (past its predicted median) is copied and the large one (within it) is not; and
+// of two late ones, the one furthest past its own median goes first.
+func TestHedgeCopiesByEachRequestsOwnMedian(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := newHedger(nil, nil, nil)
+	h.now = func() time.Time { return now }
+	small := &call{req: llm.Request{RecordID: "small", User: strings.Repeat("x", 4000)}, started: now.Add(-300 * time.Millisecond)}   // 1k tokens: median 150 ms
+	large := &call{req: llm.Request{RecordID: "large", User: strings.Repeat("x", 40000)}, started: now.Add(-300 * time.Millisecond)}  // 10k tokens: median 600 ms
+	older := &call{req: llm.Request{RecordID: "older", User: strings.Repeat("x", 40000)}, started: now.Add(-1000 * time.Millisecond)} // 10k tokens, 1.7× its median
+	for _, c := range []*call{small, large, older} {
+		h.inflight[c] = struct{}{}
+	}
+	h.boost(1, 5, time.Hour, latencyModel{baseMS: 100, perKTokMS: 50, median: 1})
+	got := h.due()
+	if len(got) != 1 || got[0] != small {
+		t.Fatalf("first copy %v; want the small request, 2× its median (one slot lent)", ids(got))
+	}
+	h.active = 0
+	got = h.due()
+	if len(got) != 1 || got[0] != older {
+		t.Fatalf("second copy %v; want the old large request", ids(got))
+	}
+	h.active = 0
+	if got = h.due(); len(got) != 0 {
+		t.Errorf("copied %v; the large request is within its median", ids(got))
+	}
+	// Without a model: the run's p90 for every request.
+	h2 := newHedger(nil, nil, nil)
+	h2.now = h.now
+	h2.inflight[&call{req: llm.Request{RecordID: "a", User: "x"}, started: now.Add(-300 * time.Millisecond)}] = struct{}{}
+	h2.boost(1, 1, 400*time.Millisecond, latencyModel{})
+	if got := h2.due(); len(got) != 0 {
+		t.Errorf("copied %v before the p90 without a model", ids(got))
+	}
+}
+
+func ids(cs []*call) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.req.RecordID)
+	}
+	return out
 }

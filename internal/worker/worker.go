@@ -184,7 +184,8 @@ func (l *link) lend(m wire.Msg) {
 	h := l.hedge
 	l.mu.Unlock()
 	if h != nil {
-		h.boost(m.Extra, m.Budget, time.Duration(m.P90MS)*time.Millisecond)
+		h.boost(m.Extra, m.Budget, time.Duration(m.P90MS)*time.Millisecond,
+			latencyModel{baseMS: m.LatBaseMS, perKTokMS: m.LatPerKTokMS, median: m.LatMedian})
 	}
 }
 
