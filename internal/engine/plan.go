@@ -46,6 +46,11 @@ type plan struct {
 
 func (p *plan) release() { p.lock.Release() }
 
+// keepInput is the largest input the input check keeps in memory for the split, which then
+// neither reads nor parses it again (input.Options.Keep). 256 MiB keeps about 11,000 full
+// registry records; a larger input is read twice, holding a chunk at a time.
+const keepInput = 256 << 20
+
 // planStep says what a command needs of the plan beyond the checks.
 type planStep int
 
@@ -131,7 +136,9 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 	inOpts := input.Options{IDField: opts.IDField, Dedupe: opts.Dedupe}
 	p.phases.CheckingInputAt = deps.Now().UTC()
 	log.Info("checking input", "path", opts.Input)
-	stats, err := input.Scan(ctx, opts.Input, inOpts)
+	scanOpts := inOpts
+	scanOpts.Keep = keepInput
+	stats, err := input.Scan(ctx, opts.Input, scanOpts)
 	if err != nil {
 		return err
 	}
@@ -143,7 +150,7 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		tmpl = nil // no prompt to render: nothing to check per record
 	}
 	// The first records now, the rest as their batch files are written.
-	if err := checkFirst(ctx, opts.Input, inOpts, tmpl); err != nil {
+	if err := checkFirst(ctx, opts.Input, inOpts, tmpl, stats.Kept); err != nil {
 		return err
 	}
 	if err := checkOut(opts.Out); err != nil {
@@ -199,7 +206,10 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		return err
 	}
 	if n == 0 {
-		spec.Batches = batch.Guided(stats.Records, opts.Workers, 1)
+		// No batch smaller than a worker's concurrency: fewer records would leave its slots
+		// idle, and the end takes one request's time either way; each batch less is a
+		// hand-over less (about 5 ms of CPU on each side).
+		spec.Batches = batch.Guided(stats.Records, opts.Workers, int64(max(opts.Concurrency, 1)))
 	} else {
 		spec.Batches = batch.Equal(stats.Records, n)
 	}
@@ -259,6 +269,7 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		return nil
 	}
 	p.split = newSplitter(opts.Input, inOpts, tmpl, p.dir, toWrite)
+	p.split.kept = stats.Kept
 	p.split.onDone = ready
 	if tmpl != nil {
 		p.split.checked = splitChunk // checkFirst rendered them

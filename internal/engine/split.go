@@ -40,6 +40,9 @@ type splitter struct {
 	onDone func()
 	// checked is how many of the input's first records checkFirst rendered already.
 	checked int64
+	// kept, when set, are the input's records as the input check kept them: the split takes
+	// them from memory rather than reading the file again, and drops them when done.
+	kept []record.Record
 }
 
 func newSplitter(path string, inOpts input.Options, tmpl *prompt.Template, dir rundir.Dir, plan []batch.Range) *splitter {
@@ -101,11 +104,11 @@ func (sp *splitter) write(ctx context.Context) error {
 	if len(sp.plan) == 0 {
 		return nil
 	}
-	r, err := input.Open(sp.path, sp.inOpts)
+	next, closeInput, err := sp.records()
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeInput()
 	plan := sp.plan
 	var w *batch.Writer
 	defer func() {
@@ -125,7 +128,7 @@ func (sp *splitter) write(ctx context.Context) error {
 		}
 		chunk, places = chunk[:0], places[:0]
 		for len(chunk) < splitChunk {
-			rec, err := r.Next()
+			rec, err := next()
 			if errors.Is(err, io.EOF) {
 				eof = true
 				break
@@ -179,11 +182,37 @@ func (sp *splitter) write(ctx context.Context) error {
 	return nil
 }
 
-// checkFirst renders the first chunk of the input's records before anything is written: a
-// template that fails on every record is refused while the folder is untouched.
-func checkFirst(ctx context.Context, path string, inOpts input.Options, tmpl *prompt.Template) error {
+// records is the input's records in order: the kept ones, or the file read again.
+func (sp *splitter) records() (next func() (record.Record, error), closeInput func(), err error) {
+	if sp.kept != nil {
+		kept := sp.kept
+		return func() (record.Record, error) {
+				if len(kept) == 0 {
+					return record.Record{}, io.EOF
+				}
+				rec := kept[0]
+				kept = kept[1:]
+				return rec, nil
+			}, func() {
+				sp.kept = nil // the memory goes with the split
+			}, nil
+	}
+	r, err := input.Open(sp.path, sp.inOpts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.Next, func() { r.Close() }, nil
+}
+
+// checkFirst renders the first chunk of the input's records (kept ones, when the input check
+// kept them) before anything is written: a template that fails on every record is refused while
+// the folder is untouched.
+func checkFirst(ctx context.Context, path string, inOpts input.Options, tmpl *prompt.Template, kept []record.Record) error {
 	if tmpl == nil {
 		return nil
+	}
+	if kept != nil {
+		return checkRendered(ctx, tmpl, kept[:min(len(kept), splitChunk)])
 	}
 	r, err := input.Open(path, inOpts)
 	if err != nil {

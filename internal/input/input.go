@@ -35,6 +35,9 @@ type Options struct {
 	// Dedupe keeps the first record of each ID and drops later ones (Scan reports them) instead
 	// of failing.
 	Dedupe bool
+	// Keep, when above 0, has Scan keep the records of an input file of at most Keep bytes
+	// (Stats.Kept), so that a small input is not read and parsed a second time.
+	Keep int64
 }
 
 // fields returns the ID fields to look for, in order.
@@ -67,6 +70,9 @@ type Stats struct {
 	Records int64       // records kept (after dropping duplicates)
 	SHA256  string      // hex SHA-256 of the file's bytes
 	Dropped []Duplicate // duplicates dropped, when Options.Dedupe
+	// Kept are the records a Reader would return, in order (Index is their place), when
+	// Options.Keep allowed the file's size; nil otherwise.
+	Kept []record.Record
 }
 
 // maxListed is how many duplicates an error lists.
@@ -87,6 +93,11 @@ func Scan(ctx context.Context, path string, opts Options) (Stats, error) {
 		return Stats{}, err
 	}
 	st := Stats{Format: format}
+	var arena []byte // the kept records' bytes, one allocation for the whole input
+	if fi, err := f.Stat(); err == nil && opts.Keep > 0 && fi.Size() <= opts.Keep {
+		arena = make([]byte, 0, fi.Size())
+		st.Kept = []record.Record{}
+	}
 	seen := make(map[string]int64)
 	var dups []Duplicate
 	var nDups int64
@@ -110,6 +121,14 @@ func Scan(ctx context.Context, path string, opts Options) (Stats, error) {
 		first, dup := seen[r.id]
 		if !dup {
 			seen[r.id] = index
+			if st.Kept != nil {
+				if len(arena)+len(r.data) > cap(arena) { // compact JSON outgrew the file (a CSV)
+					arena = make([]byte, 0, max(2*cap(arena), len(r.data)))
+				}
+				at := len(arena)
+				arena = append(arena, r.data...)
+				st.Kept = append(st.Kept, record.Record{Index: st.Records, ID: r.id, Data: json.RawMessage(arena[at:len(arena):len(arena)])})
+			}
 			st.Records++
 			continue
 		}

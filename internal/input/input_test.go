@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -322,5 +323,47 @@ func TestReaderClosed(t *testing.T) {
 	}
 	if _, err := r.Next(); err == nil || errors.Is(err, io.EOF) {
 		t.Errorf("Next after Close = %v, want an error", err)
+	}
+}
+
+// Scan keeps the records a Reader would return (after --dedupe, for every format) when the
+// file is no larger than Keep, and none when it is.
+func TestScanKeepsWhatAReaderReturns(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"a.jsonl": `{"nct_id":"1","x":[1, 2]}` + "\n" + `{"nct_id":"2"}` + "\n" + `{"nct_id":"1","dup":true}` + "\n" + `{"nct_id":"3"}` + "\n",
+		"b.json":  `[{"nct_id":"1"}, {"nct_id":"2","t":"é"}]`,
+		"c.csv":   "nct_id,title\n1,a\n2,\"b, c\"\n",
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts := Options{Dedupe: true}
+		r, err := Open(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []record.Record
+		for {
+			rec, err := r.Next()
+			if err != nil {
+				break
+			}
+			want = append(want, rec)
+		}
+		r.Close()
+		opts.Keep = int64(len(content))
+		st, err := Scan(context.Background(), path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(st.Kept, want) {
+			t.Errorf("%s: kept %v; a reader returns %v", name, st.Kept, want)
+		}
+		opts.Keep = int64(len(content)) - 1
+		if st, err = Scan(context.Background(), path, opts); err != nil || st.Kept != nil {
+			t.Errorf("%s: kept %d records of a file over Keep (%v)", name, len(st.Kept), err)
+		}
 	}
 }
