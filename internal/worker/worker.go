@@ -135,7 +135,7 @@ func (d Deps) parsePrompt(source, text string) (*prompt.Template, error) {
 // setSoftLimit sets the soft memory limit after the batch's set-up: once in a serving worker,
 // whose batches all need the same (its first batch's set-up decides; the forced collection it
 // takes cost ~5 ms a batch).
-func (d Deps) setSoftLimit(getenv func(string) string, concurrency int) {
+func (d Deps) setSoftLimit(getenv func(string) string, concurrency int, live bool) {
 	if st := d.serving; st != nil {
 		st.mu.Lock()
 		defer st.mu.Unlock()
@@ -144,7 +144,7 @@ func (d Deps) setSoftLimit(getenv func(string) string, concurrency int) {
 		}
 		st.limitSet = true
 	}
-	softLimit(getenv, concurrency)
+	softLimit(getenv, concurrency, live)
 }
 
 // DefaultHeartbeat is the interval of a worker's heartbeat lines.
@@ -319,7 +319,7 @@ func runOne(ctx context.Context, opts Options, deps Deps, l *link) error {
 		return err
 	}
 	defer w.close()
-	deps.setSoftLimit(getenv, spec.Concurrency)
+	deps.setSoftLimit(getenv, spec.Concurrency, spec.Provider != runspec.ProviderOffline)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
