@@ -323,10 +323,17 @@ type resultRow struct {
 	Worker    int
 }
 
-// readResults reads final_results.csv through its layout, by column name.
+// readResults reads final_results.csv through its layout, by column name, and refuses a file
+// that holds a record twice: a measured run must lose nothing and double nothing (the callers
+// check the count).
 func readResults(out string) ([]resultRow, error) {
 	var rows []resultRow
+	seen := map[string]bool{}
 	_, err := results.ReadFile(rundir.New(out).FinalResults(), func(_ results.Layout, r results.Row) error {
+		if seen[r.ID] {
+			return fmt.Errorf("%s: record %s is in final_results.csv twice", out, r.ID)
+		}
+		seen[r.ID] = true
 		rows = append(rows, resultRow{LatencyMS: float64(r.LatencyMS), Worker: r.Worker})
 		return nil
 	})

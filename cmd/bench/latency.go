@@ -274,6 +274,9 @@ func (b *bench) latencyRun(ctx context.Context, p latencyPlan, w int, mode strin
 	if err != nil {
 		return nil, err
 	}
+	if len(rows) != n {
+		return nil, fmt.Errorf("latency %s, %d workers, %s: final_results.csv holds %d records of %d", p.name, w, mode, len(rows), n)
+	}
 	srv := f.stats()
 	r := &latencyResult{Model: p.name, Workers: w, Conc: c, Mode: mode, Records: n, Batches: run.Batches, WallS: run.Proc.WallS,
 		ServiceSumS: srv.ServiceSumS, ClientSumS: run.Summary.RequestSeconds,
