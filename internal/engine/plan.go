@@ -47,9 +47,10 @@ type plan struct {
 func (p *plan) release() { p.lock.Release() }
 
 // keepInput is the largest input the input check keeps in memory for the split, which then
-// neither reads nor parses it again (input.Options.Keep). 256 MiB keeps about 11,000 full
-// registry records; a larger input is read twice, holding a chunk at a time.
-const keepInput = 256 << 20
+// neither reads nor parses it again (input.Options.Keep). 128 MiB is about 6,000 full registry
+// records; a larger input is read twice, holding a chunk at a time, so a million-record run's
+// coordinator stays under 200 MB.
+const keepInput = 128 << 20
 
 // planStep says what a command needs of the plan beyond the checks.
 type planStep int
@@ -142,6 +143,14 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 	if err != nil {
 		return err
 	}
+	// The kept records go to the split, which frees them when it ends; otherwise they are
+	// freed here. (A plan dropped before its split runs leaves them to the process's exit.)
+	keptTaken := false
+	defer func() {
+		if !keptTaken {
+			stats.Free()
+		}
+	}()
 	p.records = stats.Records
 	for _, d := range stats.Dropped {
 		log.Warn("duplicate ID dropped (--dedupe keeps the first)", "id", d.ID, "index", d.Index, "first_index", d.FirstIndex)
@@ -269,7 +278,7 @@ func (p *plan) prepare(ctx context.Context, deps *Deps, started time.Time) error
 		return nil
 	}
 	p.split = newSplitter(opts.Input, inOpts, tmpl, p.dir, toWrite)
-	p.split.kept = stats.Kept
+	p.split.kept, p.split.freeKept, keptTaken = stats.Kept, stats.Free, true
 	p.split.onDone = ready
 	if tmpl != nil {
 		p.split.checked = splitChunk // checkFirst rendered them

@@ -41,8 +41,9 @@ type splitter struct {
 	// checked is how many of the input's first records checkFirst rendered already.
 	checked int64
 	// kept, when set, are the input's records as the input check kept them: the split takes
-	// them from memory rather than reading the file again, and drops them when done.
-	kept []record.Record
+	// them from memory rather than reading the file again, and frees them (freeKept) when done.
+	kept     []record.Record
+	freeKept func()
 }
 
 func newSplitter(path string, inOpts input.Options, tmpl *prompt.Template, dir rundir.Dir, plan []batch.Range) *splitter {
@@ -194,7 +195,11 @@ func (sp *splitter) records() (next func() (record.Record, error), closeInput fu
 				kept = kept[1:]
 				return rec, nil
 			}, func() {
-				sp.kept = nil // the memory goes with the split
+				// The memory goes with the split: nothing it wrote or rendered points into it.
+				sp.kept = nil
+				if sp.freeKept != nil {
+					sp.freeKept()
+				}
 			}, nil
 	}
 	r, err := input.Open(sp.path, sp.inOpts)

@@ -71,8 +71,11 @@ type Stats struct {
 	SHA256  string      // hex SHA-256 of the file's bytes
 	Dropped []Duplicate // duplicates dropped, when Options.Dedupe
 	// Kept are the records a Reader would return, in order (Index is their place), when
-	// Options.Keep allowed the file's size; nil otherwise.
+	// Options.Keep allowed the file's size; nil otherwise. Their bytes live outside the Go
+	// heap until Free is called; nothing may read them after that.
 	Kept []record.Record
+	// Free releases the kept records' memory (a no-op when none were kept). Call it once.
+	Free func()
 }
 
 // maxListed is how many duplicates an error lists.
@@ -81,7 +84,7 @@ const maxListed = 10
 // Scan reads the whole input once, streaming, and validates every record: format, syntax,
 // UTF-8, IDs and their uniqueness. Run it before anything is written, so bad input stops the
 // run (exit 2) with nothing touched. It holds one record and the set of IDs in memory.
-func Scan(ctx context.Context, path string, opts Options) (Stats, error) {
+func Scan(ctx context.Context, path string, opts Options) (st Stats, err error) {
 	f, format, err := open(path, opts)
 	if err != nil {
 		return Stats{}, err
@@ -92,12 +95,26 @@ func Scan(ctx context.Context, path string, opts Options) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	st := Stats{Format: format}
+	st = Stats{Format: format, Free: func() {}}
 	var arena []byte // the kept records' bytes, one allocation for the whole input
+	var frees []func()
 	if fi, err := f.Stat(); err == nil && opts.Keep > 0 && fi.Size() <= opts.Keep {
-		arena = make([]byte, 0, fi.Size())
+		var free func()
+		arena, free = newArena(int(fi.Size()))
+		frees = append(frees, free)
 		st.Kept = []record.Record{}
 	}
+	freeAll := func() {
+		for _, f := range frees {
+			f()
+		}
+		frees = nil
+	}
+	defer func() {
+		if err != nil || st.Kept == nil {
+			freeAll() // an error returns no records
+		}
+	}()
 	seen := make(map[string]int64)
 	var dups []Duplicate
 	var nDups int64
@@ -123,7 +140,9 @@ func Scan(ctx context.Context, path string, opts Options) (Stats, error) {
 			seen[r.id] = index
 			if st.Kept != nil {
 				if len(arena)+len(r.data) > cap(arena) { // compact JSON outgrew the file (a CSV)
-					arena = make([]byte, 0, max(2*cap(arena), len(r.data)))
+					var free func()
+					arena, free = newArena(max(2*cap(arena), len(r.data)))
+					frees = append(frees, free)
 				}
 				at := len(arena)
 				arena = append(arena, r.data...)
@@ -152,6 +171,9 @@ func Scan(ctx context.Context, path string, opts Options) (Stats, error) {
 		return Stats{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	st.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if st.Kept != nil {
+		st.Free = freeAll
+	}
 	return st, nil
 }
 

@@ -361,6 +361,7 @@ func TestScanKeepsWhatAReaderReturns(t *testing.T) {
 		if !reflect.DeepEqual(st.Kept, want) {
 			t.Errorf("%s: kept %v; a reader returns %v", name, st.Kept, want)
 		}
+		st.Free()
 		opts.Keep = int64(len(content)) - 1
 		if st, err = Scan(context.Background(), path, opts); err != nil || st.Kept != nil {
 			t.Errorf("%s: kept %d records of a file over Keep (%v)", name, len(st.Kept), err)
