@@ -58,15 +58,22 @@ func (s *Server) Attach(ctx context.Context, worker int, reply io.Writer) {
 	}
 }
 
-// checkFree tells every worker permits are no longer free, once they are not.
+// checkFree tells every worker permits are no longer free, once they are not. The lines are
+// written outside the lock, as grants are: a stopped worker's full stdin must not hold up the
+// others.
 func (s *Server) checkFree() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.free || s.l.Free() {
+		s.mu.Unlock()
 		return
 	}
 	s.free = false
+	peers := make([]*peer, 0, len(s.peers))
 	for _, p := range s.peers {
+		peers = append(peers, p)
+	}
+	s.mu.Unlock()
+	for _, p := range peers {
 		_ = p.reply.Send(wire.Msg{Type: wire.Limited})
 	}
 }
