@@ -95,6 +95,10 @@ func newScheduler(p *plan, deps *Deps) (*scheduler, error) {
 	if p.fullBaseURL != spec.BaseURL {
 		s.extraEnv = []string{"OPENAI_BASE_URL=" + p.fullBaseURL}
 	}
+	if p.opts.MaxCostUSD > 0 {
+		// The budget stops the run by granting no more: every request must ask.
+		s.permits.RequireGrants()
+	}
 	onTee := func(err error) {
 		deps.Log.Warn("standard output closed (the reader of --stream - went away); the run goes on and results.jsonl gets every record", "error", err)
 	}

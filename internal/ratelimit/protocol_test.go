@@ -485,16 +485,28 @@ func TestFreePermitsUntilALimitShows(t *testing.T) {
 	}
 }
 
-// A limit given to the run means permits are never free.
+// A limit given to the run, or a run that requires grants (a cost budget), means permits are
+// never free.
 func TestNoFreePermitsWithALimit(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		srv := NewServer(New(Config{TPM: 1000}))
-		defer srv.Close()
-		c, disconnect := pipeWorker(t.Context(), srv, 1)
-		defer disconnect()
-		synctest.Wait()
-		if c.free.Load() {
-			t.Fatal("told permits are free under --tpm")
-		}
-	})
+	for name, srv := range map[string]func() *Server{
+		"--tpm": func() *Server { return NewServer(New(Config{TPM: 1000})) },
+		"grants required": func() *Server {
+			s := NewServer(New(Config{}))
+			s.RequireGrants()
+			return s
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := srv()
+				defer srv.Close()
+				c, disconnect := pipeWorker(t.Context(), srv, 1)
+				defer disconnect()
+				synctest.Wait()
+				if c.free.Load() {
+					t.Fatal("told permits are free")
+				}
+			})
+		})
+	}
 }

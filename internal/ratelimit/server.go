@@ -58,6 +58,14 @@ func (s *Server) Attach(ctx context.Context, worker int, reply io.Writer) {
 	}
 }
 
+// RequireGrants makes every request wait for a grant for the rest of the run, free or not: for a
+// run that must be able to stop its requests at once (a cost budget). Call it before Attach.
+func (s *Server) RequireGrants() {
+	s.mu.Lock()
+	s.free = false
+	s.mu.Unlock()
+}
+
 // checkFree tells every worker permits are no longer free, once they are not. The lines are
 // written outside the lock, as grants are: a stopped worker's full stdin must not hold up the
 // others.
