@@ -32,8 +32,9 @@
 // Permits, so a worker does not care which one it has: a worker run by hand uses its own Limiter
 // with the whole budget.
 //
-// While the run's Limiter is Free (no limit configured or learned, no 429, pause or outage), the
-// Server says {"type":"free"} to each worker it attaches, and a Client then sends at once and
+// While the run's Limiter is Free (no limit configured or learned, no 429, pause or outage) and
+// the run does not RequireGrants (a cost budget), the Server says {"type":"free"} to each worker
+// it attaches, and a Client then sends at once and
 // posts {"type":"took","tokens":N} for the Server to count (Limiter.Take), with no round trip;
 // the first feedback that shows a limit makes the Server say {"type":"limited"} to every worker,
 // for the rest of the run.
