@@ -29,10 +29,11 @@ type agentState struct {
 	transcript *transcript // nil with --transcripts off
 }
 
-// setUpAgent readies the batch's agent (run.json's agent settings) with the tool sources given.
-func (r *runner) setUpAgent(external []agent.Toolbox) error {
+// setUpAgent readies the batch's agent (run.json's agent settings) with the tool sources given;
+// its template is parsed once per serving worker (Deps.parsePrompt).
+func (r *runner) setUpAgent(external []agent.Toolbox, deps Deps) error {
 	a := r.spec.Agent
-	tmpl, err := prompt.Parse(a.PromptSource, a.Prompt)
+	tmpl, err := deps.parsePrompt(a.PromptSource, a.Prompt)
 	if err != nil {
 		return err
 	}
@@ -288,7 +289,7 @@ func (r *runner) startAgent(deps Deps) error {
 		r.toolServers = append(r.toolServers, s)
 		ext = append(ext, s)
 	}
-	if err := r.setUpAgent(ext); err != nil {
+	if err := r.setUpAgent(ext, deps); err != nil {
 		return err
 	}
 	defs, _ := json.Marshal(r.agent.loop.Tools())

@@ -96,40 +96,34 @@ type servingState struct {
 
 // parseSchema is schema.Parse, once per text in a serving worker.
 func (d Deps) parseSchema(text []byte, source string) (*schema.Schema, error) {
-	st := d.serving
-	if st == nil {
-		return schema.Parse(text, source)
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	key := [2]string{string(text), source}
-	if sch, ok := st.schemas[key]; ok {
-		return sch, nil
-	}
-	sch, err := schema.Parse(text, source)
-	if err == nil {
-		st.schemas[key] = sch
-	}
-	return sch, err
+	return parsedOnce(d.serving, func(st *servingState) map[[2]string]*schema.Schema { return st.schemas },
+		[2]string{string(text), source}, func() (*schema.Schema, error) { return schema.Parse(text, source) })
 }
 
 // parsePrompt is prompt.Parse, once per template in a serving worker (a Template is safe for
 // concurrent use).
 func (d Deps) parsePrompt(source, text string) (*prompt.Template, error) {
-	st := d.serving
+	return parsedOnce(d.serving, func(st *servingState) map[[2]string]*prompt.Template { return st.tmpls },
+		[2]string{source, text}, func() (*prompt.Template, error) { return prompt.Parse(source, text) })
+}
+
+// parsedOnce is parse's result for key, kept in st's map (of) the first time it succeeds; with
+// no serving state, parse every time.
+func parsedOnce[T any](st *servingState, of func(*servingState) map[[2]string]T, key [2]string, parse func() (T, error)) (T, error) {
 	if st == nil {
-		return prompt.Parse(source, text)
+		return parse()
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if t, ok := st.tmpls[[2]string{source, text}]; ok {
-		return t, nil
+	m := of(st)
+	if v, ok := m[key]; ok {
+		return v, nil
 	}
-	t, err := prompt.Parse(source, text)
+	v, err := parse()
 	if err == nil {
-		st.tmpls[[2]string{source, text}] = t
+		m[key] = v
 	}
-	return t, err
+	return v, err
 }
 
 // setSoftLimit sets the soft memory limit after the batch's set-up: once in a serving worker,
